@@ -1,0 +1,142 @@
+"""Turn a validated site file into JupyterHub configuration.
+
+``jupyterhub_config.py`` calls :func:`configure`; any plain traitlet set after that
+call in the same file still overrides what the site file said.
+"""
+
+import os
+import shutil
+import sys
+from urllib.parse import urlparse
+
+from . import network
+from .schema import SiteConfigError
+from .siteconfig import load_site, site_path
+
+
+def _auth(c, auth, environ):
+    c.Authenticator.admin_users = set(auth["admin_users"])
+    kind = auth["type"]
+    if kind == "native":
+        import nativeauthenticator
+
+        c.JupyterHub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+        c.NativeAuthenticator.open_signup = auth["open_signup"]
+        c.NativeAuthenticator.minimum_password_length = 10
+        c.NativeAuthenticator.check_common_password = True
+        c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
+        return
+    block = auth[kind]
+    secret = environ.get(block["client_secret_env"])
+    if not secret:
+        raise SiteConfigError(f"auth.{kind}.client_secret_env", f"environment variable {block['client_secret_env']} is not set")
+    cls = {
+        "github": "oauthenticator.github.GitHubOAuthenticator",
+        "gitlab": "oauthenticator.gitlab.GitLabOAuthenticator",
+        "oidc": "oauthenticator.generic.GenericOAuthenticator",
+    }[kind]
+    c.JupyterHub.authenticator_class = cls
+    name = cls.rsplit(".", 1)[1]
+    section = c[name]
+    section.client_id = block["client_id"]
+    section.client_secret = secret
+    section.oauth_callback_url = block["callback_url"]
+    if block["allowed_users"]:
+        section.allowed_users = set(block["allowed_users"])
+    if kind == "github" and block["allowed_groups"]:
+        section.allowed_organizations = set(block["allowed_groups"])
+    elif kind == "gitlab":
+        if block.get("url"):
+            section.gitlab_url = block["url"]
+        if block["allowed_groups"]:
+            section.allowed_gitlab_groups = set(block["allowed_groups"])
+    elif kind == "oidc":
+        section.authorize_url = block["authorize_url"]
+        section.token_url = block["token_url"]
+        section.userdata_url = block["userdata_url"]
+        section.username_claim = block["username_claim"]
+        section.scope = block["scope"]
+        if block["allowed_groups"]:
+            section.allowed_groups = set(block["allowed_groups"])
+            section.manage_groups = True
+    if not block["allowed_users"] and not block["allowed_groups"]:
+        raise SiteConfigError(f"auth.{kind}.allowed_users", "list the users or groups allowed in (an empty allowlist would let anyone with an account in)")
+
+
+def _spawner(c, site, gateway):
+    from .spawner import GPUDockerSpawner
+
+    hub, storage, users = site["hub"], site["storage"], site["users"]
+    c.JupyterHub.spawner_class = GPUDockerSpawner
+    s = c.GPUDockerSpawner
+    s.deployment = hub["name"]
+    s.profiles = site["profiles"]
+    s.default_profile = site["default_profile"]
+    s.allowed_images = {p["image"]: p["image"] for p in site["profiles"]}
+    s.home_source = storage["home"]
+    s.datasets = storage["datasets"]
+    if storage["scratch"]:
+        s.scratch_source = storage["scratch"]
+        s.scratch_target = storage["scratch_target"]
+    s.allow_sudo = users["sudo"]
+    s.uid_base = users["uid_base"]
+    s.user_gid = users["gid"]
+    s.network_name = hub["network"]
+    s.use_internal_ip = True
+    s.remove = True  # the container is disposable; the home volume is not
+    s.pull_policy = "ifnotpresent"
+    s.start_timeout = hub["start_timeout"]
+    s.http_timeout = hub["start_timeout"]
+    s.debug = False
+
+
+def configure(c, site=None, environ=os.environ):
+    """Configure the hub from the site file. Raises SiteConfigError / HostError."""
+    site = site or load_site(site_path(environ))
+    hub = site["hub"]
+    state = os.path.abspath(hub["state_dir"])
+    os.makedirs(state, mode=0o700, exist_ok=True)
+
+    c.JupyterHub.bind_url = hub["bind_url"]
+    db_url = hub["db_url"]
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        db_url = "sqlite:///" + os.path.join(state, db_url[len("sqlite:///"):])
+    c.JupyterHub.db_url = db_url
+    c.JupyterHub.cookie_secret_file = os.path.join(state, "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "jupyterhub-proxy.pid")
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
+    chp = shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+    c.ConfigurableHTTPProxy.command = [chp]
+    c.JupyterHub.cleanup_servers = False  # user containers outlive a hub restart
+
+    client = network.docker_client()
+    gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])
+    c.JupyterHub.hub_bind_url = f"http://{gateway}:{hub['api_port']}"
+    c.JupyterHub.hub_connect_url = f"http://{gateway}:{hub['api_port']}"
+
+    _auth(c, site["auth"], environ)
+    _spawner(c, site, gateway)
+    if hub["idle_timeout"]:
+        c.JupyterHub.services = [
+            {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={hub['idle_timeout']}"]}
+        ]
+        c.JupyterHub.load_roles = [
+            {"name": "idle-culler", "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"], "services": ["idle-culler"]}
+        ]
+    return site
+
+
+def configure_or_exit(c, environ=os.environ):
+    """For jupyterhub_config.py: print one clear line and stop startup on a bad site file."""
+    try:
+        return configure(c, environ=environ)
+    except SiteConfigError as e:
+        print(f"gpulab: invalid site file {site_path(environ)}: {e}", file=sys.stderr)
+    except network.HostError as e:
+        print(f"gpulab: host not ready: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def public_host_port(bind_url):
+    u = urlparse(bind_url)
+    return u.hostname, u.port or (443 if u.scheme == "https" else 80)

@@ -1,0 +1,48 @@
+"""The deployment's Docker network and the hub address user containers reach.
+
+The hub's internal API listens on the network's gateway address: an address of a
+bridge interface on this host, reachable from the user containers, not published on
+any outside interface.
+"""
+
+import ipaddress
+
+import docker
+
+
+class HostError(RuntimeError):
+    """The host is not ready (Docker unreachable, network clash, ...)."""
+
+
+def gateway_of(subnet):
+    return str(next(ipaddress.ip_network(subnet).hosts()))
+
+
+def docker_client():
+    try:
+        client = docker.from_env(version="auto", timeout=30)
+        client.ping()
+        return client
+    except Exception as e:
+        raise HostError(f"the Docker engine is not reachable ({e}); start it (e.g. `dockerd`) or run `make up`")
+
+
+def ensure_network(client, name, subnet, deployment):
+    """Create the bridge network if missing; return its gateway address."""
+    found = client.networks.list(names=[name])
+    found = [n for n in found if n.name == name]
+    if found:
+        configs = (found[0].attrs.get("IPAM") or {}).get("Config") or []
+        for cfg in configs:
+            if cfg.get("Gateway"):
+                return cfg["Gateway"]
+            if cfg.get("Subnet"):
+                return gateway_of(cfg["Subnet"])
+        raise HostError(f"Docker network {name} exists but has no IPv4 subnet; remove it (`docker network rm {name}`)")
+    gateway = gateway_of(subnet)
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+    try:
+        client.networks.create(name, driver="bridge", ipam=ipam, labels={"gpulab.deployment": deployment})
+    except docker.errors.APIError as e:
+        raise HostError(f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet")
+    return gateway

@@ -1,0 +1,164 @@
+"""A tiny declarative validator for the site file.
+
+Every error names the key path that was wrong (``datasets[1].mode``), so an admin
+can find it in the YAML without reading a traceback.  Validation is pure: it never
+touches Docker, the filesystem or the network.
+"""
+
+import re
+
+
+class SiteConfigError(ValueError):
+    """The site file is invalid. ``path`` is the key path, e.g. ``datasets[1].mode``."""
+
+    def __init__(self, path, message):
+        self.path = path or "(top level)"
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+
+def _join(path, key):
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value):
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"
+
+
+class Field:
+    """One key: a checker plus a default. ``required`` keys have no default."""
+
+    def __init__(self, check, default=None, required=False):
+        self.check = check
+        self.default = default
+        self.required = required
+
+
+def string(pattern=None, hint=None, max_len=4096):
+    def check(value, path):
+        if not isinstance(value, str):
+            raise SiteConfigError(path, f"must be a string, got {_describe(value)}")
+        if len(value) > max_len:
+            raise SiteConfigError(path, f"must be at most {max_len} characters")
+        if pattern and not re.fullmatch(pattern, value):
+            raise SiteConfigError(path, f"must be {hint or 'match ' + pattern}, got {_describe(value)}")
+        return value
+
+    return check
+
+
+def choice(*options):
+    def check(value, path):
+        if value not in options:
+            wanted = " or ".join(f'"{o}"' for o in options)
+            raise SiteConfigError(path, f"must be {wanted}, got {_describe(value)}")
+        return value
+
+    return check
+
+
+def boolean(value, path):
+    if not isinstance(value, bool):
+        raise SiteConfigError(path, f"must be true or false, got {_describe(value)}")
+    return value
+
+
+def integer(minimum=None, maximum=None):
+    def check(value, path):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SiteConfigError(path, f"must be a whole number, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise SiteConfigError(path, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise SiteConfigError(path, f"must be at most {maximum}, got {value}")
+        return value
+
+    return check
+
+
+def number(minimum=None, maximum=None):
+    def check(value, path):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SiteConfigError(path, f"must be a number, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise SiteConfigError(path, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise SiteConfigError(path, f"must be at most {maximum}, got {value}")
+        return float(value)
+
+    return check
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.I)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text):
+    """'16G' -> bytes. Accepts k/m/g/t with optional 'i'/'b' suffixes."""
+    if isinstance(text, bool):
+        raise ValueError(text)
+    if isinstance(text, int):
+        return text
+    match = _SIZE.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def size(minimum=0):
+    """A memory size such as ``16G`` or ``512M``; stored as bytes."""
+
+    def check(value, path):
+        try:
+            parsed = parse_size(value)
+        except ValueError:
+            raise SiteConfigError(path, f'must be a size such as "512M" or "16G", got {_describe(value)}')
+        if parsed < minimum:
+            raise SiteConfigError(path, f"must be at least {minimum} bytes, got {_describe(value)}")
+        return parsed
+
+    return check
+
+
+def list_of(item, min_items=0):
+    def check(value, path):
+        if not isinstance(value, list):
+            raise SiteConfigError(path, f"must be a list, got {_describe(value)}")
+        if len(value) < min_items:
+            raise SiteConfigError(path, f"must have at least {min_items} entr{'y' if min_items == 1 else 'ies'}")
+        return [item(v, _join(path, i)) for i, v in enumerate(value)]
+
+    return check
+
+
+def mapping(fields, extra=False):
+    """A dict with known keys. Unknown keys are an error (a typo must not pass silently)."""
+
+    def check(value, path):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise SiteConfigError(path, f"must be a mapping of keys, got {_describe(value)}")
+        unknown = sorted(set(map(str, value)) - set(fields))
+        if unknown and not extra:
+            known = ", ".join(sorted(fields))
+            raise SiteConfigError(_join(path, unknown[0]), f"unknown key (known keys here: {known})")
+        out = {}
+        for key, field in fields.items():
+            sub = _join(path, key)
+            if key in value and value[key] is not None:
+                out[key] = field.check(value[key], sub)
+            elif field.required:
+                raise SiteConfigError(sub, "is required")
+            else:
+                default = field.default() if callable(field.default) else field.default
+                out[key] = field.check(default, sub) if default is not None else None
+        return out
+
+    return check

@@ -1,0 +1,248 @@
+"""The site file (``gpulab.yaml``): its schema, defaults and cross-field checks.
+
+``load_site(path)`` returns plain dicts with every default filled in, or raises
+:class:`SiteConfigError` naming the key path.  Nothing here talks to Docker.
+"""
+
+import ipaddress
+import os
+
+import yaml
+
+from .schema import (
+    Field,
+    SiteConfigError,
+    boolean,
+    choice,
+    integer,
+    list_of,
+    mapping,
+    number,
+    size,
+    string,
+)
+
+NAME = r"[a-z][a-z0-9_-]{0,30}"
+NAME_HINT = "lowercase letters, digits, '-' or '_', starting with a letter (max 31)"
+ABS_PATH = r"/[^\0]*"
+USERNAME = r"[^\s/]{1,100}"
+
+
+def _url(schemes):
+    def check(value, path):
+        string()(value, path)
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in schemes:
+            want = ", ".join(f"{s}://" for s in schemes)
+            raise SiteConfigError(path, f'must be a URL starting with {want}, got "{value}"')
+        return value
+
+    return check
+
+
+def _subnet(value, path):
+    string()(value, path)
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise SiteConfigError(path, f'must be a subnet such as "172.30.240.0/24": {e}')
+    if not net.is_private or net.version != 4 or net.prefixlen > 29:
+        raise SiteConfigError(path, f'must be a private IPv4 subnet of /29 or larger, got "{value}"')
+    return value
+
+
+_profile = mapping(
+    {
+        "name": Field(string(NAME, NAME_HINT), required=True),
+        "display_name": Field(string(max_len=200)),
+        "description": Field(string(max_len=2000), default=""),
+        "image": Field(string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference"), required=True),
+        "gpus": Field(integer(0, 64), default=0),
+        "max_gpus": Field(integer(0, 64)),
+        "mem_limit": Field(size(64 * 1024**2)),
+        "cpu_limit": Field(number(0.01, 1024)),
+        "shm_size": Field(size(1024**2), default="1G"),
+    }
+)
+
+_dataset = mapping(
+    {
+        "name": Field(string(NAME, NAME_HINT), required=True),
+        "source": Field(string(r"(/[^\0]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)", "an absolute host path or a Docker volume name"), required=True),
+        "target": Field(string(ABS_PATH, "an absolute path in the container"), required=True),
+        "mode": Field(choice("ro", "rw"), default="ro"),
+    }
+)
+
+_oauth = {
+    "client_id": Field(string()),
+    "client_secret_env": Field(string(r"[A-Z_][A-Z0-9_]*", "an environment variable name")),
+    "callback_url": Field(_url(["http", "https"])),
+    "allowed_users": Field(list_of(string(USERNAME)), default=list),
+    "allowed_groups": Field(list_of(string()), default=list),
+}
+
+SCHEMA = mapping(
+    {
+        "hub": Field(
+            mapping(
+                {
+                    "name": Field(string(NAME, NAME_HINT), default="gpulab"),
+                    "bind_url": Field(_url(["http", "https"]), default="http://127.0.0.1:8000"),
+                    "db_url": Field(_url(["sqlite", "postgresql", "postgresql+psycopg2", "postgres"]), default="sqlite:///gpulab.sqlite"),
+                    "state_dir": Field(string(), default="."),
+                    "api_port": Field(integer(1024, 65535), default=8081),
+                    "proxy_api_port": Field(integer(1024, 65535), default=8001),
+                    "network": Field(string(NAME, NAME_HINT)),
+                    "subnet": Field(_subnet, default="172.30.240.0/24"),
+                    "start_timeout": Field(integer(10, 3600), default=120),
+                    "idle_timeout": Field(integer(0, 30 * 86400), default=0),
+                }
+            ),
+            default=dict,
+        ),
+        "auth": Field(
+            mapping(
+                {
+                    "type": Field(choice("native", "github", "gitlab", "oidc"), default="native"),
+                    "admin_users": Field(list_of(string(USERNAME), min_items=1), required=True),
+                    "open_signup": Field(boolean, default=False),
+                    "github": Field(mapping(_oauth)),
+                    "gitlab": Field(mapping({**_oauth, "url": Field(_url(["https", "http"]))})),
+                    "oidc": Field(
+                        mapping(
+                            {
+                                **_oauth,
+                                "authorize_url": Field(_url(["https", "http"])),
+                                "token_url": Field(_url(["https", "http"])),
+                                "userdata_url": Field(_url(["https", "http"])),
+                                "username_claim": Field(string(), default="preferred_username"),
+                                "scope": Field(list_of(string()), default=lambda: ["openid", "profile", "email"]),
+                            }
+                        )
+                    ),
+                }
+            ),
+            required=True,
+        ),
+        "profiles": Field(list_of(_profile, min_items=1), required=True),
+        "default_profile": Field(string(NAME, NAME_HINT)),
+        "storage": Field(
+            mapping(
+                {
+                    "home": Field(
+                        string(r"(/[^\0]*|[a-zA-Z0-9{][a-zA-Z0-9_.{}-]*)", "a volume-name template or an absolute host-path template"),
+                        default="{prefix}-home-{username}",
+                    ),
+                    "datasets": Field(list_of(_dataset), default=list),
+                    "scratch": Field(string(ABS_PATH, "an absolute host-path template such as /scratch/{username}")),
+                    "scratch_target": Field(string(ABS_PATH, "an absolute path in the container"), default="/scratch"),
+                }
+            ),
+            default=dict,
+        ),
+        "users": Field(
+            mapping(
+                {
+                    "sudo": Field(boolean, default=False),
+                    "uid_base": Field(integer(1000, 2**31 - 2**20), default=20000),
+                    "gid": Field(integer(100, 2**31), default=100),
+                }
+            ),
+            default=dict,
+        ),
+    }
+)
+
+TEMPLATE_KEYS = {"username", "prefix", "uid", "servername"}
+
+
+def _check_template(value, path):
+    import string as _s
+
+    for _, key, _, _ in _s.Formatter().parse(value):
+        if key is not None and key not in TEMPLATE_KEYS:
+            allowed = ", ".join("{%s}" % k for k in sorted(TEMPLATE_KEYS))
+            raise SiteConfigError(path, f"unknown placeholder {{{key}}} (allowed: {allowed})")
+
+
+def _cross_checks(site):
+    names = {}
+    for i, profile in enumerate(site["profiles"]):
+        path = f"profiles[{i}]"
+        if profile["name"] in names:
+            raise SiteConfigError(f"{path}.name", f'duplicate profile name "{profile["name"]}" (also profiles[{names[profile["name"]]}])')
+        names[profile["name"]] = i
+        if profile["max_gpus"] is None:
+            profile["max_gpus"] = profile["gpus"]
+        if profile["gpus"] > profile["max_gpus"]:
+            raise SiteConfigError(f"{path}.gpus", f"default {profile['gpus']} is above max_gpus {profile['max_gpus']}")
+        profile["display_name"] = profile["display_name"] or profile["name"]
+    if site["default_profile"] is None:
+        site["default_profile"] = site["profiles"][0]["name"]
+    elif site["default_profile"] not in names:
+        raise SiteConfigError("default_profile", f'"{site["default_profile"]}" is not one of the profiles ({", ".join(names)})')
+
+    storage = site["storage"]
+    _check_template(storage["home"], "storage.home")
+    if storage["scratch"]:
+        _check_template(storage["scratch"], "storage.scratch")
+    targets = {storage["scratch_target"]: "storage.scratch_target"} if storage["scratch"] else {}
+    seen = set()
+    for i, ds in enumerate(storage["datasets"]):
+        path = f"storage.datasets[{i}]"
+        if ds["name"] in seen:
+            raise SiteConfigError(f"{path}.name", f'duplicate dataset name "{ds["name"]}"')
+        seen.add(ds["name"])
+        target = os.path.normpath(ds["target"])
+        if target in ("/", "/home") or target.startswith(("/home/", "/opt/gpulab", "/etc", "/usr", "/proc", "/sys", "/dev")):
+            raise SiteConfigError(f"{path}.target", f'"{ds["target"]}" would hide part of the container system or a home; use e.g. /datasets/{ds["name"]}')
+        if target in targets:
+            raise SiteConfigError(f"{path}.target", f'"{target}" is already used by {targets[target]}')
+        targets[target] = f"{path}.target"
+        ds["target"] = target
+
+    auth = site["auth"]
+    kind = auth["type"]
+    if kind != "native":
+        block = auth.get(kind)
+        if not block:
+            raise SiteConfigError(f"auth.{kind}", f'is required when auth.type is "{kind}"')
+        for key in ("client_id", "client_secret_env", "callback_url"):
+            if not block.get(key):
+                raise SiteConfigError(f"auth.{kind}.{key}", "is required")
+        if kind == "oidc":
+            for key in ("authorize_url", "token_url", "userdata_url"):
+                if not block.get(key):
+                    raise SiteConfigError(f"auth.oidc.{key}", "is required")
+
+    hub = site["hub"]
+    if hub["network"] is None:
+        hub["network"] = hub["name"]
+    return site
+
+
+def validate_site(raw):
+    """Validate a parsed site file (a dict) and return it with defaults filled in."""
+    return _cross_checks(SCHEMA(raw, ""))
+
+
+def site_path(environ=os.environ):
+    return environ.get("GPULAB_CONFIG") or "gpulab.yaml"
+
+
+def load_site(path=None):
+    """Read, parse and validate the site file. Raises SiteConfigError with a key path."""
+    path = path or site_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise SiteConfigError("(file)", f"site file {path} does not exist (set GPULAB_CONFIG or copy gpulab.example.yaml)")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SiteConfigError("(file)", f"{path} is not valid YAML{where}: {getattr(e, 'problem', e)}")
+    if raw is None:
+        raw = {}
+    return validate_site(raw)

@@ -1,0 +1,73 @@
+import os
+
+import pytest
+
+from spawner import container
+from spawner.form import render_form
+from spawner.siteconfig import validate_site
+
+
+@pytest.mark.parametrize(
+    "username, login",
+    [("alice", "alice"), ("Bob.Smith@uni.edu", "bob_smith_uni_edu"), ("7seven", "u7seven"), ("名前", "u__"), ("x" * 60, "x" * 32)],
+)
+def test_unix_name_is_valid_login(username, login):
+    assert container.unix_name(username) == login
+    assert container.UNIX_NAME.fullmatch(login)
+
+
+def test_uid_is_unique_per_user_id():
+    assert container.user_uid(20000, 1) != container.user_uid(20000, 2)
+
+
+def test_labels_and_environment():
+    labels = container.labels(deployment="gpulab", username="a.b@c", servername="", profile="base", uid=20001)
+    assert labels["gpulab.user"] == "a.b@c" and labels["gpulab.uid"] == "20001"
+    env = container.environment(login="a", uid=20001, gid=100, home="/home/a", sudo=False, gpus_visible="void")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void" and env["GPULAB_SUDO"] == "0" and env["NB_UID"] == "20001"
+
+
+def test_dataset_mounts_default_read_only():
+    ds = validate_site({
+        "auth": {"admin_users": ["a"]},
+        "profiles": [{"name": "b", "image": "i"}],
+        "storage": {"datasets": [
+            {"name": "r", "source": "/data/r", "target": "/datasets/r"},
+            {"name": "w", "source": "shared-vol", "target": "/datasets/w", "mode": "rw"},
+        ]},
+    })["storage"]["datasets"]
+    ro, rw = container.dataset_mounts(ds)
+    assert ro["ReadOnly"] is True and ro["Type"] == "bind" and ro["Source"] == "/data/r"
+    assert rw["ReadOnly"] is False and rw["Type"] == "volume"
+
+
+def test_home_mount_volume_or_host_path():
+    vol = container.home_mount("gpulab-home-alice", "/home/alice", volume_labels={"gpulab.user": "alice"})
+    assert vol["Type"] == "volume" and vol["VolumeOptions"]["Labels"] == {"gpulab.user": "alice"}
+    path = container.home_mount("/data/home/alice", "/home/alice", volume_labels={})
+    assert path["Type"] == "bind"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_prepare_host_dir_owned_by_user(tmp_path):
+    target = tmp_path / "home" / "alice"
+    container.prepare_host_dir(str(target), 20001, 100)
+    st = os.stat(target)
+    assert (st.st_uid, st.st_gid) == (20001, 100)
+    assert oct(st.st_mode & 0o777) == "0o700"
+
+
+def test_no_gpu_no_device_request():
+    assert container.gpu_device_requests(0) == []
+    (req,) = container.gpu_device_requests(2)
+    assert req["Count"] == 2 and req["Capabilities"] == [["gpu"]]
+
+
+def test_form_lists_only_profiles_escaped():
+    profiles = validate_site({
+        "auth": {"admin_users": ["a"]},
+        "profiles": [{"name": "b", "image": "i", "display_name": "<script>x</script>", "max_gpus": 2}],
+    })["profiles"]
+    html = render_form(profiles, "b")
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+    assert 'name="profile" value="b"' in html and 'max="2"' in html

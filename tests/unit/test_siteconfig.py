@@ -1,0 +1,107 @@
+import copy
+
+import pytest
+import yaml
+
+from spawner.schema import SiteConfigError, parse_size
+from spawner.siteconfig import load_site, validate_site
+
+MINIMAL = {
+    "auth": {"admin_users": ["admin"]},
+    "profiles": [{"name": "base", "image": "gpulab/base:latest"}],
+}
+
+
+def site(**changes):
+    raw = copy.deepcopy(MINIMAL)
+    raw.update(changes)
+    return raw
+
+
+def error_of(raw):
+    with pytest.raises(SiteConfigError) as info:
+        validate_site(raw)
+    return str(info.value)
+
+
+def test_minimal_site_gets_defaults():
+    s = validate_site(site())
+    assert s["hub"]["bind_url"] == "http://127.0.0.1:8000"
+    assert s["hub"]["network"] == "gpulab"
+    assert s["auth"]["type"] == "native"
+    assert s["default_profile"] == "base"
+    assert s["profiles"][0]["max_gpus"] == 0
+    assert s["profiles"][0]["shm_size"] == 1024**3
+    assert s["storage"]["home"] == "{prefix}-home-{username}"
+    assert s["users"]["sudo"] is False
+
+
+def test_example_file_is_valid(tmp_path):
+    s = load_site("gpulab.example.yaml")
+    assert [p["name"] for p in s["profiles"]] == ["base", "pytorch"]
+    assert s["storage"]["datasets"][0]["mode"] == "ro"
+
+
+def test_dataset_mode_error_names_key_path():
+    raw = site(storage={"datasets": [
+        {"name": "a", "source": "/data/a", "target": "/datasets/a"},
+        {"name": "b", "source": "/data/b", "target": "/datasets/b", "mode": "rx"},
+    ]})
+    assert error_of(raw) == 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"'
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (site(hub={"bind_ur": "http://x"}), "hub.bind_ur: unknown key"),
+        (site(profiles=[{"name": "base", "image": "x", "gpus": "two"}]), "profiles[0].gpus: must be a whole number"),
+        (site(profiles=[{"name": "base", "image": "x", "gpus": 2, "max_gpus": 1}]), "profiles[0].gpus: default 2 is above max_gpus 1"),
+        (site(profiles=[{"name": "Base!", "image": "x"}]), "profiles[0].name: must be lowercase"),
+        (site(profiles=[{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]), "profiles[1].name: duplicate"),
+        (site(profiles=[]), "profiles: must have at least 1 entry"),
+        (site(profiles=[{"name": "a", "image": "x", "mem_limit": "lots"}]), 'profiles[0].mem_limit: must be a size'),
+        (site(default_profile="gpu"), 'default_profile: "gpu" is not one of the profiles'),
+        (site(auth={}), "auth.admin_users: is required"),
+        (site(auth={"admin_users": ["a"], "type": "github"}), "auth.github: is required"),
+        (site(auth={"admin_users": ["a"], "type": "ldap"}), 'auth.type: must be "native" or "github"'),
+        (site(hub={"subnet": "8.8.8.0/24"}), "hub.subnet: must be a private IPv4 subnet"),
+        (site(hub={"db_url": "mysql://x"}), "hub.db_url: must be a URL starting with sqlite://"),
+        (site(storage={"home": "/data/{user}"}), "storage.home: unknown placeholder {user}"),
+        (site(storage={"datasets": [{"name": "e", "source": "/x", "target": "/etc/x"}]}), "storage.datasets[0].target"),
+        (site(storage={"datasets": [{"name": "e", "source": "/x"}]}), "storage.datasets[0].target: is required"),
+        (site(users={"sudo": "yes"}), "users.sudo: must be true or false"),
+        (site(surprise=1), "surprise: unknown key"),
+    ],
+)
+def test_bad_values_name_their_key(raw, expected):
+    assert expected in error_of(raw)
+
+
+def test_postgres_url_accepted():
+    s = validate_site(site(hub={"db_url": "postgresql://hub@db/hub"}))
+    assert s["hub"]["db_url"].startswith("postgresql://")
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "gpulab.yaml"
+    path.write_text("auth:\n  admin_users: [a\nprofiles: []\n")
+    with pytest.raises(SiteConfigError) as info:
+        load_site(str(path))
+    assert "not valid YAML at line" in str(info.value)
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(SiteConfigError, match="does not exist"):
+        load_site(str(tmp_path / "nope.yaml"))
+
+
+def test_round_trip_through_yaml(tmp_path):
+    path = tmp_path / "gpulab.yaml"
+    path.write_text(yaml.safe_dump(site(storage={"datasets": [{"name": "d", "source": "vol1", "target": "/datasets/d/"}]})))
+    s = load_site(str(path))
+    assert s["storage"]["datasets"][0]["target"] == "/datasets/d"
+
+
+@pytest.mark.parametrize("text, nbytes", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1.5g", int(1.5 * 1024**3)), ("2GiB", 2 * 1024**3), (4096, 4096)])
+def test_parse_size(text, nbytes):
+    assert parse_size(text) == nbytes
