@@ -131,8 +131,8 @@ def find_buildkit_cli(run=subprocess.run, which=shutil.which):
     (whose ``build`` still speaks BuildKit itself) with ``DOCKER_BUILDKIT=1``.
     """
     candidates = []
-    for cli in (which("docker"), "/usr/bin/docker"):
-        if cli and cli not in candidates and (cli != "/usr/bin/docker" or os.path.exists(cli)):
+    for cli in (which("docker"), which("/usr/bin/docker")):
+        if cli and cli not in candidates:
             candidates.append(cli)
     for cli in candidates:
         try:

@@ -141,6 +141,7 @@ class GPUDockerSpawner(DockerSpawner):
             **(kwargs.get("labels") or {}),
             **container.labels(deployment=self.deployment, username=self.user.name, servername=self.name, profile=profile["name"], uid=self.uid),
         }
+        kwargs.setdefault("working_dir", self.home_dir)
         host = kwargs["host_config"]
         host["Mounts"] = list(host.get("Mounts") or []) + self.gpulab_mounts()
         host.setdefault("ShmSize", profile["shm_size"])

@@ -1,0 +1,39 @@
+# gpulab: `make up` runs the hub, `make test` runs the tests. Both set up this host first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+IMAGE_BUILD_FLAGS ?= --bootstrap-if-unpullable
+
+.PHONY: up test unit host venv images check clean-test
+
+host:
+	bash scripts/setup-host.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	npm install -g --silent --prefix $(VENV) configurable-http-proxy
+	touch $@
+
+images: host venv
+	$(BIN)/gpulab images build --if-missing $(IMAGE_BUILD_FLAGS) base
+
+gpulab.yaml:
+	cp gpulab.example.yaml gpulab.yaml
+	mkdir -p /srv/gpulab/datasets
+	@echo "Created gpulab.yaml from the example: edit it (admin_users first), then run make up again."
+
+check: venv gpulab.yaml
+	$(BIN)/gpulab check
+
+up: images gpulab.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gpulab up
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test: images
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -v -rA tests

@@ -1,0 +1,159 @@
+"""The ``gpulab`` admin command: up, check, images build, images list."""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from . import images
+from .schema import SiteConfigError
+from .siteconfig import load_site, site_path
+
+
+def _ok(msg):
+    print(f"  ok    {msg}")
+
+
+def _bad(msg):
+    print(f"  FAIL  {msg}")
+
+
+def check(site_file, *, need_images="all"):
+    """Validate the site file and the host. Returns the number of problems."""
+    problems = 0
+    print(f"gpulab check: site file {site_file}")
+    try:
+        site = load_site(site_file)
+        _ok("site file is valid")
+    except SiteConfigError as e:
+        _bad(str(e))
+        return 1
+    from .network import HostError, docker_client
+
+    try:
+        client = docker_client()
+        _ok(f"Docker engine reachable (server {client.version().get('Version')})")
+    except HostError as e:
+        _bad(str(e))
+        return problems + 1
+    wanted = site["profiles"] if need_images == "all" else [p for p in site["profiles"] if p["name"] == site["default_profile"]]
+    for profile in wanted:
+        try:
+            client.images.get(profile["image"])
+            _ok(f"image {profile['image']} (profile {profile['name']}) is present")
+        except Exception:
+            problems += 1
+            _bad(f"image {profile['image']} (profile {profile['name']}) is missing: run `gpulab images build`")
+    for profile in site["profiles"]:
+        if profile not in wanted:
+            print(f"  note  profile {profile['name']}: image {profile['image']} not checked")
+    for i, ds in enumerate(site["storage"]["datasets"]):
+        if ds["source"].startswith("/") and not os.path.isdir(ds["source"]):
+            problems += 1
+            _bad(f"storage.datasets[{i}].source: host path {ds['source']} does not exist")
+    chp = shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+    if os.access(chp, os.X_OK):
+        _ok(f"configurable-http-proxy installed ({chp})")
+    else:
+        problems += 1
+        _bad("configurable-http-proxy is not installed: `npm install -g configurable-http-proxy` (make up does)")
+    print("gpulab check: " + ("all good" if not problems else f"{problems} problem(s)"))
+    return problems
+
+
+def cmd_check(args):
+    return 1 if check(args.site) else 0
+
+
+def cmd_up(args):
+    if check(args.site, need_images="default"):
+        print("gpulab up: fix the problems above first", file=sys.stderr)
+        return 1
+    config = os.path.abspath(args.config)
+    os.environ["GPULAB_CONFIG"] = os.path.abspath(args.site)
+    argv = [sys.executable, "-m", "jupyterhub", "-f", config]
+    print(f"gpulab up: starting {' '.join(argv)}", flush=True)
+    os.execv(sys.executable, argv)
+
+
+def cmd_images_build(args):
+    names = args.names or ["base"]
+    unknown = [n for n in names if n not in images.IMAGES]
+    if unknown:
+        print(f"gpulab images build: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})", file=sys.stderr)
+        return 2
+    if args.if_missing:
+        names = [n for n in names if not images.image_exists(images.IMAGES[n].tag)]
+        if not names:
+            print("gpulab images build: all requested images are present")
+            return 0
+    base_image = args.base_image
+    try:
+        if args.bootstrap_if_unpullable and not base_image and "base" in images.build_order(names):
+            base_image = images.DEFAULT_BASE_IMAGE
+            if not images.image_exists(base_image) and subprocess.run(["docker", "pull", base_image]).returncode != 0:
+                print(f"gpulab images build: cannot pull {base_image}; falling back to a local Debian base")
+                args.bootstrap_base, base_image = True, None
+        if args.bootstrap_base:
+            print(f"gpulab images build: bootstrapping a Debian base as {images.BOOTSTRAP_TAG} (debootstrap)")
+            images.bootstrap_base(mirror=args.apt_mirror)
+            base_image = base_image or images.BOOTSTRAP_TAG
+        elapsed = images.build_images(
+            names,
+            base_image=base_image,
+            pip_index_url=args.pip_index_url,
+            apt_mirror=args.apt_mirror,
+            ca_bundle=args.ca_bundle or images.AUTO,
+            on_line=images.step_lines() if not args.verbose else print,
+        )
+    except images.ImageBuildError as e:
+        print(f"gpulab images build: {e}", file=sys.stderr)
+        return 1
+    for name, seconds in elapsed.items():
+        print(f"gpulab images build: {name}: {seconds:.0f}s")
+    return 0
+
+
+def cmd_images_list(args):
+    rows = images.list_images()
+    if not rows:
+        print("no gpulab images on this host: run `gpulab images build`")
+        return 0
+    print(f"{'IMAGE':40} {'ID':14} {'SIZE':10} CREATED")
+    for r in rows:
+        print(f"{r['repository'] + ':' + r['tag']:40} {r['id']:14} {r['size']:10} {r['created']}")
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="gpulab", description="Run and manage a gpulab hub.")
+    p.add_argument("--site", default=site_path(), help="site file (default: $GPULAB_CONFIG or ./gpulab.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="check the host, then start the hub")
+    up.add_argument("--config", default="jupyterhub_config.py", help="JupyterHub config file (default ./jupyterhub_config.py)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("check", help="validate the site file and the host").set_defaults(func=cmd_check)
+    img = sub.add_parser("images", help="build or list the user images").add_subparsers(dest="images_command", required=True)
+    build = img.add_parser("build", help="build images (default: base)")
+    build.add_argument("names", nargs="*", help=f"images to build: {', '.join(images.IMAGES)} (dependencies are built first)")
+    build.add_argument("--bootstrap-base", action="store_true", help="make a Debian base with debootstrap (for hosts that cannot pull the CUDA base)")
+    build.add_argument("--bootstrap-if-unpullable", action="store_true", help="use the CUDA base if it is present or can be pulled, else --bootstrap-base")
+    build.add_argument("--base-image", help=f"FROM image for base (default {images.DEFAULT_BASE_IMAGE})")
+    build.add_argument("--pip-index-url", help="PyPI mirror used inside the build")
+    build.add_argument("--apt-mirror", help="Debian/Ubuntu mirror used inside the build")
+    build.add_argument("--ca-bundle", help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)")
+    build.add_argument("--if-missing", action="store_true", help="only build images that are not present")
+    build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
+    build.set_defaults(func=cmd_images_build)
+    img.add_parser("list", help="list gpulab images on this host").set_defaults(func=cmd_images_list)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    sys.exit(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

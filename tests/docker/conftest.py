@@ -1,0 +1,63 @@
+"""Real Docker, real hub. These tests fail (never skip) when the engine or image is missing."""
+
+import os
+import shutil
+
+import docker
+import pytest
+
+from .hubproc import BASE_IMAGE, REPO, Hub
+
+ARTIFACTS = os.path.join(REPO, "test-artifacts")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/docker" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed:
+        item.session.gpulab_failed = True
+    return report
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except Exception as e:
+        pytest.fail(f"Docker engine not reachable ({e}). The Docker tests need one: run `make test`, which starts it.")
+    try:
+        client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {BASE_IMAGE} is missing: run `gpulab images build --bootstrap-base base` (make test does)")
+    return client
+
+
+def _save_artifacts(hub, name):
+    out = os.path.join(ARTIFACTS, name)
+    os.makedirs(out, exist_ok=True)
+    if os.path.exists(hub.log_path):
+        shutil.copy(hub.log_path, os.path.join(out, "hub.log"))
+    for c in hub.containers():
+        with open(os.path.join(out, f"{c.name}.log"), "wb") as f:
+            f.write(c.logs())
+    print(f"\n[gpulab] hub and container logs saved in {out}")
+
+
+@pytest.fixture(scope="module")
+def hub(request, docker_client, tmp_path_factory):
+    h = Hub(tmp_path_factory.mktemp("hub"), docker_client)
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+        if getattr(request.session, "gpulab_failed", False):
+            _save_artifacts(h, h.name)
+        h.cleanup()

@@ -1,0 +1,234 @@
+"""A real JupyterHub process started from the committed jupyterhub_config.py.
+
+The only test-specific settings (a throwaway authenticator, a service token for the
+API, unique names and ports) live in a small wrapper config that loads the committed
+one first, exactly as an admin's overrides would.
+"""
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "gpulab/base:latest")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_subnet(client):
+    used = []
+    for net in client.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet"):
+                used.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
+    for third in range(200, 250):
+        candidate = ipaddress.ip_network(f"172.30.{third}.0/24")
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise RuntimeError("no free 172.30.x.0/24 subnet for the test network")
+
+
+TEST_CONFIG = """
+c = get_config()  # noqa
+load_subconfig({config!r})  # noqa: the committed configuration, unchanged
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {password!r}
+c.Authenticator.allow_all = True
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # POST returns at once; progress can be followed
+c.JupyterHub.services = [{{"name": "gpulab-test", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [{{
+    "name": "gpulab-test",
+    "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users", "read:users"],
+    "services": ["gpulab-test"],
+}}]
+"""
+
+
+class Hub:
+    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None):
+        self.workdir = str(workdir)
+        self.client = client
+        self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = secrets.token_hex(16)
+        self.password = secrets.token_urlsafe(12)
+        self.datasets_dir = os.path.join(self.workdir, "datasets")
+        os.makedirs(self.datasets_dir, exist_ok=True)
+        with open(os.path.join(self.datasets_dir, "hello.txt"), "w") as f:
+            f.write("shared data\n")
+        self.site = {
+            "hub": {
+                "name": self.name,
+                "bind_url": self.url,
+                "state_dir": os.path.join(self.workdir, "state"),
+                "api_port": free_port(),
+                "proxy_api_port": free_port(),
+                "subnet": free_subnet(client),
+                "start_timeout": 90,
+            },
+            "auth": {"admin_users": ["admin"]},
+            "profiles": [
+                {"name": "base", "image": BASE_IMAGE, "description": "test", "mem_limit": "2G", "cpu_limit": 1, "shm_size": "256M", "max_gpus": 0},
+                {"name": "small", "image": BASE_IMAGE, "description": "test 2", "mem_limit": "1G"},
+            ],
+            "storage": {"datasets": [{"name": "shared", "source": self.datasets_dir, "target": "/datasets/shared"}]},
+        }
+        for key, value in (site_overrides or {}).items():
+            self.site[key] = value
+        self.site_path = os.path.join(self.workdir, "gpulab.yaml")
+        self.config_path = os.path.join(self.workdir, "test_jupyterhub_config.py")
+        self.log_path = os.path.join(self.workdir, "hub.log")
+        self.proc = None
+
+    def write_files(self):
+        with open(self.site_path, "w") as f:
+            yaml.safe_dump(self.site, f)
+        with open(self.config_path, "w") as f:
+            f.write(TEST_CONFIG.format(config=os.path.join(REPO, "jupyterhub_config.py"), password=self.password, token=self.token))
+
+    def env(self):
+        env = dict(os.environ, GPULAB_CONFIG=self.site_path, PYTHONPATH=REPO)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        return env
+
+    def start(self, timeout=60):
+        self.write_files()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", self.config_path],
+            cwd=self.workdir, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/hub/api/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"hub did not answer in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+    def log_tail(self, n=60):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    # --- REST API ---
+
+    def api(self, method, path, token=None, **kw):
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
+
+    def create_user(self, name):
+        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}")
+        assert r.status_code in (201, 409), r.text
+        return self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()
+
+    def user_token(self, name):
+        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}/tokens", json={"note": "test"})
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    def spawn(self, name, options=None, timeout=90):
+        """POST .../server and wait until ready. Returns seconds from POST to ready."""
+        quoted = requests.utils.quote(name, safe="")
+        t0 = time.monotonic()
+        r = self.api("POST", f"/users/{quoted}/server", json=options or {})
+        assert r.status_code in (201, 202), f"{r.status_code} {r.text}\n{self.log_tail()}"
+        self.wait_ready(name, timeout)
+        return time.monotonic() - t0
+
+    def wait_ready(self, name, timeout=90):
+        quoted = requests.utils.quote(name, safe="")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
+            if server and server.get("ready"):
+                return server
+            if not server:
+                raise AssertionError(f"server for {name} is gone (spawn failed?)\n{self.log_tail()}")
+            time.sleep(0.25)
+        raise AssertionError(f"server for {name} not ready in {timeout}s\n{self.log_tail()}")
+
+    def stop_server(self, name, timeout=60):
+        quoted = requests.utils.quote(name, safe="")
+        r = self.api("DELETE", f"/users/{quoted}/server")
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"/users/{quoted}").json().get("servers", {}).get(""):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"server for {name} did not stop")
+
+    def user_url(self, name, path=""):
+        """The user's server URL as the hub publishes it (JupyterHub's own escaping)."""
+        server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][""]
+        return self.url + server["url"] + path
+
+    def progress(self, name):
+        """Events from the hub's real progress stream (server-sent events)."""
+        quoted = requests.utils.quote(name, safe="")
+        events = []
+        with self.api("GET", f"/users/{quoted}/server/progress", stream=True) as r:
+            assert r.status_code == 200, r.text
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    events.append(event)
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return events
+
+    # --- Docker objects of this deployment ---
+
+    def containers(self, username=None):
+        filters = [f"gpulab.deployment={self.name}"]
+        if username:
+            filters.append(f"gpulab.user={username}")
+        return self.client.containers.list(all=True, filters={"label": filters})
+
+    def volumes(self, username=None):
+        filters = [f"gpulab.deployment={self.name}"]
+        if username:
+            filters.append(f"gpulab.user={username}")
+        return self.client.volumes.list(filters={"label": filters})
+
+    def cleanup(self):
+        for c in self.containers():
+            c.remove(force=True, v=True)
+        for v in self.volumes():
+            v.remove(force=True)
+        for n in self.client.networks.list(names=[self.name]):
+            if n.name == self.name:
+                n.remove()
