@@ -89,7 +89,7 @@ def build_order(names) -> list[str]:
 def build_command(name, *, tag=None, base_image=None, jupyterhub_spec=None,
                   pip_index_url=None, apt_mirror=None, ca_bundle=None,
                   repo_root=REPO_ROOT, docker_cli=("docker", "build"),
-                  progress="plain") -> list[str]:
+                  progress="plain", no_cache=False) -> list[str]:
     """The argv that builds image ``name`` (pure; nothing is run).
 
     ``docker_cli`` is the prefix from :func:`find_buildkit_cli`. ``base_image``
@@ -104,6 +104,8 @@ def build_command(name, *, tag=None, base_image=None, jupyterhub_spec=None,
     argv = list(docker_cli)
     if progress:
         argv.append(f"--progress={progress}")
+    if no_cache:
+        argv.append("--no-cache")
     argv += ["-f", str(Path(repo_root) / spec.dockerfile), "-t", tag or spec.tag]
     for arg in spec.build_args:
         if values[arg]:
@@ -185,7 +187,7 @@ def _stream(argv, env, on_line, popen):
 
 def build_images(names, *, tags=None, base_image=None, jupyterhub_spec=None,
                  pip_index_url=None, apt_mirror=None, ca_bundle=AUTO,
-                 repo_root=REPO_ROOT, with_deps=True, progress="plain",
+                 repo_root=REPO_ROOT, with_deps=True, progress="plain", no_cache=False,
                  cli=None, on_line=print, popen=subprocess.Popen) -> dict:
     """Build images in dependency order; returns ``{name: elapsed_seconds}``.
 
@@ -210,7 +212,7 @@ def build_images(names, *, tags=None, base_image=None, jupyterhub_spec=None,
             base_image=tags.get(dep, IMAGES[dep].tag) if dep else base_image,
             jupyterhub_spec=jupyterhub_spec, pip_index_url=pip_index_url,
             apt_mirror=apt_mirror, ca_bundle=ca, repo_root=repo_root,
-            docker_cli=prefix, progress=progress)
+            docker_cli=prefix, progress=progress, no_cache=no_cache)
         on_line(f"gpulab: building {name}: {shlex.join(argv)}")
         start = time.monotonic()
         rc, tail = _stream(argv, env, on_line, popen)
@@ -280,7 +282,8 @@ def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=Fa
 def list_images(docker="docker", run=subprocess.run) -> list[dict]:
     """Local images labelled ``gpulab.image``: repository, tag, id, size, created."""
     proc = run([docker, "image", "ls", "--filter", "label=gpulab.image",
-                "--format", "{{json .}}"], capture_output=True, text=True)
+                "--filter", "dangling=false", "--format", "{{json .}}"],
+               capture_output=True, text=True)
     if proc.returncode != 0:
         raise ImageBuildError(f"docker image ls failed: {proc.stderr.strip()}")
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]

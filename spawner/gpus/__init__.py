@@ -1,0 +1,1 @@
+"""GPU inventory, allocation and queueing (no Docker, no hub: unit-testable)."""

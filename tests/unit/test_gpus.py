@@ -1,0 +1,170 @@
+import asyncio
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from spawner.gpus.allocator import Allocator, GPUsBusy, holdings_from_containers
+from spawner.gpus.inventory import GPU, discover, from_nvml
+
+SITE = {"devices": "auto", "mode": "exclusive", "max_shared": 2, "shared_overrides": {}}
+
+
+class FakeNVML:
+    """Stands in for pynvml: records init/shutdown, serves a fixed device list."""
+
+    def __init__(self, devices):
+        self.devices = devices
+        self.calls = []
+
+    def nvmlInit(self):
+        self.calls.append("init")
+
+    def nvmlShutdown(self):
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetCount(self):
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return self.devices[i]
+
+    def nvmlDeviceGetUUID(self, h):
+        return h["uuid"]
+
+    def nvmlDeviceGetName(self, h):
+        return h["name"]
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=h["mem"], free=h["mem"], used=0)
+
+
+def gpus(n, share=1):
+    return [GPU(i, f"GPU-{i:04d}", "Test", 16 << 30, share) for i in range(n)]
+
+
+def test_inventory_from_nvml_bytes_and_str():
+    nvml = FakeNVML([
+        {"uuid": b"GPU-aaaa", "name": b"NVIDIA H100 80GB HBM3", "mem": 85520809984},
+        {"uuid": "GPU-bbbb", "name": "NVIDIA A100", "mem": 42949672960},
+    ])
+    found = from_nvml(nvml)
+    assert [(g.index, g.uuid, g.model, g.memory_total) for g in found] == [
+        (0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", 85520809984),
+        (1, "GPU-bbbb", "NVIDIA A100", 42949672960),
+    ]
+    assert nvml.calls == ["init", "shutdown"]
+
+
+def test_discover_auto_without_nvml_is_empty_and_static_list_works():
+    assert discover(SITE, nvml_loader=lambda: None) == []
+    static = dict(SITE, devices=[{"index": 0, "uuid": "GPU-x", "model": "T4", "memory": 16 << 30}], mode="shared")
+    (g,) = discover(static)
+    assert g.uuid == "GPU-x" and g.max_shared == 2
+
+
+def test_discover_per_gpu_sharing_override():
+    nvml = FakeNVML([{"uuid": "GPU-a", "name": "A", "mem": 1}, {"uuid": "GPU-b", "name": "B", "mem": 1}])
+    found = discover(dict(SITE, shared_overrides={"GPU-b": 4, "0": 1}), nvml_loader=lambda: nvml)
+    assert [g.max_shared for g in found] == [1, 4]
+
+
+async def test_exclusive_allocation_and_release():
+    a = Allocator(gpus(2))
+    x = await a.acquire(("alice", ""), 1)
+    y = await a.acquire(("bob", ""), 1)
+    assert x != y
+    with pytest.raises(GPUsBusy, match="alice, bob"):
+        await a.acquire(("carol", ""), 1, wait=False)
+    assert a.release(("alice", "")) == x
+    assert await a.acquire(("carol", ""), 1, wait=False) == x
+
+
+async def test_specific_gpu_and_idempotent_acquire():
+    a = Allocator(gpus(3))
+    assert await a.acquire(("alice", ""), 0, wanted=["GPU-0002"]) == ["GPU-0002"]
+    assert await a.acquire(("alice", ""), 1) == ["GPU-0002"]
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("bob", ""), 1, wanted=["GPU-0002"], wait=False)
+
+
+async def test_shared_mode_spreads_then_shares():
+    a = Allocator(gpus(2, share=2))
+    got = [await a.acquire((f"u{i}", ""), 1, wait=False) for i in range(4)]
+    assert sorted(u for (u,) in got) == ["GPU-0000", "GPU-0000", "GPU-0001", "GPU-0001"]
+    assert got[0] != got[1]  # spread first
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("u5", ""), 1, wait=False)
+
+
+async def test_fifo_queue_positions_and_wakeup():
+    a = Allocator(gpus(1))
+    await a.acquire(("alice", ""), 1)
+    seen = {}
+
+    def tracker(name):
+        return lambda pos, holders: seen.setdefault(name, []).append((pos, holders))
+
+    bob = asyncio.ensure_future(a.acquire(("bob", ""), 1, on_wait=tracker("bob")))
+    await asyncio.sleep(0)
+    carol = asyncio.ensure_future(a.acquire(("carol", ""), 1, on_wait=tracker("carol")))
+    await asyncio.sleep(0)
+    assert seen["bob"][0] == (1, [("alice", "")]) and seen["carol"][-1][0] == 2
+    a.release(("alice", ""))
+    assert await bob == ["GPU-0000"]
+    assert not carol.done() and seen["carol"][-1] == (1, [("bob", "")])
+    a.release(("bob", ""))
+    assert await carol == ["GPU-0000"]
+
+
+async def test_timeout_and_cancel_leave_the_queue():
+    a = Allocator(gpus(1))
+    await a.acquire(("alice", ""), 1)
+    with pytest.raises(GPUsBusy, match="waited 0s"):
+        await a.acquire(("bob", ""), 1, timeout=0.05)
+    carol = asyncio.ensure_future(a.acquire(("carol", ""), 1))
+    await asyncio.sleep(0)
+    a.cancel_waiting(("carol", ""))
+    with pytest.raises(asyncio.CancelledError):
+        await carol
+    assert a.queue == []
+    a.release(("alice", ""))
+    assert a.holdings == {}
+
+
+async def test_rebuild_from_container_labels():
+    containers = [
+        {"Labels": {"gpulab.user": "alice", "gpulab.server": "", "gpulab.gpus": "GPU-0001"}, "Created": 100},
+        {"Labels": {"gpulab.user": "bob", "gpulab.server": "x", "gpulab.gpus": ""}, "Created": 100},
+    ]
+    a = Allocator(gpus(2))
+    a.load(holdings_from_containers(containers))
+    assert a.users_of("GPU-0001") == [("alice", "")]
+    assert await a.acquire(("carol", ""), 1, wait=False) == ["GPU-0000"]
+
+
+async def test_randomized_concurrency_no_double_allocation_no_leak():
+    rng = random.Random(7)
+    a = Allocator(gpus(3))
+    peak = []
+
+    async def user(i):
+        for _ in range(8):
+            holder = (f"u{i}", "")
+            try:
+                got = await a.acquire(holder, rng.choice([1, 1, 2]), timeout=rng.choice([None, 0.02]))
+            except GPUsBusy:
+                continue
+            held = [u for h in a.holdings.values() for u in h.uuids]
+            assert len(held) == len(set(held)), "a GPU was handed out twice"
+            peak.append(len(held))
+            assert set(got) <= set(a.gpus)
+            await asyncio.sleep(rng.random() / 200)
+            if rng.random() < 0.2:
+                continue  # hold it: released below
+            a.release(holder)
+        a.release((f"u{i}", ""))
+
+    await asyncio.wait_for(asyncio.gather(*(user(i) for i in range(24))), 30)
+    assert a.holdings == {} and a.queue == []
+    assert max(peak) <= 3

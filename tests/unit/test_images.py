@@ -1,0 +1,254 @@
+"""Unit tests for spawner/images.py and the image files (no Docker needed)."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from spawner import images
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = [ROOT / spec.dockerfile for spec in images.IMAGES.values()]
+
+
+def _build_args(argv):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--build-arg"]
+
+
+# --- build_command -------------------------------------------------------
+
+
+def test_base_command_has_args_tag_and_repo_root_context():
+    argv = images.build_command(
+        "base", tag="lab/base:1", base_image="gpulab/bootstrap:bookworm",
+        jupyterhub_spec="jupyterhub==6.1.*", pip_index_url="http://pypi.lab/simple",
+        apt_mirror="http://apt.lab/debian", ca_bundle=None, repo_root="/repo",
+        docker_cli=["/usr/bin/docker", "build"])
+    assert argv[:2] == ["/usr/bin/docker", "build"]
+    assert argv[argv.index("-t") + 1] == "lab/base:1"
+    assert argv[argv.index("-f") + 1] == "/repo/images/base/Dockerfile"
+    assert argv[-1] == "/repo"
+    assert _build_args(argv) == [
+        "BASE_IMAGE=gpulab/bootstrap:bookworm", "JUPYTERHUB_VERSION=jupyterhub==6.1.*",
+        "PIP_INDEX_URL=http://pypi.lab/simple", "APT_MIRROR=http://apt.lab/debian"]
+    assert "--progress=plain" in argv
+
+
+def test_secret_only_when_ca_bundle_given():
+    without = images.build_command("base", repo_root="/repo")
+    assert "--secret" not in without
+    with_ca = images.build_command("base", repo_root="/repo", ca_bundle="/etc/ca.pem")
+    assert with_ca[with_ca.index("--secret") + 1] == "id=ca_bundle,src=/etc/ca.pem"
+    assert not any("/etc/ca.pem" in a for a in _build_args(with_ca))
+
+
+def test_unset_options_are_not_passed_and_defaults_apply():
+    argv = images.build_command("base", repo_root="/repo", progress=None)
+    assert _build_args(argv) == []
+    assert argv[argv.index("-t") + 1] == "gpulab/base:latest"
+    assert not any(a.startswith("--progress") for a in argv)
+    assert "--no-cache" not in argv
+    assert "--no-cache" in images.build_command("base", repo_root="/repo", no_cache=True)
+
+
+def test_pytorch_is_built_from_base_tag_without_base_only_args():
+    argv = images.build_command("pytorch", repo_root="/repo", jupyterhub_spec="jupyterhub==6.1.*",
+                                apt_mirror="http://apt.lab/debian")
+    assert _build_args(argv) == ["BASE_IMAGE=gpulab/base:latest"]
+    assert argv[argv.index("-t") + 1] == "gpulab/pytorch:latest"
+    assert argv[-1] == "/repo"
+
+
+def test_build_order_puts_dependencies_first():
+    assert images.build_order(["pytorch"]) == ["base", "pytorch"]
+    assert images.build_order(["pytorch", "base"]) == ["base", "pytorch"]
+    with pytest.raises(ValueError, match="unknown image"):
+        images.build_order(["tensorflow"])
+
+
+# --- find_buildkit_cli ---------------------------------------------------
+
+
+def fake_runner(buildx_ok=(), versions=None):
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        if argv[1:] == ["buildx", "version"]:
+            return SimpleNamespace(returncode=0 if argv[0] in buildx_ok else 1, stdout="", stderr="")
+        if argv[1] == "version":
+            return SimpleNamespace(returncode=0, stdout=(versions or {}).get(argv[0], ""), stderr="")
+        raise AssertionError(argv)
+
+    run.calls = calls
+    return run
+
+
+def which_both(name):
+    return {"docker": "/usr/local/bin/docker", "/usr/bin/docker": "/usr/bin/docker"}.get(name)
+
+
+def test_prefers_buildx():
+    run = fake_runner(buildx_ok={"/usr/local/bin/docker"})
+    prefix, env = images.find_buildkit_cli(run=run, which=which_both)
+    assert prefix == ["/usr/local/bin/docker", "buildx", "build", "--load"]
+    assert env == {}
+
+
+def test_falls_back_to_old_cli_with_docker_buildkit():
+    run = fake_runner(versions={"/usr/local/bin/docker": "28.2.2\n",
+                                "/usr/bin/docker": "20.10.24+dfsg1\n"})
+    prefix, env = images.find_buildkit_cli(run=run, which=which_both)
+    assert prefix == ["/usr/bin/docker", "build"]
+    assert env == {"DOCKER_BUILDKIT": "1"}
+
+
+def test_no_buildkit_cli_raises_with_advice():
+    run = fake_runner(versions={"/usr/local/bin/docker": "28.2.2\n", "/usr/bin/docker": "24.0.5\n"})
+    with pytest.raises(images.ImageBuildError, match="buildx"):
+        images.find_buildkit_cli(run=run, which=which_both)
+
+
+# --- build_images, list_images, bootstrap, jupyterhub spec ------------------
+
+
+class FakePopen:
+    runs = []
+
+    def __init__(self, argv, **kw):
+        self.argv, self.env = argv, kw["env"]
+        FakePopen.runs.append(self)
+        name = Path(argv[argv.index("-f") + 1]).parent.name
+        self.rc = 1 if name == os.environ.get("FAIL_IMAGE") else 0
+        self.stdout = iter([f"#5 [2/3] RUN build {name}\n", "noise\n"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def wait(self):
+        return self.rc
+
+
+def test_build_images_builds_in_order_and_streams(monkeypatch):
+    FakePopen.runs = []
+    lines = []
+    elapsed = images.build_images(
+        ["pytorch"], tags={"base": "lab/base:2"}, jupyterhub_spec="jupyterhub==6.1.*",
+        ca_bundle=None, cli=(["docker", "build"], {"DOCKER_BUILDKIT": "1"}),
+        on_line=images.step_lines(lines.append), popen=FakePopen)
+    assert list(elapsed) == ["base", "pytorch"]
+    assert "BASE_IMAGE=lab/base:2" in _build_args(FakePopen.runs[1].argv)
+    assert FakePopen.runs[0].env["DOCKER_BUILDKIT"] == "1"
+    assert lines == ["#5 [2/3] RUN build base", "#5 [2/3] RUN build pytorch"]
+
+
+def test_build_failure_reports_last_lines(monkeypatch):
+    monkeypatch.setenv("FAIL_IMAGE", "base")
+    with pytest.raises(images.ImageBuildError, match=r"(?s)'base' failed.*RUN build base"):
+        images.build_images(["base"], jupyterhub_spec="x", ca_bundle=None,
+                            cli=(["docker", "build"], {}), on_line=lambda l: None, popen=FakePopen)
+
+
+def test_list_images_parses_json_lines():
+    out = ('{"Repository":"gpulab/base","Tag":"latest","ID":"42dd","Size":"789MB",'
+           '"CreatedAt":"2026-11-24 05:21:00 +0000 UTC"}\n')
+
+    def run(argv, **kw):
+        assert "label=gpulab.image" in argv
+        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+
+    assert images.list_images(run=run) == [{"repository": "gpulab/base", "tag": "latest",
+                                            "id": "42dd", "size": "789MB",
+                                            "created": "2026-11-24 05:21:00 +0000 UTC"}]
+
+
+def test_bootstrap_skips_existing_and_imports_new(tmp_path):
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        if argv[:3] == ["docker", "image", "inspect"]:
+            return SimpleNamespace(returncode=0 if exists else 1)
+        if argv[0] == "debootstrap":
+            Path(argv[-1], "etc/apt").mkdir(parents=True)
+        return SimpleNamespace(returncode=0)
+
+    exists = True
+    assert images.bootstrap_base(run=run, workdir=tmp_path) is False
+    assert len(calls) == 1
+    exists = False
+    assert images.bootstrap_base(suite="trixie", run=run, workdir=tmp_path) is True
+    assert calls[2][:3] == ["debootstrap", "--variant=minbase", "trixie"]
+    assert "import" in calls[3][-1] and calls[3][-1].endswith(" gpulab/bootstrap:bookworm")
+    assert list(tmp_path.iterdir()) == []  # temp dir cleaned
+
+
+def test_default_jupyterhub_spec_pins_major_minor(monkeypatch):
+    monkeypatch.setattr(images.metadata, "version", lambda name: "6.1.1")
+    assert images.default_jupyterhub_spec() == "jupyterhub==6.1.*"
+
+
+# --- the image files -------------------------------------------------------
+
+
+def instructions(path):
+    """Dockerfile instructions with continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_ca_bundle_is_never_copied_and_pip_uses_the_secret(dockerfile):
+    for ins in instructions(dockerfile):
+        op = ins.split()[0].upper()
+        if op in ("COPY", "ADD"):
+            assert not re.search(r"ca[-_]?bundle|\.crt|\.pem|certs|secret", ins, re.I), ins
+        if op == "RUN" and "pip install" in ins:
+            assert "--mount=type=secret,id=ca_bundle" in ins
+            assert "PIP_CERT=/run/secrets/ca_bundle" in ins
+            assert "--no-cache-dir" in ins
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_image_references_name_no_registry_host(dockerfile):
+    ins = instructions(dockerfile)
+    default = next(i for i in ins if i.startswith("ARG BASE_IMAGE=")).split("=", 1)[1]
+    first = default.split("/")[0]
+    assert "/" in default and "." not in first and ":" not in first and first != "localhost"
+    assert ins[1] == "FROM ${BASE_IMAGE}"
+
+
+def test_base_dockerfile_contract():
+    ins = instructions(ROOT / "images/base/Dockerfile")
+    assert 'ENTRYPOINT ["tini", "-g", "--"]' in ins
+    assert 'CMD ["gpulab-start"]' in ins
+    assert "LABEL gpulab.image=base" in ins
+    assert not any(i.startswith("USER") for i in ins)  # gpulab-start must run as root
+    assert any("rm -f /etc/ssh/ssh_host_*" in i for i in ins)
+
+
+def test_scripts_are_executable():
+    for path in [ROOT / "images/base/gpulab-start", *ROOT.glob("hooks/start.d/*.sh")]:
+        assert os.access(path, os.X_OK), f"{path} must be chmod 755 (git keeps the bit)"
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_env_hook_writes_quoted_profile(tmp_path):
+    out = tmp_path / "00-gpulab.sh"
+    tricky = "it's \"q\" $HOME `x`\nline2"
+    env = {"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": "0,1", "TF_X": tricky,
+           "MINE": "a b", "SECRET": "no", "GPULAB_EXPORT_ENV": "MINE bad-name",
+           "GPULAB_PROFILE_ENV": str(out)}
+    subprocess.run([str(ROOT / "hooks/start.d/10-env.sh")], env=env, check=True)
+    got = subprocess.run(["sh", "-c", f'. {out}; printf "%s|" "$PATH" "$CUDA_VISIBLE_DEVICES" '
+                          '"$TF_X" "$MINE" "${SECRET:-unset}"'],
+                         env={}, capture_output=True, text=True, check=True).stdout
+    assert got == f"/opt/gpulab/venv/bin:/usr/bin:/bin|0,1|{tricky}|a b|unset|"
