@@ -36,4 +36,5 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 test: images
+	bash scripts/install-test-gpu-hook.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -v -rA tests

@@ -1,12 +1,14 @@
 """The ``gpulab`` admin command: up, check, images build, images list."""
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 
 from . import images
+from .ssh import proxy_client as ssh_proxy
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
 
@@ -126,6 +128,34 @@ def cmd_images_list(args):
     return 0
 
 
+def cmd_gpus(args):
+    from urllib.error import HTTPError, URLError
+
+    from .gpus import report
+
+    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        print("gpulab gpus: give an admin API token (--token or JUPYTERHUB_API_TOKEN; create one at /hub/token)", file=sys.stderr)
+        return 2
+    hub_url = args.hub_url
+    if not hub_url:
+        try:
+            hub_url = load_site(args.site)["hub"]["bind_url"]
+        except SiteConfigError as e:
+            print(f"gpulab gpus: {e} (or pass --hub-url)", file=sys.stderr)
+            return 2
+    try:
+        data = report.fetch(hub_url, token)
+    except HTTPError as e:
+        print(f"gpulab gpus: the hub answered {e.code} {e.reason} (an admin token is needed)", file=sys.stderr)
+        return 1
+    except URLError as e:
+        print(f"gpulab gpus: cannot reach the hub at {hub_url}: {e.reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2) if args.json else report.table(data))
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="gpulab", description="Run and manage a gpulab hub.")
     p.add_argument("--site", default=site_path(), help="site file (default: $GPULAB_CONFIG or ./gpulab.yaml)")
@@ -147,6 +177,12 @@ def parser():
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
     build.set_defaults(func=cmd_images_build)
     img.add_parser("list", help="list gpulab images on this host").set_defaults(func=cmd_images_list)
+    gpus = sub.add_parser("gpus", help="who holds which GPU, from the running hub")
+    gpus.add_argument("--hub-url", help="hub URL (default: hub.bind_url from the site file)")
+    gpus.add_argument("--token", help="admin API token (default: $JUPYTERHUB_API_TOKEN)")
+    gpus.add_argument("--json", action="store_true", help="print the JSON the hub serves")
+    gpus.set_defaults(func=cmd_gpus)
+    ssh_proxy.add_parser(sub)
     return p
 
 

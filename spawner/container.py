@@ -90,8 +90,8 @@ def prepare_host_dir(path, uid, gid):
         os.chown(path, uid, gid)
 
 
-def gpu_device_requests(count):
-    """No GPU means no device request at all."""
-    if not count:
+def gpu_device_requests(uuids):
+    """A request for exactly these GPUs; no GPU means no device request at all."""
+    if not uuids:
         return []
-    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    return [DeviceRequest(driver="nvidia", device_ids=list(uuids), capabilities=[["gpu"]])]

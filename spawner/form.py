@@ -19,8 +19,40 @@ def _limits(profile):
     return ", ".join(parts)
 
 
-def render_form(profiles, default_profile):
-    """Radio buttons for profiles (an allowlist) and a GPU-count field."""
+def _ago(since, now):
+    minutes = int((now - since) // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def render_gpu_table(snapshot, now=None):
+    """Live availability: each GPU, its memory, and who holds it (or 'free')."""
+    import time
+
+    now = now or time.time()
+    if not snapshot or not snapshot["gpus"]:
+        return '<p class="text-muted gpulab-gpus">This server has no GPUs to hand out.</p>'
+    rows = []
+    for g in snapshot["gpus"]:
+        if g["holders"]:
+            who = ", ".join(
+                f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})" for h in g["holders"]
+            )
+            state = f"held by {who}" + (f"; {g['free_slots']} slot(s) free" if g["free_slots"] > 0 else "")
+        else:
+            state = "free"
+        rows.append(
+            f"<tr data-gpu-uuid=\"{escape(g['uuid'])}\" data-free=\"{g['free_slots']}\"><td>{g['index']}</td><td>{escape(g['model'])}</td>"
+            f"<td>{_gib(g['memory_total'])}</td><td>{state}</td></tr>"
+        )
+    queue = f"<p class='text-muted'>{len(snapshot['queue'])} spawn(s) waiting for GPUs.</p>" if snapshot["queue"] else ""
+    return (
+        '<table class="table table-sm gpulab-gpus"><thead><tr><th>GPU</th><th>Model</th><th>Memory</th><th>Status</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{queue}"
+    )
+
+
+def render_form(profiles, default_profile, gpu_snapshot=None):
+    """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability."""
     rows = []
     for p in profiles:
         checked = " checked" if p["name"] == default_profile else ""
@@ -45,7 +77,11 @@ def render_form(profiles, default_profile):
     <label for="gpulab-gpus">GPUs</label>
     <input id="gpulab-gpus" class="form-control" type="number" name="gpus"
            min="0" max="{default['max_gpus']}" value="{default['gpus']}">
+    <label for="gpulab-gpu-ids" style="margin-top:.5em">Specific GPUs (optional, e.g. <code>0,2</code>)</label>
+    <input id="gpulab-gpu-ids" class="form-control" type="text" name="gpu_ids" maxlength="200" value="">
   </div>
+  <h4>GPUs on this server</h4>
+  {render_gpu_table(gpu_snapshot)}
   <script>
   (function () {{
     var gpus = document.getElementById("gpulab-gpus");

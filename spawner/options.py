@@ -9,7 +9,8 @@ The same validation serves the spawn form and the REST API
 from dataclasses import dataclass
 
 MAX_TEXT = 200
-KNOWN_FIELDS = ("profile", "gpus")
+KNOWN_FIELDS = ("profile", "gpus", "gpu_ids")
+MAX_GPU_IDS = 64
 
 
 class OptionError(ValueError):
@@ -24,6 +25,7 @@ class SpawnRequest:
 
     profile: dict
     gpus: int
+    gpu_ids: tuple = ()  # specific GPUs (UUIDs), empty = any free ones
 
 
 def options_from_form(formdata):
@@ -55,8 +57,37 @@ def _as_int(field, value, lo, hi):
     return value
 
 
-def validate_options(user_options, profiles, default_profile):
-    """Check ``user_options`` against the site's profiles; return a SpawnRequest."""
+def _gpu_ids(value, inventory):
+    """Specific GPUs by index (as people see them) or UUID -> UUIDs."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, list):
+        raise OptionError("gpu_ids", f"must be a list of GPU indices or UUIDs, got {type(value).__name__}")
+    if len(value) > MAX_GPU_IDS:
+        raise OptionError("gpu_ids", f"lists more than {MAX_GPU_IDS} GPUs")
+    by_index = {str(g.index): g.uuid for g in inventory}
+    uuids = {g.uuid for g in inventory}
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, str)) or len(str(item)) > MAX_TEXT:
+            raise OptionError("gpu_ids", f"entries must be GPU indices or UUIDs, got {str(item)[:40]!r}")
+        key = str(item).strip()
+        uuid = by_index.get(key) or (key if key in uuids else None)
+        if uuid is None:
+            have = ", ".join(sorted(by_index, key=int)) or "none"
+            raise OptionError("gpu_ids", f"GPU {key[:40]!r} does not exist on this host (GPUs: {have})")
+        if uuid in out:
+            raise OptionError("gpu_ids", f"GPU {key!r} is listed twice")
+        out.append(uuid)
+    return tuple(out)
+
+
+def validate_options(user_options, profiles, default_profile, *, inventory=(), quota=None, held_elsewhere=0):
+    """Check ``user_options`` against the site's profiles and GPU limits; return a SpawnRequest.
+
+    ``inventory`` is the host's GPUs; ``quota`` the user's GPU quota (None = no quota);
+    ``held_elsewhere`` the GPUs the user's other servers hold now.
+    """
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, dict):
@@ -75,6 +106,19 @@ def validate_options(user_options, profiles, default_profile):
         raise OptionError("profile", f"{name!r} is not an offered profile (choose from: {', '.join(by_name)})")
     profile = by_name[name]
 
-    gpus = user_options.get("gpus", profile["gpus"])
-    gpus = _as_int("gpus", gpus, 0, profile["max_gpus"])
-    return SpawnRequest(profile=profile, gpus=gpus)
+    gpu_ids = _gpu_ids(user_options["gpu_ids"], inventory) if user_options.get("gpu_ids") not in (None, "", []) else ()
+    default = len(gpu_ids) if gpu_ids else min(profile["gpus"], len(inventory))
+    gpus = user_options.get("gpus", default)
+    if gpus == "" or gpus is None:
+        gpus = default
+    gpus = _as_int("gpus", gpus, 0, 1024)
+    if gpus > profile["max_gpus"]:
+        raise OptionError("gpus", f"{gpus} is over the limit of {profile['max_gpus']} for profile {profile['name']!r}")
+    if gpu_ids and gpus != len(gpu_ids):
+        raise OptionError("gpus", f"asks for {gpus} GPU(s) but gpu_ids names {len(gpu_ids)}")
+    if gpus > len(inventory):
+        raise OptionError("gpus", f"{gpus} requested but this host has {len(inventory)} GPU(s)")
+    if quota is not None and gpus + held_elsewhere > quota:
+        extra = f" ({held_elsewhere} already held by your other servers)" if held_elsewhere else ""
+        raise OptionError("gpus", f"{gpus} is over your GPU quota of {quota}{extra}")
+    return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids)

@@ -162,3 +162,23 @@ def mapping(fields, extra=False):
         return out
 
     return check
+
+
+def dict_of(value_check, key_pattern=r".{1,200}", key_hint="a name"):
+    """A mapping with free-form keys (e.g. user names) and checked values."""
+
+    def check(value, path):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise SiteConfigError(path, f"must be a mapping, got {_describe(value)}")
+        out = {}
+        for key, item in value.items():
+            key = str(key)
+            if not re.fullmatch(key_pattern, key):
+                raise SiteConfigError(_join(path, key), f"key must be {key_hint}")
+            out[key] = value_check(item, _join(path, key))
+        return out
+
+    return check
+

@@ -51,13 +51,23 @@ def _save_artifacts(hub, name):
 
 
 @pytest.fixture(scope="module")
-def hub(request, docker_client, tmp_path_factory):
-    h = Hub(tmp_path_factory.mktemp("hub"), docker_client)
-    try:
-        h.start()
-        yield h
-    finally:
+def make_hub(request, docker_client, tmp_path_factory):
+    """Start hubs with site-file overrides; all are stopped and cleaned at module end."""
+    hubs = []
+
+    def make(site_overrides=None, start=True):
+        h = Hub(tmp_path_factory.mktemp("hub"), docker_client, site_overrides=site_overrides)
+        hubs.append(h)
+        return h.start() if start else h
+
+    yield make
+    for h in hubs:
         h.stop()
         if getattr(request.session, "gpulab_failed", False):
             _save_artifacts(h, h.name)
         h.cleanup()
+
+
+@pytest.fixture(scope="module")
+def hub(make_hub):
+    return make_hub()

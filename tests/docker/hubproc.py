@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import requests
@@ -47,7 +48,6 @@ load_subconfig({config!r})  # noqa: the committed configuration, unchanged
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allow_all = True
-c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # POST returns at once; progress can be followed
 c.JupyterHub.services = [{{"name": "gpulab-test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{
     "name": "gpulab-test",
@@ -86,6 +86,8 @@ class Hub:
                 {"name": "small", "image": BASE_IMAGE, "description": "test 2", "mem_limit": "1G"},
             ],
             "storage": {"datasets": [{"name": "shared", "source": self.datasets_dir, "target": "/datasets/shared"}]},
+            # per-user SSH ports are port_base + user id: a random base keeps concurrent test hubs apart
+            "ssh": {"port_base": 1000 * secrets.choice(range(23, 60))},
         }
         for key, value in (site_overrides or {}).items():
             self.site[key] = value
@@ -209,6 +211,27 @@ class Hub:
                     if event.get("ready") or event.get("failed"):
                         break
         return events
+
+    def spawn_following_progress(self, name, options=None, timeout=120):
+        """POST the spawn in the background and read its progress stream while it is pending.
+
+        Returns (POST status code, events). The hub keeps its default behaviour (the POST
+        waits up to 10 s), so validation errors are still answered with 400.
+        """
+        quoted = requests.utils.quote(name, safe="")
+        result = {}
+        poster = threading.Thread(target=lambda: result.update(r=self.api("POST", f"/users/{quoted}/server", json=options or {})))
+        poster.start()
+        deadline = time.monotonic() + 30
+        while True:
+            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
+            if server and server.get("pending") == "spawn":
+                break
+            assert time.monotonic() < deadline, f"spawn of {name} never became pending: {result}"
+            time.sleep(0.05)
+        events = self.progress(name)
+        poster.join(timeout)
+        return result["r"].status_code, events
 
     # --- Docker objects of this deployment ---
 

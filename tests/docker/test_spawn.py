@@ -104,9 +104,8 @@ def test_malformed_bodies_are_400(hub, raw):
 def test_progress_events_in_order_and_serializable(hub):
     name = "paul"
     hub.create_user(name)
-    r = hub.api("POST", f"/users/{name}/server", json={"profile": "small"})
-    assert r.status_code in (201, 202), r.text
-    events = hub.progress(name)
+    status, events = hub.spawn_following_progress(name, {"profile": "small"})
+    assert status in (201, 202)
     messages = [e.get("message", "") for e in events]
     for e in events:
         json.dumps(e)

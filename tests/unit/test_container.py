@@ -58,9 +58,9 @@ def test_prepare_host_dir_owned_by_user(tmp_path):
 
 
 def test_no_gpu_no_device_request():
-    assert container.gpu_device_requests(0) == []
-    (req,) = container.gpu_device_requests(2)
-    assert req["Count"] == 2 and req["Capabilities"] == [["gpu"]]
+    assert container.gpu_device_requests(()) == []
+    (req,) = container.gpu_device_requests(("GPU-a", "GPU-b"))
+    assert req["DeviceIDs"] == ["GPU-a", "GPU-b"] and req["Capabilities"] == [["gpu"]] and not req["Count"]
 
 
 def test_form_lists_only_profiles_escaped():
@@ -71,3 +71,19 @@ def test_form_lists_only_profiles_escaped():
     html = render_form(profiles, "b")
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert 'name="profile" value="b"' in html and 'max="2"' in html
+
+
+def test_form_shows_live_gpu_availability():
+    from spawner.form import render_gpu_table
+
+    snap = {
+        "gpus": [
+            {"index": 0, "uuid": "GPU-a", "model": "A100", "memory_total": 40 << 30, "holders": [{"user": "<bob>", "server": "", "since": 0}], "free_slots": 0},
+            {"index": 1, "uuid": "GPU-b", "model": "A100", "memory_total": 40 << 30, "holders": [], "free_slots": 1},
+        ],
+        "queue": [{"user": "carol", "gpus": 1, "since": 0}],
+    }
+    html = render_gpu_table(snap, now=3600 * 2 + 60 * 5)
+    assert "held by &lt;bob&gt; (2h05m)" in html and "<bob>" not in html
+    assert ">free<" in html and "40 GiB" in html and "1 spawn(s) waiting" in html
+    assert "no GPUs" in render_gpu_table({"gpus": [], "queue": []})

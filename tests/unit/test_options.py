@@ -1,7 +1,10 @@
 import pytest
 
+from spawner.gpus.inventory import GPU
 from spawner.options import OptionError, options_from_form, validate_options
 from spawner.siteconfig import validate_site
+
+INVENTORY = [GPU(0, "GPU-aaaa", "T4", 16 << 30), GPU(1, "GPU-bbbb", "T4", 16 << 30)]
 
 PROFILES = validate_site({
     "auth": {"admin_users": ["a"]},
@@ -12,8 +15,9 @@ PROFILES = validate_site({
 })["profiles"]
 
 
-def check(options):
-    return validate_options(options, PROFILES, "base")
+def check(options, **kw):
+    kw.setdefault("inventory", INVENTORY)
+    return validate_options(options, PROFILES, "base", **kw)
 
 
 def test_defaults_to_default_profile():
@@ -35,10 +39,16 @@ def test_profile_default_gpus_and_override():
         ({"profile": 3}, "profile", "must be a string"),
         ({"profile": "x" * 5000}, "profile", "longer than"),
         ({"image": "ubuntu"}, "image", "unknown option"),
-        ({"profile": "torch", "gpus": 3}, "gpus", "between 0 and 2"),
-        ({"gpus": 1}, "gpus", "between 0 and 0"),
+        ({"profile": "torch", "gpus": 3}, "gpus", "over the limit of 2 for profile 'torch'"),
+        ({"gpus": 1}, "gpus", "over the limit of 0"),
+        ({"profile": "torch", "gpu_ids": [7]}, "gpu_ids", "GPU '7' does not exist on this host (GPUs: 0, 1)"),
+        ({"profile": "torch", "gpu_ids": ["GPU-zzzz"]}, "gpu_ids", "does not exist"),
+        ({"profile": "torch", "gpu_ids": [0, "GPU-aaaa"]}, "gpu_ids", "listed twice"),
+        ({"profile": "torch", "gpu_ids": [0], "gpus": 2}, "gpus", "gpu_ids names 1"),
+        ({"profile": "torch", "gpu_ids": {"a": 1}}, "gpu_ids", "must be a list"),
+        ({"profile": "torch", "gpu_ids": list(range(100))}, "gpu_ids", "more than 64"),
         ({"profile": "torch", "gpus": "9" * 50}, "gpus", "whole number"),
-        ({"profile": "torch", "gpus": -1}, "gpus", "between 0 and 2"),
+        ({"profile": "torch", "gpus": -1}, "gpus", "between 0 and 1024"),
         ({"profile": "torch", "gpus": True}, "gpus", "whole number"),
         ({"profile": "torch", "gpus": 1.5}, "gpus", "whole number"),
     ],
@@ -48,6 +58,24 @@ def test_bad_options_name_the_field(options, field, text):
         check(options)
     assert info.value.field == field
     assert text in str(info.value)
+
+
+def test_specific_gpus_by_index_or_uuid():
+    req = check({"profile": "torch", "gpu_ids": [1]})
+    assert req.gpu_ids == ("GPU-bbbb",) and req.gpus == 1
+    assert check({"profile": "torch", "gpu_ids": "0,GPU-bbbb"}).gpu_ids == ("GPU-aaaa", "GPU-bbbb")
+
+
+def test_quota_counts_other_servers():
+    assert check({"profile": "torch", "gpus": 1}, quota=2, held_elsewhere=1).gpus == 1
+    with pytest.raises(OptionError, match=r"over your GPU quota of 2 \(1 already held"):
+        check({"profile": "torch", "gpus": 2}, quota=2, held_elsewhere=1)
+
+
+def test_more_gpus_than_host_has():
+    with pytest.raises(OptionError, match="this host has 0 GPU"):
+        check({"profile": "torch", "gpus": 1}, inventory=[])
+    assert check({"profile": "torch"}, inventory=[]).gpus == 0  # default shrinks to what exists
 
 
 def test_non_object_body():
