@@ -168,3 +168,30 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
     await asyncio.wait_for(asyncio.gather(*(user(i) for i in range(24))), 30)
     assert a.holdings == {} and a.queue == []
     assert max(peak) <= 3
+
+
+def test_quota_user_entry_wins_then_largest_group_then_default():
+    from spawner.gpus.manager import GPUManager
+
+    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}})
+    assert m.quota_for("alice", ["staff"]) == 0
+    assert m.quota_for("bob", ["phd", "staff"]) == 4
+    assert m.quota_for("carol", []) == 1
+    assert GPUManager({"devices": []}).quota_for("x", []) is None
+
+
+def test_admin_table():
+    from spawner.gpus.report import table
+
+    data = {
+        "gpus": [
+            {"index": 0, "uuid": "GPU-a", "model": "NVIDIA A100", "memory_total": 40 << 30, "holders": [{"user": "alice", "server": "big", "since": 0}]},
+            {"index": 1, "uuid": "GPU-b", "model": "NVIDIA A100", "memory_total": 40 << 30, "holders": []},
+        ],
+        "queue": [{"user": "bob", "gpus": 1, "since": 0}],
+    }
+    text = table(data, now=600).splitlines()
+    assert text[0].split()[:4] == ["GPU", "MODEL", "MEMORY", "HOLDER"]
+    assert "alice/big" in text[1] and "(10 min)" in text[1] and "40 GiB" in text[1]
+    assert text[2].split()[0] == "1" and text[2].rstrip().endswith("-")
+    assert text[-1] == "waiting: bob (1 GPU)"
