@@ -17,7 +17,8 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
-    packages=["spawner"],
+    packages=["spawner", "spawner.gpus", "spawner.ssh"],
+    package_data={"spawner": ["templates/*.html"]},
     python_requires=">=3.10",
     install_requires=[
         "jupyterhub>=5.2,<7",
@@ -30,6 +31,7 @@ setup(
         "tornado>=6.4",
         "PyYAML>=6",
         "escapism>=1.0",
+        "bcrypt>=4",
     ],
     extras_require={
         "test": [

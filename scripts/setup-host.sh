@@ -25,7 +25,7 @@ if ! docker info >/dev/null 2>&1; then
     echo "setup-host: started docker.service"
   else
     echo "setup-host: starting dockerd (log: /var/log/gpulab-dockerd.log)"
-    nohup dockerd >/var/log/gpulab-dockerd.log 2>&1 &
+    nohup dockerd --live-restore >/var/log/gpulab-dockerd.log 2>&1 &
   fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "setup-host: the Docker engine did not come up; see /var/log/gpulab-dockerd.log" >&2; exit 1; }

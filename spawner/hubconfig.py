@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from . import network
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
+from .ssh.hubsetup import configure_ssh
 
 
 def _auth(c, auth, environ):
@@ -81,11 +82,16 @@ def _spawner(c, site, gateway):
     s.allow_sudo = users["sudo"]
     s.uid_base = users["uid_base"]
     s.user_gid = users["gid"]
+    s.tf_memory_growth = site["hooks"]["tf_memory_growth"]
+    s.jax_preallocate = site["hooks"]["jax_preallocate"]
+    s.tensorboard_logdir = site["hooks"]["tensorboard_logdir"]
     s.network_name = hub["network"]
     s.use_internal_ip = True
     s.remove = True  # the container is disposable; the home volume is not
     s.pull_policy = "ifnotpresent"
-    s.start_timeout = hub["start_timeout"]
+    s.gpu_settings = site["gpus"]
+    # a spawn may wait in the GPU queue before its container starts
+    s.start_timeout = hub["start_timeout"] + (site["gpus"]["wait_timeout"] if site["gpus"]["wait"] else 0)
     s.http_timeout = hub["start_timeout"]
     s.debug = False
 
@@ -114,8 +120,12 @@ def configure(c, site=None, environ=os.environ):
     c.JupyterHub.hub_bind_url = f"http://{gateway}:{hub['api_port']}"
     c.JupyterHub.hub_connect_url = f"http://{gateway}:{hub['api_port']}"
 
+    from .gpus.api import handlers as gpu_handlers
+
+    c.JupyterHub.extra_handlers = gpu_handlers(hub["name"], site["gpus"])
     _auth(c, site["auth"], environ)
     _spawner(c, site, gateway)
+    configure_ssh(c, site, state)  # after _auth: adds to its template_paths
     if hub["idle_timeout"]:
         c.JupyterHub.services = [
             {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={hub['idle_timeout']}"]}

@@ -14,6 +14,7 @@ from .schema import (
     SiteConfigError,
     boolean,
     choice,
+    dict_of,
     integer,
     list_of,
     mapping,
@@ -51,6 +52,22 @@ def _subnet(value, path):
     return value
 
 
+def _ip_address(value, path):
+    string()(value, path)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise SiteConfigError(path, f'must be an IP address such as "127.0.0.1" or "0.0.0.0", got "{value}"')
+    return value
+
+
+def _port_base(value, path):
+    integer(0, 64535)(value, path)
+    if 0 < value < 1024:
+        raise SiteConfigError(path, f"must be 0 (no direct SSH ports) or at least 1024, got {value}")
+    return value
+
+
 _profile = mapping(
     {
         "name": Field(string(NAME, NAME_HINT), required=True),
@@ -81,6 +98,45 @@ _oauth = {
     "allowed_users": Field(list_of(string(USERNAME)), default=list),
     "allowed_groups": Field(list_of(string()), default=list),
 }
+
+_gpu_device = mapping(
+    {
+        "index": Field(integer(0, 1023), required=True),
+        "uuid": Field(string(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", "a GPU UUID such as GPU-5a1c…"), required=True),
+        "model": Field(string(max_len=200), default="GPU"),
+        "memory": Field(size(), required=True),
+    }
+)
+
+def _devices(value, path):
+    if value == "auto":
+        return value
+    if not isinstance(value, list):
+        raise SiteConfigError(path, f'must be "auto" (ask NVML) or a list of GPUs, got {value!r}')
+    return list_of(_gpu_device)(value, path)
+
+
+_gpus = mapping(
+    {
+        "devices": Field(_devices, default="auto"),
+        "mode": Field(choice("exclusive", "shared"), default="exclusive"),
+        "max_shared": Field(integer(1, 64), default=2),
+        "shared_overrides": Field(dict_of(integer(1, 64), r"GPU-[A-Za-z0-9_.:-]+|\d{1,4}", "a GPU UUID or index"), default=dict),
+        "wait": Field(boolean, default=True),
+        "wait_timeout": Field(integer(1, 86400), default=600),
+        "show_holders": Field(boolean, default=True),
+        "quota": Field(
+            mapping(
+                {
+                    "default": Field(integer(0, 1024)),
+                    "users": Field(dict_of(integer(0, 1024), USERNAME, "a user name"), default=dict),
+                    "groups": Field(dict_of(integer(0, 1024), USERNAME, "a group name"), default=dict),
+                }
+            ),
+            default=dict,
+        ),
+    }
+)
 
 SCHEMA = mapping(
     {
@@ -127,6 +183,7 @@ SCHEMA = mapping(
         ),
         "profiles": Field(list_of(_profile, min_items=1), required=True),
         "default_profile": Field(string(NAME, NAME_HINT)),
+        "gpus": Field(_gpus, default=dict),
         "storage": Field(
             mapping(
                 {
@@ -147,6 +204,29 @@ SCHEMA = mapping(
                     "sudo": Field(boolean, default=False),
                     "uid_base": Field(integer(1000, 2**31 - 2**20), default=20000),
                     "gid": Field(integer(100, 2**31), default=100),
+                }
+            ),
+            default=dict,
+        ),
+        "ssh": Field(
+            mapping(
+                {
+                    "enabled": Field(boolean, default=True),
+                    "password_login": Field(boolean, default=False),
+                    "host_address": Field(_ip_address, default="127.0.0.1"),
+                    "port_base": Field(_port_base, default=22000),
+                    "public_host": Field(string(r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or address users connect to")),
+                    "activity_interval": Field(integer(1, 3600), default=60),
+                }
+            ),
+            default=dict,
+        ),
+        "hooks": Field(
+            mapping(
+                {
+                    "tf_memory_growth": Field(boolean, default=True),
+                    "jax_preallocate": Field(boolean, default=False),
+                    "tensorboard_logdir": Field(string(r"(~|~/[^\0\n]*|/[^\0\n]*)", "a path in the container such as ~/runs or /scratch/tb"), default="~/runs"),
                 }
             ),
             default=dict,
@@ -215,6 +295,15 @@ def _cross_checks(site):
             for key in ("authorize_url", "token_url", "userdata_url"):
                 if not block.get(key):
                     raise SiteConfigError(f"auth.oidc.{key}", "is required")
+
+    devices = site["gpus"]["devices"]
+    if devices != "auto":
+        for key in ("index", "uuid"):
+            seen = {}
+            for i, dev in enumerate(devices):
+                if dev[key] in seen:
+                    raise SiteConfigError(f"gpus.devices[{i}].{key}", f"{dev[key]!r} is also gpus.devices[{seen[dev[key]]}].{key}")
+                seen[dev[key]] = i
 
     hub = site["hub"]
     if hub["network"] is None:

@@ -13,13 +13,16 @@ from dockerspawner import DockerSpawner
 from tornado import web
 from traitlets import Bool, Dict, Int, List, Unicode, default
 
-from . import container
+from . import container, runtime_env
 from .form import render_form
+from .gpus.allocator import GPUsBusy, describe
+from .gpus.manager import get_manager
 from .options import OptionError, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
+from .ssh.spawn import SSHSpawnerMixin
 
 
-class GPUDockerSpawner(DockerSpawner):
+class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     deployment = Unicode(
         "gpulab",
         help="Name of this deployment, e.g. 'gpulab'. Prefixes container and volume names and labels every container (gpulab.deployment).",
@@ -42,6 +45,21 @@ class GPUDockerSpawner(DockerSpawner):
     allow_sudo = Bool(False, help="Give users passwordless sudo inside their own container. Default: no.").tag(config=True)
     uid_base = Int(20000, help="A user's uid in the container is uid_base + the hub's user id, e.g. 20000 + 7. Stable and unique per user.").tag(config=True)
     user_gid = Int(100, help="Primary gid of container users, e.g. 100 ('users'). Default 100.").tag(config=True)
+    gpu_settings = Dict(
+        help="The site file's gpus section, e.g. {'devices': 'auto', 'mode': 'exclusive', 'wait': True, 'wait_timeout': 600, 'quota': {'default': 1}}. Default: NVML inventory, exclusive GPUs, waiting on.",
+    ).tag(config=True)
+    tf_memory_growth = Bool(
+        True,
+        help="Start containers with TensorFlow GPU memory growth on (TF_FORCE_GPU_ALLOW_GROWTH=true, plus the IPython hook), e.g. False to leave TensorFlow's default of taking the whole card. Default: on.",
+    ).tag(config=True)
+    jax_preallocate = Bool(
+        False,
+        help="Let JAX preallocate most of a GPU's memory, e.g. True for JAX's own default. Default: off (XLA_PYTHON_CLIENT_PREALLOCATE=false).",
+    ).tag(config=True)
+    tensorboard_logdir = Unicode(
+        "~/runs",
+        help="TensorBoard's log directory at /user/<name>/tensorboard/, e.g. '~/experiments' or '/scratch/tb'. Default '~/runs'; a user may override it.",
+    ).tag(config=True)
     docker_threads = Int(
         8,
         help="Size of the thread pool shared by all spawners for blocking Docker calls, e.g. 8. Stock DockerSpawner uses 1.",
@@ -51,6 +69,7 @@ class GPUDockerSpawner(DockerSpawner):
     _progress_log = None
     _start_future = None
     _request = None
+    gpu_uuids = ()  # what this server holds; persisted in the spawner state
 
     # --- Docker calls: a bounded pool instead of DockerSpawner's single thread ---
 
@@ -88,24 +107,75 @@ class GPUDockerSpawner(DockerSpawner):
         ns = {"username": self.escaped_name, "prefix": self.prefix, "uid": self.uid, "servername": self.escape(self.name or "")}
         return template.format(**ns)
 
+    # --- GPUs ---
+
+    @property
+    def gpu_manager(self):
+        return get_manager(self.deployment, self.gpu_settings)
+
+    @property
+    def holder(self):
+        return (self.user.name, self.name or "")
+
+    async def _running_containers(self):
+        """Container dicts of this deployment that are (about to be) running."""
+        filters = {"label": [f"gpulab.deployment={self.deployment}"], "status": ["created", "running", "restarting"]}
+        return await self.docker("containers", filters=filters)
+
+    async def gpus_synced(self):
+        await self.gpu_manager.ensure_synced(self._running_containers)
+        return self.gpu_manager
+
+    def release_gpus(self):
+        self.gpu_manager.allocator.cancel_waiting(self.holder)
+        if self.gpu_manager.allocator.release(self.holder):
+            self.log.info("Released GPUs %s of %s", ",".join(self.gpu_uuids), self._log_name)
+        self.gpu_uuids = ()
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.gpu_uuids = tuple(state.get("gpu_uuids", ()))
+
+    def get_state(self):
+        state = super().get_state()
+        if self.gpu_uuids:
+            state["gpu_uuids"] = list(self.gpu_uuids)
+        return state
+
     # --- the form and the options ---
 
     @default("options_form")
     def _default_options_form(self):
         if not self.profiles:
             return ""
-        return render_form(self.profiles, self.default_profile or self.profiles[0]["name"])
+
+        async def form(spawner):
+            manager = await spawner.gpus_synced()
+            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot())
+
+        return form
 
     @default("options_from_form")
     def _default_options_from_form(self):
-        return lambda spawner, formdata: options_from_form(formdata)
+        # JupyterHub calls it as options_from_form(formdata, spawner=self) when it takes `spawner`
+        return lambda formdata, spawner=None: options_from_form(formdata)
 
     def validate_request(self):
         """Check user_options; raise HTTP 400 naming the field. Creates nothing."""
         if not self.profiles:
             raise web.HTTPError(500, "gpulab: no profiles are configured")
+        manager = self.gpu_manager
+        allocator = manager.allocator
+        own = allocator.holdings.get(self.holder)
         try:
-            return validate_options(self.user_options, self.profiles, self.default_profile or self.profiles[0]["name"])
+            return validate_options(
+                self.user_options,
+                self.profiles,
+                self.default_profile or self.profiles[0]["name"],
+                inventory=manager.inventory,
+                quota=manager.quota_for(self.user.name, [g.name for g in self.user.groups]),
+                held_elsewhere=allocator.held_by_user(self.user.name) - len(own.uuids if own else ()),
+            )
         except OptionError as e:
             raise web.HTTPError(400, f"Invalid spawn option {e}")
 
@@ -113,7 +183,6 @@ class GPUDockerSpawner(DockerSpawner):
 
     def get_env(self):
         env = super().get_env()
-        gpus = self._request.gpus if self._request else 0
         env.update(
             container.environment(
                 login=self.login,
@@ -121,9 +190,18 @@ class GPUDockerSpawner(DockerSpawner):
                 gid=self.user_gid,
                 home=self.home_dir,
                 sudo=self.allow_sudo,
-                gpus_visible="all" if gpus else "void",
+                gpus_visible=",".join(self.gpu_uuids) or "void",
             )
         )
+        env.update(
+            runtime_env.tool_environment(
+                tf_memory_growth=self.tf_memory_growth,
+                jax_preallocate=self.jax_preallocate,
+                tensorboard_logdir=self.tensorboard_logdir,
+                service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
+            )
+        )
+        env.update(self.ssh_environment())  # sshd settings; GPULAB_SUDO as the admin set it on the SSH page
         return env
 
     def gpulab_mounts(self):
@@ -140,15 +218,16 @@ class GPUDockerSpawner(DockerSpawner):
         kwargs["labels"] = {
             **(kwargs.get("labels") or {}),
             **container.labels(deployment=self.deployment, username=self.user.name, servername=self.name, profile=profile["name"], uid=self.uid),
+            "gpulab.gpus": ",".join(self.gpu_uuids),
         }
         kwargs.setdefault("working_dir", self.home_dir)
         host = kwargs["host_config"]
         host["Mounts"] = list(host.get("Mounts") or []) + self.gpulab_mounts()
         host.setdefault("ShmSize", profile["shm_size"])
-        requests = container.gpu_device_requests(self._request.gpus)
-        if requests:
-            host["DeviceRequests"] = requests
-        return kwargs
+        # exactly the allocated GPUs, or none at all (never a request from the admin's extra_host_config)
+        host["DeviceRequests"] = container.gpu_device_requests(self.gpu_uuids) or None
+        # SSH: the per-user host port and host-key volume
+        return self.ssh_create_kwargs(kwargs, {"gpulab.deployment": self.deployment, "gpulab.ssh-host-keys": self.user.name})
 
     def docker(self, method, *args, **kwargs):
         if method == "create_container":
@@ -158,6 +237,7 @@ class GPUDockerSpawner(DockerSpawner):
     # --- start, with progress ---
 
     async def start(self):
+        await self.gpus_synced()  # after a hub restart, know who holds what before judging quotas
         self._request = self.validate_request()
         self._progress_log = ProgressLog()
         self._start_future = asyncio.ensure_future(self._start())
@@ -172,6 +252,37 @@ class GPUDockerSpawner(DockerSpawner):
         if profile.get("cpu_limit"):
             self.cpu_limit = profile["cpu_limit"]
         log.emit(5, f"Profile {profile['display_name']}: {self.image}, {self._request.gpus} GPU(s)")
+        await self._acquire_gpus()
+        try:
+            return await self._start_container()
+        except BaseException:
+            self.release_gpus()
+            raise
+
+    async def _acquire_gpus(self):
+        request, log = self._request, self._progress_log
+        if not request.gpus:
+            self.gpu_uuids = ()
+            return
+        manager = await self.gpus_synced()
+        settings = manager.settings
+
+        def waiting(position, holders):
+            who = describe(holders) if settings["show_holders"] else f"{len(holders)} other server(s)"
+            log.emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
+
+        try:
+            uuids = await manager.allocator.acquire(
+                self.holder, request.gpus, request.gpu_ids, wait=settings["wait"], timeout=settings["wait_timeout"], on_wait=waiting
+            )
+        except GPUsBusy as e:
+            raise web.HTTPError(409, f"GPUs busy: {e}")
+        self.gpu_uuids = tuple(uuids)
+        shown = {g.uuid: g for g in manager.inventory}
+        log.emit(9, "Allocated GPU " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+
+    async def _start_container(self):
+        log, profile = self._progress_log, self._request.profile
         for path in container.host_dirs_to_prepare(
             self._render_source(self.home_source) if container.is_host_path(self.home_source) else None,
             self._render_source(self.scratch_source) if self.scratch_source else None,
@@ -227,9 +338,18 @@ class GPUDockerSpawner(DockerSpawner):
         async for event in self._progress_log.follow(self._start_future):
             yield event
 
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self.gpu_uuids:
+            self.release_gpus()  # the container died: its GPUs are free again
+        return status
+
     async def stop(self, now=False):
-        if not self.object_id:
-            # nothing was created (e.g. the spawn was rejected): nothing to stop
-            self.clear_state()
-            return
-        await super().stop(now=now)
+        try:
+            if self.object_id:
+                await super().stop(now=now)
+            else:
+                # nothing was created (e.g. the spawn was rejected or cancelled while queued)
+                self.clear_state()
+        finally:
+            self.release_gpus()

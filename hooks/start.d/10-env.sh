@@ -1,7 +1,7 @@
 #!/bin/bash
 # Start hook: write /etc/profile.d/00-gpulab.sh so SSH/login shells see the same
 # key environment as the notebook server (PATH, CUDA/NVIDIA, LD_LIBRARY_PATH,
-# TF_*/XLA_*, plus the names listed in GPULAB_EXPORT_ENV, space separated).
+# TF_*/XLA_*, PIP_USER, plus the names listed in GPULAB_EXPORT_ENV, space separated).
 set -eu
 
 VENV_BIN=/opt/gpulab/venv/bin
@@ -12,7 +12,7 @@ case ":${PATH:-}:" in
     *) PATH="$VENV_BIN${PATH:+:$PATH}" ;;
 esac
 
-names=(PATH LD_LIBRARY_PATH LANG NVIDIA_VISIBLE_DEVICES NVIDIA_DRIVER_CAPABILITIES)
+names=(PATH LD_LIBRARY_PATH LANG NVIDIA_VISIBLE_DEVICES NVIDIA_DRIVER_CAPABILITIES PIP_USER)
 while read -r name; do
     case $name in CUDA_* | TF_* | XLA_*) names+=("$name") ;; esac
 done < <(compgen -e | LC_ALL=C sort)

@@ -134,7 +134,10 @@ def test_two_users_never_share(hub):
     ip_a = a.attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
     ip_b = b.attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
     assert ip_a != ip_b
-    assert not a.attrs["HostConfig"]["PortBindings"] and not b.attrs["HostConfig"]["PortBindings"], "no host ports published"
+    # only each user's own SSH port is published (on 127.0.0.1); never the notebook port
+    ports = [c.attrs["HostConfig"]["PortBindings"] for c in (a, b)]
+    assert all(list(p) == ["22/tcp"] and p["22/tcp"][0]["HostIp"] == "127.0.0.1" for p in ports), ports
+    assert ports[0]["22/tcp"][0]["HostPort"] != ports[1]["22/tcp"][0]["HostPort"], "SSH ports collide"
     # one user's token cannot open the other's server
     token_b = hub.user_token(names[1])
     r = requests.get(hub.user_url(names[0], "api/status"), headers={"Authorization": f"token {hub.token}"}, timeout=10)

@@ -71,6 +71,12 @@ def test_dataset_mode_error_names_key_path():
         (site(storage={"datasets": [{"name": "e", "source": "/x"}]}), "storage.datasets[0].target: is required"),
         (site(users={"sudo": "yes"}), "users.sudo: must be true or false"),
         (site(surprise=1), "surprise: unknown key"),
+        (site(gpus={"devices": "some"}), 'gpus.devices: must be "auto" (ask NVML) or a list of GPUs'),
+        (site(gpus={"devices": [{"index": 0, "uuid": "GPU-a"}]}), "gpus.devices[0].memory: is required"),
+        (site(gpus={"devices": [{"index": 0, "uuid": "GPU-a", "memory": "1G"}, {"index": 1, "uuid": "GPU-a", "memory": "1G"}]}), "gpus.devices[1].uuid: 'GPU-a' is also gpus.devices[0].uuid"),
+        (site(gpus={"mode": "fair"}), 'gpus.mode: must be "exclusive" or "shared"'),
+        (site(gpus={"quota": {"users": {"alice": -1}}}), "gpus.quota.users.alice: must be at least 0"),
+        (site(gpus={"shared_overrides": {"first": 2}}), "gpus.shared_overrides.first: key must be a GPU UUID or index"),
     ],
 )
 def test_bad_values_name_their_key(raw, expected):
@@ -105,3 +111,45 @@ def test_round_trip_through_yaml(tmp_path):
 @pytest.mark.parametrize("text, nbytes", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1.5g", int(1.5 * 1024**3)), ("2GiB", 2 * 1024**3), (4096, 4096)])
 def test_parse_size(text, nbytes):
     assert parse_size(text) == nbytes
+
+
+def test_hooks_defaults_and_switches():
+    s = validate_site(site())
+    assert s["hooks"] == {"tf_memory_growth": True, "jax_preallocate": False, "tensorboard_logdir": "~/runs"}
+    s = validate_site(site(hooks={"tf_memory_growth": False, "jax_preallocate": True, "tensorboard_logdir": "/scratch/tb"}))
+    assert s["hooks"] == {"tf_memory_growth": False, "jax_preallocate": True, "tensorboard_logdir": "/scratch/tb"}
+
+
+@pytest.mark.parametrize(
+    "hooks, expected",
+    [
+        ({"tf_memory_growth": "yes"}, "hooks.tf_memory_growth: must be true or false"),
+        ({"jax_preallocate": 1}, "hooks.jax_preallocate: must be true or false"),
+        ({"tensorboard_logdir": "runs"}, "hooks.tensorboard_logdir: must be a path in the container"),
+        ({"tensorboard_logdir": "/a\nb"}, "hooks.tensorboard_logdir: must be a path in the container"),
+        ({"tf_growth": True}, "hooks.tf_growth: unknown key"),
+    ],
+)
+def test_hooks_errors_name_their_key(hooks, expected):
+    assert expected in error_of(site(hooks=hooks))
+
+
+def test_ssh_defaults_keys_only_on_localhost():
+    ssh = validate_site(site())["ssh"]
+    assert ssh == {"enabled": True, "password_login": False, "host_address": "127.0.0.1", "port_base": 22000, "public_host": None, "activity_interval": 60}
+
+
+@pytest.mark.parametrize(
+    "ssh,expected",
+    [
+        ({"port_base": 80}, "ssh.port_base: must be 0 (no direct SSH ports) or at least 1024, got 80"),
+        ({"port_base": 70000}, "ssh.port_base"),
+        ({"host_address": "localhost"}, 'ssh.host_address: must be an IP address such as "127.0.0.1" or "0.0.0.0", got "localhost"'),
+        ({"password_login": "yes"}, "ssh.password_login"),
+        ({"pasword_login": True}, "ssh.pasword_login: unknown key"),
+        ({"activity_interval": 0}, "ssh.activity_interval"),
+        ({"public_host": "bad host"}, "ssh.public_host"),
+    ],
+)
+def test_bad_ssh_values_name_their_key(ssh, expected):
+    assert expected in error_of(site(ssh=ssh))

@@ -1,0 +1,53 @@
+"""Hub-side wiring of SSH: the access page's handlers, the nav link, the spawner's SSH traits."""
+
+import os
+from urllib.parse import urlparse
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+STORE_FILE = "gpulab-ssh.sqlite"
+
+
+def _configured(section, name, default):
+    """A list/dict already set in this config (e.g. by another gpulab module), else ``default``."""
+    return section[name] if name in section else default
+
+
+def public_host(ssh, hub_url):
+    """The host name users put in ~/.ssh/config for the direct port."""
+    if ssh["public_host"]:
+        return ssh["public_host"]
+    if ssh["host_address"] in ("0.0.0.0", "::"):
+        return urlparse(hub_url).hostname
+    return ssh["host_address"]
+
+
+def configure_ssh(c, site, state_dir):
+    ssh = site["ssh"]
+    s = c.GPUDockerSpawner
+    s.ssh_enabled = ssh["enabled"]
+    if not ssh["enabled"]:
+        return
+    from .service import handlers
+    from .store import SSHStore
+
+    store_path = os.path.join(state_dir, STORE_FILE)
+    hub_url = site["hub"]["bind_url"]
+    settings = {
+        "password_login": ssh["password_login"],
+        "sudo": site["users"]["sudo"],
+        "port_base": ssh["port_base"],
+        "public_host": public_host(ssh, hub_url),
+        "hub_url": hub_url.rstrip("/"),
+    }
+    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(SSHStore(store_path), settings)
+    c.JupyterHub.template_paths = [TEMPLATES] + list(_configured(c.JupyterHub, "template_paths", []))
+    c.JupyterHub.template_vars = {
+        **_configured(c.JupyterHub, "template_vars", {}),
+        "gpulab_ssh": True,
+        "gpulab_native_auth": site["auth"]["type"] == "native",
+    }
+    s.ssh_store_path = store_path
+    s.ssh_password_login = ssh["password_login"]
+    s.ssh_host_address = ssh["host_address"]
+    s.ssh_port_base = ssh["port_base"]
+    s.ssh_activity_interval = ssh["activity_interval"]

@@ -1,0 +1,224 @@
+"""SSH into the user's own container, both ways in, with the real OpenSSH client."""
+
+import hashlib
+import os
+import re
+import time
+from datetime import datetime
+
+import pytest
+import requests
+
+from .jupyter_ws import terminal_run, ws_status
+from .sshtools import SSH, Browser, free_port_base, host_key_fingerprints, keygen, messages
+
+ENV_NAMES = re.compile(r"^(PATH|LD_LIBRARY_PATH|NVIDIA_[A-Z_]+|CUDA_[A-Z_]+|TF_[A-Z_]+|XLA_[A-Z_]+|PIP_USER)=(.*)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def lab(make_hub, tmp_path_factory):
+    """A hub with SSH on; alice (key added on the page) and bob (key added through the API), both running."""
+    hub = make_hub({"ssh": {"port_base": free_port_base(), "activity_interval": 2}})
+    work = tmp_path_factory.mktemp("ssh")
+    lab = {"hub": hub, "work": work, "port_base": hub.site["ssh"]["port_base"]}
+    for name in ("alice", "bob"):
+        hub.create_user(name)
+        token_file = work / f"{name}.token"
+        token_file.write_text(hub.user_token(name))
+        key = work / f"{name}_key"
+        port = int(re.search(r"^ +Port (\d+)$", Browser(hub, name).page(), re.M).group(1))  # from the page's ~/.ssh/config
+        lab[name] = {"id": port - lab["port_base"], "key": key, "pub": keygen(key), "token_file": token_file, "port": port}
+    page = Browser(hub, "alice")
+    r = page.post(action="add_key", key=lab["alice"]["pub"])
+    assert r.status_code == 200 and messages(r.text, "ok"), r.text
+    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": lab["bob"]["pub"]}, headers=token("bob", lab), timeout=30)
+    assert r.status_code == 201, r.text
+    hub.spawn("alice")
+    hub.spawn("bob")
+    for name in ("alice", "bob"):  # published where the page says
+        ports = hub.containers(name)[0].attrs["HostConfig"]["PortBindings"]["22/tcp"]
+        assert ports == [{"HostIp": "127.0.0.1", "HostPort": str(lab[name]["port"])}], ports
+    return lab
+
+
+def token(name, lab):
+    return {"Authorization": f"token {lab[name]['token_file'].read_text()}"}
+
+
+def ssh_for(lab, name):
+    return SSH(str(lab["work"]), lab[name]["key"])
+
+
+def test_page_is_in_the_nav_and_rejects_bad_input(lab, tmp_path):
+    hub = lab["hub"]
+    hub.create_user("carol")
+    page = Browser(hub, "carol")
+    html = page.page()
+    assert re.search(r'href="/hub/ssh"[^>]*>SSH<', html), "no SSH link in the hub navigation"
+    dsa_like = "ssh-dss AAAAB3NzaC1kc3MAAACBAP" + "A" * 60
+    good = keygen(tmp_path / "k")
+    rsa_small = keygen(tmp_path / "small", "rsa", 1024)
+    bad = {
+        "garbage": ("not a key at all", "unsupported key type"),
+        "bad base64": ("ssh-ed25519 AAAA$$$$", "not valid base64"),
+        "type mismatch": ("ssh-rsa " + good.split()[1], "not 'ssh-rsa'"),
+        "truncated": (good.split()[0] + " " + good.split()[1][:-12], "truncated"),
+        "dsa": (dsa_like, "unsupported key type"),
+        "short rsa": (rsa_small, "at least 2048"),
+        "options": ('command="rm -rf ~" ' + good, "options before the key are not allowed"),
+        "private key": ("-----BEGIN OPENSSH PRIVATE KEY-----", "private key"),
+        "two keys": (good + "\n" + good, "exactly one key"),
+        "oversized key": ("ssh-ed25519 " + "A" * 9000, "longer than 8192"),
+    }
+    for what, (key, reason) in bad.items():
+        r = page.post(action="add_key", key=key)
+        errors = messages(r.text, "error")
+        assert r.status_code == 400 and errors and reason in errors[0], (what, r.status_code, errors)
+    r = page.post(action="add_key", key="ssh-ed25519 " + "A" * 40000)
+    assert r.status_code == 400 and "larger than 32 KiB" in messages(r.text, "error")[0]
+    for pw, reason in (("short", "at least 10"), ("x" * 80, "longer than 72")):
+        r = page.post(action="set_password", password=pw)
+        assert r.status_code == 400 and reason in messages(r.text, "error")[0]
+    carol_token = {"Authorization": f"token {hub.user_token('carol')}"}
+    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": "ssh-ed25519 AAAA"}, headers=carol_token, timeout=30)
+    assert r.status_code == 400 and "key not added" in r.text
+    assert requests.get(hub.url + "/hub/api/gpulab/ssh/keys", headers=carol_token, timeout=30).json() == []
+    assert "No keys yet" in page.page() and "No password is set" in page.page()
+
+
+def test_both_ways_reach_the_notebooks_container(lab):
+    hub = lab["hub"]
+    marker = f"written by the notebook at {time.time()}"
+    r = requests.put(hub.user_url("alice", "api/contents/marker.txt"), json={"type": "file", "format": "text", "content": marker},
+                     headers=token("alice", lab), timeout=30)
+    assert r.status_code in (200, 201), r.text
+    ssh = ssh_for(lab, "alice")
+    direct = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "cat", "~/marker.txt")
+    assert direct.returncode == 0 and direct.stdout == marker, direct.stderr
+    via_hub = ssh.run(SSH.via_hub(hub.url, "alice", lab["alice"]["token_file"], lab["alice"]["port"]), "alice", "cat", "~/marker.txt", strict="yes")
+    assert via_hub.returncode == 0 and via_hub.stdout == marker, via_hub.stderr
+    who = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "id", "-u")
+    assert who.stdout.strip() == str(20000 + lab["alice"]["id"])
+
+
+def test_users_roots_passwords_and_strangers_are_kept_out(lab):
+    hub, alice, bob = lab["hub"], lab["alice"], lab["bob"]
+    as_bob = ssh_for(lab, "bob")
+    assert as_bob.run(SSH.direct(bob["port"]), "bob", "true").returncode == 0  # bob's key works for bob
+    for login in ("alice", "bob"):
+        r = as_bob.run(SSH.direct(alice["port"]), login, "true")
+        assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
+    r = as_bob.run(SSH.via_hub(hub.url, "bob", bob["token_file"], bob["port"]), "alice", "true", strict="no")
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+    as_alice = ssh_for(lab, "alice")
+    r = as_alice.run(SSH.direct(alice["port"]), "root", "true")
+    assert r.returncode == 255 and "Permission denied" in r.stderr
+    r = as_alice.run(SSH.direct(alice["port"]), "alice", "true", password="any password at all")
+    assert r.returncode == 255 and "Permission denied (publickey)" in r.stderr, r.stderr
+    route = hub.user_url("alice", "sshd/")
+    assert ws_status(route) in (302, 401, 403)
+    assert ws_status(route, bob["token_file"].read_text()) == 403
+    assert ws_status(route, alice["token_file"].read_text()) == 101
+    # bob's token can neither read alice's keys nor pass for her container
+    r = requests.get(hub.url + "/hub/api/gpulab/ssh/authorized_keys", headers=token("bob", lab), timeout=30)
+    assert alice["pub"].split()[1] not in r.text
+
+
+def test_keys_reach_a_running_container_at_once(lab, tmp_path):
+    hub, alice = lab["hub"], lab["alice"]
+    new_pub = keygen(tmp_path / "laptop")
+    ssh = SSH(str(lab["work"]), tmp_path / "laptop")
+    assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 255
+    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": new_pub}, headers=token("alice", lab), timeout=30)
+    assert r.status_code == 201
+    assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 0
+    r = requests.delete(hub.url + "/hub/api/gpulab/ssh/keys", params={"fingerprint": r.json()["fingerprint"]}, headers=token("alice", lab), timeout=30)
+    assert r.status_code == 204
+    assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 255
+
+
+def test_ssh_sees_the_notebook_terminals_environment(lab):
+    hub = lab["hub"]
+    term = terminal_run(hub.user_url("alice"), lab["alice"]["token_file"].read_text(), "env | sort; echo END-$((6*7))", "END-42")
+    term_env = dict(ENV_NAMES.findall(term.replace("\r", "")))
+    assert "/opt/gpulab/venv/bin" in term_env["PATH"] and "NVIDIA_VISIBLE_DEVICES" in term_env, term_env
+    assert {"TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE"} <= set(term_env), term_env
+    ssh = ssh_for(lab, "alice")
+    for command in (["env"], ["bash", "-lc", "env"]):
+        r = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", *command)
+        assert r.returncode == 0, r.stderr
+        assert dict(ENV_NAMES.findall(r.stdout)) == term_env, command
+
+
+def test_an_open_ssh_session_is_activity(lab):
+    hub = lab["hub"]
+
+    def activity():
+        model = hub.api("GET", "/users/alice").json()
+        return datetime.fromisoformat(model["last_activity"].rstrip("Z")), datetime.fromisoformat(model["servers"][""]["last_activity"].rstrip("Z"))
+
+    session = ssh_for(lab, "alice").popen(SSH.direct(lab["alice"]["port"]), "alice", "sleep", "14")
+    time.sleep(4)  # logged in (the key lookup itself may count as activity)
+    user_before, server_before = activity()
+    time.sleep(8)  # nothing but the open SSH session
+    user_after, server_after = activity()
+    session.wait(30)
+    assert user_after > user_before and server_after > server_before, (user_before, user_after, server_before, server_after)
+
+
+def test_host_key_survives_restart_and_ssh_proxy_starts_the_server(lab):
+    hub, alice = lab["hub"], lab["alice"]
+    before = host_key_fingerprints(alice["port"])
+    assert len(before) == 3
+    hub.stop_server("alice")
+    ssh = ssh_for(lab, "alice")
+    r = ssh.run(SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]), "alice", "cat", "~/marker.txt", strict="yes")
+    assert r.returncode == 0 and "written by the notebook" in r.stdout, r.stderr
+    assert "starting the server of alice" in r.stderr and "%]" in r.stderr, r.stderr
+    assert host_key_fingerprints(alice["port"]) == before
+
+
+def test_admin_policy_password_login_and_sudo(lab):
+    hub, alice = lab["hub"], lab["alice"]
+    alice_page, admin_page = Browser(hub, "alice"), Browser(hub, "admin")
+    assert alice_page.post(action="admin_settings", password_login="1").status_code == 403
+    password = "correct horse battery"
+    assert alice_page.post(action="set_password", password=password).status_code == 200
+    assert "Admin: SSH policy" in admin_page.page() and "Admin: SSH policy" not in alice_page.page()
+    ssh = ssh_for(lab, "alice")
+    try:
+        assert admin_page.post(action="admin_settings", password_login="1", sudo="1").status_code == 200
+        hub.stop_server("alice")
+        hub.spawn("alice")
+        shadow = hub.containers("alice")[0].exec_run(["getent", "shadow", "alice"]).output.decode()
+        assert "$2b$" in shadow and password not in shadow
+        assert ssh.run(SSH.direct(alice["port"]), "alice", "true", password="wrong password!").returncode == 255
+        r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "id", "-u", password=password)
+        assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
+    finally:
+        assert admin_page.post(action="admin_settings").status_code == 200
+    hub.stop_server("alice")
+    hub.spawn("alice")
+    assert ssh.run(SSH.direct(alice["port"]), "alice", "true", password=password).returncode == 255
+    r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "true")
+    assert r.returncode != 0
+
+
+def test_scp_large_file_both_ways(lab, tmp_path):
+    hub, alice = lab["hub"], lab["alice"]
+    size = 256 * 1024 * 1024
+    src = tmp_path / "big.bin"
+    with open(src, "wb") as f:
+        for _ in range(size // (16 * 1024 * 1024)):
+            f.write(os.urandom(16 * 1024 * 1024))
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    ssh = ssh_for(lab, "alice")
+    for label, way in (("direct port", SSH.direct(alice["port"])), ("through the hub", SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]))):
+        t0 = time.monotonic()
+        r = ssh.scp(way, "alice", src, "big.bin")
+        seconds = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        check = ssh.run(SSH.direct(alice["port"]), "alice", "sha256sum", "big.bin")
+        assert check.stdout.split()[0] == digest
+        print(f"\n[gpulab] scp {size // 2**20} MiB {label}: {seconds:.1f}s, {size / 2**20 / seconds:.0f} MiB/s")
+    ssh.run(SSH.direct(alice["port"]), "alice", "rm", "-f", "big.bin")
