@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 IMAGE_BUILD_FLAGS ?= --bootstrap-if-unpullable
 
-.PHONY: up test unit host venv images check clean-test
+.PHONY: up test unit bench host venv images check
 
 host:
 	bash scripts/setup-host.sh
@@ -38,3 +38,6 @@ unit: venv
 test: images
 	bash scripts/install-test-gpu-hook.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -v -rA tests
+
+bench: images
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20)

@@ -140,11 +140,13 @@ def report(stock, gpulab, n):
 
 
 def print_table(rows):
-    print(f"{'metric':58} {'stock':>10} {'gpulab':>10} {'ratio':>7}")
+    print(f"{'metric':58} {'baseline':>12} {'gpulab':>12} {'ratio':>7}")
     for r in rows:
         fmt = (lambda v: "-" if v is None else f"{v:.2f} {r['unit']}")
-        print(f"{r['metric']:58} {fmt(r['stock']):>10} {fmt(r['gpulab']):>10} {r['ratio']:7.2f}")
-    print("ratio = gpulab / baseline (stock, or the direct path); the floor row is gpulab's median single spawn / floor")
+        print(f"{r['metric']:58} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {r['ratio']:7.2f}")
+    print("ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path")
+    print("(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;")
+    print("the floor row compares gpulab's median single spawn with a bare docker run of the same image.")
 
 
 def main(argv=None):

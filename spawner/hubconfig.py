@@ -89,6 +89,7 @@ def _spawner(c, site, gateway):
     s.use_internal_ip = True
     s.remove = True  # the container is disposable; the home volume is not
     s.pull_policy = "ifnotpresent"
+    s.docker_threads = hub["docker_threads"]
     s.gpu_settings = site["gpus"]
     # a spawn may wait in the GPU queue before its container starts
     s.start_timeout = hub["start_timeout"] + (site["gpus"]["wait_timeout"] if site["gpus"]["wait"] else 0)

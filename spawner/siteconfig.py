@@ -153,6 +153,7 @@ SCHEMA = mapping(
                     "subnet": Field(_subnet, default="172.30.240.0/24"),
                     "start_timeout": Field(integer(10, 3600), default=120),
                     "idle_timeout": Field(integer(0, 30 * 86400), default=0),
+                    "docker_threads": Field(integer(1, 64), default=8),
                 }
             ),
             default=dict,

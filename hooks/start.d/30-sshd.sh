@@ -23,10 +23,11 @@ getent passwd "$SVC" >/dev/null || useradd -r -M -d /nonexistent -s /usr/sbin/no
 chown root:root "$HERE" "$HERE"/*
 chmod 0755 "$HERE" "$HERE"/authorized-keys "$HERE"/activity
 
-# Stable host keys: generated once per user, kept in their volume.
+# Stable host keys: generated once per user, kept in their volume. No RSA key: every
+# current OpenSSH client speaks ed25519, and RSA generation would slow the first start.
 mkdir -p "$KEYS"
 chmod 0700 "$KEYS"
-for t in ed25519 ecdsa rsa; do
+for t in ed25519 ecdsa; do
     f="$KEYS/ssh_host_${t}_key"
     [ -s "$f" ] && [ -s "$f.pub" ] && continue
     rm -f "$f" "$f.pub"
@@ -67,7 +68,7 @@ setenv_word() {  # NAME=value for sshd's SetEnv, double-quoted when needed
 tmp=$(mktemp "$RUNTIME.XXXXXX")
 {
     echo "# Written by gpulab start hook 30-sshd.sh; do not edit."
-    for t in ed25519 ecdsa rsa; do echo "HostKey $KEYS/ssh_host_${t}_key"; done
+    for t in ed25519 ecdsa; do echo "HostKey $KEYS/ssh_host_${t}_key"; done
     echo "PermitRootLogin no"
     echo "AllowUsers $NB_USER"
     echo "PasswordAuthentication $password"
