@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 images: host venv
-	$(BIN)/gpulab images build --if-missing $(IMAGE_BUILD_FLAGS) base
+	$(BIN)/gpulab images build $(IMAGE_BUILD_FLAGS) base
 
 gpulab.yaml:
 	cp gpulab.example.yaml gpulab.yaml

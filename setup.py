@@ -38,6 +38,7 @@ setup(
             "pytest>=8",
             "pytest-asyncio>=0.23",
             "requests>=2.31",
+            "selenium>=4.11",  # drives Debian's chromium + chromedriver (explicit paths, no downloads)
         ],
     },
     entry_points={

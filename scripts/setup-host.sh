@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a Debian 12 host ready for gpulab: Docker engine (installed and running),
-# debootstrap, Python venv support, Node.js for the proxy, OpenSSH client.
+# debootstrap, Python venv support, Node.js for the proxy, OpenSSH client,
+# Chromium + chromedriver for the browser test.
 # Idempotent; never replaces what is already there. Needs root.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v ssh >/dev/null || need+=(openssh-client)
+[ -x /usr/bin/chromium ] || need+=(chromium)               # the browser test (tests/docker/test_browser.py)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v tar >/dev/null || need+=(tar)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)

@@ -1,0 +1,45 @@
+"""A real Chromium (Debian's chromium + chromium-driver) driven by Selenium.
+
+Both paths are explicit, so Selenium Manager never looks for (or downloads) a browser.
+``artifacts_on_failure`` saves a screenshot and the page source of every open tab.
+"""
+
+import contextlib
+import os
+
+CHROMIUM = os.environ.get("GPULAB_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("GPULAB_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def chromium():
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never reach the network
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            raise AssertionError(f"{path} is missing: apt-get install chromium chromium-driver (scripts/setup-host.sh does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(90)
+    return driver
+
+
+@contextlib.contextmanager
+def artifacts_on_failure(driver, out_dir):
+    try:
+        yield
+    except BaseException:
+        os.makedirs(out_dir, exist_ok=True)
+        for i, handle in enumerate(driver.window_handles):
+            with contextlib.suppress(Exception):
+                driver.switch_to.window(handle)
+                driver.save_screenshot(os.path.join(out_dir, f"tab{i}.png"))
+                with open(os.path.join(out_dir, f"tab{i}.html"), "w", encoding="utf-8") as f:
+                    f.write(f"<!-- {driver.current_url} -->\n" + driver.page_source)
+        print(f"\n[gpulab] browser screenshots and page sources saved in {out_dir}")
+        raise
