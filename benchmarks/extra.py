@@ -7,6 +7,52 @@ import time
 import requests
 
 from tests.docker.sshtools import SSH, keygen
+from tests.docker.test_tensorboard import RUN, WRITE_EVENTS
+
+
+def _pct(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def _wait(fn, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if fn():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("timed out waiting for TensorBoard")
+
+
+def tensorboard_latency(hub, name, count):
+    """Latency of TensorBoard's runs API: /user/<name>/tensorboard/ (hub proxy, auth,
+    jupyter-server-proxy) vs a TensorBoard on the container's own port. Seconds per request."""
+    c = _container(hub, name)
+    uid = c.labels["gpulab.uid"]
+    assert c.exec_run(["python3", "-c", WRITE_EVENTS], user=uid).exit_code == 0
+    c.exec_run(["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], user=uid, detach=True)
+    c.reload()
+    ip = c.attrs["NetworkSettings"]["Networks"][hub.name]["IPAddress"]
+    token = hub.user_token(name)
+    session = requests.Session()
+    via_hub = (hub.user_url(name, "tensorboard/data/runs"), {"Authorization": f"token {token}"})
+    direct = (f"http://{ip}:6006/data/runs", {})
+    out = {}
+    for label, (url, headers) in (("direct", direct), ("hub", via_hub)):
+        _wait(lambda: RUN in session.get(url, headers=headers, timeout=10).json())
+        times = []
+        for _ in range(count):
+            t0 = time.monotonic()
+            r = session.get(url, headers=headers, timeout=10)
+            times.append(time.monotonic() - t0)
+            r.raise_for_status()
+        out[label] = times
+    return out
 
 
 def _container(hub, name):
@@ -55,7 +101,13 @@ def ssh_throughput(hub, name, mib):
 
 
 def measure_gpulab_extras(hub, client, name, args):
+    tb = tensorboard_latency(hub, name, args.requests)
+    tb_rows = [
+        {"metric": f"TensorBoard runs API p{p} ({args.requests} requests): direct vs hub", "stock": _pct(tb["direct"], p) * 1000,
+         "gpulab": _pct(tb["hub"], p) * 1000, "ratio": _pct(tb["hub"], p) / _pct(tb["direct"], p), "unit": "ms"}
+        for p in (50, 95)
+    ]
     speeds = ssh_throughput(hub, name, args.scp_mib)
     ssh_rows = [{"metric": f"SSH scp {args.scp_mib} MiB: direct port vs through the hub", "stock": speeds["direct"], "gpulab": speeds["hub"],
                  "ratio": speeds["hub"] / speeds["direct"], "unit": "MiB/s"}]
-    return {"ssh": ssh_rows}
+    return {"tensorboard": tb_rows, "ssh": ssh_rows}

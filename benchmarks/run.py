@@ -107,9 +107,9 @@ def measure(kind, hub_cls, client, args, workdir):
         print(f"[{kind}] {args.n} concurrent spawns", file=sys.stderr, flush=True)
         wall, per_user, names = concurrent_spawns(hub, args.n, "conc")
         out.update(concurrent_wall=wall, concurrent_per_user=per_user)
+        out["idle_rss"] = extra.idle_rss(hub, client, names[0], settle=args.settle)  # before TensorBoard runs in it
         if kind == "gpulab":
             out.update(extra.measure_gpulab_extras(hub, client, names[0], args))
-        out["idle_rss"] = extra.idle_rss(hub, client, names[0], settle=args.settle)
         stop_all(hub, names)
         if kind == "gpulab":
             out["floor"] = floor_docker_run(client, hub.name, args.runs)
