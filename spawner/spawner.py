@@ -16,7 +16,7 @@ from traitlets import Bool, Dict, Int, List, Unicode, default
 from . import container, runtime_env
 from .form import render_form
 from .gpus.allocator import GPUsBusy, describe
-from .gpus.manager import get_manager
+from .gpus.manager import get_manager, running_filters
 from .options import OptionError, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
 from .ssh.spawn import SSHSpawnerMixin
@@ -69,6 +69,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     _progress_log = None
     _start_future = None
     _request = None
+    _configured_limits = None
     gpu_uuids = ()  # what this server holds; persisted in the spawner state
 
     # --- Docker calls: a bounded pool instead of DockerSpawner's single thread ---
@@ -119,8 +120,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
 
     async def _running_containers(self):
         """Container dicts of this deployment that are (about to be) running."""
-        filters = {"label": [f"gpulab.deployment={self.deployment}"], "status": ["created", "running", "restarting"]}
-        return await self.docker("containers", filters=filters)
+        return await self.docker("containers", filters=running_filters(self.deployment))
 
     async def gpus_synced(self):
         await self.gpu_manager.ensure_synced(self._running_containers)
@@ -247,10 +247,10 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         log = self._progress_log
         profile = self._request.profile
         self.image = profile["image"]
-        if profile.get("mem_limit"):
-            self.mem_limit = profile["mem_limit"]
-        if profile.get("cpu_limit"):
-            self.cpu_limit = profile["cpu_limit"]
+        if self._configured_limits is None:  # what the admin set outside the profiles
+            self._configured_limits = (self.mem_limit, self.cpu_limit)
+        self.mem_limit = profile.get("mem_limit") or self._configured_limits[0]
+        self.cpu_limit = profile.get("cpu_limit") or self._configured_limits[1]
         log.emit(5, f"Profile {profile['display_name']}: {self.image}, {self._request.gpus} GPU(s)")
         await self._acquire_gpus()
         try:

@@ -11,14 +11,13 @@ import docker
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 
-from .manager import get_manager
+from .manager import get_manager, running_filters
 
 
 def running_containers(deployment):
     client = docker.APIClient(version="auto")
     try:
-        filters = {"label": [f"gpulab.deployment={deployment}"], "status": ["created", "running", "restarting"]}
-        return client.containers(filters=filters)
+        return client.containers(filters=running_filters(deployment))
     finally:
         client.close()
 

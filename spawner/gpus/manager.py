@@ -24,6 +24,11 @@ DEFAULTS = {
 _managers = {}
 
 
+def running_filters(deployment):
+    """Docker filters for the deployment's containers that hold (or are about to hold) GPUs."""
+    return {"label": [f"gpulab.deployment={deployment}"], "status": ["created", "running", "restarting"]}
+
+
 class GPUManager:
     def __init__(self, settings, nvml_loader=None):
         self.settings = {**DEFAULTS, **(settings or {})}
