@@ -170,8 +170,11 @@ def test_host_key_survives_restart_and_ssh_proxy_starts_the_server(lab):
     hub, alice = lab["hub"], lab["alice"]
     before = host_key_fingerprints(alice["port"])
     assert len(before) == 2  # ed25519 and ecdsa
-    hub.stop_server("alice")
     ssh = ssh_for(lab, "alice")
+    # learn the host key (accept-new) and leave a file in the home, as a notebook would
+    first = ssh.run(SSH.direct(alice["port"]), "alice", "echo 'written by the notebook' > ~/marker.txt")
+    assert first.returncode == 0, first.stderr
+    hub.stop_server("alice")
     r = ssh.run(SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]), "alice", "cat", "~/marker.txt", strict="yes")
     assert r.returncode == 0 and "written by the notebook" in r.stdout, r.stderr
     assert "starting the server of alice" in r.stderr and "%]" in r.stderr, r.stderr
