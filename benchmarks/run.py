@@ -113,6 +113,9 @@ def measure(kind, hub_cls, client, args, workdir):
         stop_all(hub, names)
         if kind == "gpulab":
             out["floor"] = floor_docker_run(client, hub.name, args.runs)
+    except Exception:
+        print(f"[{kind}] failed; the hub's log ends with:\n{hub.log_tail(80)}", file=sys.stderr)
+        raise
     finally:
         hub.stop()
         hub.cleanup()

@@ -282,7 +282,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         log.emit(9, "Allocated GPU " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
 
     async def _start_container(self):
-        log, profile = self._progress_log, self._request.profile
+        log = self._progress_log
         for path in container.host_dirs_to_prepare(
             self._render_source(self.home_source) if container.is_host_path(self.home_source) else None,
             self._render_source(self.scratch_source) if self.scratch_source else None,

@@ -27,5 +27,5 @@ def table(data, now=None):
                 lines.append(f"{head}  {who[:32]:32} {since} ({int(now - h['since']) // 60} min)")
     if data.get("queue"):
         lines.append("")
-        lines.append(f"waiting: " + ", ".join(f"{q['user']} ({q['gpus']} GPU)" for q in data["queue"]))
+        lines.append("waiting: " + ", ".join(f"{q['user']} ({q['gpus']} GPU)" for q in data["queue"]))
     return "\n".join(lines)

@@ -8,6 +8,7 @@ one first, exactly as an admin's overrides would.
 import ipaddress
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -27,6 +28,26 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_base(span=64):
+    """A base for per-user SSH ports (base + user id) whose next ``span`` ports are free,
+    below the kernel's ephemeral range so client connections never take them."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        ephemeral_low = 32768
+    for _ in range(100):
+        base = random.randrange(20000, ephemeral_low - span)
+        try:
+            for port in range(base + 1, base + span):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free port range for SSH")
 
 
 def free_subnet(client):
@@ -86,8 +107,8 @@ class Hub:
                 {"name": "small", "image": BASE_IMAGE, "description": "test 2", "mem_limit": "1G"},
             ],
             "storage": {"datasets": [{"name": "shared", "source": self.datasets_dir, "target": "/datasets/shared"}]},
-            # per-user SSH ports are port_base + user id: a random base keeps concurrent test hubs apart
-            "ssh": {"port_base": 1000 * secrets.choice(range(23, 60))},
+            # per-user SSH ports are port_base + user id: a free random base keeps test hubs apart
+            "ssh": {"port_base": free_port_base()},
         }
         for key, value in (site_overrides or {}).items():
             self.site[key] = value

@@ -2,28 +2,14 @@
 
 import html
 import os
-import random
 import re
-import socket
 import subprocess
 import sys
 
 import requests
 
+
 GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
-
-
-def free_port_base(span=40):
-    for _ in range(50):
-        base = random.randrange(30000, 45000)
-        try:
-            for port in range(base + 1, base + span):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port range for SSH")
 
 
 def keygen(path, kind="ed25519", bits=None):

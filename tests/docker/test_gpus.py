@@ -1,12 +1,15 @@
 """GPU allocation for real: Docker's GPU request path (with the test hook on CPU-only hosts)."""
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-import requests
 
+GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 GPUS = [{"index": i, "uuid": f"GPU-test-{i}", "model": "Test GPU", "memory": "16G"} for i in range(3)]
 SITE = {
     "gpus": {"devices": GPUS, "wait_timeout": 120, "quota": {"default": 2, "users": {"quinn": 1}}},
@@ -73,6 +76,15 @@ def test_two_users_get_different_gpus_third_waits(gpu_hub):
     assert va != vb and {va, vb} == {"GPU-test-0", "GPU-test-1"}
     assert requested_ids(a) == [va] and requested_ids(b) == [vb]
     assert visible_devices(d) == "GPU-test-2" == d.labels["gpulab.gpus"]
+
+    # the admin's table, from the running hub through its REST API
+    cli = subprocess.run([GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.token], capture_output=True, text=True, timeout=30)
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    assert lines[0].split()[:4] == ["GPU", "MODEL", "MEMORY", "HOLDER"]
+    assert {line.split()[0]: line.split()[5] for line in lines[1:4]} == {str(int(va[-1])): "alice", str(int(vb[-1])): "bob", "2": "dave"}
+    denied = subprocess.run([GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.user_token("alice")], capture_output=True, text=True, timeout=30)
+    assert denied.returncode == 1 and "403" in denied.stderr, "only admins see the table"
 
     # carol waits; the spawn page's progress shows her place and who holds the GPUs
     result = {}

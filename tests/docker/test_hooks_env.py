@@ -1,6 +1,5 @@
 """GPU memory defaults in a kernel, a terminal and an SSH session; the IPython hook; opt-outs."""
 
-import os
 import subprocess
 
 import pytest

@@ -172,3 +172,34 @@ def test_invalid_site_file_stops_startup(tmp_path):
     assert proc.returncode != 0
     assert 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"' in proc.stderr, proc.stderr[-2000:]
     assert time.monotonic() - t0 < 30
+
+
+def test_hub_api_listens_only_on_the_container_bridge(hub):
+    import ipaddress
+
+    port = hub.site["hub"]["api_port"]
+    gateway = str(next(ipaddress.ip_network(hub.site["hub"]["subnet"]).hosts()))
+    assert requests.get(f"http://{gateway}:{port}/hub/api/", timeout=5).status_code == 200
+    listeners = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout.split("\n")
+    local = sorted(line.split()[3] for line in listeners if line.strip())
+    assert local == [f"{gateway}:{port}"], local
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=5)
+
+
+def test_host_path_home_owned_by_the_user(make_hub, tmp_path_factory):
+    homes = tmp_path_factory.mktemp("homes")
+    h = make_hub({"storage": {"home": f"{homes}/{{username}}"}})
+    h.create_user("hanna")
+    h.spawn("hanna")
+    (c,) = h.containers("hanna")
+    uid = int(c.labels["gpulab.uid"])
+    r = _exec(c, "echo on-host > ~/from-container.txt", user=str(uid))
+    assert r.exit_code == 0, r.output
+    home = homes / "hanna"
+    st = os.stat(home)
+    assert (st.st_uid, oct(st.st_mode & 0o777)) == (uid, "0o700")
+    assert (home / "from-container.txt").read_text() == "on-host\n"
+    assert os.stat(home / "from-container.txt").st_uid == uid
+    h.stop_server("hanna")
+    assert (home / "from-container.txt").exists(), "the home outlives the container"

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from .jupyter_ws import terminal_run, ws_status
-from .sshtools import SSH, Browser, free_port_base, host_key_fingerprints, keygen, messages
+from .hubproc import free_port_base
+from .sshtools import SSH, Browser, host_key_fingerprints, keygen, messages
 
 ENV_NAMES = re.compile(r"^(PATH|LD_LIBRARY_PATH|NVIDIA_[A-Z_]+|CUDA_[A-Z_]+|TF_[A-Z_]+|XLA_[A-Z_]+|PIP_USER)=(.*)$", re.M)
 
