@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -81,15 +82,30 @@ def single_spawns(hub, runs, prefix):
     return times
 
 
+def watch_containers(client, deployment, t0, seen, stop):
+    """Record when each user's container is first seen running (the Docker part of a spawn)."""
+    while not stop.is_set():
+        for c in client.api.containers(filters={"label": f"gpulab.deployment={deployment}", "status": "running"}):
+            seen.setdefault(c["Labels"].get("gpulab.user"), time.monotonic() - t0)
+        time.sleep(0.1)
+
+
 def concurrent_spawns(hub, n, prefix):
     names = [f"{prefix}{i}" for i in range(n)]
     for name in names:
         hub.create_user(name)
+    seen, stop = {}, threading.Event()
     t0 = time.monotonic()
-    with ThreadPoolExecutor(n) as pool:
-        per_user = list(pool.map(lambda name: spawn_and_wait(hub, name), names))
+    watcher = threading.Thread(target=watch_containers, args=(hub.client, hub.name, t0, seen, stop))
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            per_user = list(pool.map(lambda name: spawn_and_wait(hub, name), names))
+    finally:
+        stop.set()
+        watcher.join()
     wall = time.monotonic() - t0
-    return wall, per_user, names
+    return wall, per_user, names, [seen[n] for n in names if n in seen]
 
 
 def stop_all(hub, names):
@@ -105,8 +121,8 @@ def measure(kind, hub_cls, client, args, workdir):
         print(f"[{kind}] single spawns x{args.runs}", file=sys.stderr, flush=True)
         out["single"] = single_spawns(hub, args.runs, "single")
         print(f"[{kind}] {args.n} concurrent spawns", file=sys.stderr, flush=True)
-        wall, per_user, names = concurrent_spawns(hub, args.n, "conc")
-        out.update(concurrent_wall=wall, concurrent_per_user=per_user)
+        wall, per_user, names, running = concurrent_spawns(hub, args.n, "conc")
+        out.update(concurrent_wall=wall, concurrent_per_user=per_user, concurrent_container_running=running)
         out["idle_rss"] = extra.idle_rss(hub, client, names[0], settle=args.settle)  # before TensorBoard runs in it
         if kind == "gpulab":
             out.update(extra.measure_gpulab_extras(hub, client, names[0], args))
@@ -133,6 +149,7 @@ def report(stock, gpulab, n):
     row(f"{n} concurrent spawns, wall time", stock["concurrent_wall"], gpulab["concurrent_wall"])
     row(f"{n} concurrent spawns, per-user p50", pct(stock["concurrent_per_user"], 50), pct(gpulab["concurrent_per_user"], 50))
     row(f"{n} concurrent spawns, per-user p95", pct(stock["concurrent_per_user"], 95), pct(gpulab["concurrent_per_user"], 95))
+    row(f"{n} concurrent spawns, all containers running (Docker calls)", max(stock["concurrent_container_running"]), max(gpulab["concurrent_container_running"]))
     row("idle RSS of one user container", stock["idle_rss"] / 2**20, gpulab["idle_rss"] / 2**20, "MiB")
     floor = statistics.median(gpulab["floor"])
     rows.append({"metric": "floor: docker run until the server answers (median)", "stock": None, "gpulab": floor, "ratio": statistics.median(gpulab["single"]) / floor, "unit": "s"})
@@ -155,7 +172,7 @@ def print_table(rows):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=20, help="concurrent spawns (default 20)")
-    p.add_argument("--runs", type=int, default=3, help="single-spawn runs per hub (default 3)")
+    p.add_argument("--runs", type=int, default=5, help="single-spawn runs per hub (default 5)")
     p.add_argument("--requests", type=int, default=50, help="TensorBoard requests per path (default 50)")
     p.add_argument("--scp-mib", type=int, default=64, help="size of the SSH throughput file (default 64 MiB)")
     p.add_argument("--settle", type=float, default=5, help="seconds before reading idle RSS (default 5)")

@@ -79,7 +79,7 @@ c.JupyterHub.load_roles = [{{
 
 
 class Hub:
-    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None):
+    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config=""):
         self.workdir = str(workdir)
         self.client = client
         self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
@@ -116,12 +116,14 @@ class Hub:
         self.config_path = os.path.join(self.workdir, "test_jupyterhub_config.py")
         self.log_path = os.path.join(self.workdir, "hub.log")
         self.proc = None
+        self.extra_config = extra_config  # plain traitlets after the committed config, as an admin would add
 
     def write_files(self):
         with open(self.site_path, "w") as f:
             yaml.safe_dump(self.site, f)
         with open(self.config_path, "w") as f:
             f.write(TEST_CONFIG.format(config=os.path.join(REPO, "jupyterhub_config.py"), password=self.password, token=self.token))
+            f.write(self.extra_config)
 
     def env(self):
         env = dict(os.environ, GPULAB_CONFIG=self.site_path, PYTHONPATH=REPO)

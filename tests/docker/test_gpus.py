@@ -22,7 +22,8 @@ SITE = {
 
 @pytest.fixture(scope="module")
 def gpu_hub(make_hub):
-    return make_hub(SITE)
+    # the hub checks every server every 2 s (default 30 s), so a dead container is noticed quickly
+    return make_hub(SITE, extra_config="\nc.Spawner.poll_interval = 2\n")
 
 
 def visible_devices(container):
@@ -108,6 +109,44 @@ def test_two_users_get_different_gpus_third_waits(gpu_hub):
     assert holders_by_gpu(hub) == {"GPU-test-0": ["bob"] if va == "GPU-test-1" else ["carol"], "GPU-test-1": ["carol"] if va == "GPU-test-1" else ["bob"], "GPU-test-2": ["dave"]}
     stop_all(hub, ["bob", "carol", "dave"])
     assert all(not h for h in holders_by_gpu(hub).values())
+
+
+def test_cancelling_a_queued_spawn_leaves_the_queue(gpu_hub):
+    hub = gpu_hub
+    for n in ("kim", "lee", "max", "ned"):
+        hub.create_user(n)
+    for n in ("kim", "lee"):
+        hub.spawn(n, {"profile": "gpu", "gpus": 1})
+    hub.spawn("max", {"profile": "gpu", "gpus": 1})
+    r = hub.api("POST", "/users/ned/server", json={"profile": "gpu", "gpus": 1})
+    assert r.status_code == 202, r.text  # still waiting after the hub's 10 s
+    assert [q["user"] for q in admin_gpus(hub)["queue"]] == ["ned"]
+    r = hub.api("DELETE", "/users/ned/server")
+    assert r.status_code in (202, 204), r.text
+    deadline = time.monotonic() + 30
+    while admin_gpus(hub)["queue"] or hub.api("GET", "/users/ned").json()["servers"]:
+        assert time.monotonic() < deadline, admin_gpus(hub)
+        time.sleep(0.2)
+    assert hub.containers("ned") == []
+    hub.stop_server("kim")
+    time.sleep(1)
+    assert all("ned" not in h for h in holders_by_gpu(hub).values()), "a cancelled spawn gets nothing later"
+    stop_all(hub, ["lee", "max"])
+
+
+def test_dead_container_gives_its_gpu_back(gpu_hub, docker_client):
+    hub = gpu_hub
+    hub.create_user("olga")
+    hub.spawn("olga", {"profile": "gpu", "gpus": 1})
+    (c,) = hub.containers("olga")
+    held = visible_devices(c)
+    assert holders_by_gpu(hub)[held] == ["olga"]
+    c.kill()
+    deadline = time.monotonic() + 30
+    while holders_by_gpu(hub)[held]:
+        assert time.monotonic() < deadline, "the GPU of a dead container was not released"
+        time.sleep(0.5)
+    assert not hub.api("GET", "/users/olga").json()["servers"], "the hub noticed the server is gone"
 
 
 def test_zero_gpu_server_sees_void(gpu_hub, docker_client):
