@@ -24,7 +24,7 @@ images: host venv
 gpulab.yaml:
 	cp gpulab.example.yaml gpulab.yaml
 	mkdir -p /srv/gpulab/datasets
-	@echo "Created gpulab.yaml from the example: edit it (admin_users first), then run make up again."
+	@echo "Created gpulab.yaml from the example. Sign up as 'admin' at the hub, then edit gpulab.yaml for your lab."
 
 check: venv gpulab.yaml
 	$(BIN)/gpulab check
