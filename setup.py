@@ -21,7 +21,7 @@ setup(
     package_data={"spawner": ["templates/*.html"]},
     python_requires=">=3.10",
     install_requires=[
-        "jupyterhub>=5.2,<7",
+        "jupyterhub>=5.2,<6",  # jupyterhub-nativeauthenticator 1.3 (the default login) does not run on JupyterHub 6
         "dockerspawner>=13",
         "docker>=7",
         "oauthenticator>=16",

@@ -23,6 +23,9 @@ def _auth(c, auth, environ):
 
         c.JupyterHub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
         c.NativeAuthenticator.open_signup = auth["open_signup"]
+        # NativeAuthenticator itself refuses accounts an admin has not approved (unless
+        # open_signup); JupyterHub's own allowlist would otherwise let only admins in
+        c.NativeAuthenticator.allow_all = True
         c.NativeAuthenticator.minimum_password_length = 10
         c.NativeAuthenticator.check_common_password = True
         c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]

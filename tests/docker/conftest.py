@@ -55,8 +55,8 @@ def make_hub(request, docker_client, tmp_path_factory):
     """Start hubs with site-file overrides; all are stopped and cleaned at module end."""
     hubs = []
 
-    def make(site_overrides=None, start=True, extra_config=""):
-        h = Hub(tmp_path_factory.mktemp("hub"), docker_client, site_overrides=site_overrides, extra_config=extra_config)
+    def make(site_overrides=None, start=True, extra_config="", site_auth=False):
+        h = Hub(tmp_path_factory.mktemp("hub"), docker_client, site_overrides=site_overrides, extra_config=extra_config, site_auth=site_auth)
         hubs.append(h)
         return h.start() if start else h
 

@@ -63,13 +63,15 @@ def free_subnet(client):
     raise RuntimeError("no free 172.30.x.0/24 subnet for the test network")
 
 
+DUMMY_AUTH = """c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {password!r}
+c.Authenticator.allow_all = True
+"""
+
 TEST_CONFIG = """
 c = get_config()  # noqa
 load_subconfig({config!r})  # noqa: the committed configuration, unchanged
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = {password!r}
-c.Authenticator.allow_all = True
-c.JupyterHub.services = [{{"name": "gpulab-test", "api_token": {token!r}}}]
+{auth}c.JupyterHub.services = [{{"name": "gpulab-test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{
     "name": "gpulab-test",
     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users", "read:users"],
@@ -79,7 +81,7 @@ c.JupyterHub.load_roles = [{{
 
 
 class Hub:
-    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config=""):
+    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False):
         self.workdir = str(workdir)
         self.client = client
         self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
@@ -117,12 +119,14 @@ class Hub:
         self.log_path = os.path.join(self.workdir, "hub.log")
         self.proc = None
         self.extra_config = extra_config  # plain traitlets after the committed config, as an admin would add
+        self.site_auth = site_auth  # True: the site file's authenticator (native by default), not the test one
 
     def write_files(self):
         with open(self.site_path, "w") as f:
             yaml.safe_dump(self.site, f)
         with open(self.config_path, "w") as f:
-            f.write(TEST_CONFIG.format(config=os.path.join(REPO, "jupyterhub_config.py"), password=self.password, token=self.token))
+            auth = "" if self.site_auth else DUMMY_AUTH.format(password=self.password)
+            f.write(TEST_CONFIG.format(config=os.path.join(REPO, "jupyterhub_config.py"), auth=auth, token=self.token))
             f.write(self.extra_config)
 
     def env(self):
