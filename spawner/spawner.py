@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Bool, Dict, Int, List, Unicode, default
+from traitlets import Any, Bool, Dict, Int, List, Unicode, default, validate
 
 from . import container, runtime_env
 from .form import render_form
@@ -64,6 +64,17 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         8,
         help="Size of the thread pool shared by all spawners for blocking Docker calls, e.g. 8. Stock DockerSpawner uses 1.",
     ).tag(config=True)
+
+    user_options = Any(help="What the user asked for (checked: a JSON object, else HTTP 400). Set by the hub, not config.")
+
+    @validate("user_options")
+    def _user_options_object(self, proposal):
+        # JupyterHub 5 hands any JSON body to this trait; answer a list or a string with 400, not 500
+        if proposal.value is None:
+            return {}
+        if not isinstance(proposal.value, dict):
+            raise web.HTTPError(400, f"Invalid spawn option options: must be a JSON object, got {type(proposal.value).__name__}")
+        return proposal.value
 
     _pool = None
     _progress_log = None
