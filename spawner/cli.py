@@ -3,12 +3,12 @@
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from . import images
 from .ssh import proxy_client as ssh_proxy
+from .hubconfig import missing_host_paths, proxy_command
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
 
@@ -50,11 +50,10 @@ def check(site_file, *, need_images="all"):
     for profile in site["profiles"]:
         if profile not in wanted:
             print(f"  note  profile {profile['name']}: image {profile['image']} not checked")
-    for i, ds in enumerate(site["storage"]["datasets"]):
-        if ds["source"].startswith("/") and not os.path.isdir(ds["source"]):
-            problems += 1
-            _bad(f"storage.datasets[{i}].source: host path {ds['source']} does not exist")
-    chp = shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+    for key, path in missing_host_paths(site):
+        problems += 1
+        _bad(f"{key}: host path {path} does not exist")
+    chp = proxy_command()
     if os.access(chp, os.X_OK):
         _ok(f"configurable-http-proxy installed ({chp})")
     else:

@@ -100,9 +100,25 @@ def _spawner(c, site, gateway):
     s.debug = False
 
 
+def proxy_command():
+    """configurable-http-proxy: on PATH, else next to this Python (make up installs it into .venv/bin)."""
+    return shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+
+
+def missing_host_paths(site):
+    """(key path, host path) of every dataset host directory that does not exist."""
+    return [
+        (f"storage.datasets[{i}].source", ds["source"])
+        for i, ds in enumerate(site["storage"]["datasets"])
+        if ds["source"].startswith("/") and not os.path.isdir(ds["source"])
+    ]
+
+
 def configure(c, site=None, environ=os.environ):
     """Configure the hub from the site file. Raises SiteConfigError / HostError."""
     site = site or load_site(site_path(environ))
+    for key, path in missing_host_paths(site):  # else every spawn would fail at Docker
+        raise SiteConfigError(key, f"host path {path} does not exist (create it, or fix the path)")
     hub = site["hub"]
     state = os.path.abspath(hub["state_dir"])
     os.makedirs(state, mode=0o700, exist_ok=True)
@@ -115,8 +131,7 @@ def configure(c, site=None, environ=os.environ):
     c.JupyterHub.cookie_secret_file = os.path.join(state, "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "jupyterhub-proxy.pid")
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
-    chp = shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
-    c.ConfigurableHTTPProxy.command = [chp]
+    c.ConfigurableHTTPProxy.command = [proxy_command()]
     c.JupyterHub.cleanup_servers = False  # user containers outlive a hub restart
 
     client = network.docker_client()

@@ -73,7 +73,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         if proposal.value is None:
             return {}
         if not isinstance(proposal.value, dict):
-            raise web.HTTPError(400, f"Invalid spawn option options: must be a JSON object, got {type(proposal.value).__name__}")
+            raise web.HTTPError(400, f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}")
         return proposal.value
 
     _pool = None
@@ -81,6 +81,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     _start_future = None
     _request = None
     _configured_limits = None
+    _image_info = None  # this start's inspect_image result
     gpu_uuids = ()  # what this server holds; persisted in the spawner state
 
     # --- Docker calls: a bounded pool instead of DockerSpawner's single thread ---
@@ -194,13 +195,14 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
 
     def get_env(self):
         env = super().get_env()
+        password_login, sudo = self.ssh_policy()  # the SSH page's admin settings win over the config
         env.update(
             container.environment(
                 login=self.login,
                 uid=self.uid,
                 gid=self.user_gid,
                 home=self.home_dir,
-                sudo=self.allow_sudo,
+                sudo=sudo,
                 gpus_visible=",".join(self.gpu_uuids) or "void",
             )
         )
@@ -212,7 +214,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
                 service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
             )
         )
-        env.update(self.ssh_environment())  # sshd settings; GPULAB_SUDO as the admin set it on the SSH page
+        env.update(self.ssh_environment(password_login))
         return env
 
     def gpulab_mounts(self):
@@ -248,6 +250,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     # --- start, with progress ---
 
     async def start(self):
+        self._image_info = None
         await self.gpus_synced()  # after a hub restart, know who holds what before judging quotas
         self._request = self.validate_request()
         self._progress_log = ProgressLog()
@@ -306,7 +309,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     async def pull_image(self, image):
         log = self._progress_log
         try:
-            await self.docker("inspect_image", image)
+            self._image_info = await self.docker("inspect_image", image)
             log.emit(15, f"Image {image} is present")
             return
         except Exception as e:
@@ -334,6 +337,12 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
                 done, count, current, total = pull_summary(layers)
                 pct = 10 + int(30 * current / total) if total else 10
                 log.emit_threadsafe(pct, f"Pulling {repo}:{tag}: {done}/{count} layers, {current / 1e6:.0f}/{total / 1e6:.0f} MB")
+
+    async def get_command(self):
+        # the image was inspected a moment ago (pull_image): don't ask Docker again for its CMD
+        if self.cmd or not self._image_info:
+            return await super().get_command()
+        return self._image_info["Config"]["Cmd"] + self.get_args()
 
     async def create_object(self):
         self._progress_log.emit(50, "Creating container")

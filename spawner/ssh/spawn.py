@@ -61,12 +61,11 @@ class SSHSpawnerMixin(LoggingConfigurable):  # a HasTraits base, so the traits b
         except ValueError as e:
             raise web.HTTPError(500, str(e))
 
-    def ssh_environment(self):
-        password_login, sudo = self.ssh_policy()
-        env = {"GPULAB_SUDO": "1" if sudo else "0"}
-        if self.ssh_enabled:
-            env.update(ssh_env(password_login=password_login, activity_interval=self.ssh_activity_interval))
-        return env
+    def ssh_environment(self, password_login):
+        """sshd settings for the start hook; nothing when SSH is off."""
+        if not self.ssh_enabled:
+            return {}
+        return ssh_env(password_login=password_login, activity_interval=self.ssh_activity_interval)
 
     def ssh_create_kwargs(self, kwargs, volume_labels):
         if not self.ssh_enabled:

@@ -153,3 +153,24 @@ def test_ssh_defaults_keys_only_on_localhost():
 )
 def test_bad_ssh_values_name_their_key(ssh, expected):
     assert expected in error_of(site(ssh=ssh))
+
+
+def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
+    from traitlets.config import Config
+
+    from spawner.hubconfig import configure, missing_host_paths
+
+    present = tmp_path / "present"
+    present.mkdir()
+    s = validate_site(site(
+        hub={"state_dir": str(tmp_path / "state")},
+        storage={"datasets": [
+            {"name": "a", "source": str(present), "target": "/datasets/a"},
+            {"name": "v", "source": "a-volume", "target": "/datasets/v"},
+            {"name": "b", "source": str(tmp_path / "absent"), "target": "/datasets/b"},
+        ]},
+    ))
+    assert missing_host_paths(s) == [("storage.datasets[2].source", str(tmp_path / "absent"))]
+    with pytest.raises(SiteConfigError, match=r"^storage\.datasets\[2\]\.source: host path .*absent does not exist"):
+        configure(Config(), site=s, environ={})
+    assert not (tmp_path / "state").exists(), "nothing was created"
