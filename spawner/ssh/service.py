@@ -31,8 +31,7 @@ class _SSHMixin:
         self.ssh_settings = settings  # the site file's ssh section + hub url + defaults
 
     def policy(self):
-        s = self.ssh_settings
-        return self.store.setting("password_login", s["password_login"]), self.store.setting("sudo", s["sudo"])
+        return self.store.policy(self.ssh_settings["password_login"], self.ssh_settings["sudo"])
 
 
 class SSHPageHandler(_SSHMixin, BaseHandler):

@@ -52,8 +52,7 @@ class SSHSpawnerMixin(LoggingConfigurable):  # a HasTraits base, so the traits b
         """(password_login, sudo) as the admin set them on the SSH page, else as configured."""
         if not self.ssh_store_path:
             return self.ssh_password_login, self.allow_sudo
-        store = SSHStore(self.ssh_store_path)
-        return store.setting("password_login", self.ssh_password_login), store.setting("sudo", self.allow_sudo)
+        return SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
 
     def ssh_host_port(self):
         try:

@@ -90,6 +90,10 @@ class SSHStore:
             row = db.execute("SELECT value FROM ssh_settings WHERE name = ?", (name,)).fetchone()
         return default if row is None else row["value"] == "1"
 
+    def policy(self, password_login, sudo):
+        """(password_login, sudo): what an admin set on the SSH page, else the given defaults."""
+        return self.setting("password_login", password_login), self.setting("sudo", sudo)
+
     def set_setting(self, name, value):
         assert name in SETTINGS, name
         with self._db() as db:
