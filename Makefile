@@ -11,9 +11,10 @@ host:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ./client
 	$(BIN)/pip install -q -e '.[test]'
 	npm install -g --silent --prefix $(VENV) configurable-http-proxy
 	touch $@

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from tests.docker.sshtools import SSH, keygen
+from harness.ssh import SSH, keygen
 from tests.docker.test_tensorboard import RUN, WRITE_EVENTS
 
 
@@ -44,7 +44,7 @@ def tensorboard_latency(hub, name, count):
     direct = (f"http://{ip}:6006/data/runs", {})
     out = {}
     for label, (url, headers) in (("direct", direct), ("hub", via_hub)):
-        _wait(lambda: RUN in session.get(url, headers=headers, timeout=10).json())
+        _wait(lambda url=url, headers=headers: RUN in session.get(url, headers=headers, timeout=10).json())
         times = []
         for _ in range(count):
             t0 = time.monotonic()

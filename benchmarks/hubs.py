@@ -6,8 +6,8 @@ file); ``StockHub`` runs plain ``dockerspawner.DockerSpawner`` with the equivale
 
 import os
 
-from spawner.network import ensure_network
-from tests.docker.hubproc import BASE_IMAGE, Hub, free_port
+from gpulab.network import ensure_network
+from harness.hub import BASE_IMAGE, Hub, free_port
 
 STOCK_CONFIG = """
 c = get_config()  # noqa
@@ -45,6 +45,8 @@ class GpulabHub(Hub):
 
 
 class StockHub(Hub):
+    app_module = "jupyterhub"
+
     def __init__(self, workdir, client):
         super().__init__(workdir, client, hub_name="stockb-" + os.urandom(3).hex())
 

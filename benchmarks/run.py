@@ -22,7 +22,7 @@ import requests
 
 from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
-from tests.docker.hubproc import BASE_IMAGE
+from harness.hub import BASE_IMAGE
 
 
 def pct(values, p):
@@ -162,7 +162,9 @@ def report(stock, gpulab, n):
 def print_table(rows):
     print(f"{'metric':58} {'baseline':>12} {'gpulab':>12} {'ratio':>7}")
     for r in rows:
-        fmt = (lambda v: "-" if v is None else f"{v:.2f} {r['unit']}")
+        def fmt(v, unit=r["unit"]):
+            return "-" if v is None else f"{v:.2f} {unit}"
+
         print(f"{r['metric']:58} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {r['ratio']:7.2f}")
     print("ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path")
     print("(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;")

@@ -11,6 +11,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v docker-registry >/dev/null || need+=(docker-registry)   # a real registry for the pull and multi-host tests
 [ -x /usr/bin/chromium ] || need+=(chromium)               # the browser test (tests/docker/test_browser.py)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v tar >/dev/null || need+=(tar)

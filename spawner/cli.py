@@ -1,14 +1,15 @@
-"""The ``gpulab`` admin command: up, check, images build, images list."""
+"""The ``gpulab`` admin command: up, prepare, check, images, gpus, ssh-proxy.
+
+Subcommands import what they use when they run, so the light ones (``ssh-proxy``, ``gpus``,
+which come from the laptop client ``gpulab_client``) start fast.
+"""
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
 from . import images
-from .ssh import proxy_client as ssh_proxy
-from .hubconfig import missing_host_paths, proxy_command
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
 
@@ -31,8 +32,10 @@ def check(site_file, *, need_images="all"):
     except SiteConfigError as e:
         _bad(str(e))
         return 1
+    from .hubconfig import missing_host_paths, proxy_command
     from .network import HostError, docker_client
 
+    problems += _check_spawner_settings(site)
     try:
         client = docker_client()
         _ok(f"Docker engine reachable (server {client.version().get('Version')})")
@@ -44,7 +47,7 @@ def check(site_file, *, need_images="all"):
         try:
             client.images.get(profile["image"])
             _ok(f"image {profile['image']} (profile {profile['name']}) is present")
-        except Exception:
+        except docker_errors().ImageNotFound:
             problems += 1
             _bad(f"image {profile['image']} (profile {profile['name']}) is missing: run `gpulab images build`")
     for profile in site["profiles"]:
@@ -63,8 +66,47 @@ def check(site_file, *, need_images="all"):
     return problems
 
 
+def docker_errors():
+    import docker.errors
+
+    return docker.errors
+
+
+def _check_spawner_settings(site):
+    """The spawner settings as a whole (site file + jupyterhub_config.py), as the hub checks them."""
+    from traitlets import TraitError
+    from traitlets.config import Config
+
+    from .hubconfig import configure
+    from .settings import ConfigError
+    from .spawner import GPUDockerSpawner
+
+    c = Config()
+    try:
+        configure(c, site)
+        GPUDockerSpawner(config=c).check_settings()
+    except (ConfigError, TraitError, SiteConfigError) as e:
+        _bad(str(e))
+        return 1
+    _ok("spawner settings are consistent")
+    return 0
+
+
 def cmd_check(args):
     return 1 if check(args.site) else 0
+
+
+def cmd_prepare(args):
+    from .host import prepare
+    from .network import HostError
+
+    try:
+        gateway = prepare(load_site(args.site))
+    except (SiteConfigError, HostError) as e:
+        print(f"gpulab prepare: {e}", file=sys.stderr)
+        return 1
+    print(f"gpulab prepare: ready (the hub API will listen on {gateway})")
+    return 0
 
 
 def cmd_up(args):
@@ -73,7 +115,7 @@ def cmd_up(args):
         return 1
     config = os.path.abspath(args.config)
     os.environ["GPULAB_CONFIG"] = os.path.abspath(args.site)
-    argv = [sys.executable, "-m", "jupyterhub", "-f", config]
+    argv = [sys.executable, "-m", "gpulab.app", "-f", config]
     print(f"gpulab up: starting {' '.join(argv)}", flush=True)
     os.execv(sys.executable, argv)
 
@@ -127,32 +169,15 @@ def cmd_images_list(args):
     return 0
 
 
-def cmd_gpus(args):
-    from urllib.error import HTTPError, URLError
-
-    from .gpus import report
-
-    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not token:
-        print("gpulab gpus: give an admin API token (--token or JUPYTERHUB_API_TOKEN; create one at /hub/token)", file=sys.stderr)
-        return 2
-    hub_url = args.hub_url
-    if not hub_url:
+def cmd_client(args):
+    """``gpulab gpus`` / ``gpulab ssh-proxy``: the laptop client's commands (gpulab_client)."""
+    if args.command == "gpus" and not args.hub:
         try:
-            hub_url = load_site(args.site)["hub"]["bind_url"]
+            args.hub = load_site(args.site)["hub"]["bind_url"]
         except SiteConfigError as e:
-            print(f"gpulab gpus: {e} (or pass --hub-url)", file=sys.stderr)
+            print(f"gpulab gpus: {e} (or pass --hub)", file=sys.stderr)
             return 2
-    try:
-        data = report.fetch(hub_url, token)
-    except HTTPError as e:
-        print(f"gpulab gpus: the hub answered {e.code} {e.reason} (an admin token is needed)", file=sys.stderr)
-        return 1
-    except URLError as e:
-        print(f"gpulab gpus: cannot reach the hub at {hub_url}: {e.reason}", file=sys.stderr)
-        return 1
-    print(json.dumps(data, indent=2) if args.json else report.table(data))
-    return 0
+    return args.client_main(args)
 
 
 def parser():
@@ -176,12 +201,12 @@ def parser():
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
     build.set_defaults(func=cmd_images_build)
     img.add_parser("list", help="list gpulab images on this host").set_defaults(func=cmd_images_list)
-    gpus = sub.add_parser("gpus", help="who holds which GPU, from the running hub")
-    gpus.add_argument("--hub-url", help="hub URL (default: hub.bind_url from the site file)")
-    gpus.add_argument("--token", help="admin API token (default: $JUPYTERHUB_API_TOKEN)")
-    gpus.add_argument("--json", action="store_true", help="print the JSON the hub serves")
-    gpus.set_defaults(func=cmd_gpus)
-    ssh_proxy.add_parser(sub)
+    sub.add_parser("prepare", help="create the state directory, Docker network and SSH store (gpulab up does)").set_defaults(func=cmd_prepare)
+    from gpulab_client import gpus, sshproxy
+
+    for module in (gpus, sshproxy):
+        client = module.add_parser(sub)
+        client.set_defaults(func=cmd_client, client_main=module.main)
     return p
 
 

@@ -1,7 +1,9 @@
 """Turn a validated site file into JupyterHub configuration.
 
-``jupyterhub_config.py`` calls :func:`configure`; any plain traitlet set after that
-call in the same file still overrides what the site file said.
+``jupyterhub_config.py`` calls :func:`configure_or_exit`; any plain traitlet set after that
+call in the same file still overrides what the site file said (see the precedence rule in
+:mod:`.spec`). Configuration only sets: nothing is created here (no network, file or database);
+the hub's startup (:mod:`.app`) prepares the host.
 """
 
 import os
@@ -68,15 +70,12 @@ def _auth(c, auth, environ):
 
 
 def _spawner(c, site, gateway):
-    from .spawner import GPUDockerSpawner
-
     hub, storage, users = site["hub"], site["storage"], site["users"]
-    c.JupyterHub.spawner_class = GPUDockerSpawner
+    c.JupyterHub.spawner_class = "gpulab.spawner.GPUDockerSpawner"
     s = c.GPUDockerSpawner
     s.deployment = hub["name"]
     s.profiles = site["profiles"]
     s.default_profile = site["default_profile"]
-    s.allowed_images = {p["image"]: p["image"] for p in site["profiles"]}
     s.home_source = storage["home"]
     s.datasets = storage["datasets"]
     if storage["scratch"]:
@@ -115,13 +114,13 @@ def missing_host_paths(site):
 
 
 def configure(c, site=None, environ=os.environ):
-    """Configure the hub from the site file. Raises SiteConfigError / HostError."""
+    """Configure the hub from the site file. Raises SiteConfigError. Creates nothing."""
     site = site or load_site(site_path(environ))
     for key, path in missing_host_paths(site):  # else every spawn would fail at Docker
         raise SiteConfigError(key, f"host path {path} does not exist (create it, or fix the path)")
     hub = site["hub"]
     state = os.path.abspath(hub["state_dir"])
-    os.makedirs(state, mode=0o700, exist_ok=True)
+    c.GPULabHub.site = site  # what the hub's startup prepares (state dir, network, SSH store)
 
     c.JupyterHub.bind_url = hub["bind_url"]
     db_url = hub["db_url"]
@@ -134,8 +133,7 @@ def configure(c, site=None, environ=os.environ):
     c.ConfigurableHTTPProxy.command = [proxy_command()]
     c.JupyterHub.cleanup_servers = False  # user containers outlive a hub restart
 
-    client = network.docker_client()
-    gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])
+    gateway = network.gateway_of(hub["subnet"])  # the network itself is made at startup
     c.JupyterHub.hub_bind_url = f"http://{gateway}:{hub['api_port']}"
     c.JupyterHub.hub_connect_url = f"http://{gateway}:{hub['api_port']}"
 
@@ -158,12 +156,21 @@ def configure(c, site=None, environ=os.environ):
 def configure_or_exit(c, environ=os.environ):
     """For jupyterhub_config.py: print one clear line and stop startup on a bad site file."""
     try:
-        return configure(c, environ=environ)
+        site = configure(c, environ=environ)
     except SiteConfigError as e:
         print(f"gpulab: invalid site file {site_path(environ)}: {e}", file=sys.stderr)
-    except network.HostError as e:
-        print(f"gpulab: host not ready: {e}", file=sys.stderr)
-    sys.exit(2)
+        sys.exit(2)
+    from .app import started_by_gpulab
+
+    if not started_by_gpulab():
+        print(
+            "gpulab: start the hub with `gpulab up` (or `python -m gpulab.app -f jupyterhub_config.py`), "
+            "not plain `jupyterhub`: gpulab prepares the host (state directory, Docker network) and checks "
+            "the spawner settings before JupyterHub starts",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return site
 
 
 def public_host_port(bind_url):

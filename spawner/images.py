@@ -1,7 +1,8 @@
 """Build the gpulab container images (stdlib only; importable without Docker).
 
-The build context of every image is the repository root, so Dockerfiles can COPY
-``hooks/`` and ``images/<name>/*``.  Builds use BuildKit so that the host's CA
+The build context holds ``images/`` and ``hooks/``, so Dockerfiles can COPY ``hooks/`` and
+``images/<name>/*``: in a checkout it is the repository root; an installed package carries
+both as ``gpulab/buildctx`` (see setup.py), so builds work without a checkout.  Builds use BuildKit so that the host's CA
 bundle can be handed to the pip step as a secret (``--secret id=ca_bundle``)
 without ever being written into a layer.
 """
@@ -21,7 +22,21 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+def find_build_context(package_dir=Path(__file__).resolve().parent):
+    """``gpulab/buildctx`` of an installed package, else the checkout this module lives in."""
+    packaged = package_dir / "buildctx"
+    if (packaged / "images").is_dir():
+        return packaged
+    checkout = package_dir.parent
+    if (checkout / "images").is_dir() and (checkout / "hooks").is_dir():
+        return checkout
+    raise FileNotFoundError(f"no image build context: neither {packaged} nor {checkout} holds images/ and hooks/")
+
+
+try:
+    REPO_ROOT = find_build_context()
+except FileNotFoundError:  # reported when a build is asked for
+    REPO_ROOT = None
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 BOOTSTRAP_TAG = "gpulab/bootstrap:bookworm"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -196,6 +211,8 @@ def build_images(names, *, tags=None, base_image=None, jupyterhub_spec=None,
     Dockerfile's). ``jupyterhub_spec`` defaults to :func:`default_jupyterhub_spec`.
     Every output line goes to ``on_line``; see :func:`step_lines`.
     """
+    if repo_root is None:
+        raise ImageBuildError(f"this gpulab installation has no image build context ({Path(__file__).parent}/buildctx is missing): reinstall gpulab")
     tags = dict(tags or {})
     order = build_order(names) if with_deps else [n for n in build_order(names) if n in names]
     prefix, env_extra = cli or find_buildkit_cli()

@@ -23,7 +23,7 @@ def docker_client():
         client = docker.from_env(version="auto", timeout=30)
         client.ping()
         return client
-    except Exception as e:
+    except (docker.errors.DockerException, OSError) as e:
         raise HostError(f"the Docker engine is not reachable ({e}); start it (e.g. `dockerd`) or run `make up`")
 
 
@@ -33,12 +33,13 @@ def ensure_network(client, name, subnet, deployment):
     found = [n for n in found if n.name == name]
     if found:
         configs = (found[0].attrs.get("IPAM") or {}).get("Config") or []
-        for cfg in configs:
-            if cfg.get("Gateway"):
-                return cfg["Gateway"]
-            if cfg.get("Subnet"):
-                return gateway_of(cfg["Subnet"])
-        raise HostError(f"Docker network {name} exists but has no IPv4 subnet; remove it (`docker network rm {name}`)")
+        subnets = [cfg.get("Subnet") for cfg in configs if cfg.get("Subnet")]
+        if subnet not in subnets:
+            raise HostError(
+                f"Docker network {name} exists with subnet {', '.join(subnets) or 'none'}, not {subnet} (hub.subnet); "
+                f"set hub.subnet to match, or remove the network (`docker network rm {name}`) when no server uses it"
+            )
+        return gateway_of(subnet)
     gateway = gateway_of(subnet)
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
     try:

@@ -82,11 +82,11 @@ def _gpu_ids(value, inventory):
     return tuple(out)
 
 
-def validate_options(user_options, profiles, default_profile, *, inventory=(), quota=None, held_elsewhere=0):
+def validate_options(user_options, profiles, default_profile, *, inventory=()):
     """Check ``user_options`` against the site's profiles and GPU limits; return a SpawnRequest.
 
-    ``inventory`` is the host's GPUs; ``quota`` the user's GPU quota (None = no quota);
-    ``held_elsewhere`` the GPUs the user's other servers hold now.
+    ``inventory`` is the host's GPUs. The user's quota is not checked here but by the
+    allocator, at the moment GPUs are claimed (a check against a snapshot could be raced).
     """
     if user_options is None:
         user_options = {}
@@ -118,7 +118,4 @@ def validate_options(user_options, profiles, default_profile, *, inventory=(), q
         raise OptionError("gpus", f"asks for {gpus} GPU(s) but gpu_ids names {len(gpu_ids)}")
     if gpus > len(inventory):
         raise OptionError("gpus", f"{gpus} requested but this host has {len(inventory)} GPU(s)")
-    if quota is not None and gpus + held_elsewhere > quota:
-        extra = f" ({held_elsewhere} already held by your other servers)" if held_elsewhere else ""
-        raise OptionError("gpus", f"{gpus} is over your GPU quota of {quota}{extra}")
     return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids)

@@ -184,7 +184,7 @@ SCHEMA = mapping(
         ),
         "profiles": Field(list_of(_profile, min_items=1), required=True),
         "default_profile": Field(string(NAME, NAME_HINT)),
-        "gpus": Field(_gpus, default=dict),
+        "gpus": Field(lambda v, p: v, default=dict),
         "storage": Field(
             mapping(
                 {
@@ -238,50 +238,102 @@ SCHEMA = mapping(
 TEMPLATE_KEYS = {"username", "prefix", "uid", "servername"}
 
 
-def _check_template(value, path):
+def check_template(value, path):
+    """A per-user name template may only use the known placeholders."""
     import string as _s
 
-    for _, key, _, _ in _s.Formatter().parse(value):
+    try:
+        fields = list(_s.Formatter().parse(value))
+    except ValueError as e:
+        raise SiteConfigError(path, f"is not a valid template ({e})")
+    for _, key, _, _ in fields:
         if key is not None and key not in TEMPLATE_KEYS:
             allowed = ", ".join("{%s}" % k for k in sorted(TEMPLATE_KEYS))
             raise SiteConfigError(path, f"unknown placeholder {{{key}}} (allowed: {allowed})")
+    return value
 
 
-def _cross_checks(site):
+def check_mount_target(target, path):
+    """A dataset or scratch mount point: absolute, normalised, not hiding the system or a home."""
+    from . import contract
+
+    string(ABS_PATH, "an absolute path in the container")(target, path)
+    normal = os.path.normpath(target)
+    if contract.is_protected(normal):
+        raise SiteConfigError(path, f'"{target}" would hide part of the container system or a home; use e.g. /datasets/<name> or /scratch')
+    return normal
+
+
+def check_profiles(profiles, path="profiles"):
+    """Validate a profile list (the site file's, or a hand-set ``profiles`` trait); fills defaults."""
+    profiles = list_of(_profile, min_items=1)(profiles, path)
     names = {}
-    for i, profile in enumerate(site["profiles"]):
-        path = f"profiles[{i}]"
+    for i, profile in enumerate(profiles):
+        here = f"{path}[{i}]"
         if profile["name"] in names:
-            raise SiteConfigError(f"{path}.name", f'duplicate profile name "{profile["name"]}" (also profiles[{names[profile["name"]]}])')
+            raise SiteConfigError(f"{here}.name", f'duplicate profile name "{profile["name"]}" (also {path}[{names[profile["name"]]}])')
         names[profile["name"]] = i
         if profile["max_gpus"] is None:
             profile["max_gpus"] = profile["gpus"]
         if profile["gpus"] > profile["max_gpus"]:
-            raise SiteConfigError(f"{path}.gpus", f"default {profile['gpus']} is above max_gpus {profile['max_gpus']}")
+            raise SiteConfigError(f"{here}.gpus", f"default {profile['gpus']} is above max_gpus {profile['max_gpus']}")
         profile["display_name"] = profile["display_name"] or profile["name"]
+    return profiles
+
+
+def check_datasets(datasets, path="storage.datasets", taken=None):
+    """Validate datasets; ``taken`` maps mount targets already used to the key that uses them."""
+    datasets = list_of(_dataset)(datasets, path)
+    taken = dict(taken or {})
+    seen = set()
+    for i, ds in enumerate(datasets):
+        here = f"{path}[{i}]"
+        if ds["name"] in seen:
+            raise SiteConfigError(f"{here}.name", f'duplicate dataset name "{ds["name"]}"')
+        seen.add(ds["name"])
+        target = check_mount_target(ds["target"], f"{here}.target")
+        if target in taken:
+            raise SiteConfigError(f"{here}.target", f'"{target}" is already used by {taken[target]}')
+        taken[target] = f"{here}.target"
+        ds["target"] = target
+    return datasets
+
+
+def check_gpus(gpus, path="gpus"):
+    """Validate the GPU section (the site file's ``gpus``, or the ``gpu_settings`` trait); fills defaults."""
+    gpus = _gpus(gpus, path)
+    devices = gpus["devices"]
+    if devices != "auto":
+        for key in ("index", "uuid"):
+            seen = {}
+            for i, dev in enumerate(devices):
+                if dev[key] in seen:
+                    raise SiteConfigError(f"{path}.devices[{i}].{key}", f"{dev[key]!r} is also {path}.devices[{seen[dev[key]]}].{key}")
+                seen[dev[key]] = i
+    return gpus
+
+
+def gpu_defaults():
+    """The GPU settings when the site file says nothing (the one place these defaults live)."""
+    return check_gpus({})
+
+
+def _cross_checks(site):
+    site["profiles"] = check_profiles(site["profiles"])
+    names = [p["name"] for p in site["profiles"]]
     if site["default_profile"] is None:
-        site["default_profile"] = site["profiles"][0]["name"]
+        site["default_profile"] = names[0]
     elif site["default_profile"] not in names:
         raise SiteConfigError("default_profile", f'"{site["default_profile"]}" is not one of the profiles ({", ".join(names)})')
 
     storage = site["storage"]
-    _check_template(storage["home"], "storage.home")
+    check_template(storage["home"], "storage.home")
+    taken = {}
     if storage["scratch"]:
-        _check_template(storage["scratch"], "storage.scratch")
-    targets = {storage["scratch_target"]: "storage.scratch_target"} if storage["scratch"] else {}
-    seen = set()
-    for i, ds in enumerate(storage["datasets"]):
-        path = f"storage.datasets[{i}]"
-        if ds["name"] in seen:
-            raise SiteConfigError(f"{path}.name", f'duplicate dataset name "{ds["name"]}"')
-        seen.add(ds["name"])
-        target = os.path.normpath(ds["target"])
-        if target in ("/", "/home") or target.startswith(("/home/", "/opt/gpulab", "/etc", "/usr", "/proc", "/sys", "/dev")):
-            raise SiteConfigError(f"{path}.target", f'"{ds["target"]}" would hide part of the container system or a home; use e.g. /datasets/{ds["name"]}')
-        if target in targets:
-            raise SiteConfigError(f"{path}.target", f'"{target}" is already used by {targets[target]}')
-        targets[target] = f"{path}.target"
-        ds["target"] = target
+        check_template(storage["scratch"], "storage.scratch")
+        storage["scratch_target"] = check_mount_target(storage["scratch_target"], "storage.scratch_target")
+        taken[storage["scratch_target"]] = "storage.scratch_target"
+    storage["datasets"] = check_datasets(storage["datasets"], "storage.datasets", taken)
 
     auth = site["auth"]
     kind = auth["type"]
@@ -297,14 +349,7 @@ def _cross_checks(site):
                 if not block.get(key):
                     raise SiteConfigError(f"auth.oidc.{key}", "is required")
 
-    devices = site["gpus"]["devices"]
-    if devices != "auto":
-        for key in ("index", "uuid"):
-            seen = {}
-            for i, dev in enumerate(devices):
-                if dev[key] in seen:
-                    raise SiteConfigError(f"gpus.devices[{i}].{key}", f"{dev[key]!r} is also gpus.devices[{seen[dev[key]]}].{key}")
-                seen[dev[key]] = i
+    site["gpus"] = check_gpus(site["gpus"], "gpus")
 
     hub = site["hub"]
     if hub["network"] is None:

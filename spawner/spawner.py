@@ -1,90 +1,285 @@
-"""GPUDockerSpawner: DockerSpawner plus profiles, persistent homes, datasets and progress.
+"""GPUDockerSpawner: DockerSpawner plus profiles, GPUs, persistent homes, datasets, SSH and progress.
 
-Glue only: option validation lives in ``options``, container contents in
-``container``, the form in ``form``, progress in ``progress``.  Every DockerSpawner
-setting keeps working; gpulab's additions are merged into the create call.
+A start is one pipeline (see :mod:`.spec`):
+
+    validate the request -> acquire GPUs -> pull the image -> build one frozen spec
+    -> apply it in one place (:mod:`.dockerapply`) -> DockerSpawner creates and starts
+
+Nothing is intercepted by method name and no trait is changed during a start (except
+``image`` when no profiles are configured, exactly as DockerSpawner records the user's choice).
+With no ``profiles``, the spawner behaves as DockerSpawner (``image``, ``allowed_images``, the
+``image`` option and form); with profiles, those settings stop the hub at startup.
 """
 
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import docker
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Any, Bool, Dict, Int, List, Unicode, default, validate
+from traitlets import Any, Bool, Dict, Int, List, TraitError, Unicode, default, observe, validate
 
-from . import container, runtime_env
+from . import contract, dockerapply, settings
+from . import spec as specs
+from .container import prepare_host_dir, unix_name, user_uid
 from .form import render_form
-from .gpus.allocator import GPUsBusy, describe
+from .gpus.allocator import GPUsBusy, QuotaExceeded, describe
 from .gpus.manager import get_manager, running_filters
-from .options import OptionError, options_from_form, validate_options
+from .options import OptionError, SpawnRequest, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
-from .ssh.spawn import SSHSpawnerMixin
+from .schema import SiteConfigError
+from .siteconfig import NAME, check_datasets, check_gpus, check_mount_target, check_profiles, check_template, gpu_defaults
+from .ssh.spawn import host_port
+from .ssh.store import SSHStore
+
+PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
 
 
-class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
+def _checked(check, proposal, key):
+    try:
+        return check(proposal.value, key)
+    except SiteConfigError as e:
+        raise TraitError(str(e))
+
+
+class GPUDockerSpawner(DockerSpawner):
     deployment = Unicode(
         "gpulab",
-        help="Name of this deployment, e.g. 'gpulab'. Prefixes container and volume names and labels every container (gpulab.deployment).",
+        help="""
+        Name of this deployment. Prefixes container and volume names and labels every container
+        (``gpulab.deployment``). Example: ``"gpulab"`` (the default; the site file's ``hub.name``).
+        """,
     ).tag(config=True)
     profiles = List(
         Dict(),
-        help="Allowed environments, e.g. [{'name': 'pytorch', 'image': 'gpulab/pytorch:latest', 'gpus': 1, 'max_gpus': 2, ...}]. Users pick one; nothing else can be launched. Default: none (set from the site file).",
+        help="""
+        The environments users may start, validated like the site file's ``profiles``. Example::
+
+            [{"name": "pytorch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2,
+              "mem_limit": "32G", "cpu_limit": 8, "shm_size": "8G"}]
+
+        Default: none, and then the spawner behaves as DockerSpawner (``image``/``allowed_images``).
+        Precedence: ``mem_limit``/``cpu_limit`` set in configuration win over a profile's.
+        """,
     ).tag(config=True)
-    default_profile = Unicode("", help="Profile used when the user does not choose, e.g. 'base'. Default: the first profile.").tag(config=True)
+    default_profile = Unicode(
+        "",
+        help="""
+        Profile used when the user does not choose. Example: ``"base"``. Default: the first profile.
+        """,
+    ).tag(config=True)
     home_source = Unicode(
         "{prefix}-home-{username}",
-        help="Persistent home: a Docker volume name template (default '{prefix}-home-{username}') or an absolute host-path template such as '/data/home/{username}'.",
+        help="""
+        The persistent home: a Docker volume name template, or an absolute host-path template
+        (created 0700, owned by the user). Example: ``"/data/home/{username}"``.
+        Default: ``"{prefix}-home-{username}"`` (a named volume per user).
+        """,
     ).tag(config=True)
     datasets = List(
         Dict(),
-        help="Shared datasets, e.g. [{'name': 'imagenet', 'source': '/data/imagenet', 'target': '/datasets/imagenet', 'mode': 'ro'}]. Default: none.",
+        help="""
+        Shared datasets, validated like the site file's ``storage.datasets``. Example::
+
+            [{"name": "imagenet", "source": "/data/imagenet", "target": "/datasets/imagenet", "mode": "ro"}]
+
+        Default: none. ``mode`` defaults to ``"ro"``.
+        """,
     ).tag(config=True)
-    scratch_source = Unicode("", help="Optional per-user scratch host-path template, e.g. '/scratch/{username}'. Default: no scratch.").tag(config=True)
-    scratch_target = Unicode("/scratch", help="Where scratch is mounted in the container. Default '/scratch'.").tag(config=True)
-    allow_sudo = Bool(False, help="Give users passwordless sudo inside their own container. Default: no.").tag(config=True)
-    uid_base = Int(20000, help="A user's uid in the container is uid_base + the hub's user id, e.g. 20000 + 7. Stable and unique per user.").tag(config=True)
-    user_gid = Int(100, help="Primary gid of container users, e.g. 100 ('users'). Default 100.").tag(config=True)
+    scratch_source = Unicode(
+        "",
+        help="""
+        Optional per-user scratch host-path template. Example: ``"/scratch/{username}"``. Default: no scratch.
+        """,
+    ).tag(config=True)
+    scratch_target = Unicode(
+        "/scratch",
+        help="""
+        Where scratch is mounted in the container. Example: ``"/scratch"`` (the default).
+        """,
+    ).tag(config=True)
+    allow_sudo = Bool(
+        False,
+        help="""
+        Passwordless sudo inside the user's own container. Example: ``True``. Default: off.
+        An admin may change it on the SSH page; that setting wins.
+        """,
+    ).tag(config=True)
+    uid_base = Int(
+        20000,
+        help="""
+        A user's uid in the container is ``uid_base`` + the hub's user id. Example: ``20000``
+        (the default): user 7 gets uid 20007, stable and unique.
+        """,
+    ).tag(config=True)
+    user_gid = Int(
+        100,
+        help="""
+        Primary gid of container users. Example: ``100`` (the default, group "users").
+        """,
+    ).tag(config=True)
     gpu_settings = Dict(
-        help="The site file's gpus section, e.g. {'devices': 'auto', 'mode': 'exclusive', 'wait': True, 'wait_timeout': 600, 'quota': {'default': 1}}. Default: NVML inventory, exclusive GPUs, waiting on.",
+        help="""
+        GPU inventory, sharing, queue and quotas, validated like the site file's ``gpus`` section.
+        Example: ``{"devices": "auto", "mode": "exclusive", "wait": True, "quota": {"default": 1}}``.
+        Default: NVML inventory, exclusive GPUs, waiting in a queue for up to 600 s, no quota.
+        """,
     ).tag(config=True)
     tf_memory_growth = Bool(
         True,
-        help="Start containers with TensorFlow GPU memory growth on (TF_FORCE_GPU_ALLOW_GROWTH=true, plus the IPython hook), e.g. False to leave TensorFlow's default of taking the whole card. Default: on.",
+        help="""
+        TensorFlow GPU memory growth (``TF_FORCE_GPU_ALLOW_GROWTH=true`` plus the IPython hook).
+        Example: ``False`` leaves TensorFlow's own default (the whole card). Default: on.
+        """,
     ).tag(config=True)
     jax_preallocate = Bool(
         False,
-        help="Let JAX preallocate most of a GPU's memory, e.g. True for JAX's own default. Default: off (XLA_PYTHON_CLIENT_PREALLOCATE=false).",
+        help="""
+        Let JAX preallocate most of a GPU's memory. Example: ``True`` for JAX's own default.
+        Default: off (``XLA_PYTHON_CLIENT_PREALLOCATE=false``).
+        """,
     ).tag(config=True)
     tensorboard_logdir = Unicode(
         "~/runs",
-        help="TensorBoard's log directory at /user/<name>/tensorboard/, e.g. '~/experiments' or '/scratch/tb'. Default '~/runs'; a user may override it.",
+        help="""
+        TensorBoard's log directory at ``/user/<name>/tensorboard/``. Example: ``"~/experiments"``.
+        Default: ``"~/runs"``; a user may override it in ``~/.config/gpulab/env``.
+        """,
     ).tag(config=True)
     docker_threads = Int(
         8,
-        help="Size of the thread pool shared by all spawners for blocking Docker calls, e.g. 8. Stock DockerSpawner uses 1.",
+        help="""
+        Threads for blocking Docker calls, shared by all spawners of the hub. Example: ``8`` (the
+        default). Stock DockerSpawner uses one.
+        """,
+    ).tag(config=True)
+    ssh_enabled = Bool(
+        False,
+        help="""
+        Run sshd in every container, with keys from the hub's SSH page. Example: ``True`` (the site
+        file's ``ssh.enabled``, on by default there). Default here: off.
+        """,
+    ).tag(config=True)
+    ssh_host_address = Unicode(
+        "127.0.0.1",
+        help="""
+        Host address the per-user SSH ports are published on. Example: ``"0.0.0.0"`` for the lab
+        network. Default: ``"127.0.0.1"``.
+        """,
+    ).tag(config=True)
+    ssh_port_base = Int(
+        22000,
+        help="""
+        A user's SSH port on the host is ``ssh_port_base`` + hub user id. Example: ``22000``
+        (user 7: port 22007). ``0`` publishes no port (SSH only through the hub). Default: 22000.
+        """,
+    ).tag(config=True)
+    ssh_password_login = Bool(
+        False,
+        help="""
+        Allow password logins over SSH. Example: ``True``. Default: off, keys only. The SSH page's
+        admin setting wins.
+        """,
+    ).tag(config=True)
+    ssh_activity_interval = Int(
+        60,
+        help="""
+        Seconds between activity reports while SSH sessions are open. Example: ``60`` (the default).
+        """,
+    ).tag(config=True)
+    ssh_host_key_volume = Unicode(
+        "{prefix}-sshhost-{username}",
+        help="""
+        Per-user Docker volume (or host-path template) keeping the container's SSH host keys.
+        Example: ``"/data/ssh-host/{username}"``. Default: ``"{prefix}-sshhost-{username}"``.
+        """,
+    ).tag(config=True)
+    ssh_store_path = Unicode(
+        "",
+        help="""
+        SQLite file of SSH keys and the admin's SSH settings. Example:
+        ``"/srv/gpulab/state/gpulab-ssh.sqlite"``. Default: none (the SSH page's settings are not read).
+        """,
     ).tag(config=True)
 
-    user_options = Any(help="What the user asked for (checked: a JSON object, else HTTP 400). Set by the hub, not config.")
+    user_options = Any(help="What the user asked for (a JSON object, else HTTP 400). Set by the hub, not config.")
+
+    # --- validation of what an admin may set by hand (the same checks as the site file) ---
 
     @validate("user_options")
     def _user_options_object(self, proposal):
-        # JupyterHub 5 hands any JSON body to this trait; answer a list or a string with 400, not 500
+        # JupyterHub 5 hands any JSON body to this trait: answer a list or a string with 400, not 500
         if proposal.value is None:
             return {}
         if not isinstance(proposal.value, dict):
             raise web.HTTPError(400, f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}")
         return proposal.value
 
-    _pool = None
-    _progress_log = None
-    _start_future = None
-    _request = None
-    _configured_limits = None
-    _image_info = None  # this start's inspect_image result
-    gpu_uuids = ()  # what this server holds; persisted in the spawner state
+    @validate("profiles")
+    def _valid_profiles(self, proposal):
+        return _checked(check_profiles, proposal, f"{type(self).__name__}.profiles") if proposal.value else []
+
+    @validate("datasets")
+    def _valid_datasets(self, proposal):
+        return _checked(check_datasets, proposal, f"{type(self).__name__}.datasets")
+
+    @validate("gpu_settings")
+    def _valid_gpu_settings(self, proposal):
+        return _checked(check_gpus, proposal, f"{type(self).__name__}.gpu_settings")
+
+    @default("gpu_settings")
+    def _default_gpu_settings(self):
+        return gpu_defaults()
+
+    @validate("home_source", "scratch_source", "ssh_host_key_volume")
+    def _valid_template(self, proposal):
+        return _checked(check_template, proposal, f"{type(self).__name__}.{proposal.trait.name}")
+
+    @validate("scratch_target")
+    def _valid_scratch_target(self, proposal):
+        return _checked(check_mount_target, proposal, f"{type(self).__name__}.scratch_target")
+
+    @validate("deployment")
+    def _valid_deployment(self, proposal):
+        import re
+
+        if not re.fullmatch(NAME, proposal.value):
+            raise TraitError(f"{type(self).__name__}.deployment: must be lowercase letters, digits, '-' or '_', got {proposal.value!r}")
+        return proposal.value
+
+    def check_settings(self):
+        """Cross-setting checks, run once when the hub starts (``gpulab.app``) and by ``gpulab check``."""
+        settings.check(
+            type(self).__name__,
+            profiles=self.profiles,
+            image_configured=self._configured("image"),
+            allowed_images=self.allowed_images,
+            environment=self.environment,
+            extra_create_kwargs=self.extra_create_kwargs,
+            extra_host_config=self.extra_host_config,
+            volume_targets=[v["bind"] if isinstance(v, dict) else v for v in {**self.volumes, **self.read_only_volumes}.values()],
+            mount_targets=[m.get("target", "") if isinstance(m, dict) else getattr(m, "target", "") for m in self.mounts],
+        )
+
+    def _configured(self, name):
+        """True when the admin set trait ``name`` in configuration (for this class or a parent)."""
+        for cls in type(self).mro():
+            section = dict.get(self.config, cls.__name__)
+            if section is not None and name in section:
+                return True
+        return False
+
+    @observe("image")
+    def _image_changed(self, change):
+        # DockerSpawner re-renders the object name when the image changes; a spawner without a
+        # user (the settings check at startup) has no name to render
+        if self.user is not None:
+            self.object_name = self._object_name_default()
 
     # --- Docker calls: a bounded pool instead of DockerSpawner's single thread ---
+
+    _pool = None
 
     @property
     def executor(self):
@@ -98,29 +293,29 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         # one HTTP connection per pool thread, so calls do not queue on the socket
         return {"max_pool_size": max(10, self.docker_threads)}
 
-    # --- naming and identity ---
+    # --- identity ---
 
     @default("prefix")
     def _default_prefix(self):
         return self.deployment
 
-    @property
-    def login(self):
-        return container.unix_name(self.user.name)
-
-    @property
-    def uid(self):
-        return container.user_uid(self.uid_base, self.user.id)
-
-    @property
-    def home_dir(self):
-        return f"/home/{self.login}"
-
-    def _render_source(self, template):
-        ns = {"username": self.escaped_name, "prefix": self.prefix, "uid": self.uid, "servername": self.escape(self.name or "")}
-        return template.format(**ns)
+    def identity(self):
+        user_id = self.user.id if getattr(self.user, "id", None) is not None else 0
+        login = unix_name(self.user.name)
+        return specs.Identity(
+            username=self.user.name,
+            user_id=user_id,
+            server_name=self.name or "",
+            login=login,
+            uid=user_uid(self.uid_base, user_id),
+            gid=self.user_gid,
+            escaped_username=self.escaped_name,
+            escaped_server_name=self.escape(self.name or ""),
+        )
 
     # --- GPUs ---
+
+    gpu_uuids = ()  # what this server holds; kept in the spawner state
 
     @property
     def gpu_manager(self):
@@ -139,8 +334,9 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         return self.gpu_manager
 
     def release_gpus(self):
-        self.gpu_manager.allocator.cancel_waiting(self.holder)
-        if self.gpu_manager.allocator.release(self.holder):
+        allocator = self.gpu_manager.allocator
+        allocator.cancel_waiting(self.holder)
+        if allocator.release(self.holder):
             self.log.info("Released GPUs %s of %s", ",".join(self.gpu_uuids), self._log_name)
         self.gpu_uuids = ()
 
@@ -159,7 +355,7 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
     @default("options_form")
     def _default_options_form(self):
         if not self.profiles:
-            return ""
+            return super()._default_options_form()  # DockerSpawner's image form
 
         async def form(spawner):
             manager = await spawner.gpus_synced()
@@ -172,190 +368,257 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
         # JupyterHub calls it as options_from_form(formdata, spawner=self) when it takes `spawner`
         return lambda formdata, spawner=None: options_from_form(formdata)
 
-    def validate_request(self):
-        """Check user_options; raise HTTP 400 naming the field. Creates nothing."""
+    async def validate_request(self):
+        """Check ``user_options``; raise HTTP 400 naming the field. Creates nothing."""
+        options = self.user_options or {}
         if not self.profiles:
-            raise web.HTTPError(500, "gpulab: no profiles are configured")
+            # DockerSpawner's behaviour: an optional `image` checked against allowed_images
+            unknown = sorted(str(k)[:100] for k in options if k != "image")
+            if unknown:
+                raise web.HTTPError(400, f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)")
+            if options.get("image"):
+                self.image = await self.check_allowed(options["image"])
+            profile = {"name": "", "display_name": self.image, "image": self.image, "gpus": 0, "max_gpus": 0}
+            return SpawnRequest(profile=profile, gpus=0)
         manager = self.gpu_manager
-        allocator = manager.allocator
-        own = allocator.holdings.get(self.holder)
         try:
-            return validate_options(
-                self.user_options,
-                self.profiles,
-                self.default_profile or self.profiles[0]["name"],
-                inventory=manager.inventory,
-                quota=manager.quota_for(self.user.name, [g.name for g in self.user.groups]),
-                held_elsewhere=allocator.held_by_user(self.user.name) - len(own.uuids if own else ()),
-            )
+            return validate_options(options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory)
         except OptionError as e:
             raise web.HTTPError(400, f"Invalid spawn option {e}")
 
-    # --- what goes into the container ---
+    def limits(self, request):
+        """The image and limits of this start (precedence rule 2 and 3 of :mod:`.spec`)."""
+        if not self.profiles:
+            return specs.Limits(image=self.image, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit)
+        configured = {name: getattr(self, name) for name in PROFILE_FIELDS if self._configured(name)}
+        return specs.resolve_limits(request.profile, configured)
 
-    def get_env(self):
-        env = super().get_env()
-        password_login, sudo = self.ssh_policy()  # the SSH page's admin settings win over the config
-        env.update(
-            container.environment(
-                login=self.login,
-                uid=self.uid,
-                gid=self.user_gid,
-                home=self.home_dir,
-                sudo=sudo,
-                gpus_visible=",".join(self.gpu_uuids) or "void",
-            )
+    # --- the spec ---
+
+    def ssh_settings(self, identity):
+        port = 0
+        if self.ssh_enabled and self.ssh_port_base:
+            try:
+                port = host_port(self.ssh_port_base, identity.user_id)
+            except ValueError as e:
+                raise web.HTTPError(500, str(e))
+        return specs.SSHSettings(
+            enabled=self.ssh_enabled,
+            activity_interval=self.ssh_activity_interval,
+            host_address=self.ssh_host_address,
+            host_port=port,
+            host_key_volume=self.ssh_host_key_volume,
         )
-        env.update(
-            runtime_env.tool_environment(
-                tf_memory_growth=self.tf_memory_growth,
-                jax_preallocate=self.jax_preallocate,
-                tensorboard_logdir=self.tensorboard_logdir,
-                service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
-            )
+
+    def policy(self):
+        """(password_login, sudo): the SSH page's admin settings win over the configured ones."""
+        if not self.ssh_store_path:
+            return self.ssh_password_login, self.allow_sudo
+        return SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
+
+    async def build_spec(self, request, gpu_uuids, command):
+        identity = self.identity()
+        password_login, sudo = self.policy()
+        base_env = self.get_env()
+        return specs.build_spec(
+            deployment=self.deployment,
+            name=self.object_name,
+            identity=identity,
+            profile_name=request.profile["name"],
+            limits=self.limits(request),
+            base_env=base_env,
+            command=command,
+            storage=specs.Storage(
+                home=self.home_source, datasets=tuple(self.datasets), scratch=self.scratch_source, scratch_target=self.scratch_target
+            ),
+            ssh=self.ssh_settings(identity),
+            tools=specs.Tools(self.tf_memory_growth, self.jax_preallocate, self.tensorboard_logdir),
+            sudo=sudo,
+            password_login=password_login,
+            gpu_uuids=gpu_uuids,
+            network=self.network_name,
+            prefix=self.prefix,
+            service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
         )
-        env.update(self.ssh_environment(password_login))
-        return env
 
-    def gpulab_mounts(self):
-        deployment_labels = {"gpulab.deployment": self.deployment, "gpulab.user": self.user.name}
-        mounts = [container.home_mount(self._render_source(self.home_source), self.home_dir, volume_labels=deployment_labels)]
-        mounts += container.dataset_mounts(self.datasets)
-        if self.scratch_source:
-            mounts.append(container.home_mount(self._render_source(self.scratch_source), self.scratch_target, volume_labels=deployment_labels))
-        return mounts
-
-    def gpulab_create_kwargs(self, kwargs):
-        """Merge gpulab's labels, mounts, /dev/shm and GPU request into a create_container call."""
-        profile = self._request.profile
-        kwargs["labels"] = {
-            **(kwargs.get("labels") or {}),
-            **container.labels(deployment=self.deployment, username=self.user.name, servername=self.name, profile=profile["name"], uid=self.uid),
-            "gpulab.gpus": ",".join(self.gpu_uuids),
-        }
-        kwargs.setdefault("working_dir", self.home_dir)
-        host = kwargs["host_config"]
-        host["Mounts"] = list(host.get("Mounts") or []) + self.gpulab_mounts()
-        host.setdefault("ShmSize", profile["shm_size"])
-        # exactly the allocated GPUs, or none at all (never a request from the admin's extra_host_config)
-        host["DeviceRequests"] = container.gpu_device_requests(self.gpu_uuids) or None
-        # SSH: the per-user host port and host-key volume
-        return self.ssh_create_kwargs(kwargs, {"gpulab.deployment": self.deployment, "gpulab.ssh-host-keys": self.user.name})
-
-    def docker(self, method, *args, **kwargs):
-        if method == "create_container":
-            kwargs = self.gpulab_create_kwargs(kwargs)
-        return super().docker(method, *args, **kwargs)
+    async def current_spec(self):
+        """The spec of this start, or one built now from the current state (for hooks called
+        outside ``start()``, as DockerSpawner allows)."""
+        if self._spec is not None:
+            return self._spec
+        request = await self.validate_request()
+        image = self.limits(request).image
+        return await self.build_spec(request, self.gpu_uuids, await self._command_for(image))
 
     # --- start, with progress ---
 
+    _progress = None
+    _start_future = None
+    _spec = None
+    _image_info = None  # {image: inspect_image result} of this start
+
+    def _emit(self, progress, message):
+        if self._progress is not None:
+            self._progress.emit(progress, message)
+
     async def start(self):
-        self._image_info = None
-        await self.gpus_synced()  # after a hub restart, know who holds what before judging quotas
-        self._request = self.validate_request()
-        self._progress_log = ProgressLog()
-        self._start_future = asyncio.ensure_future(self._start())
+        self._spec = None
+        self._image_info = {}
+        await self.gpus_synced()  # after a hub restart, know who holds what first
+        request = await self.validate_request()  # HTTP 400 before anything exists
+        self._progress = ProgressLog()
+        self._start_future = asyncio.ensure_future(self._start(request))
         return await self._start_future
 
-    async def _start(self):
-        log = self._progress_log
-        profile = self._request.profile
-        self.image = profile["image"]
-        if self._configured_limits is None:  # what the admin set outside the profiles
-            self._configured_limits = (self.mem_limit, self.cpu_limit)
-        self.mem_limit = profile.get("mem_limit") or self._configured_limits[0]
-        self.cpu_limit = profile.get("cpu_limit") or self._configured_limits[1]
-        log.emit(5, f"Profile {profile['display_name']}: {self.image}, {self._request.gpus} GPU(s)")
-        await self._acquire_gpus()
+    async def _start(self, request):
+        limits = self.limits(request)
+        self._emit(5, f"Profile {request.profile['display_name']}: {limits.image}, {request.gpus} GPU(s)")
+        uuids = await self._acquire_gpus(request)
         try:
-            return await self._start_container()
+            try:
+                await self.pull_image(limits.image)
+            except docker.errors.NotFound:
+                raise web.HTTPError(400, f"Image {limits.image} is not on this host and pull_policy is {self.pull_policy}")
+            spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))
+            for path in specs.host_dirs(spec):
+                await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, spec.identity.uid, spec.identity.gid))
+            await self._create_or_reuse(spec)
+            self._emit(70, "Starting container")
+            await self.start_object()
+            if self.post_start_cmd:
+                await self.post_start_exec()
+            ip_port = await self.get_ip_and_port()
+            self._emit(90, f"Container {self.object_name} is running; waiting for the Jupyter server to answer")
+            return ip_port
         except BaseException:
             self.release_gpus()
             raise
 
-    async def _acquire_gpus(self):
-        request, log = self._request, self._progress_log
+    async def _create_or_reuse(self, spec):
+        obj = await self.get_object()
+        if obj and (self.remove or contract.parse_gpu_list(obj["Config"]["Labels"].get(contract.L_GPUS)) != spec.gpu_uuids):
+            self.log.info("Removing %s %s before the start (remove=%s, GPUs changed)", self.object_type, self.object_name, self.remove)
+            await self.remove_object()
+            obj = None
+        if obj is None:
+            obj = await self.create_object()
+            self.object_id = obj[self.object_id_key]
+            self.log.info("Created %s %s (id: %s) from image %s", self.object_type, self.object_name, self.object_id[:7], spec.image)
+            return
+        self.log.info("Found existing %s %s (id: %s)", self.object_type, self.object_name, self.object_id[:7])
+        for line in obj["Config"]["Env"]:  # the running server keeps its own API token
+            if line.startswith("JUPYTERHUB_API_TOKEN="):
+                self.api_token = line.split("=", 1)[1]
+                break
+
+    async def _acquire_gpus(self, request):
         if not request.gpus:
             self.gpu_uuids = ()
-            return
+            return ()
         manager = await self.gpus_synced()
-        settings = manager.settings
+        gpu = manager.settings
 
         def waiting(position, holders):
-            who = describe(holders) if settings["show_holders"] else f"{len(holders)} other server(s)"
-            log.emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
+            who = describe(holders) if gpu["show_holders"] else f"{len(holders)} other server(s)"
+            self._emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
 
+        quota = manager.quota_for(self.user.name, [g.name for g in self.user.groups])
         try:
             uuids = await manager.allocator.acquire(
-                self.holder, request.gpus, request.gpu_ids, wait=settings["wait"], timeout=settings["wait_timeout"], on_wait=waiting
+                self.holder, request.gpus, request.gpu_ids, quota=quota, wait=gpu["wait"], timeout=gpu["wait_timeout"], on_wait=waiting
             )
+        except QuotaExceeded as e:
+            raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")
         except GPUsBusy as e:
             raise web.HTTPError(409, f"GPUs busy: {e}")
         self.gpu_uuids = tuple(uuids)
         shown = {g.uuid: g for g in manager.inventory}
-        log.emit(9, "Allocated GPU " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+        self._emit(9, "Allocated GPU " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+        return self.gpu_uuids
 
-    async def _start_container(self):
-        log = self._progress_log
-        for path in container.host_dirs_to_prepare(
-            self._render_source(self.home_source) if container.is_host_path(self.home_source) else None,
-            self._render_source(self.scratch_source) if self.scratch_source else None,
-        ):
-            await asyncio.wrap_future(self.executor.submit(container.prepare_host_dir, path, self.uid, self.user_gid))
-        ip_port = await super().start()
-        log.emit(90, f"Container {self.object_name} is running; waiting for the Jupyter server to answer")
-        return ip_port
+    # --- DockerSpawner's hooks, fed from the spec (callable outside start() too) ---
+
+    async def _command_for(self, image):
+        if self.cmd:
+            return list(self.cmd) + self.get_args()
+        info = (self._image_info or {}).get(image) or await self.docker("inspect_image", image)
+        return list(info["Config"]["Cmd"] or []) + self.get_args()
+
+    async def get_command(self):
+        return list((await self.current_spec()).command)
+
+    async def create_object(self):
+        spec = await self.current_spec()
+        self._emit(50, "Creating container")
+        extra_create = await self._evaluated(self.extra_create_kwargs)
+        extra_host = await self._evaluated(self.extra_host_config)
+        create, host = dockerapply.create_arguments(
+            spec,
+            port=self.port,
+            remove=self.remove,
+            use_internal_ip=self.use_internal_ip,
+            host_ip=self.host_ip,
+            volume_mount_points=self.volume_mount_points,
+            volume_binds=self.volume_binds,
+            admin_mounts=self.mount_binds,
+            links=self.links,
+            extra_create=extra_create,
+            extra_host=extra_host,
+        )
+        create["host_config"] = self.client.create_host_config(**host)
+        return await self.docker("create_container", **create)
+
+    async def _evaluated(self, value):
+        value = self._eval_if_callable(value)
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            value = await value
+        return self._render_templates(value or {})
 
     async def pull_image(self, image):
-        log = self._progress_log
-        try:
-            self._image_info = await self.docker("inspect_image", image)
-            log.emit(15, f"Image {image} is present")
+        """DockerSpawner's ``pull_policy`` (always, ifnotpresent, never, skip), with progress events."""
+        policy = self.pull_policy.lower()
+        if policy == "skip":
             return
-        except Exception as e:
-            if getattr(getattr(e, "response", None), "status_code", None) != 404:
-                raise
-        if self.pull_policy in ("never", "skip"):
-            raise web.HTTPError(500, f"Image {image} is not on this host and pulling is disabled")
-        log.emit(10, f"Pulling image {image}")
-        repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        await asyncio.wrap_future(self.executor.submit(self._pull_streaming, repo, tag, log))
-        log.emit(40, f"Pulled image {image}")
+        if policy != "always":
+            try:
+                info = await self.docker("inspect_image", image)
+            except docker.errors.NotFound:
+                if policy == "never":
+                    raise
+            else:
+                self._remember_image(image, info)
+                self._emit(15, f"Image {image} is present")
+                return
+        repo, tag = split_image(image)
+        self._emit(10, f"Pulling image {image}")
+        await asyncio.wrap_future(self.executor.submit(self._pull_streaming, repo, tag))
+        self._remember_image(image, await self.docker("inspect_image", image))
+        self._emit(40, f"Pulled image {image}")
 
-    def _pull_streaming(self, repo, tag, log):
+    def _remember_image(self, image, info):
+        if self._image_info is not None:
+            self._image_info[image] = info
+
+    def _pull_streaming(self, repo, tag):
         layers = {}
         last = 0.0
         for event in self.client.pull(repo, tag=tag, stream=True, decode=True):
             if "error" in event:
-                raise RuntimeError(f"pull of {repo}:{tag} failed: {event['error']}")
+                raise docker.errors.APIError(f"pull of {repo}:{tag} failed: {event['error']}")
             detail = event.get("progressDetail") or {}
             if event.get("id") and detail.get("total"):
                 layers[event["id"]] = (detail.get("current", 0), detail["total"])
             now = time.monotonic()
-            if layers and now - last > 1:
+            if layers and self._progress is not None and now - last > 1:
                 last = now
                 done, count, current, total = pull_summary(layers)
                 pct = 10 + int(30 * current / total) if total else 10
-                log.emit_threadsafe(pct, f"Pulling {repo}:{tag}: {done}/{count} layers, {current / 1e6:.0f}/{total / 1e6:.0f} MB")
-
-    async def get_command(self):
-        # the image was inspected a moment ago (pull_image): don't ask Docker again for its CMD
-        if self.cmd or not self._image_info:
-            return await super().get_command()
-        return self._image_info["Config"]["Cmd"] + self.get_args()
-
-    async def create_object(self):
-        self._progress_log.emit(50, "Creating container")
-        return await super().create_object()
-
-    async def start_object(self):
-        self._progress_log.emit(70, "Starting container")
-        return await super().start_object()
+                self._progress.emit_threadsafe(pct, f"Pulling {repo}:{tag}: {done}/{count} layers, {current / 1e6:.0f}/{total / 1e6:.0f} MB")
 
     async def progress(self):
-        if self._progress_log is None:
+        if self._progress is None:
             return
-        async for event in self._progress_log.follow(self._start_future):
+        async for event in self._progress.follow(self._start_future):
             yield event
 
     async def poll(self):
@@ -369,7 +632,13 @@ class GPUDockerSpawner(SSHSpawnerMixin, DockerSpawner):
             if self.object_id:
                 await super().stop(now=now)
             else:
-                # nothing was created (e.g. the spawn was rejected or cancelled while queued)
-                self.clear_state()
+                self.clear_state()  # nothing was created (rejected, or cancelled while queued)
         finally:
             self.release_gpus()
+
+
+def split_image(image):
+    """``repo[:port]/name[:tag]`` -> (repo, tag), as DockerSpawner splits it."""
+    if ":" in image.split("/")[-1]:
+        return image.rsplit(":", 1)
+    return image, "latest"

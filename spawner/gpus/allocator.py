@@ -10,9 +10,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from .. import contract
+
 
 class GPUsBusy(Exception):
     """The request cannot be served now (waiting disabled or timed out)."""
+
+
+class QuotaExceeded(Exception):
+    """The request would take the user over their GPU quota (checked atomically, at the claim)."""
 
 
 @dataclass
@@ -100,10 +106,17 @@ class Allocator:
 
     # --- asking ---
 
-    async def acquire(self, holder, count, wanted=(), *, wait=True, timeout=None, on_wait=None):
+    def requested_by_user(self, username):
+        """GPUs the user holds plus those their servers wait for in the queue."""
+        return self.held_by_user(username) + sum(w.count for w in self.queue if w.holder[0] == username and not w.future.done())
+
+    async def acquire(self, holder, count, wanted=(), *, quota=None, wait=True, timeout=None, on_wait=None):
         """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``; returns UUIDs.
 
-        Raises GPUsBusy when waiting is off or ``timeout`` seconds pass.
+        ``quota`` caps the GPUs the holder's user may hold or wait for across all their servers
+        (None: no cap); checked here, in the same synchronous step as the claim, so two
+        concurrent spawns of one user cannot both pass it. Raises QuotaExceeded, or GPUsBusy
+        when waiting is off or ``timeout`` seconds pass.
         """
         wanted = tuple(wanted or ())
         if holder in self.holdings:
@@ -111,6 +124,11 @@ class Allocator:
         if not count and not wanted:
             return []
         count = len(wanted) or count
+        if quota is not None:
+            already = self.requested_by_user(holder[0])
+            if already + count > quota:
+                extra = f" ({already} already held or requested by your other servers)" if already else ""
+                raise QuotaExceeded(f"{count} is over your GPU quota of {quota}{extra}")
         if not self.queue:
             got = self._pick(count, wanted)
             if got is not None:
@@ -167,9 +185,9 @@ def holdings_from_containers(containers):
     out = {}
     for c in containers:
         labels = c.get("Labels") or {}
-        uuids = [u for u in (labels.get("gpulab.gpus") or "").split(",") if u]
+        uuids = list(contract.parse_gpu_list(labels.get(contract.L_GPUS)))
         if not uuids:
             continue
-        holder = (labels.get("gpulab.user", ""), labels.get("gpulab.server", ""))
+        holder = (labels.get(contract.L_USER, ""), labels.get(contract.L_SERVER, ""))
         out[holder] = (uuids, float(c.get("Created") or time.time()))
     return out

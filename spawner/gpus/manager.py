@@ -7,31 +7,22 @@ deployment's running containers, before any new allocation can happen.
 
 import asyncio
 
+from .. import contract
+from ..siteconfig import check_gpus
 from .allocator import Allocator, holdings_from_containers
 from .inventory import discover
-
-DEFAULTS = {
-    "devices": "auto",
-    "mode": "exclusive",
-    "max_shared": 2,
-    "shared_overrides": {},
-    "wait": True,
-    "wait_timeout": 600,
-    "show_holders": True,
-    "quota": {"default": None, "users": {}, "groups": {}},
-}
 
 _managers = {}
 
 
 def running_filters(deployment):
     """Docker filters for the deployment's containers that hold (or are about to hold) GPUs."""
-    return {"label": [f"gpulab.deployment={deployment}"], "status": ["created", "running", "restarting"]}
+    return {"label": [contract.deployment_filter(deployment)], "status": ["created", "running", "restarting"]}
 
 
 class GPUManager:
     def __init__(self, settings, nvml_loader=None):
-        self.settings = {**DEFAULTS, **(settings or {})}
+        self.settings = check_gpus(settings or {})  # the defaults live in the site-file schema
         kw = {"nvml_loader": nvml_loader} if nvml_loader else {}
         self.inventory = discover(self.settings, **kw)
         self.allocator = Allocator(self.inventory)

@@ -7,9 +7,13 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 STORE_FILE = "gpulab-ssh.sqlite"
 
 
+def store_path(state_dir):
+    return os.path.join(state_dir, STORE_FILE)
+
+
 def _configured(section, name, default):
     """A list/dict already set in this config (e.g. by another gpulab module), else ``default``."""
-    return section[name] if name in section else default
+    return section[name] if name in section else default  # noqa: SIM401 (traitlets Config)
 
 
 def public_host(ssh, hub_url):
@@ -30,7 +34,7 @@ def configure_ssh(c, site, state_dir):
     from .service import handlers
     from .store import SSHStore
 
-    store_path = os.path.join(state_dir, STORE_FILE)
+    path = store_path(state_dir)
     hub_url = site["hub"]["bind_url"]
     settings = {
         "password_login": ssh["password_login"],
@@ -39,14 +43,14 @@ def configure_ssh(c, site, state_dir):
         "public_host": public_host(ssh, hub_url),
         "hub_url": hub_url.rstrip("/"),
     }
-    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(SSHStore(store_path), settings)
+    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(SSHStore(path), settings)
     c.JupyterHub.template_paths = [TEMPLATES] + list(_configured(c.JupyterHub, "template_paths", []))
     c.JupyterHub.template_vars = {
         **_configured(c.JupyterHub, "template_vars", {}),
         "gpulab_ssh": True,
         "gpulab_native_auth": site["auth"]["type"] == "native",
     }
-    s.ssh_store_path = store_path
+    s.ssh_store_path = path
     s.ssh_password_login = ssh["password_login"]
     s.ssh_host_address = ssh["host_address"]
     s.ssh_port_base = ssh["port_base"]

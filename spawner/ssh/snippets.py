@@ -22,7 +22,7 @@ def ssh_config(*, username, login, hub_url, direct_host, direct_port, token_file
     blocks.append(
         f"# Way 2: through the hub ({hub_url})\nHost {alias}-hub\n    HostName {host}\n    User {login}\n"
         f"    HostKeyAlias {alias}\n"
-        f"    ProxyCommand gpulab ssh-proxy --hub {_arg(hub_url)} --user {_arg(username)} --token-file {token_file}\n"
+        f"    ProxyCommand gpulab-client ssh-proxy --hub {_arg(hub_url)} --user {_arg(username)} --token-file {token_file}\n"
         "    ServerAliveInterval 30\n"
     )
     return "\n".join(blocks), alias

@@ -29,15 +29,26 @@ class StoreError(ValueError):
 
 
 class SSHStore:
+    """The store at ``path``. Nothing is created until :meth:`create` (the hub's startup) or first use."""
+
     def __init__(self, path):
         self.path = path
-        parent = os.path.dirname(os.path.abspath(path))
+        self._ready = False
+
+    def create(self):
+        """Create the file (0600, in a 0700 directory) and its tables; idempotent."""
+        parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, mode=0o700, exist_ok=True)
-        with self._db() as db:
+        db = sqlite3.connect(self.path, timeout=10)
+        with _Tx(db) as db:
             db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)
+        os.chmod(self.path, 0o600)
+        self._ready = True
+        return self
 
     def _db(self):
+        if not self._ready:
+            self.create()
         db = sqlite3.connect(self.path, timeout=10)
         db.row_factory = sqlite3.Row
         return _Tx(db)

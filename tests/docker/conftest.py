@@ -6,7 +6,7 @@ import shutil
 import docker
 import pytest
 
-from .hubproc import BASE_IMAGE, REPO, Hub
+from harness.hub import BASE_IMAGE, REPO, Hub
 
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .hubproc import REPO
+from harness.hub import REPO
 
 
 def test_benchmark_smoke_run(docker_client):

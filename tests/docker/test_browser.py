@@ -8,7 +8,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .browser import artifacts_on_failure, chromium
+from harness.browser import artifacts_on_failure, chromium
+
 from .conftest import ARTIFACTS
 from .test_tensorboard import RUN, WRITE_EVENTS, _as_user, _poll, _reachable
 

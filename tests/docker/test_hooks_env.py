@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from .jupyter_ws import kernel_run, terminal_run
+from harness.jupyter_ws import kernel_run, terminal_run
 
 USER = "hana"
 NAMES = ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", "PIP_USER")

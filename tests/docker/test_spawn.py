@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from .hubproc import REPO
+from harness.hub import REPO
 
 
 def _exec(container, cmd, user):
@@ -44,14 +44,14 @@ def test_spawn_persist_home_and_respawn(hub):
 
     hub.stop_server(name)
     assert hub.containers(name) == [], "the container should be removed on stop"
-    (volume,) = hub.volumes(name)
+    (volume,) = hub.home_volumes(name)
 
     hub.spawn(name, {"profile": "base"})
     (c2,) = hub.containers(name)
     assert c2.id != c.id
     r = _exec(c2, "cat ~/marker.txt ~/from-jupyter.txt", user=uid)
     assert r.exit_code == 0 and r.output.decode() == "persisted\nhello", r.output
-    assert [v.name for v in hub.volumes(name)] == [volume.name]
+    assert [v.name for v in hub.home_volumes(name)] == [volume.name]
     hub.stop_server(name)
 
 
@@ -125,7 +125,7 @@ def test_two_users_never_share(hub):
         list(pool.map(hub.spawn, names))
     (a,), (b,) = hub.containers(names[0]), hub.containers(names[1])
     assert a.id != b.id and a.name != b.name
-    va, vb = hub.volumes(names[0]), hub.volumes(names[1])
+    va, vb = hub.home_volumes(names[0]), hub.home_volumes(names[1])
     assert len(va) == len(vb) == 1 and va[0].name != vb[0].name
     servers = [hub.api("GET", f"/users/{requests.utils.quote(n, safe='')}").json()["servers"][""] for n in names]
     assert servers[0]["url"] != servers[1]["url"]
@@ -166,12 +166,51 @@ def test_invalid_site_file_stops_startup(tmp_path):
     env = dict(os.environ, GPULAB_CONFIG=str(site), PYTHONPATH=REPO)
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "jupyterhub", "-f", os.path.join(REPO, "jupyterhub_config.py")],
+        [sys.executable, "-m", "gpulab.app", "-f", os.path.join(REPO, "jupyterhub_config.py")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode != 0
     assert 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"' in proc.stderr, proc.stderr[-2000:]
     assert time.monotonic() - t0 < 30
+
+
+def test_plain_jupyterhub_is_told_to_use_gpulab(make_hub):
+    h = make_hub(start=False)
+    h.write_files()
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", h.config_path], cwd=h.workdir, env=h.env(), capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0 and "start the hub with `gpulab up`" in proc.stderr, proc.stderr[-2000:]
+    assert not os.path.exists(h.site["hub"]["state_dir"]), "loading the configuration created nothing"
+    assert not h.client.networks.list(names=[h.name]), "no network either"
+
+
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        ('c.DockerSpawner.extra_host_config = {"privileged": True}', "GPUDockerSpawner.extra_host_config.privileged: would change which devices users see"),
+        ('c.GPUDockerSpawner.profiles = [{"name": "x", "image": "y", "max_gpus": -1}]', "GPUDockerSpawner.profiles[0].max_gpus: must be at least 0"),
+        ('c.DockerSpawner.image = "other/image:1"', "GPUDockerSpawner.image: profiles are configured"),
+    ],
+)
+def test_a_bad_hand_set_trait_stops_startup_naming_it(make_hub, extra, text):
+    h = make_hub(start=False, extra_config="\n" + extra + "\n")
+    with pytest.raises(RuntimeError) as info:
+        h.start(timeout=60)
+    assert text in str(info.value), str(info.value)[-3000:]
+    assert not h.client.networks.list(names=[h.name]), "stopped before preparing the host"
+
+
+def test_readme_override_example_reaches_the_container(make_hub):
+    """README: a trait set after configure_or_exit(c) wins over the site file's profile."""
+    h = make_hub(extra_config='\nc.GPUDockerSpawner.mem_limit = "768M"\n')
+    h.create_user("olive")
+    h.spawn("olive", {"profile": "base"})  # the profile says mem_limit 2G
+    (c,) = h.containers("olive")
+    assert c.attrs["HostConfig"]["Memory"] == 768 * 1024**2
+    assert c.attrs["HostConfig"]["NanoCpus"] == 0 and c.attrs["HostConfig"]["CpuQuota"] == 100_000, "cpu_limit still from the profile"
+    assert c.attrs["HostConfig"]["ShmSize"] == 256 * 1024**2
+    h.stop_server("olive")
 
 
 def test_hub_api_listens_only_on_the_container_bridge(hub):

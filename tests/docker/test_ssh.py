@@ -9,9 +9,9 @@ from datetime import datetime
 import pytest
 import requests
 
-from .jupyter_ws import terminal_run, ws_status
-from .hubproc import free_port_base
-from .sshtools import SSH, Browser, host_key_fingerprints, keygen, messages
+from harness.hub import free_port_base
+from harness.jupyter_ws import terminal_run, ws_status
+from harness.ssh import SSH, Browser, host_key_fingerprints, keygen, messages
 
 ENV_NAMES = re.compile(r"^(PATH|LD_LIBRARY_PATH|NVIDIA_[A-Z_]+|CUDA_[A-Z_]+|TF_[A-Z_]+|XLA_[A-Z_]+|PIP_USER)=(.*)$", re.M)
 

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from .jupyter_ws import kernel_run, ws_echo, ws_status
+from harness.jupyter_ws import kernel_run, ws_echo, ws_status
 
 OWNER, OTHER = "tina", "otto"
 RUN = "gpulab-test-run"

@@ -2,9 +2,9 @@ import os
 
 import pytest
 
-from spawner import container
-from spawner.form import render_form
-from spawner.siteconfig import validate_site
+from gpulab import container
+from gpulab.form import render_form
+from gpulab.siteconfig import validate_site
 
 
 @pytest.mark.parametrize(
@@ -20,34 +20,6 @@ def test_uid_is_unique_per_user_id():
     assert container.user_uid(20000, 1) != container.user_uid(20000, 2)
 
 
-def test_labels_and_environment():
-    labels = container.labels(deployment="gpulab", username="a.b@c", servername="", profile="base", uid=20001)
-    assert labels["gpulab.user"] == "a.b@c" and labels["gpulab.uid"] == "20001"
-    env = container.environment(login="a", uid=20001, gid=100, home="/home/a", sudo=False, gpus_visible="void")
-    assert env["NVIDIA_VISIBLE_DEVICES"] == "void" and env["GPULAB_SUDO"] == "0" and env["NB_UID"] == "20001"
-
-
-def test_dataset_mounts_default_read_only():
-    ds = validate_site({
-        "auth": {"admin_users": ["a"]},
-        "profiles": [{"name": "b", "image": "i"}],
-        "storage": {"datasets": [
-            {"name": "r", "source": "/data/r", "target": "/datasets/r"},
-            {"name": "w", "source": "shared-vol", "target": "/datasets/w", "mode": "rw"},
-        ]},
-    })["storage"]["datasets"]
-    ro, rw = container.dataset_mounts(ds)
-    assert ro["ReadOnly"] is True and ro["Type"] == "bind" and ro["Source"] == "/data/r"
-    assert rw["ReadOnly"] is False and rw["Type"] == "volume"
-
-
-def test_home_mount_volume_or_host_path():
-    vol = container.home_mount("gpulab-home-alice", "/home/alice", volume_labels={"gpulab.user": "alice"})
-    assert vol["Type"] == "volume" and vol["VolumeOptions"]["Labels"] == {"gpulab.user": "alice"}
-    path = container.home_mount("/data/home/alice", "/home/alice", volume_labels={})
-    assert path["Type"] == "bind"
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_prepare_host_dir_owned_by_user(tmp_path):
     target = tmp_path / "home" / "alice"
@@ -55,12 +27,6 @@ def test_prepare_host_dir_owned_by_user(tmp_path):
     st = os.stat(target)
     assert (st.st_uid, st.st_gid) == (20001, 100)
     assert oct(st.st_mode & 0o777) == "0o700"
-
-
-def test_no_gpu_no_device_request():
-    assert container.gpu_device_requests(()) == []
-    (req,) = container.gpu_device_requests(("GPU-a", "GPU-b"))
-    assert req["DeviceIDs"] == ["GPU-a", "GPU-b"] and req["Capabilities"] == [["gpu"]] and not req["Count"]
 
 
 def test_form_lists_only_profiles_escaped():
@@ -74,7 +40,7 @@ def test_form_lists_only_profiles_escaped():
 
 
 def test_form_shows_live_gpu_availability():
-    from spawner.form import render_gpu_table
+    from gpulab.form import render_gpu_table
 
     snap = {
         "gpus": [

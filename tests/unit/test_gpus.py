@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from spawner.gpus.allocator import Allocator, GPUsBusy, holdings_from_containers
-from spawner.gpus.inventory import GPU, discover, from_nvml
+from gpulab.gpus.allocator import Allocator, GPUsBusy, QuotaExceeded, holdings_from_containers
+from gpulab.gpus.inventory import GPU, discover, from_nvml
 
 SITE = {"devices": "auto", "mode": "exclusive", "max_shared": 2, "shared_overrides": {}}
 
@@ -132,6 +132,29 @@ async def test_timeout_and_cancel_leave_the_queue():
     assert a.holdings == {}
 
 
+async def test_quota_is_enforced_by_the_claim_itself():
+    a = Allocator(gpus(4))
+    assert await a.acquire(("alice", "one"), 1, quota=2) == ["GPU-0000"]
+    with pytest.raises(QuotaExceeded, match=r"2 is over your GPU quota of 2 \(1 already held or requested"):
+        await a.acquire(("alice", "two"), 2, quota=2)
+    assert ("alice", "two") not in a.holdings and a.queue == []
+    # two concurrent spawns of one user: the second sees the first's claim, never a stale snapshot
+    results = await asyncio.gather(a.acquire(("bob", "x"), 2, quota=2), a.acquire(("bob", "y"), 1, quota=2), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["QuotaExceeded", "list"]
+    assert a.held_by_user("bob") == 2
+
+
+async def test_quota_counts_what_the_user_waits_for():
+    a = Allocator(gpus(1))
+    await a.acquire(("alice", ""), 1)
+    waiting = asyncio.ensure_future(a.acquire(("bob", "a"), 1, quota=1))
+    await asyncio.sleep(0)
+    with pytest.raises(QuotaExceeded, match="quota of 1"):
+        await a.acquire(("bob", "b"), 1, quota=1)
+    a.release(("alice", ""))
+    assert await waiting == ["GPU-0000"]
+
+
 async def test_rebuild_from_container_labels():
     containers = [
         {"Labels": {"gpulab.user": "alice", "gpulab.server": "", "gpulab.gpus": "GPU-0001"}, "Created": 100},
@@ -171,7 +194,7 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
 
 
 def test_quota_user_entry_wins_then_largest_group_then_default():
-    from spawner.gpus.manager import GPUManager
+    from gpulab.gpus.manager import GPUManager
 
     m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}})
     assert m.quota_for("alice", ["staff"]) == 0
@@ -181,7 +204,7 @@ def test_quota_user_entry_wins_then_largest_group_then_default():
 
 
 def test_admin_table():
-    from spawner.gpus.report import table
+    from gpulab_client.gpus import table
 
     data = {
         "gpus": [

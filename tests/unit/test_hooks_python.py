@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-
 HOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "hooks", "python")
 sys.path.insert(0, HOOKS)
 

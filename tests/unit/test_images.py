@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from spawner import images
+from gpulab import images
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / spec.dockerfile for spec in images.IMAGES.values()]
@@ -153,7 +153,7 @@ def test_build_failure_reports_last_lines(monkeypatch):
     monkeypatch.setenv("FAIL_IMAGE", "base")
     with pytest.raises(images.ImageBuildError, match=r"(?s)'base' failed.*RUN build base"):
         images.build_images(["base"], jupyterhub_spec="x", ca_bundle=None,
-                            cli=(["docker", "build"], {}), on_line=lambda l: None, popen=FakePopen)
+                            cli=(["docker", "build"], {}), on_line=lambda line: None, popen=FakePopen)
 
 
 def test_list_images_parses_json_lines():

@@ -3,8 +3,8 @@ import copy
 import pytest
 import yaml
 
-from spawner.schema import SiteConfigError, parse_size
-from spawner.siteconfig import load_site, validate_site
+from gpulab.schema import SiteConfigError, parse_size
+from gpulab.siteconfig import load_site, validate_site
 
 MINIMAL = {
     "auth": {"admin_users": ["admin"]},
@@ -158,7 +158,7 @@ def test_bad_ssh_values_name_their_key(ssh, expected):
 def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
     from traitlets.config import Config
 
-    from spawner.hubconfig import configure, missing_host_paths
+    from gpulab.hubconfig import configure, missing_host_paths
 
     present = tmp_path / "present"
     present.mkdir()

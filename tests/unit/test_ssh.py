@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from spawner.ssh import keys
-from spawner.ssh.snippets import ssh_config
-from spawner.ssh.spawn import host_port, port_binding, ssh_env
-from spawner.ssh.store import MAX_KEYS_PER_USER, SSHStore, StoreError
+from gpulab.ssh import keys
+from gpulab.ssh.snippets import ssh_config
+from gpulab.ssh.spawn import host_port
+from gpulab.ssh.store import MAX_KEYS_PER_USER, SSHStore, StoreError
 
 
 def keygen(tmp_path, kind="ed25519", bits=None, name="k"):
@@ -91,8 +91,6 @@ def test_ports_are_stable_and_distinct():
     assert host_port(22000, 7) == 22007 and host_port(22000, 8) == 22008
     with pytest.raises(ValueError, match="port_base"):
         host_port(65000, 600)
-    assert port_binding("127.0.0.1", 22007) == {"22/tcp": [{"HostIp": "127.0.0.1", "HostPort": "22007"}]}
-    assert ssh_env(password_login=False, activity_interval=60)["GPULAB_SSH_PASSWORD_LOGIN"] == "0"
 
 
 def test_config_snippet_has_both_ways_with_one_host_key_alias():
@@ -100,14 +98,14 @@ def test_config_snippet_has_both_ways_with_one_host_key_alias():
     assert f"Host {alias}\n" in text and f"Host {alias}-hub\n" in text and text.count(f"HostKeyAlias {alias}\n") == 2
     assert "Port 22007" in text and "--user 'a b%%c'" in text
     text, _ = ssh_config(username="a", login="a", hub_url="http://127.0.0.1:8000", direct_host="x", direct_port=None)
-    assert "Port" not in text and "ProxyCommand gpulab ssh-proxy --hub http://127.0.0.1:8000" in text
+    assert "Port" not in text and "ProxyCommand gpulab-client ssh-proxy --hub http://127.0.0.1:8000" in text
 
 
 def test_hub_setup_adds_to_other_handlers_and_templates(tmp_path):
     from traitlets.config import Config
 
-    from spawner.siteconfig import validate_site
-    from spawner.ssh.hubsetup import TEMPLATES, configure_ssh
+    from gpulab.siteconfig import validate_site
+    from gpulab.ssh.hubsetup import TEMPLATES, configure_ssh
 
     c = Config()
     c.JupyterHub.extra_handlers = [(r"/other", object)]

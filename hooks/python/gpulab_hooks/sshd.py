@@ -4,7 +4,7 @@
 their binary messages to the container's own sshd on port 22, which the start hook
 ``30-sshd.sh`` runs. The user's server checks the hub token or cookie first, so
 unauthenticated requests and other users get a login redirect or 403.
-``gpulab ssh-proxy`` on the user's machine is the other end.
+``gpulab-client ssh-proxy`` on the user's machine is the other end.
 """
 
 

@@ -8,8 +8,7 @@ import sys
 
 import requests
 
-
-GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
+GPULAB_CLIENT = os.path.join(os.path.dirname(sys.executable), "gpulab-client")
 
 
 def keygen(path, kind="ed25519", bits=None):
@@ -42,7 +41,7 @@ class SSH:
     @staticmethod
     def via_hub(hub_url, user, token_file, alias):
         """``alias``: the user's direct port, so both ways share one known_hosts entry (same container)."""
-        proxy = f"{GPULAB} ssh-proxy --hub {hub_url} --user {user} --token-file {token_file}"
+        proxy = f"{GPULAB_CLIENT} ssh-proxy --hub {hub_url} --user {user} --token-file {token_file}"
         return ["-o", f"ProxyCommand={proxy}", "-o", f"HostKeyAlias=gpulab-{alias}"], "gpulab-hub"
 
     def run(self, way, login, *command, strict="accept-new", password=None, timeout=180):

@@ -20,7 +20,7 @@ import time
 import requests
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "gpulab/base:latest")
 
 
@@ -81,6 +81,8 @@ c.JupyterHub.load_roles = [{{
 
 
 class Hub:
+    app_module = "gpulab.app"  # how gpulab's hub starts (gpulab up runs the same)
+
     def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False):
         self.workdir = str(workdir)
         self.client = client
@@ -136,9 +138,9 @@ class Hub:
 
     def start(self, timeout=60):
         self.write_files()
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", self.config_path],
+            [sys.executable, "-m", self.app_module, "-f", self.config_path],
             cwd=self.workdir, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -269,10 +271,14 @@ class Hub:
         return self.client.containers.list(all=True, filters={"label": filters})
 
     def volumes(self, username=None):
+        """All volumes of the deployment (or of one user: home, SSH host keys, ...)."""
         filters = [f"gpulab.deployment={self.name}"]
         if username:
             filters.append(f"gpulab.user={username}")
         return self.client.volumes.list(filters={"label": filters})
+
+    def home_volumes(self, username):
+        return [v for v in self.volumes(username) if "gpulab.ssh-host-keys" not in (v.attrs.get("Labels") or {})]
 
     def cleanup(self):
         for c in self.containers():

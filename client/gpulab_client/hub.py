@@ -1,0 +1,122 @@
+"""Talking to a gpulab hub's REST API with a user's API token (standard library only)."""
+
+import json
+import os
+import ssl
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+DEFAULT_TOKEN_FILE = "~/.config/gpulab/token"
+
+
+class HubError(Exception):
+    """The hub could not be reached or refused; the message says which and why."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def read_token(token_file="", environ=os.environ):
+    """The API token: from ``token_file``, else $GPULAB_TOKEN / $JUPYTERHUB_API_TOKEN, else the default file."""
+    if not token_file:
+        token = environ.get("GPULAB_TOKEN") or environ.get("JUPYTERHUB_API_TOKEN") or ""
+        if token:
+            return token.strip()
+        token_file = DEFAULT_TOKEN_FILE
+        if not os.path.exists(os.path.expanduser(token_file)):
+            raise HubError(
+                "no API token: create one on the hub's Token page and save it in "
+                f"{DEFAULT_TOKEN_FILE} (chmod 600), or pass --token-file, or set GPULAB_TOKEN"
+            )
+    try:
+        with open(os.path.expanduser(token_file)) as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise HubError(f"cannot read the token file {token_file}: {e.strerror}")
+    if not token:
+        raise HubError(f"the token file {token_file} is empty")
+    return token
+
+
+def ssl_context(ca_file=None):
+    """Verify the hub's certificate against the system CAs, or ``ca_file`` (a lab's own CA)."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    return context
+
+
+class Hub:
+    def __init__(self, url, token, *, ca_file=None, timeout=30):
+        if "://" not in url:
+            raise HubError(f"the hub URL must start with http:// or https://, got {url!r}")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.ssl = ssl_context(ca_file) if self.url.startswith("https://") else None
+        self.headers = {"Authorization": f"token {token}"}
+
+    def _open(self, method, path, body=None, timeout=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + "/hub/api" + path, data=data, method=method, headers=self.headers)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.ssl)
+        except urllib.error.HTTPError as e:
+            detail = e.read(2000).decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("message", detail)
+            except (ValueError, AttributeError):
+                pass
+            raise HubError(f"{method} {path}: HTTP {e.code} {detail}".strip(), e.code)
+        except urllib.error.URLError as e:
+            raise HubError(f"cannot reach the hub at {self.url}: {e.reason}")
+        except OSError as e:
+            raise HubError(f"cannot reach the hub at {self.url}: {e}")
+
+    def api(self, method, path, body=None):
+        with self._open(method, path, body) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def whoami(self):
+        return self.api("GET", "/user")["name"]
+
+    def server(self, user, server_name=""):
+        return self.api("GET", "/users/" + quote(user, safe=""))["servers"].get(server_name)
+
+    def ready_server(self, user, log, timeout=900):
+        """The user's default server (a dict with its ``url``), starting it first if needed.
+
+        Progress messages go to ``log`` while it starts (or waits for GPUs).
+        """
+        path = "/users/" + quote(user, safe="")
+        server = self.server(user)
+        if server and server.get("ready"):
+            return server
+        if not server:
+            log(f"starting the server of {user}")
+            self.api("POST", path + "/server", {})
+        failed = []
+        with self._open("GET", path + "/server/progress", timeout=timeout) as stream:
+            for raw in stream:
+                line = raw.decode(errors="replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("message"):
+                    log(f"[{event.get('progress', '')}%] {event['message']}")
+                if event.get("failed"):
+                    failed.append(event.get("message") or "failed")
+                if event.get("ready") or event.get("failed"):
+                    break
+        server = self.server(user)
+        if failed or not server or not server.get("ready"):
+            raise HubError(f"the server of {user} did not start: {'; '.join(failed) or 'not ready'}")
+        return server
+
+    def websocket_url(self, server_path):
+        scheme, rest = self.url.split("://", 1)
+        origin = ("wss" if scheme == "https" else "ws") + "://" + rest.split("/", 1)[0]
+        return origin + server_path

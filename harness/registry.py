@@ -1,0 +1,54 @@
+"""A real image registry for the tests: Debian's ``docker-registry`` (Distribution 2.8) on 127.0.0.1.
+
+Docker treats registries on 127.0.0.0/8 as insecure-allowed, so plain HTTP works without
+changing the daemon's configuration.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import requests
+
+from .hub import free_port
+
+BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+class Registry:
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port()
+        self.address = f"{host}:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="gpulab-registry-")
+        self.proc = None
+
+    def start(self, timeout=30):
+        if not os.access(BINARY, os.X_OK):
+            raise AssertionError(f"{BINARY} is missing: apt-get install docker-registry (scripts/setup-host.sh does)")
+        config = os.path.join(self.dir, "config.yml")
+        with open(config, "w") as f:
+            f.write(
+                "version: 0.1\nlog: {level: warn}\n"
+                f"storage: {{filesystem: {{rootdirectory: {self.dir}/data}}, delete: {{enabled: true}}}}\n"
+                f"http: {{addr: {self.address}}}\n"
+            )
+        self.log = open(os.path.join(self.dir, "registry.log"), "ab")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen([BINARY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://{self.address}/v2/", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"the registry did not answer on {self.address}")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

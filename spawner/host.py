@@ -1,0 +1,25 @@
+"""What the hub needs on its host before JupyterHub starts: the state directory, the Docker
+network its API listens on, the SSH key store.
+
+Loading the configuration creates none of these (config only sets); :func:`prepare` does, from
+``gpulab up`` / ``gpulab prepare`` / the hub's own startup (:mod:`.app`). Idempotent.
+"""
+
+import os
+
+from . import network
+from .ssh.hubsetup import store_path
+
+
+def prepare(site, client=None):
+    """Create what is missing; return the gateway address the hub API binds to."""
+    hub = site["hub"]
+    state = os.path.abspath(hub["state_dir"])
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    client = client or network.docker_client()
+    gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])
+    if site["ssh"]["enabled"]:
+        from .ssh.store import SSHStore
+
+        SSHStore(store_path(state)).create()
+    return gateway

@@ -1,0 +1,109 @@
+"""The spec builder without Docker or a hub (as kubespawner tests make_pod)."""
+
+import dataclasses
+
+import pytest
+
+from gpulab import contract
+from gpulab import spec as specs
+from gpulab.siteconfig import validate_site
+
+ALICE = specs.Identity(username="alice.b@lab", user_id=7, server_name="", login="alice_b_lab", uid=20007, gid=100, escaped_username="alice-2eb-40lab")
+PROFILE = {"name": "torch", "image": "gpulab/pytorch:latest", "mem_limit": 16 << 30, "cpu_limit": 4.0, "shm_size": 2 << 30}
+BASE_ENV = {"JUPYTERHUB_API_TOKEN": "t0ken", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice.b@lab/"}
+
+
+def build(**kw):
+    args = dict(
+        deployment="lab",
+        name="lab-alice-2eb-40lab",
+        identity=ALICE,
+        profile_name="torch",
+        limits=specs.resolve_limits(PROFILE, {}),
+        base_env=BASE_ENV,
+        command=["gpulab-start", "--port=8888"],
+        storage=specs.Storage(),
+        ssh=specs.SSHSettings(),
+        tools=specs.Tools(),
+        sudo=False,
+        password_login=False,
+        service_prefix="/user/alice.b@lab/",
+    )
+    args.update(kw)
+    return specs.build_spec(**args)
+
+
+def test_the_spec_is_frozen_and_deterministic():
+    a, b = build(gpu_uuids=("GPU-1",)), build(gpu_uuids=("GPU-1",))
+    assert a == b
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.image = "other"
+    with pytest.raises(TypeError):
+        a.env["NVIDIA_VISIBLE_DEVICES"] = "all"
+
+
+def test_identity_gpus_and_labels():
+    s = build(gpu_uuids=("GPU-1", "GPU-2"))
+    assert s.env["NB_USER"] == "alice_b_lab" and s.env["NB_UID"] == "20007" and s.env["NB_HOME"] == s.env["HOME"] == "/home/alice_b_lab"
+    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1,GPU-2" and s.gpu_uuids == ("GPU-1", "GPU-2")
+    assert dict(s.labels) == {
+        "gpulab.deployment": "lab", "gpulab.user": "alice.b@lab", "gpulab.server": "", "gpulab.profile": "torch",
+        "gpulab.uid": "20007", "gpulab.gpus": "GPU-1,GPU-2",
+    }
+    assert s.working_dir == "/home/alice_b_lab" and s.image == "gpulab/pytorch:latest" and s.command == ("gpulab-start", "--port=8888")
+
+
+def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():
+    s = build(base_env={**BASE_ENV, "NVIDIA_VISIBLE_DEVICES": "all", "NB_USER": "root"})
+    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "void" and s.env["NB_USER"] == "alice_b_lab" and s.gpu_uuids == ()
+
+
+def test_swarm_asks_for_a_count_and_names_no_device():
+    s = build(swarm_gpus=2)
+    assert s.gpu_count == 2 and "NVIDIA_VISIBLE_DEVICES" not in s.env
+
+
+def test_tool_defaults_and_the_admin_environment_wins_over_them():
+    s = build()
+    assert s.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and s.env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert s.env["PIP_USER"] == "1" and s.env["GPULAB_TENSORBOARD_LOGDIR"] == "~/runs"
+    assert s.env["TENSORBOARD_PROXY_URL"] == "/user/alice.b@lab/proxy/%PORT%/"
+    assert build(base_env={**BASE_ENV, "TF_FORCE_GPU_ALLOW_GROWTH": "false"}).env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
+    off = build(tools=specs.Tools(tf_memory_growth=False, jax_preallocate=True))
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in off.env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in off.env
+    assert specs.tool_env(specs.Tools(), "/lab/user/a%40b")["TENSORBOARD_PROXY_URL"] == "/lab/user/a%40b/proxy/%PORT%/"
+
+
+def test_mounts_home_datasets_scratch_and_ssh_keys():
+    datasets = validate_site({
+        "auth": {"admin_users": ["a"]}, "profiles": [{"name": "b", "image": "i"}],
+        "storage": {"datasets": [{"name": "r", "source": "/data/r", "target": "/datasets/r"}, {"name": "w", "source": "vol", "target": "/datasets/w", "mode": "rw"}]},
+    })["storage"]["datasets"]
+    s = build(
+        storage=specs.Storage(home="/data/home/{username}", datasets=tuple(datasets), scratch="/scratch/{uid}", scratch_target="/scratch"),
+        ssh=specs.SSHSettings(enabled=True, host_port=22007),
+    )
+    by_target = {m.target: m for m in s.mounts}
+    assert by_target["/home/alice_b_lab"] == specs.MountSpec("/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", per_user=True)
+    assert by_target["/datasets/r"].read_only and by_target["/datasets/r"].kind == "bind"
+    assert not by_target["/datasets/w"].read_only and by_target["/datasets/w"].kind == "volume"
+    assert by_target["/scratch"].source == "/scratch/20007"
+    keys = by_target[contract.SSH_HOST_KEY_DIR]
+    assert keys.source == "lab-sshhost-alice-2eb-40lab" and keys.kind == "volume" and ("gpulab.ssh-host-keys", "alice.b@lab") in keys.labels
+    assert specs.host_dirs(s) == ["/data/home/alice-2eb-40lab", "/scratch/20007"]
+    assert s.ports == (specs.PortSpec(22, "127.0.0.1", 22007),)
+    assert s.env["GPULAB_SSH"] == "1" and s.env["GPULAB_SSH_PASSWORD_LOGIN"] == "0"
+
+
+def test_default_home_is_a_labelled_volume_and_no_ssh_means_no_port():
+    s = build()
+    (home,) = s.mounts
+    assert home.kind == "volume" and home.source == "lab-home-alice-2eb-40lab"
+    assert dict(home.labels) == {"gpulab.deployment": "lab", "gpulab.user": "alice.b@lab"}
+    assert s.ports == () and "GPULAB_SSH" not in s.env
+
+
+def test_precedence_configured_traits_win_over_the_profile():
+    assert specs.resolve_limits(PROFILE, {}) == specs.Limits("gpulab/pytorch:latest", 16 << 30, 4.0, 2 << 30)
+    over = specs.resolve_limits(PROFILE, {"mem_limit": 8 << 30, "cpu_limit": None})
+    assert (over.mem_limit, over.cpu_limit, over.image) == (8 << 30, None, "gpulab/pytorch:latest")
