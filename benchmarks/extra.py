@@ -6,8 +6,9 @@ import time
 
 import requests
 
+from gpulab import contract
 from harness.ssh import SSH, keygen
-from tests.docker.test_tensorboard import RUN, WRITE_EVENTS
+from harness.tensorboard import RUN, WRITE_EVENTS
 
 
 def _pct(values, p):
@@ -33,7 +34,7 @@ def tensorboard_latency(hub, name, count):
     """Latency of TensorBoard's runs API: /user/<name>/tensorboard/ (hub proxy, auth,
     jupyter-server-proxy) vs a TensorBoard on the container's own port. Seconds per request."""
     c = _container(hub, name)
-    uid = c.labels["gpulab.uid"]
+    uid = c.labels[contract.L_UID]
     assert c.exec_run(["python3", "-c", WRITE_EVENTS], user=uid).exit_code == 0
     c.exec_run(["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], user=uid, detach=True)
     c.reload()

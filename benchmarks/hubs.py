@@ -6,6 +6,7 @@ file); ``StockHub`` runs plain ``dockerspawner.DockerSpawner`` with the equivale
 
 import os
 
+from gpulab import contract
 from gpulab.network import ensure_network
 from harness.hub import BASE_IMAGE, Hub, free_port
 
@@ -28,8 +29,8 @@ c.DockerSpawner.remove = True
 c.DockerSpawner.start_timeout = 300
 c.DockerSpawner.http_timeout = 300
 # the image's entry script needs a login name, as gpulab's spawner provides
-c.DockerSpawner.environment = {{"NB_USER": "jovyan", "NB_UID": "1000", "NB_GID": "100", "NVIDIA_VISIBLE_DEVICES": "void"}}
-c.DockerSpawner.extra_create_kwargs = {{"labels": {{"gpulab.deployment": {name!r}, "gpulab.user": "{{raw_username}}"}}}}
+c.DockerSpawner.environment = {environment!r}
+c.DockerSpawner.extra_create_kwargs = {{"labels": {{{l_deployment!r}: {name!r}, {l_user!r}: "{{raw_username}}"}}}}
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
@@ -57,6 +58,7 @@ class StockHub(Hub):
             f.write(
                 STOCK_CONFIG.format(
                     url=self.url, gateway=gateway, api_port=free_port(), workdir=self.workdir, proxy_api_port=free_port(),
-                    image=BASE_IMAGE, name=self.name, token=self.token,
+                    image=BASE_IMAGE, name=self.name, token=self.token, l_deployment=contract.L_DEPLOYMENT, l_user=contract.L_USER,
+                    environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100", contract.VISIBLE_DEVICES: contract.NO_GPU},
                 )
             )

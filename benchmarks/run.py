@@ -22,6 +22,7 @@ import requests
 
 from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
+from gpulab import contract
 from harness.hub import BASE_IMAGE
 
 
@@ -41,8 +42,8 @@ def floor_docker_run(client, network, runs):
         t0 = time.monotonic()
         c = client.containers.run(
             BASE_IMAGE, ["gpulab-start", "jupyter-server", "--ip=0.0.0.0", "--port=8888", "--IdentityProvider.token=bench"],
-            environment={"NB_USER": "jovyan", "NB_UID": "1000", "NB_GID": "100"}, network=network, detach=True,
-            labels={"gpulab.deployment": network}, name=f"{network}-floor-{i}",
+            environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100"}, network=network, detach=True,
+            labels={contract.L_DEPLOYMENT: network}, name=f"{network}-floor-{i}",
         )
         try:
             deadline = t0 + 120
@@ -85,8 +86,8 @@ def single_spawns(hub, runs, prefix):
 def watch_containers(client, deployment, t0, seen, stop):
     """Record when each user's container is first seen running (the Docker part of a spawn)."""
     while not stop.is_set():
-        for c in client.api.containers(filters={"label": f"gpulab.deployment={deployment}", "status": "running"}):
-            seen.setdefault(c["Labels"].get("gpulab.user"), time.monotonic() - t0)
+        for c in client.api.containers(filters={"label": contract.deployment_filter(deployment), "status": "running"}):
+            seen.setdefault(c["Labels"].get(contract.L_USER), time.monotonic() - t0)
         time.sleep(0.1)
 
 

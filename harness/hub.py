@@ -20,6 +20,8 @@ import time
 import requests
 import yaml
 
+from gpulab import contract
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "gpulab/base:latest")
 
@@ -265,20 +267,20 @@ class Hub:
     # --- Docker objects of this deployment ---
 
     def containers(self, username=None):
-        filters = [f"gpulab.deployment={self.name}"]
+        filters = [contract.deployment_filter(self.name)]
         if username:
-            filters.append(f"gpulab.user={username}")
+            filters.append(f"{contract.L_USER}={username}")
         return self.client.containers.list(all=True, filters={"label": filters})
 
     def volumes(self, username=None):
         """All volumes of the deployment (or of one user: home, SSH host keys, ...)."""
-        filters = [f"gpulab.deployment={self.name}"]
+        filters = [contract.deployment_filter(self.name)]
         if username:
-            filters.append(f"gpulab.user={username}")
+            filters.append(f"{contract.L_USER}={username}")
         return self.client.volumes.list(filters={"label": filters})
 
     def home_volumes(self, username):
-        return [v for v in self.volumes(username) if "gpulab.ssh-host-keys" not in (v.attrs.get("Labels") or {})]
+        return [v for v in self.volumes(username) if contract.L_SSH_HOST_KEYS not in (v.attrs.get("Labels") or {})]
 
     def cleanup(self):
         for c in self.containers():

@@ -142,6 +142,7 @@ def cmd_images_build(args):
             print(f"gpulab images build: bootstrapping a Debian base as {images.BOOTSTRAP_TAG} (debootstrap)")
             images.bootstrap_base(mirror=args.apt_mirror)
             base_image = base_image or images.BOOTSTRAP_TAG
+        print(f"gpulab images build: build context {images.REPO_ROOT}", flush=True)
         elapsed = images.build_images(
             names,
             base_image=base_image,

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-def find_build_context(package_dir=Path(__file__).resolve().parent):
+
+def find_build_context(package_dir=None):
     """``gpulab/buildctx`` of an installed package, else the checkout this module lives in."""
+    package_dir = package_dir or Path(__file__).resolve().parent
     packaged = package_dir / "buildctx"
     if (packaged / "images").is_dir():
         return packaged

@@ -9,6 +9,8 @@ import ipaddress
 
 import docker
 
+from . import contract
+
 
 class HostError(RuntimeError):
     """The host is not ready (Docker unreachable, network clash, ...)."""
@@ -43,7 +45,7 @@ def ensure_network(client, name, subnet, deployment):
     gateway = gateway_of(subnet)
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
     try:
-        client.networks.create(name, driver="bridge", ipam=ipam, labels={"gpulab.deployment": deployment})
+        client.networks.create(name, driver="bridge", ipam=ipam, labels={contract.L_DEPLOYMENT: deployment})
     except docker.errors.APIError as e:
         raise HostError(f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet")
     return gateway

@@ -51,13 +51,16 @@ def load_pynvml():
     """The real NVML binding, or None on a host without the NVIDIA driver."""
     try:
         import pynvml
-
+    except ImportError as e:
+        log.warning("nvidia-ml-py is not installed (%s): this host offers no GPUs unless the site file lists them", e)
+        return None
+    try:
         pynvml.nvmlInit()
         pynvml.nvmlShutdown()
-        return pynvml
-    except Exception as e:  # ImportError, NVMLError_LibraryNotFound, driver errors
+    except pynvml.NVMLError as e:  # no driver (NVMLError_LibraryNotFound), driver/library mismatch, ...
         log.warning("NVML not available (%s): this host offers no GPUs unless the site file lists them", e)
         return None
+    return pynvml
 
 
 def from_site(entries):

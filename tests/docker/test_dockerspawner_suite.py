@@ -35,7 +35,7 @@ def upstream_tests():
 
 def run_suite(root, target, workdir):
     junit = os.path.join(workdir, f"{target}.xml")
-    env = dict(os.environ, GPULAB_DS_TARGET=target, PYTHONPATH=REPO)
+    env = dict(os.environ, GPULAB_DS_TARGET=target, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-p", "tests.dockerspawner_suite.plugin", "-o", "addopts=", "-o", "asyncio_mode=auto",
@@ -46,7 +46,8 @@ def run_suite(root, target, workdir):
     )
     results = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        name = f"{case.get('file') or case.get('classname').split('.')[-1] + '.py'}::{case.get('name')}".split("/")[-1]
+        module = os.path.basename(case.get("file") or case.get("classname").replace(".", "/") + ".py")
+        name = f"{module}::{case.get('name')}"
         failed = any(child.tag in ("failure", "error") for child in case)
         skipped = any(child.tag == "skipped" for child in case)
         results[name] = "skipped" if skipped else ("failed" if failed else "passed")

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 from harness import gpuhost
 
+GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 GPUS = gpuhost.devices()  # three made-up GPUs with the test hook; the real ones on a GPU host
 UUIDS = [g["uuid"] for g in GPUS]
 if len(GPUS) < 3:

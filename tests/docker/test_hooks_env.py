@@ -94,7 +94,11 @@ def test_pip_install_goes_to_the_users_home(server):
     assert c.exec_run(["python", "-c", wheel], user=uid).exit_code == 0
     r = c.exec_run(["bash", "-lc", "pip install -q --no-index /tmp/gpulab_demo-1.0-py3-none-any.whl && cd / && python -c 'import gpulab_demo; print(gpulab_demo.__file__)'"], user=uid)
     assert r.exit_code == 0, r.output
-    assert r.output.decode().strip().splitlines()[-1] == f"/home/{USER}/.local/lib/python3.11/site-packages/gpulab_demo.py"
+    # the user site of whatever Python the image has (no test depends on which base was built)
+    site = c.exec_run(["python", "-c", "import site; print(site.getusersitepackages())"], user=uid, environment={"HOME": f"/home/{USER}"})
+    user_site = site.output.decode().strip()
+    assert user_site.startswith(f"/home/{USER}/.local/lib/python3."), user_site
+    assert r.output.decode().strip().splitlines()[-1] == f"{user_site}/gpulab_demo.py"
 
 
 def test_user_opt_out_reaches_kernels_terminals_and_tensorboard(hub, server):

@@ -7,21 +7,9 @@ import pytest
 import requests
 
 from harness.jupyter_ws import kernel_run, ws_echo, ws_status
+from harness.tensorboard import RUN, WRITE_EVENTS
 
 OWNER, OTHER = "tina", "otto"
-RUN = "gpulab-test-run"
-
-WRITE_EVENTS = f"""
-import os, time
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
-w = EventFileWriter(os.path.join(os.environ["HOME"], "runs", "{RUN}"))
-for step in range(5):
-    value = summary_pb2.Summary.Value(tag="loss", simple_value=1.0 / (step + 1))
-    w.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])))
-w.close()
-"""
-
 # a user's own web app on 8050: a page and a websocket echo (tornado is in the image)
 DEMO_APP = """
 import asyncio, tornado.web, tornado.websocket

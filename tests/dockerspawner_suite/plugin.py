@@ -55,7 +55,7 @@ def image_refs(test_dir):
         with open(path) as f:
             tree = ast.parse(f.read())
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and node.name in SKIP_FOR_TAGS:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in SKIP_FOR_TAGS:
                 for inner in ast.walk(node):
                     inner._gpulab_skip = True
         for node in ast.walk(tree):
@@ -88,11 +88,22 @@ def test_network(docker_client, request):
     net.remove()
 
 
+@pytest.fixture(scope="session")
+def suite_images(docker_client, request):
+    refs = image_refs(str(request.config.rootpath / "tests"))
+    yield refs
+    for ref in refs:  # the tags only; the image stays
+        try:
+            docker_client.images.remove(ref, noprune=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
 @pytest.fixture(autouse=True)
-def local_images(docker_client, request):
+def local_images(docker_client, suite_images):
     """Tag the local image under every name the suite uses, before each test (a test may remove one)."""
     image = docker_client.images.get(LOCAL_IMAGE)
-    for ref in image_refs(str(request.config.rootpath / "tests")):
+    for ref in suite_images:
         repo, tag = ref.rsplit(":", 1)
         image.tag(repo, tag)
 
