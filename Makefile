@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 IMAGE_BUILD_FLAGS ?= --bootstrap-if-unpullable
 
-.PHONY: up test unit bench host venv images check
+.PHONY: up test unit lint bench host venv images check
 
 host:
 	bash scripts/setup-host.sh
@@ -35,6 +35,10 @@ up: images gpulab.yaml
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
+
+lint: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: images
 	bash scripts/install-test-gpu-hook.sh

@@ -104,11 +104,23 @@ def ssh_throughput(hub, name, mib):
 def measure_gpulab_extras(hub, client, name, args):
     tb = tensorboard_latency(hub, name, args.requests)
     tb_rows = [
-        {"metric": f"TensorBoard runs API p{p} ({args.requests} requests): direct vs hub", "stock": _pct(tb["direct"], p) * 1000,
-         "gpulab": _pct(tb["hub"], p) * 1000, "ratio": _pct(tb["hub"], p) / _pct(tb["direct"], p), "unit": "ms"}
+        {
+            "metric": f"TensorBoard runs API p{p} ({args.requests} requests): direct vs hub",
+            "stock": _pct(tb["direct"], p) * 1000,
+            "gpulab": _pct(tb["hub"], p) * 1000,
+            "ratio": _pct(tb["hub"], p) / _pct(tb["direct"], p),
+            "unit": "ms",
+        }
         for p in (50, 95)
     ]
     speeds = ssh_throughput(hub, name, args.scp_mib)
-    ssh_rows = [{"metric": f"SSH scp {args.scp_mib} MiB: direct port vs through the hub", "stock": speeds["direct"], "gpulab": speeds["hub"],
-                 "ratio": speeds["hub"] / speeds["direct"], "unit": "MiB/s"}]
+    ssh_rows = [
+        {
+            "metric": f"SSH scp {args.scp_mib} MiB: direct port vs through the hub",
+            "stock": speeds["direct"],
+            "gpulab": speeds["hub"],
+            "ratio": speeds["hub"] / speeds["direct"],
+            "unit": "MiB/s",
+        }
+    ]
     return {"tensorboard": tb_rows, "ssh": ssh_rows}

@@ -57,8 +57,21 @@ class StockHub(Hub):
         with open(self.config_path, "w") as f:
             f.write(
                 STOCK_CONFIG.format(
-                    url=self.url, gateway=gateway, api_port=free_port(), workdir=self.workdir, proxy_api_port=free_port(),
-                    image=BASE_IMAGE, name=self.name, token=self.token, l_deployment=contract.L_DEPLOYMENT, l_user=contract.L_USER,
-                    environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100", contract.VISIBLE_DEVICES: contract.NO_GPU},
+                    url=self.url,
+                    gateway=gateway,
+                    api_port=free_port(),
+                    workdir=self.workdir,
+                    proxy_api_port=free_port(),
+                    image=BASE_IMAGE,
+                    name=self.name,
+                    token=self.token,
+                    l_deployment=contract.L_DEPLOYMENT,
+                    l_user=contract.L_USER,
+                    environment={
+                        contract.NB_USER: "jovyan",
+                        contract.NB_UID: "1000",
+                        contract.NB_GID: "100",
+                        contract.VISIBLE_DEVICES: contract.NO_GPU,
+                    },
                 )
             )

@@ -41,9 +41,13 @@ def floor_docker_run(client, network, runs):
     for i in range(runs):
         t0 = time.monotonic()
         c = client.containers.run(
-            BASE_IMAGE, ["gpulab-start", "jupyter-server", "--ip=0.0.0.0", "--port=8888", "--IdentityProvider.token=bench"],
-            environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100"}, network=network, detach=True,
-            labels={contract.L_DEPLOYMENT: network}, name=f"{network}-floor-{i}",
+            BASE_IMAGE,
+            ["gpulab-start", "jupyter-server", "--ip=0.0.0.0", "--port=8888", "--IdentityProvider.token=bench"],
+            environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100"},
+            network=network,
+            detach=True,
+            labels={contract.L_DEPLOYMENT: network},
+            name=f"{network}-floor-{i}",
         )
         try:
             deadline = t0 + 120
@@ -150,10 +154,22 @@ def report(stock, gpulab, n):
     row(f"{n} concurrent spawns, wall time", stock["concurrent_wall"], gpulab["concurrent_wall"])
     row(f"{n} concurrent spawns, per-user p50", pct(stock["concurrent_per_user"], 50), pct(gpulab["concurrent_per_user"], 50))
     row(f"{n} concurrent spawns, per-user p95", pct(stock["concurrent_per_user"], 95), pct(gpulab["concurrent_per_user"], 95))
-    row(f"{n} concurrent spawns, all containers running (Docker calls)", max(stock["concurrent_container_running"]), max(gpulab["concurrent_container_running"]))
+    row(
+        f"{n} concurrent spawns, all containers running (Docker calls)",
+        max(stock["concurrent_container_running"]),
+        max(gpulab["concurrent_container_running"]),
+    )
     row("idle RSS of one user container", stock["idle_rss"] / 2**20, gpulab["idle_rss"] / 2**20, "MiB")
     floor = statistics.median(gpulab["floor"])
-    rows.append({"metric": "floor: docker run until the server answers (median)", "stock": None, "gpulab": floor, "ratio": statistics.median(gpulab["single"]) / floor, "unit": "s"})
+    rows.append(
+        {
+            "metric": "floor: docker run until the server answers (median)",
+            "stock": None,
+            "gpulab": floor,
+            "ratio": statistics.median(gpulab["single"]) / floor,
+            "unit": "s",
+        }
+    )
     for key in ("tensorboard", "ssh"):
         if key in gpulab:
             rows.extend(gpulab[key])
@@ -163,6 +179,7 @@ def report(stock, gpulab, n):
 def print_table(rows):
     print(f"{'metric':58} {'baseline':>12} {'gpulab':>12} {'ratio':>7}")
     for r in rows:
+
         def fmt(v, unit=r["unit"]):
             return "-" if v is None else f"{v:.2f} {unit}"
 

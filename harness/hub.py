@@ -143,7 +143,10 @@ class Hub:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.app_module, "-f", self.config_path],
-            cwd=self.workdir, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout

@@ -63,7 +63,9 @@ async def _execute(server_url, token, kernel_id, code, timeout):
     msg_id, session = uuid.uuid4().hex, uuid.uuid4().hex
     header = {"msg_id": msg_id, "username": "test", "session": session, "msg_type": "execute_request", "version": "5.3"}
     content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
-    await conn.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}))
+    await conn.write_message(
+        json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []})
+    )
     out, html, deadline = [], [], time.monotonic() + timeout
     try:
         while True:

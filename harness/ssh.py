@@ -28,8 +28,18 @@ class SSH:
         self.key = key
 
     def options(self, strict="accept-new", password=False):
-        opts = ["-F", "/dev/null", "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", f"StrictHostKeyChecking={strict}",
-                "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR"]
+        opts = [
+            "-F",
+            "/dev/null",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            f"StrictHostKeyChecking={strict}",
+            "-o",
+            "ConnectTimeout=20",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         if password:
             return opts + ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"]
         return opts + ["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PreferredAuthentications=publickey", "-i", str(self.key)]
@@ -58,8 +68,12 @@ class SSH:
 
     def popen(self, way, login, *command):
         extra, host = way
-        return subprocess.Popen(["ssh", *self.options(), *extra, f"{login}@{host}", "--", *command], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            ["ssh", *self.options(), *extra, f"{login}@{host}", "--", *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def scp(self, way, login, src, dest, timeout=600):
         extra, _host = way
@@ -82,7 +96,9 @@ class Browser:
         self.hub = hub
         self.s = requests.Session()
         self.s.get(hub.url + "/hub/login", timeout=30)
-        r = self.s.post(hub.url + "/hub/login", data={"username": name, "password": hub.password, "_xsrf": self.s.cookies.get("_xsrf", "")}, timeout=30)
+        r = self.s.post(
+            hub.url + "/hub/login", data={"username": name, "password": hub.password, "_xsrf": self.s.cookies.get("_xsrf", "")}, timeout=30
+        )
         assert r.status_code == 200 and "/hub/login" not in r.url, (r.status_code, r.url)
 
     def page(self):

@@ -40,7 +40,12 @@ class GPULabHub(JupyterHub):
                 self.spawner_class(config=self.config, log=self.log).check_settings()
             if self.site:
                 gateway = host.prepare(self.site)
-                self.log.info("gpulab: host ready (state %s, Docker network %s, hub API on %s)", self.site["hub"]["state_dir"], self.site["hub"]["network"], gateway)
+                self.log.info(
+                    "gpulab: host ready (state %s, Docker network %s, hub API on %s)",
+                    self.site["hub"]["state_dir"],
+                    self.site["hub"]["network"],
+                    gateway,
+                )
         except (ConfigError, TraitError, SiteConfigError) as e:
             self._fail(f"gpulab: invalid configuration: {e}")
         except network.HostError as e:

@@ -193,11 +193,15 @@ def parser():
     build = img.add_parser("build", help="build images (default: base)")
     build.add_argument("names", nargs="*", help=f"images to build: {', '.join(images.IMAGES)} (dependencies are built first)")
     build.add_argument("--bootstrap-base", action="store_true", help="make a Debian base with debootstrap (for hosts that cannot pull the CUDA base)")
-    build.add_argument("--bootstrap-if-unpullable", action="store_true", help="use the CUDA base if it is present or can be pulled, else --bootstrap-base")
+    build.add_argument(
+        "--bootstrap-if-unpullable", action="store_true", help="use the CUDA base if it is present or can be pulled, else --bootstrap-base"
+    )
     build.add_argument("--base-image", help=f"FROM image for base (default {images.DEFAULT_BASE_IMAGE})")
     build.add_argument("--pip-index-url", help="PyPI mirror used inside the build")
     build.add_argument("--apt-mirror", help="Debian/Ubuntu mirror used inside the build")
-    build.add_argument("--ca-bundle", help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)")
+    build.add_argument(
+        "--ca-bundle", help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)"
+    )
     build.add_argument("--if-missing", action="store_true", help="only build images that are not present")
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
     build.set_defaults(func=cmd_images_build)

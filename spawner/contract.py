@@ -73,7 +73,24 @@ JUPYTER_PORT = 8888
 SSH_PORT = 22
 
 #: Container paths that datasets and scratch may not cover (they would hide the system or a home).
-PROTECTED_TARGETS = ("/", HOME_ROOT, "/opt/gpulab", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/sys", "/dev", "/run", "/var", "/boot", "/root")
+PROTECTED_TARGETS = (
+    "/",
+    HOME_ROOT,
+    "/opt/gpulab",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/var",
+    "/boot",
+    "/root",
+)
 
 
 def home_dir(login):

@@ -34,14 +34,12 @@ def render_gpu_table(snapshot, now=None):
     rows = []
     for g in snapshot["gpus"]:
         if g["holders"]:
-            who = ", ".join(
-                f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})" for h in g["holders"]
-            )
+            who = ", ".join(f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})" for h in g["holders"])
             state = f"held by {who}" + (f"; {g['free_slots']} slot(s) free" if g["free_slots"] > 0 else "")
         else:
             state = "free"
         rows.append(
-            f"<tr data-gpu-uuid=\"{escape(g['uuid'])}\" data-free=\"{g['free_slots']}\"><td>{g['index']}</td><td>{escape(g['model'])}</td>"
+            f'<tr data-gpu-uuid="{escape(g["uuid"])}" data-free="{g["free_slots"]}"><td>{g["index"]}</td><td>{escape(g["model"])}</td>'
             f"<td>{_gib(g['memory_total'])}</td><td>{state}</td></tr>"
         )
     queue = f"<p class='text-muted'>{len(snapshot['queue'])} spawn(s) waiting for GPUs.</p>" if snapshot["queue"] else ""
@@ -59,11 +57,11 @@ def render_form(profiles, default_profile, gpu_snapshot=None):
         rows.append(
             f"""
   <label class="gpulab-profile list-group-item" style="display:block;cursor:pointer">
-    <input type="radio" name="profile" value="{escape(p['name'])}"
-           data-default-gpus="{p['gpus']}" data-max-gpus="{p['max_gpus']}"{checked}>
-    <strong>{escape(p['display_name'])}</strong>
-    <code style="margin-left:.5em">{escape(p['image'])}</code>
-    <div class="text-muted">{escape(p['description'])}</div>
+    <input type="radio" name="profile" value="{escape(p["name"])}"
+           data-default-gpus="{p["gpus"]}" data-max-gpus="{p["max_gpus"]}"{checked}>
+    <strong>{escape(p["display_name"])}</strong>
+    <code style="margin-left:.5em">{escape(p["image"])}</code>
+    <div class="text-muted">{escape(p["description"])}</div>
     <div class="text-muted small">{escape(_limits(p))}</div>
   </label>"""
         )
@@ -71,12 +69,12 @@ def render_form(profiles, default_profile, gpu_snapshot=None):
     return f"""
 <div class="gpulab-form">
   <h4>Environment</h4>
-  <div class="list-group">{''.join(rows)}
+  <div class="list-group">{"".join(rows)}
   </div>
   <div class="form-group" style="margin-top:1em">
     <label for="gpulab-gpus">GPUs</label>
     <input id="gpulab-gpus" class="form-control" type="number" name="gpus"
-           min="0" max="{default['max_gpus']}" value="{default['gpus']}">
+           min="0" max="{default["max_gpus"]}" value="{default["gpus"]}">
     <label for="gpulab-gpu-ids" style="margin-top:.5em">Specific GPUs (optional, e.g. <code>0,2</code>)</label>
     <input id="gpulab-gpu-ids" class="form-control" type="text" name="gpu_ids" maxlength="200" value="">
   </div>

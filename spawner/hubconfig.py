@@ -66,7 +66,9 @@ def _auth(c, auth, environ):
             section.allowed_groups = set(block["allowed_groups"])
             section.manage_groups = True
     if not block["allowed_users"] and not block["allowed_groups"]:
-        raise SiteConfigError(f"auth.{kind}.allowed_users", "list the users or groups allowed in (an empty allowlist would let anyone with an account in)")
+        raise SiteConfigError(
+            f"auth.{kind}.allowed_users", "list the users or groups allowed in (an empty allowlist would let anyone with an account in)"
+        )
 
 
 def _spawner(c, site, gateway):
@@ -125,7 +127,7 @@ def configure(c, site=None, environ=os.environ):
     c.JupyterHub.bind_url = hub["bind_url"]
     db_url = hub["db_url"]
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-        db_url = "sqlite:///" + os.path.join(state, db_url[len("sqlite:///"):])
+        db_url = "sqlite:///" + os.path.join(state, db_url[len("sqlite:///") :])
     c.JupyterHub.db_url = db_url
     c.JupyterHub.cookie_secret_file = os.path.join(state, "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "jupyterhub-proxy.pid")

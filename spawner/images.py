@@ -57,11 +57,17 @@ class ImageSpec:
 
 IMAGES = {
     "base": ImageSpec(
-        "base", "images/base/Dockerfile", "gpulab/base:latest", None,
+        "base",
+        "images/base/Dockerfile",
+        "gpulab/base:latest",
+        None,
         ("BASE_IMAGE", "JUPYTERHUB_VERSION", "PIP_INDEX_URL", "APT_MIRROR"),
     ),
     "pytorch": ImageSpec(
-        "pytorch", "images/pytorch/Dockerfile", "gpulab/pytorch:latest", "base",
+        "pytorch",
+        "images/pytorch/Dockerfile",
+        "gpulab/pytorch:latest",
+        "base",
         ("BASE_IMAGE", "PIP_INDEX_URL"),
     ),
 }
@@ -76,9 +82,7 @@ def default_jupyterhub_spec() -> str:
     try:
         version = metadata.version("jupyterhub")
     except metadata.PackageNotFoundError:
-        raise ImageBuildError(
-            "jupyterhub is not installed in this Python; pass jupyterhub_spec explicitly"
-        ) from None
+        raise ImageBuildError("jupyterhub is not installed in this Python; pass jupyterhub_spec explicitly") from None
     major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
     return f"jupyterhub=={major}.{minor}.*"
 
@@ -103,10 +107,20 @@ def build_order(names) -> list[str]:
     return order
 
 
-def build_command(name, *, tag=None, base_image=None, jupyterhub_spec=None,
-                  pip_index_url=None, apt_mirror=None, ca_bundle=None,
-                  repo_root=REPO_ROOT, docker_cli=("docker", "build"),
-                  progress="plain", no_cache=False) -> list[str]:
+def build_command(
+    name,
+    *,
+    tag=None,
+    base_image=None,
+    jupyterhub_spec=None,
+    pip_index_url=None,
+    apt_mirror=None,
+    ca_bundle=None,
+    repo_root=REPO_ROOT,
+    docker_cli=("docker", "build"),
+    progress="plain",
+    no_cache=False,
+) -> list[str]:
     """The argv that builds image ``name`` (pure; nothing is run).
 
     ``docker_cli`` is the prefix from :func:`find_buildkit_cli`. ``base_image``
@@ -116,8 +130,7 @@ def build_command(name, *, tag=None, base_image=None, jupyterhub_spec=None,
     spec = IMAGES[name]
     if base_image is None and spec.depends_on:
         base_image = IMAGES[spec.depends_on].tag
-    values = {"BASE_IMAGE": base_image, "JUPYTERHUB_VERSION": jupyterhub_spec,
-              "PIP_INDEX_URL": pip_index_url, "APT_MIRROR": apt_mirror}
+    values = {"BASE_IMAGE": base_image, "JUPYTERHUB_VERSION": jupyterhub_spec, "PIP_INDEX_URL": pip_index_url, "APT_MIRROR": apt_mirror}
     argv = list(docker_cli)
     if progress:
         argv.append(f"--progress={progress}")
@@ -135,8 +148,7 @@ def build_command(name, *, tag=None, base_image=None, jupyterhub_spec=None,
 
 def _client_major(docker, run) -> int | None:
     try:
-        proc = run([docker, "version", "--format", "{{.Client.Version}}"],
-                   capture_output=True, text=True)
+        proc = run([docker, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
     except OSError:
         return None
     match = re.match(r"\s*(\d+)\.", proc.stdout or "")
@@ -184,16 +196,17 @@ STEP_RE = re.compile(r"^(#\d+ \[[^\]]*\]|Step \d+/\d+ :)")
 
 def step_lines(on_line=print):
     """Wrap ``on_line`` so only BuildKit step headers (``#7 [3/6] RUN ...``) pass."""
+
     def forward(line):
         if STEP_RE.match(line):
             on_line(line)
+
     return forward
 
 
 def _stream(argv, env, on_line, popen):
     tail = collections.deque(maxlen=40)
-    proc = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                 errors="replace", env=env, bufsize=1)
+    proc = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env, bufsize=1)
     with proc:
         for line in proc.stdout:
             line = line.rstrip("\n")
@@ -202,10 +215,23 @@ def _stream(argv, env, on_line, popen):
     return proc.wait(), list(tail)
 
 
-def build_images(names, *, tags=None, base_image=None, jupyterhub_spec=None,
-                 pip_index_url=None, apt_mirror=None, ca_bundle=AUTO,
-                 repo_root=REPO_ROOT, with_deps=True, progress="plain", no_cache=False,
-                 cli=None, on_line=print, popen=subprocess.Popen) -> dict:
+def build_images(
+    names,
+    *,
+    tags=None,
+    base_image=None,
+    jupyterhub_spec=None,
+    pip_index_url=None,
+    apt_mirror=None,
+    ca_bundle=AUTO,
+    repo_root=REPO_ROOT,
+    with_deps=True,
+    progress="plain",
+    no_cache=False,
+    cli=None,
+    on_line=print,
+    popen=subprocess.Popen,
+) -> dict:
     """Build images in dependency order; returns ``{name: elapsed_seconds}``.
 
     ``tags`` maps name -> tag override (dependents are built FROM the override).
@@ -227,18 +253,24 @@ def build_images(names, *, tags=None, base_image=None, jupyterhub_spec=None,
         spec = IMAGES[name]
         dep = spec.depends_on
         argv = build_command(
-            name, tag=tags.get(name, spec.tag),
+            name,
+            tag=tags.get(name, spec.tag),
             base_image=tags.get(dep, IMAGES[dep].tag) if dep else base_image,
-            jupyterhub_spec=jupyterhub_spec, pip_index_url=pip_index_url,
-            apt_mirror=apt_mirror, ca_bundle=ca, repo_root=repo_root,
-            docker_cli=prefix, progress=progress, no_cache=no_cache)
+            jupyterhub_spec=jupyterhub_spec,
+            pip_index_url=pip_index_url,
+            apt_mirror=apt_mirror,
+            ca_bundle=ca,
+            repo_root=repo_root,
+            docker_cli=prefix,
+            progress=progress,
+            no_cache=no_cache,
+        )
         on_line(f"gpulab: building {name}: {shlex.join(argv)}")
         start = time.monotonic()
         rc, tail = _stream(argv, env, on_line, popen)
         elapsed[name] = time.monotonic() - start
         if rc != 0:
-            raise ImageBuildError(
-                f"building image {name!r} failed (exit {rc}); last output:\n" + "\n".join(tail))
+            raise ImageBuildError(f"building image {name!r} failed (exit {rc}); last output:\n" + "\n".join(tail))
         on_line(f"gpulab: built {name} as {tags.get(name, spec.tag)} in {elapsed[name]:.0f}s")
     return elapsed
 
@@ -254,8 +286,7 @@ def _mounts_under(path):
     return sorted((p for p in points if p.startswith(prefix)), reverse=True)
 
 
-def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=False,
-                   docker="docker", run=subprocess.run, workdir=None) -> bool:
+def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=False, docker="docker", run=subprocess.run, workdir=None) -> bool:
     """debootstrap a minimal Debian rootfs and ``docker import`` it as ``tag``.
 
     For hosts that cannot pull the registry CUDA base. Needs root and debootstrap.
@@ -271,8 +302,7 @@ def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=Fa
             cmd.append(mirror)
         if run(cmd).returncode != 0:
             raise ImageBuildError(f"debootstrap failed: {shlex.join(cmd)}")
-        sources = [f"deb {mirror or 'http://deb.debian.org/debian'} {s} main"
-                   for s in (suite, f"{suite}-updates")]
+        sources = [f"deb {mirror or 'http://deb.debian.org/debian'} {s} main" for s in (suite, f"{suite}-updates")]
         if not mirror:
             sources.append(f"deb http://deb.debian.org/debian-security {suite}-security main")
         Path(rootfs, "etc/apt/sources.list").write_text("\n".join(sources) + "\n")
@@ -300,11 +330,15 @@ def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=Fa
 
 def list_images(docker="docker", run=subprocess.run) -> list[dict]:
     """Local images labelled ``gpulab.image``: repository, tag, id, size, created."""
-    proc = run([docker, "image", "ls", "--filter", "label=gpulab.image",
-                "--filter", "dangling=false", "--format", "{{json .}}"],
-               capture_output=True, text=True)
+    proc = run(
+        [docker, "image", "ls", "--filter", "label=gpulab.image", "--filter", "dangling=false", "--format", "{{json .}}"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise ImageBuildError(f"docker image ls failed: {proc.stderr.strip()}")
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    return [{"repository": r.get("Repository"), "tag": r.get("Tag"), "id": r.get("ID"),
-             "size": r.get("Size"), "created": r.get("CreatedAt")} for r in rows]
+    return [
+        {"repository": r.get("Repository"), "tag": r.get("Tag"), "id": r.get("ID"), "size": r.get("Size"), "created": r.get("CreatedAt")}
+        for r in rows
+    ]

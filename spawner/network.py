@@ -47,5 +47,7 @@ def ensure_network(client, name, subnet, deployment):
     try:
         client.networks.create(name, driver="bridge", ipam=ipam, labels={contract.L_DEPLOYMENT: deployment})
     except docker.errors.APIError as e:
-        raise HostError(f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet")
+        raise HostError(
+            f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet"
+        )
     return gateway

@@ -181,4 +181,3 @@ def dict_of(value_check, key_pattern=r".{1,200}", key_hint="a name"):
         return out
 
     return check
-

@@ -64,7 +64,9 @@ def check(
                 raise ConfigError(f"{cls_name}.extra_create_kwargs.{key}", f"is built by gpulab for each user; use {OWNED_CREATE[key]} instead")
         for label in extra_create_kwargs.get("labels") or {}:
             if str(label).startswith(contract.LABEL_PREFIX):
-                raise ConfigError(f"{cls_name}.extra_create_kwargs.labels.{label}", "gpulab.* labels are gpulab's (its GPU table is rebuilt from them)")
+                raise ConfigError(
+                    f"{cls_name}.extra_create_kwargs.labels.{label}", "gpulab.* labels are gpulab's (its GPU table is rebuilt from them)"
+                )
     if isinstance(extra_host_config, dict):
         for key in extra_host_config:
             if key in OWNED_HOST_CONFIG:

@@ -108,6 +108,7 @@ _gpu_device = mapping(
     }
 )
 
+
 def _devices(value, path):
     if value == "auto":
         return value
@@ -227,7 +228,9 @@ SCHEMA = mapping(
                 {
                     "tf_memory_growth": Field(boolean, default=True),
                     "jax_preallocate": Field(boolean, default=False),
-                    "tensorboard_logdir": Field(string(r"(~|~/[^\0\n]*|/[^\0\n]*)", "a path in the container such as ~/runs or /scratch/tb"), default="~/runs"),
+                    "tensorboard_logdir": Field(
+                        string(r"(~|~/[^\0\n]*|/[^\0\n]*)", "a path in the container such as ~/runs or /scratch/tb"), default="~/runs"
+                    ),
                 }
             ),
             default=dict,

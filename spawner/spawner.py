@@ -275,7 +275,9 @@ class GPUDockerSpawner(DockerSpawner):
         """DockerSpawner's renamed settings: warn, naming the section the admin wrote, and forward."""
         new, version = self._deprecated_aliases[change.name]
         if getattr(self, new) != change.new:
-            section = next((cls.__name__ for cls in type(self).mro() if change.name in (dict.get(self.config, cls.__name__) or {})), type(self).__name__)
+            section = next(
+                (cls.__name__ for cls in type(self).mro() if change.name in (dict.get(self.config, cls.__name__) or {})), type(self).__name__
+            )
             self.log.warning(f"{section}.{change.name} is deprecated in DockerSpawner {version}, use {section}.{new} instead")
             setattr(self, new, change.new)
 
@@ -487,7 +489,9 @@ class GPUDockerSpawner(DockerSpawner):
             try:
                 await self.pull_image(limits.image)
             except docker.errors.NotFound:
-                raise web.HTTPError(400, f"Image {limits.image} is not on this host and pull_policy is {self.pull_policy}: an admin must build or pull it")
+                raise web.HTTPError(
+                    400, f"Image {limits.image} is not on this host and pull_policy is {self.pull_policy}: an admin must build or pull it"
+                )
             except docker.errors.APIError as e:
                 raise web.HTTPError(503, f"Image {limits.image} could not be pulled: {e.explanation or e}")
             spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))

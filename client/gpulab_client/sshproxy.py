@@ -40,7 +40,7 @@ def pump_socket(ws, stdout_fd):
             return
         view = memoryview(msg)
         while view:
-            view = view[os.write(stdout_fd, view):]
+            view = view[os.write(stdout_fd, view) :]
 
 
 def pipe(ws, stdin_fd=0, stdout_fd=1):
@@ -69,7 +69,9 @@ def add_parser(sub):
     p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL, e.g. https://hub.lab.example (default: $GPULAB_HUB_URL)")
     p.add_argument("--user", default="", help="hub user name (default: the token's owner)")
     p.add_argument("--token-file", default="", help="file with a hub API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)")
-    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) that signed the hub's TLS certificate, if not a public CA")
+    p.add_argument(
+        "--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) that signed the hub's TLS certificate, if not a public CA"
+    )
     p.set_defaults(func=main)
     return p
 

@@ -16,7 +16,9 @@ def request(path, *, method="GET", body=None, timeout=10):
         token = f.read().strip()
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        settings()["api_url"].rstrip("/") + path, data=data, method=method,
+        settings()["api_url"].rstrip("/") + path,
+        data=data,
+        method=method,
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=timeout) as r:

@@ -78,6 +78,5 @@ def discover(site_gpus, nvml_loader=load_pynvml):
     default_share = site_gpus["max_shared"] if site_gpus["mode"] == "shared" else 1
     overrides = site_gpus["shared_overrides"]
     return [
-        GPU(g.index, g.uuid, g.model, g.memory_total, max_shared=overrides.get(g.uuid, overrides.get(str(g.index), default_share)))
-        for g in found
+        GPU(g.index, g.uuid, g.model, g.memory_total, max_shared=overrides.get(g.uuid, overrides.get(str(g.index), default_share))) for g in found
     ]

@@ -48,11 +48,11 @@ class PublicKey:
 def _read_string(data, pos):
     if pos + 4 > len(data):
         raise InvalidInput("the key data is truncated")
-    n = int.from_bytes(data[pos:pos + 4], "big")
+    n = int.from_bytes(data[pos : pos + 4], "big")
     end = pos + 4 + n
     if end > len(data):
         raise InvalidInput("the key data is truncated")
-    return data[pos + 4:end], end
+    return data[pos + 4 : end], end
 
 
 def _fields(data, count):

@@ -40,13 +40,25 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
         password_login, sudo = self.policy()
         port = host_port(s["port_base"], user.id) if s["port_base"] else None
         config, alias = ssh_config(
-            username=user.name, login=unix_name(user.name), hub_url=s["hub_url"], direct_host=s["public_host"], direct_port=port,
+            username=user.name,
+            login=unix_name(user.name),
+            hub_url=s["hub_url"],
+            direct_host=s["public_host"],
+            direct_port=port,
         )
         self.set_status(status)
         html = await self.render_template(
-            "ssh.html", messages=list(messages), keys=self.store.keys(user.name), has_password=bool(self.store.password_hash(user.name)),
-            password_login=password_login, sudo=sudo, login=unix_name(user.name), ssh_config=config, alias=alias,
-            direct_port=port, max_key=sshkeys.MAX_KEY_LINE,
+            "ssh.html",
+            messages=list(messages),
+            keys=self.store.keys(user.name),
+            has_password=bool(self.store.password_hash(user.name)),
+            password_login=password_login,
+            sudo=sudo,
+            login=unix_name(user.name),
+            ssh_config=config,
+            alias=alias,
+            direct_port=port,
+            max_key=sshkeys.MAX_KEY_LINE,
         )
         self.finish(html)
 
@@ -111,7 +123,9 @@ class _APIBase(_SSHMixin, APIHandler):
 class KeysAPIHandler(_APIBase):
     def get(self):
         user = self.owner()
-        self.write(json.dumps([{"type": k.type, "bits": k.bits, "fingerprint": k.fingerprint, "comment": k.comment} for k in self.store.keys(user.name)]))
+        self.write(
+            json.dumps([{"type": k.type, "bits": k.bits, "fingerprint": k.fingerprint, "comment": k.comment} for k in self.store.keys(user.name)])
+        )
 
     def post(self):
         user = self.owner()
@@ -143,8 +157,15 @@ class AccountHandler(_APIBase):
     def get(self):
         user = self.container_owner()
         password_login, _ = self.policy()
-        self.write(json.dumps({"login": unix_name(user.name), "password_login": password_login,
-                               "password_hash": self.store.password_hash(user.name) if password_login else None}))
+        self.write(
+            json.dumps(
+                {
+                    "login": unix_name(user.name),
+                    "password_login": password_login,
+                    "password_hash": self.store.password_hash(user.name) if password_login else None,
+                }
+            )
+        )
 
 
 def handlers(store, settings):

@@ -16,8 +16,7 @@ def ssh_config(*, username, login, hub_url, direct_host, direct_port, token_file
     blocks = []
     if direct_port:
         blocks.append(
-            f"# Way 1: direct port\nHost {alias}\n    HostName {direct_host}\n    Port {direct_port}\n"
-            f"    User {login}\n    HostKeyAlias {alias}\n"
+            f"# Way 1: direct port\nHost {alias}\n    HostName {direct_host}\n    Port {direct_port}\n    User {login}\n    HostKeyAlias {alias}\n"
         )
     blocks.append(
         f"# Way 2: through the hub ({hub_url})\nHost {alias}-hub\n    HostName {host}\n    User {login}\n"

@@ -13,11 +13,15 @@ def test_benchmark_smoke_run(docker_client):
     env = dict(os.environ, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--n", "2", "--runs", "1", "--requests", "5", "--scp-mib", "4", "--settle", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("BENCH_JSON "))
-    data = json.loads(line[len("BENCH_JSON "):])
+    data = json.loads(line[len("BENCH_JSON ") :])
     metrics = {r["metric"]: r for r in data["rows"]}
     for key in ("single spawn", "2 concurrent spawns, wall time", "per-user p95", "idle RSS", "floor", "TensorBoard", "SSH scp"):
         rows = [r for m, r in metrics.items() if key in m]

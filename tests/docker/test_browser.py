@@ -74,12 +74,13 @@ def test_login_spawn_and_open_tensorboard_from_the_launcher(hub, driver):
         _poll(lambda: _reachable(direct + "data/runs"))
         hub_load, hub_visible = _load_ms(driver, f"{hub.url}/user/{USER}/tensorboard/")
         direct_load, direct_visible = _load_ms(driver, direct)
-        print(f"\n[gpulab] TensorBoard in Chromium: via hub load {hub_load:.0f} ms, run shown {hub_visible:.0f} ms; "
-              f"direct {direct_load:.0f} ms, run shown {direct_visible:.0f} ms")
+        print(
+            f"\n[gpulab] TensorBoard in Chromium: via hub load {hub_load:.0f} ms, run shown {hub_visible:.0f} ms; "
+            f"direct {direct_load:.0f} ms, run shown {direct_visible:.0f} ms"
+        )
 
 
 def _artifact_dir(hub):
     path = os.path.join(ARTIFACTS, "browser", hub.name)
     os.makedirs(path, exist_ok=True)
     return path
-

@@ -26,7 +26,8 @@ def upstream_tests():
         os.makedirs(CACHE, exist_ok=True)
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", f"dockerspawner=={version}", "-d", CACHE],
-            check=True, timeout=300,
+            check=True,
+            timeout=300,
         )
         with tarfile.open(os.path.join(CACHE, f"dockerspawner-{version}.tar.gz")) as tar:
             tar.extractall(CACHE, filter="data")
@@ -38,11 +39,29 @@ def run_suite(root, target, workdir):
     env = dict(os.environ, GPULAB_DS_TARGET=target, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-p", "tests.dockerspawner_suite.plugin", "-o", "addopts=", "-o", "asyncio_mode=auto",
-            "-o", "asyncio_default_fixture_loop_scope=module", "-p", "no:cacheprovider", f"--junitxml={junit}", "-q",
-            "tests/test_dockerspawner.py", "tests/test_deprecations.py",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.dockerspawner_suite.plugin",
+            "-o",
+            "addopts=",
+            "-o",
+            "asyncio_mode=auto",
+            "-o",
+            "asyncio_default_fixture_loop_scope=module",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "-q",
+            "tests/test_dockerspawner.py",
+            "tests/test_deprecations.py",
         ],
-        cwd=root, env=env, capture_output=True, text=True, timeout=1200,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     results = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -63,8 +82,10 @@ def test_dockerspawner_suite_passes_against_gpulab(tmp_path):
     stock, stock_log = run_suite(root, "stock", str(tmp_path))
     gpulab, gpulab_log = run_suite(root, "gpulab", str(tmp_path))
     passed = {t: sorted(n for n, r in res.items() if r == "passed") for t, res in (("stock", stock), ("gpulab", gpulab))}
-    print(f"\n[gpulab] DockerSpawner {metadata.version('dockerspawner')} suite: {len(stock)} tests; "
-          f"stock passes {len(passed['stock'])}, gpulab passes {len(passed['gpulab'])}")
+    print(
+        f"\n[gpulab] DockerSpawner {metadata.version('dockerspawner')} suite: {len(stock)} tests; "
+        f"stock passes {len(passed['stock'])}, gpulab passes {len(passed['gpulab'])}"
+    )
     assert len(stock) >= 30 and set(stock) == set(gpulab), "both runs collected the same upstream tests"
     regressions = [n for n in passed["stock"] if gpulab[n] != "passed" and not listed(n, ADAPTATIONS)]
     assert not regressions, f"pass with DockerSpawner, fail with gpulab: {regressions}\n{gpulab_log}"

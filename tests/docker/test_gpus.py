@@ -32,7 +32,7 @@ def gpu_hub(make_hub):
 
 
 def visible_devices(container):
-    r = container.exec_run(["sh", "-c", "printf %s \"$NVIDIA_VISIBLE_DEVICES\""])
+    r = container.exec_run(["sh", "-c", 'printf %s "$NVIDIA_VISIBLE_DEVICES"'])
     assert r.exit_code == 0
     return r.output.decode()
 
@@ -94,7 +94,9 @@ def test_two_users_get_different_gpus_third_waits(gpu_hub):
 
     # carol waits; the spawn page's progress shows her place and who holds the GPUs
     result = {}
-    follower = threading.Thread(target=lambda: result.update(zip(("status", "events"), hub.spawn_following_progress("carol", {"profile": "gpu"}), strict=True)))
+    follower = threading.Thread(
+        target=lambda: result.update(zip(("status", "events"), hub.spawn_following_progress("carol", {"profile": "gpu"}), strict=True))
+    )
     follower.start()
     deadline = time.monotonic() + 30
     while not admin_gpus(hub)["queue"]:
@@ -164,7 +166,7 @@ def test_zero_gpu_server_sees_void(gpu_hub, docker_client):
     assert visible_devices(c) == "void"
     assert requested_ids(c) == []
     # not even through the login shell's profile
-    r = c.exec_run(["bash", "-lc", "printf %s \"$NVIDIA_VISIBLE_DEVICES\""], user=c.labels["gpulab.uid"])
+    r = c.exec_run(["bash", "-lc", 'printf %s "$NVIDIA_VISIBLE_DEVICES"'], user=c.labels["gpulab.uid"])
     assert r.output.decode() == "void"
     hub.stop_server("erin")
 

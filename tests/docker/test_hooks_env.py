@@ -41,7 +41,9 @@ def server(hub):
 
 def test_kernel_has_the_defaults_and_the_hook_skips_tensorflow(server):
     _, url, token = server
-    out, _ = kernel_run(url, token, KERNEL_ENV + "from gpulab_hooks import tf_memory\nprint('armed', tf_memory.installed(), 'tensorflow' in sys.modules)")
+    out, _ = kernel_run(
+        url, token, KERNEL_ENV + "from gpulab_hooks import tf_memory\nprint('armed', tf_memory.installed(), 'tensorflow' in sys.modules)"
+    )
     assert _env_lines(out) == DEFAULTS
     assert "armed True False" in out  # the hook waits; TensorFlow is not imported at start
 
@@ -51,7 +53,11 @@ def test_stand_in_tensorflow_gets_memory_growth_once_per_gpu(server):
     uid = c.labels["gpulab.uid"]
     code = f"import os; os.makedirs('/tmp/faketf/tensorflow', exist_ok=True); open('/tmp/faketf/tensorflow/__init__.py', 'w').write({FAKE_TF!r})"
     assert c.exec_run(["python", "-c", code], user=uid).exit_code == 0
-    out, _ = kernel_run(url, token, "import sys\nsys.path.insert(0, '/tmp/faketf')\nimport tensorflow\nimport tensorflow\nprint(open('/tmp/faketf/calls.jsonl').read())")
+    out, _ = kernel_run(
+        url,
+        token,
+        "import sys\nsys.path.insert(0, '/tmp/faketf')\nimport tensorflow\nimport tensorflow\nprint(open('/tmp/faketf/calls.jsonl').read())",
+    )
     assert out.split() == ['["/physical_device:GPU:0",', "true]", '["/physical_device:GPU:1",', "true]"]
 
 
@@ -72,8 +78,23 @@ def test_ssh_session_has_the_defaults(server, tmp_path):
     assert r.exit_code == 0, r.output
     c.reload()
     ip = c.attrs["NetworkSettings"]["Networks"][c.labels["gpulab.deployment"]]["IPAddress"]
-    ssh = ["ssh", "-tt", "-i", str(key), "-p", "2222", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-           "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{USER}@{ip}"]
+    ssh = [
+        "ssh",
+        "-tt",
+        "-i",
+        str(key),
+        "-p",
+        "2222",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        f"{USER}@{ip}",
+    ]
     out = subprocess.run(ssh, input=SHELL_ENV + "; exit\n", capture_output=True, text=True, timeout=60)
     assert "DONE42" in out.stdout, out.stdout + out.stderr
     assert _env_lines(out.stdout.replace("\r", "")) == DEFAULTS
@@ -92,7 +113,14 @@ def test_pip_install_goes_to_the_users_home(server):
     )
     uid = c.labels["gpulab.uid"]
     assert c.exec_run(["python", "-c", wheel], user=uid).exit_code == 0
-    r = c.exec_run(["bash", "-lc", "pip install -q --no-index /tmp/gpulab_demo-1.0-py3-none-any.whl && cd / && python -c 'import gpulab_demo; print(gpulab_demo.__file__)'"], user=uid)
+    r = c.exec_run(
+        [
+            "bash",
+            "-lc",
+            "pip install -q --no-index /tmp/gpulab_demo-1.0-py3-none-any.whl && cd / && python -c 'import gpulab_demo; print(gpulab_demo.__file__)'",
+        ],
+        user=uid,
+    )
     assert r.exit_code == 0, r.output
     # the user site of whatever Python the image has (no test depends on which base was built)
     site = c.exec_run(["python", "-c", "import site; print(site.getusersitepackages())"], user=uid, environment={"HOME": f"/home/{USER}"})
@@ -111,7 +139,9 @@ def test_user_opt_out_reaches_kernels_terminals_and_tensorboard(hub, server):
     hub.spawn(USER)
     url, token = hub.user_url(USER), hub.user_token(USER)
     want = {**DEFAULTS, "TF_FORCE_GPU_ALLOW_GROWTH": "false", "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
-    out, _ = kernel_run(url, token, KERNEL_ENV + "from gpulab_hooks import tf_memory\nprint('armed', tf_memory.installed())\nprint(os.environ['PATH'])")
+    out, _ = kernel_run(
+        url, token, KERNEL_ENV + "from gpulab_hooks import tf_memory\nprint('armed', tf_memory.installed())\nprint(os.environ['PATH'])"
+    )
     assert _env_lines(out) == want and "armed False" in out and "/evil" not in out
     assert _env_lines(terminal_run(url, token, SHELL_ENV, "DONE42")) == want
     import requests

@@ -12,8 +12,11 @@ def _session(hub):
 
 
 def _signup(hub, s, name, password):
-    return s.post(hub.url + "/hub/signup", timeout=30, data={
-        "username": name, "signup_password": password, "signup_password_confirmation": password, "_xsrf": s.cookies.get("_xsrf")})
+    return s.post(
+        hub.url + "/hub/signup",
+        timeout=30,
+        data={"username": name, "signup_password": password, "signup_password_confirmation": password, "_xsrf": s.cookies.get("_xsrf")},
+    )
 
 
 def _login(hub, s, name, password):

@@ -25,12 +25,23 @@ def test_an_installed_package_builds_the_images(tmp_path, docker_client):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300)
     env = dict(os.environ, PYTHONPATH=str(target))
-    where = subprocess.run([sys.executable, "-c", "from gpulab import images; print(images.REPO_ROOT)"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "from gpulab import images; print(images.REPO_ROOT)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.strip() == str(target / "gpulab" / "buildctx")
     before = docker_client.images.get(BASE).id
     proc = subprocess.run(
         [sys.executable, "-m", "gpulab.cli", "images", "build", "--bootstrap-if-unpullable", "base"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"{target}/gpulab/buildctx" in proc.stdout, "built from the installed package's context"
@@ -43,9 +54,15 @@ def test_the_laptop_client_installs_alone(tmp_path):
     assert "Requires-Dist" not in meta, "no dependencies"
     venv = tmp_path / "laptop"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-index", str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-index", str(wheel)], check=True, timeout=300
+    )
     out = subprocess.run([str(venv / "bin" / "gpulab-client"), "--help"], capture_output=True, text=True, check=True).stdout
     assert "ssh-proxy" in out and "gpus" in out
-    mods = subprocess.run([str(venv / "bin" / "python"), "-c", "import json, sys, gpulab_client.cli; print(json.dumps(sorted(sys.modules)))"],
-                          capture_output=True, text=True, check=True).stdout
+    mods = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import json, sys, gpulab_client.cli; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert not [m for m in json.loads(mods) if m.split(".")[0] in ("jupyterhub", "docker", "tornado", "gpulab")]

@@ -167,7 +167,11 @@ def test_invalid_site_file_stops_startup(tmp_path):
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "gpulab.app", "-f", os.path.join(REPO, "jupyterhub_config.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"' in proc.stderr, proc.stderr[-2000:]
@@ -178,7 +182,12 @@ def test_plain_jupyterhub_is_told_to_use_gpulab(make_hub):
     h = make_hub(start=False)
     h.write_files()
     proc = subprocess.run(
-        [sys.executable, "-m", "jupyterhub", "-f", h.config_path], cwd=h.workdir, env=h.env(), capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "jupyterhub", "-f", h.config_path],
+        cwd=h.workdir,
+        env=h.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0 and "start the hub with `gpulab up`" in proc.stderr, proc.stderr[-2000:]
     assert not os.path.exists(h.site["hub"]["state_dir"]), "loading the configuration created nothing"
@@ -188,7 +197,10 @@ def test_plain_jupyterhub_is_told_to_use_gpulab(make_hub):
 @pytest.mark.parametrize(
     "extra, text",
     [
-        ('c.DockerSpawner.extra_host_config = {"privileged": True}', "GPUDockerSpawner.extra_host_config.privileged: would change which devices users see"),
+        (
+            'c.DockerSpawner.extra_host_config = {"privileged": True}',
+            "GPUDockerSpawner.extra_host_config.privileged: would change which devices users see",
+        ),
         ('c.GPUDockerSpawner.profiles = [{"name": "x", "image": "y", "max_gpus": -1}]', "GPUDockerSpawner.profiles[0].max_gpus: must be at least 0"),
         ('c.DockerSpawner.image = "other/image:1"', "GPUDockerSpawner.image: profiles are configured"),
     ],

@@ -90,8 +90,12 @@ def test_page_is_in_the_nav_and_rejects_bad_input(lab, tmp_path):
 def test_both_ways_reach_the_notebooks_container(lab):
     hub = lab["hub"]
     marker = f"written by the notebook at {time.time()}"
-    r = requests.put(hub.user_url("alice", "api/contents/marker.txt"), json={"type": "file", "format": "text", "content": marker},
-                     headers=token("alice", lab), timeout=30)
+    r = requests.put(
+        hub.user_url("alice", "api/contents/marker.txt"),
+        json={"type": "file", "format": "text", "content": marker},
+        headers=token("alice", lab),
+        timeout=30,
+    )
     assert r.status_code in (200, 201), r.text
     ssh = ssh_for(lab, "alice")
     direct = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "cat", "~/marker.txt")
@@ -133,7 +137,9 @@ def test_keys_reach_a_running_container_at_once(lab, tmp_path):
     r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": new_pub}, headers=token("alice", lab), timeout=30)
     assert r.status_code == 201
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 0
-    r = requests.delete(hub.url + "/hub/api/gpulab/ssh/keys", params={"fingerprint": r.json()["fingerprint"]}, headers=token("alice", lab), timeout=30)
+    r = requests.delete(
+        hub.url + "/hub/api/gpulab/ssh/keys", params={"fingerprint": r.json()["fingerprint"]}, headers=token("alice", lab), timeout=30
+    )
     assert r.status_code == 204
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 255
 
@@ -217,7 +223,10 @@ def test_scp_large_file_both_ways(lab, tmp_path):
             f.write(os.urandom(16 * 1024 * 1024))
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     ssh = ssh_for(lab, "alice")
-    for label, way in (("direct port", SSH.direct(alice["port"])), ("through the hub", SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]))):
+    for label, way in (
+        ("direct port", SSH.direct(alice["port"])),
+        ("through the hub", SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"])),
+    ):
         t0 = time.monotonic()
         r = ssh.scp(way, "alice", src, "big.bin")
         seconds = time.monotonic() - t0

@@ -59,7 +59,12 @@ def image_refs(test_dir):
                 for inner in ast.walk(node):
                     inner._gpulab_skip = True
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and IMAGE_REF.match(node.value) and not getattr(node, "_gpulab_skip", False):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and IMAGE_REF.match(node.value)
+                and not getattr(node, "_gpulab_skip", False)
+            ):
                 refs.add(node.value)
     return sorted(refs)
 
@@ -73,8 +78,17 @@ def docker_client():
 
 @pytest.fixture(scope="session", autouse=True)
 def test_network(docker_client, request):
-    used = [ipaddress.ip_network(c["Subnet"]) for n in docker_client.networks.list() for c in (n.attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
-    subnet = next(ipaddress.ip_network(f"172.31.{i}.0/24") for i in range(100, 250) if not any(ipaddress.ip_network(f"172.31.{i}.0/24").overlaps(u) for u in used))
+    used = [
+        ipaddress.ip_network(c["Subnet"])
+        for n in docker_client.networks.list()
+        for c in (n.attrs.get("IPAM") or {}).get("Config") or []
+        if c.get("Subnet")
+    ]
+    subnet = next(
+        ipaddress.ip_network(f"172.31.{i}.0/24")
+        for i in range(100, 250)
+        if not any(ipaddress.ip_network(f"172.31.{i}.0/24").overlaps(u) for u in used)
+    )
     gateway = str(next(subnet.hosts()))
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)])
     net = docker_client.networks.create(RUN, driver="bridge", ipam=ipam, labels={"gpulab.deployment": RUN})

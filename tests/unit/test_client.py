@@ -37,7 +37,9 @@ def test_ssh_proxy_starts_within_150ms(tmp_path):
     times = []
     for _ in range(7):
         t0 = time.perf_counter()
-        proc = subprocess.run([CLIENT, "ssh-proxy", "--hub", f"http://127.0.0.1:{port}", "--user", "x", "--token-file", str(token)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [CLIENT, "ssh-proxy", "--hub", f"http://127.0.0.1:{port}", "--user", "x", "--token-file", str(token)], capture_output=True, text=True
+        )
         times.append(time.perf_counter() - t0)
         assert proc.returncode == 1 and "cannot reach the hub" in proc.stderr, proc.stderr
     print(f"\n[gpulab] gpulab-client ssh-proxy start to first connect: median {statistics.median(times) * 1000:.0f} ms")
@@ -137,8 +139,13 @@ def test_handshake_against_a_real_websocket_server():
 
 
 def test_admin_table_with_and_without_nodes():
-    data = {"gpus": [{"index": 0, "model": "A100", "memory_total": 40 << 30, "holders": [{"user": "alice", "server": "", "since": 0}]},
-                     {"index": 1, "model": "A100", "memory_total": 40 << 30, "holders": []}], "queue": [{"user": "bob", "gpus": 1}]}
+    data = {
+        "gpus": [
+            {"index": 0, "model": "A100", "memory_total": 40 << 30, "holders": [{"user": "alice", "server": "", "since": 0}]},
+            {"index": 1, "model": "A100", "memory_total": 40 << 30, "holders": []},
+        ],
+        "queue": [{"user": "bob", "gpus": 1}],
+    }
     text = table(data, now=3600)
     assert "alice" in text and "60 min" in text and "waiting: bob (1 GPU)" in text and "NODE" not in text
     data["gpus"][0]["node"] = "gpu-node-1"

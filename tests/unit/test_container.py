@@ -30,10 +30,12 @@ def test_prepare_host_dir_owned_by_user(tmp_path):
 
 
 def test_form_lists_only_profiles_escaped():
-    profiles = validate_site({
-        "auth": {"admin_users": ["a"]},
-        "profiles": [{"name": "b", "image": "i", "display_name": "<script>x</script>", "max_gpus": 2}],
-    })["profiles"]
+    profiles = validate_site(
+        {
+            "auth": {"admin_users": ["a"]},
+            "profiles": [{"name": "b", "image": "i", "display_name": "<script>x</script>", "max_gpus": 2}],
+        }
+    )["profiles"]
     html = render_form(profiles, "b")
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert 'name="profile" value="b"' in html and 'max="2"' in html
@@ -44,7 +46,14 @@ def test_form_shows_live_gpu_availability():
 
     snap = {
         "gpus": [
-            {"index": 0, "uuid": "GPU-a", "model": "A100", "memory_total": 40 << 30, "holders": [{"user": "<bob>", "server": "", "since": 0}], "free_slots": 0},
+            {
+                "index": 0,
+                "uuid": "GPU-a",
+                "model": "A100",
+                "memory_total": 40 << 30,
+                "holders": [{"user": "<bob>", "server": "", "since": 0}],
+                "free_slots": 0,
+            },
             {"index": 1, "uuid": "GPU-b", "model": "A100", "memory_total": 40 << 30, "holders": [], "free_slots": 1},
         ],
         "queue": [{"user": "carol", "gpus": 1, "since": 0}],

@@ -33,7 +33,11 @@ def test_no_gpu_no_device_request():
 
 def test_admin_extras_merge_last_as_in_dockerspawner():
     _, host = dockerapply.create_arguments(
-        build(), port=8888, remove=True, extra_host={"shm_size": 1 << 20, "cpu_period": 50_000}, extra_create={"labels": {"team": "vision"}},
+        build(),
+        port=8888,
+        remove=True,
+        extra_host={"shm_size": 1 << 20, "cpu_period": 50_000},
+        extra_create={"labels": {"team": "vision"}},
     )
     hc = host_config(host)
     assert hc["ShmSize"] == 1 << 20 and hc["CpuPeriod"] == 50_000 and hc["CpuQuota"] == 200_000

@@ -44,10 +44,12 @@ def gpus(n, share=1):
 
 
 def test_inventory_from_nvml_bytes_and_str():
-    nvml = FakeNVML([
-        {"uuid": b"GPU-aaaa", "name": b"NVIDIA H100 80GB HBM3", "mem": 85520809984},
-        {"uuid": "GPU-bbbb", "name": "NVIDIA A100", "mem": 42949672960},
-    ])
+    nvml = FakeNVML(
+        [
+            {"uuid": b"GPU-aaaa", "name": b"NVIDIA H100 80GB HBM3", "mem": 85520809984},
+            {"uuid": "GPU-bbbb", "name": "NVIDIA A100", "mem": 42949672960},
+        ]
+    )
     found = from_nvml(nvml)
     assert [(g.index, g.uuid, g.model, g.memory_total) for g in found] == [
         (0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", 85520809984),
@@ -208,7 +210,13 @@ def test_admin_table():
 
     data = {
         "gpus": [
-            {"index": 0, "uuid": "GPU-a", "model": "NVIDIA A100", "memory_total": 40 << 30, "holders": [{"user": "alice", "server": "big", "since": 0}]},
+            {
+                "index": 0,
+                "uuid": "GPU-a",
+                "model": "NVIDIA A100",
+                "memory_total": 40 << 30,
+                "holders": [{"user": "alice", "server": "big", "since": 0}],
+            },
             {"index": 1, "uuid": "GPU-b", "model": "NVIDIA A100", "memory_total": 40 << 30, "holders": []},
         ],
         "queue": [{"user": "bob", "gpus": 1, "since": 0}],

@@ -15,7 +15,7 @@ sys.path.insert(0, HOOKS)
 
 from gpulab_hooks import serverproxy, tensorboard  # noqa: E402
 
-FAKE_TF = '''
+FAKE_TF = """
 import json, os
 class _Experimental:
     @staticmethod
@@ -27,7 +27,7 @@ class config:
     @staticmethod
     def list_physical_devices(kind):
         return [f"/physical_device:{kind}:{i}" for i in range(int(os.environ.get("FAKE_TF_GPUS", "2")))]
-'''
+"""
 
 
 def run_python(tmp_path, code, **env):
@@ -68,19 +68,25 @@ def test_opt_out_means_no_hook(tmp_path):
 
 
 def test_arming_imports_nothing_heavy(tmp_path):
-    out, _ = run_python(tmp_path, """
+    out, _ = run_python(
+        tmp_path,
+        """
         import sys
         before = set(sys.modules)
         from gpulab_hooks import tf_memory
         tf_memory.install()
         new = {m.split(".")[0] for m in set(sys.modules) - before} - {"gpulab_hooks"}
         print(sorted(new - set(sys.stdlib_module_names)), "tensorflow" in sys.modules)
-    """, TF_FORCE_GPU_ALLOW_GROWTH="true")
+    """,
+        TF_FORCE_GPU_ALLOW_GROWTH="true",
+    )
     assert out.strip() == "[] False", out  # only the standard library, never TensorFlow
 
 
 def test_waits_when_tensorflow_is_missing_then_fires_after_install(tmp_path):
-    out, calls = run_python(tmp_path, """
+    out, calls = run_python(
+        tmp_path,
+        """
         import os, sys
         from gpulab_hooks import tf_memory
         tf_memory.install()
@@ -90,7 +96,10 @@ def test_waits_when_tensorflow_is_missing_then_fires_after_install(tmp_path):
             print("missing")
         sys.path.insert(0, os.environ["FAKE_DIR"])
         import tensorflow
-    """, TF_FORCE_GPU_ALLOW_GROWTH="true", FAKE_TF_GPUS="1")
+    """,
+        TF_FORCE_GPU_ALLOW_GROWTH="true",
+        FAKE_TF_GPUS="1",
+    )
     assert "missing" in out and calls == [["/physical_device:GPU:0", True]]
 
 

@@ -24,17 +24,26 @@ def _build_args(argv):
 
 def test_base_command_has_args_tag_and_repo_root_context():
     argv = images.build_command(
-        "base", tag="lab/base:1", base_image="gpulab/bootstrap:bookworm",
-        jupyterhub_spec="jupyterhub==6.1.*", pip_index_url="http://pypi.lab/simple",
-        apt_mirror="http://apt.lab/debian", ca_bundle=None, repo_root="/repo",
-        docker_cli=["/usr/bin/docker", "build"])
+        "base",
+        tag="lab/base:1",
+        base_image="gpulab/bootstrap:bookworm",
+        jupyterhub_spec="jupyterhub==6.1.*",
+        pip_index_url="http://pypi.lab/simple",
+        apt_mirror="http://apt.lab/debian",
+        ca_bundle=None,
+        repo_root="/repo",
+        docker_cli=["/usr/bin/docker", "build"],
+    )
     assert argv[:2] == ["/usr/bin/docker", "build"]
     assert argv[argv.index("-t") + 1] == "lab/base:1"
     assert argv[argv.index("-f") + 1] == "/repo/images/base/Dockerfile"
     assert argv[-1] == "/repo"
     assert _build_args(argv) == [
-        "BASE_IMAGE=gpulab/bootstrap:bookworm", "JUPYTERHUB_VERSION=jupyterhub==6.1.*",
-        "PIP_INDEX_URL=http://pypi.lab/simple", "APT_MIRROR=http://apt.lab/debian"]
+        "BASE_IMAGE=gpulab/bootstrap:bookworm",
+        "JUPYTERHUB_VERSION=jupyterhub==6.1.*",
+        "PIP_INDEX_URL=http://pypi.lab/simple",
+        "APT_MIRROR=http://apt.lab/debian",
+    ]
     assert "--progress=plain" in argv
 
 
@@ -56,8 +65,7 @@ def test_unset_options_are_not_passed_and_defaults_apply():
 
 
 def test_pytorch_is_built_from_base_tag_without_base_only_args():
-    argv = images.build_command("pytorch", repo_root="/repo", jupyterhub_spec="jupyterhub==6.1.*",
-                                apt_mirror="http://apt.lab/debian")
+    argv = images.build_command("pytorch", repo_root="/repo", jupyterhub_spec="jupyterhub==6.1.*", apt_mirror="http://apt.lab/debian")
     assert _build_args(argv) == ["BASE_IMAGE=gpulab/base:latest"]
     assert argv[argv.index("-t") + 1] == "gpulab/pytorch:latest"
     assert argv[-1] == "/repo"
@@ -100,8 +108,7 @@ def test_prefers_buildx():
 
 
 def test_falls_back_to_old_cli_with_docker_buildkit():
-    run = fake_runner(versions={"/usr/local/bin/docker": "28.2.2\n",
-                                "/usr/bin/docker": "20.10.24+dfsg1\n"})
+    run = fake_runner(versions={"/usr/local/bin/docker": "28.2.2\n", "/usr/bin/docker": "20.10.24+dfsg1\n"})
     prefix, env = images.find_buildkit_cli(run=run, which=which_both)
     assert prefix == ["/usr/bin/docker", "build"]
     assert env == {"DOCKER_BUILDKIT": "1"}
@@ -140,9 +147,14 @@ def test_build_images_builds_in_order_and_streams(monkeypatch):
     FakePopen.runs = []
     lines = []
     elapsed = images.build_images(
-        ["pytorch"], tags={"base": "lab/base:2"}, jupyterhub_spec="jupyterhub==6.1.*",
-        ca_bundle=None, cli=(["docker", "build"], {"DOCKER_BUILDKIT": "1"}),
-        on_line=images.step_lines(lines.append), popen=FakePopen)
+        ["pytorch"],
+        tags={"base": "lab/base:2"},
+        jupyterhub_spec="jupyterhub==6.1.*",
+        ca_bundle=None,
+        cli=(["docker", "build"], {"DOCKER_BUILDKIT": "1"}),
+        on_line=images.step_lines(lines.append),
+        popen=FakePopen,
+    )
     assert list(elapsed) == ["base", "pytorch"]
     assert "BASE_IMAGE=lab/base:2" in _build_args(FakePopen.runs[1].argv)
     assert FakePopen.runs[0].env["DOCKER_BUILDKIT"] == "1"
@@ -152,21 +164,19 @@ def test_build_images_builds_in_order_and_streams(monkeypatch):
 def test_build_failure_reports_last_lines(monkeypatch):
     monkeypatch.setenv("FAIL_IMAGE", "base")
     with pytest.raises(images.ImageBuildError, match=r"(?s)'base' failed.*RUN build base"):
-        images.build_images(["base"], jupyterhub_spec="x", ca_bundle=None,
-                            cli=(["docker", "build"], {}), on_line=lambda line: None, popen=FakePopen)
+        images.build_images(["base"], jupyterhub_spec="x", ca_bundle=None, cli=(["docker", "build"], {}), on_line=lambda line: None, popen=FakePopen)
 
 
 def test_list_images_parses_json_lines():
-    out = ('{"Repository":"gpulab/base","Tag":"latest","ID":"42dd","Size":"789MB",'
-           '"CreatedAt":"2026-11-24 05:21:00 +0000 UTC"}\n')
+    out = '{"Repository":"gpulab/base","Tag":"latest","ID":"42dd","Size":"789MB","CreatedAt":"2026-11-24 05:21:00 +0000 UTC"}\n'
 
     def run(argv, **kw):
         assert "label=gpulab.image" in argv
         return SimpleNamespace(returncode=0, stdout=out, stderr="")
 
-    assert images.list_images(run=run) == [{"repository": "gpulab/base", "tag": "latest",
-                                            "id": "42dd", "size": "789MB",
-                                            "created": "2026-11-24 05:21:00 +0000 UTC"}]
+    assert images.list_images(run=run) == [
+        {"repository": "gpulab/base", "tag": "latest", "id": "42dd", "size": "789MB", "created": "2026-11-24 05:21:00 +0000 UTC"}
+    ]
 
 
 def test_bootstrap_skips_existing_and_imports_new(tmp_path):
@@ -201,8 +211,7 @@ def test_default_jupyterhub_spec_pins_major_minor(monkeypatch):
 def instructions(path):
     """Dockerfile instructions with continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n", " ", path.read_text())
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -243,12 +252,22 @@ def test_scripts_are_executable():
 @pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
 def test_env_hook_writes_quoted_profile(tmp_path):
     out = tmp_path / "00-gpulab.sh"
-    tricky = "it's \"q\" $HOME `x`\nline2"
-    env = {"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": "0,1", "TF_X": tricky,
-           "MINE": "a b", "SECRET": "no", "GPULAB_EXPORT_ENV": "MINE bad-name",
-           "GPULAB_PROFILE_ENV": str(out)}
+    tricky = 'it\'s "q" $HOME `x`\nline2'
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CUDA_VISIBLE_DEVICES": "0,1",
+        "TF_X": tricky,
+        "MINE": "a b",
+        "SECRET": "no",
+        "GPULAB_EXPORT_ENV": "MINE bad-name",
+        "GPULAB_PROFILE_ENV": str(out),
+    }
     subprocess.run([str(ROOT / "hooks/start.d/10-env.sh")], env=env, check=True)
-    got = subprocess.run(["sh", "-c", f'. {out}; printf "%s|" "$PATH" "$CUDA_VISIBLE_DEVICES" '
-                          '"$TF_X" "$MINE" "${SECRET:-unset}"'],
-                         env={}, capture_output=True, text=True, check=True).stdout
+    got = subprocess.run(
+        ["sh", "-c", f'. {out}; printf "%s|" "$PATH" "$CUDA_VISIBLE_DEVICES" "$TF_X" "$MINE" "${{SECRET:-unset}}"'],
+        env={},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert got == f"/opt/gpulab/venv/bin:/usr/bin:/bin|0,1|{tricky}|a b|unset|"

@@ -6,13 +6,15 @@ from gpulab.siteconfig import validate_site
 
 INVENTORY = [GPU(0, "GPU-aaaa", "T4", 16 << 30), GPU(1, "GPU-bbbb", "T4", 16 << 30)]
 
-PROFILES = validate_site({
-    "auth": {"admin_users": ["a"]},
-    "profiles": [
-        {"name": "base", "image": "gpulab/base:latest"},
-        {"name": "torch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2},
-    ],
-})["profiles"]
+PROFILES = validate_site(
+    {
+        "auth": {"admin_users": ["a"]},
+        "profiles": [
+            {"name": "base", "image": "gpulab/base:latest"},
+            {"name": "torch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2},
+        ],
+    }
+)["profiles"]
 
 
 def check(options, **kw):

@@ -43,10 +43,14 @@ def test_example_file_is_valid(tmp_path):
 
 
 def test_dataset_mode_error_names_key_path():
-    raw = site(storage={"datasets": [
-        {"name": "a", "source": "/data/a", "target": "/datasets/a"},
-        {"name": "b", "source": "/data/b", "target": "/datasets/b", "mode": "rx"},
-    ]})
+    raw = site(
+        storage={
+            "datasets": [
+                {"name": "a", "source": "/data/a", "target": "/datasets/a"},
+                {"name": "b", "source": "/data/b", "target": "/datasets/b", "mode": "rx"},
+            ]
+        }
+    )
     assert error_of(raw) == 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"'
 
 
@@ -59,7 +63,7 @@ def test_dataset_mode_error_names_key_path():
         (site(profiles=[{"name": "Base!", "image": "x"}]), "profiles[0].name: must be lowercase"),
         (site(profiles=[{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]), "profiles[1].name: duplicate"),
         (site(profiles=[]), "profiles: must have at least 1 entry"),
-        (site(profiles=[{"name": "a", "image": "x", "mem_limit": "lots"}]), 'profiles[0].mem_limit: must be a size'),
+        (site(profiles=[{"name": "a", "image": "x", "mem_limit": "lots"}]), "profiles[0].mem_limit: must be a size"),
         (site(default_profile="gpu"), 'default_profile: "gpu" is not one of the profiles'),
         (site(auth={}), "auth.admin_users: is required"),
         (site(auth={"admin_users": ["a"], "type": "github"}), "auth.github: is required"),
@@ -73,7 +77,10 @@ def test_dataset_mode_error_names_key_path():
         (site(surprise=1), "surprise: unknown key"),
         (site(gpus={"devices": "some"}), 'gpus.devices: must be "auto" (ask NVML) or a list of GPUs'),
         (site(gpus={"devices": [{"index": 0, "uuid": "GPU-a"}]}), "gpus.devices[0].memory: is required"),
-        (site(gpus={"devices": [{"index": 0, "uuid": "GPU-a", "memory": "1G"}, {"index": 1, "uuid": "GPU-a", "memory": "1G"}]}), "gpus.devices[1].uuid: 'GPU-a' is also gpus.devices[0].uuid"),
+        (
+            site(gpus={"devices": [{"index": 0, "uuid": "GPU-a", "memory": "1G"}, {"index": 1, "uuid": "GPU-a", "memory": "1G"}]}),
+            "gpus.devices[1].uuid: 'GPU-a' is also gpus.devices[0].uuid",
+        ),
         (site(gpus={"mode": "fair"}), 'gpus.mode: must be "exclusive" or "shared"'),
         (site(gpus={"quota": {"users": {"alice": -1}}}), "gpus.quota.users.alice: must be at least 0"),
         (site(gpus={"shared_overrides": {"first": 2}}), "gpus.shared_overrides.first: key must be a GPU UUID or index"),
@@ -108,7 +115,9 @@ def test_round_trip_through_yaml(tmp_path):
     assert s["storage"]["datasets"][0]["target"] == "/datasets/d"
 
 
-@pytest.mark.parametrize("text, nbytes", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1.5g", int(1.5 * 1024**3)), ("2GiB", 2 * 1024**3), (4096, 4096)])
+@pytest.mark.parametrize(
+    "text, nbytes", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1.5g", int(1.5 * 1024**3)), ("2GiB", 2 * 1024**3), (4096, 4096)]
+)
 def test_parse_size(text, nbytes):
     assert parse_size(text) == nbytes
 
@@ -136,7 +145,14 @@ def test_hooks_errors_name_their_key(hooks, expected):
 
 def test_ssh_defaults_keys_only_on_localhost():
     ssh = validate_site(site())["ssh"]
-    assert ssh == {"enabled": True, "password_login": False, "host_address": "127.0.0.1", "port_base": 22000, "public_host": None, "activity_interval": 60}
+    assert ssh == {
+        "enabled": True,
+        "password_login": False,
+        "host_address": "127.0.0.1",
+        "port_base": 22000,
+        "public_host": None,
+        "activity_interval": 60,
+    }
 
 
 @pytest.mark.parametrize(
@@ -162,14 +178,18 @@ def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
 
     present = tmp_path / "present"
     present.mkdir()
-    s = validate_site(site(
-        hub={"state_dir": str(tmp_path / "state")},
-        storage={"datasets": [
-            {"name": "a", "source": str(present), "target": "/datasets/a"},
-            {"name": "v", "source": "a-volume", "target": "/datasets/v"},
-            {"name": "b", "source": str(tmp_path / "absent"), "target": "/datasets/b"},
-        ]},
-    ))
+    s = validate_site(
+        site(
+            hub={"state_dir": str(tmp_path / "state")},
+            storage={
+                "datasets": [
+                    {"name": "a", "source": str(present), "target": "/datasets/a"},
+                    {"name": "v", "source": "a-volume", "target": "/datasets/v"},
+                    {"name": "b", "source": str(tmp_path / "absent"), "target": "/datasets/b"},
+                ]
+            },
+        )
+    )
     assert missing_host_paths(s) == [("storage.datasets[2].source", str(tmp_path / "absent"))]
     with pytest.raises(SiteConfigError, match=r"^storage\.datasets\[2\]\.source: host path .*absent does not exist"):
         configure(Config(), site=s, environ={})

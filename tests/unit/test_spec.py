@@ -47,8 +47,12 @@ def test_identity_gpus_and_labels():
     assert s.env["NB_USER"] == "alice_b_lab" and s.env["NB_UID"] == "20007" and s.env["NB_HOME"] == s.env["HOME"] == "/home/alice_b_lab"
     assert s.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1,GPU-2" and s.gpu_uuids == ("GPU-1", "GPU-2")
     assert dict(s.labels) == {
-        "gpulab.deployment": "lab", "gpulab.user": "alice.b@lab", "gpulab.server": "", "gpulab.profile": "torch",
-        "gpulab.uid": "20007", "gpulab.gpus": "GPU-1,GPU-2",
+        "gpulab.deployment": "lab",
+        "gpulab.user": "alice.b@lab",
+        "gpulab.server": "",
+        "gpulab.profile": "torch",
+        "gpulab.uid": "20007",
+        "gpulab.gpus": "GPU-1,GPU-2",
     }
     assert s.working_dir == "/home/alice_b_lab" and s.image == "gpulab/pytorch:latest" and s.command == ("gpulab-start", "--port=8888")
 
@@ -75,10 +79,18 @@ def test_tool_defaults_and_the_admin_environment_wins_over_them():
 
 
 def test_mounts_home_datasets_scratch_and_ssh_keys():
-    datasets = validate_site({
-        "auth": {"admin_users": ["a"]}, "profiles": [{"name": "b", "image": "i"}],
-        "storage": {"datasets": [{"name": "r", "source": "/data/r", "target": "/datasets/r"}, {"name": "w", "source": "vol", "target": "/datasets/w", "mode": "rw"}]},
-    })["storage"]["datasets"]
+    datasets = validate_site(
+        {
+            "auth": {"admin_users": ["a"]},
+            "profiles": [{"name": "b", "image": "i"}],
+            "storage": {
+                "datasets": [
+                    {"name": "r", "source": "/data/r", "target": "/datasets/r"},
+                    {"name": "w", "source": "vol", "target": "/datasets/w", "mode": "rw"},
+                ]
+            },
+        }
+    )["storage"]["datasets"]
     s = build(
         storage=specs.Storage(home="/data/home/{username}", datasets=tuple(datasets), scratch="/scratch/{uid}", scratch_target="/scratch"),
         ssh=specs.SSHSettings(enabled=True, host_port=22007),
