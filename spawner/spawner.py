@@ -7,7 +7,7 @@ A start is one pipeline (see :mod:`.spec`):
 
 Nothing is intercepted by method name and no trait is changed during a start (except
 ``image`` when no profiles are configured, exactly as DockerSpawner records the user's choice).
-With no ``profiles``, the spawner behaves as DockerSpawner (``image``, ``allowed_images``, the
+gpulab's own settings are declared in :mod:`.config`. With no ``profiles``, the spawner behaves as DockerSpawner (``image``, ``allowed_images``, the
 ``image`` option and form); with profiles, those settings stop the hub at startup.
 """
 
@@ -18,191 +18,24 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Any, Bool, Dict, Int, List, TraitError, Unicode, default, observe, validate
+from traitlets import Any, default, observe, validate
 
 from . import contract, dockerapply, settings
 from . import spec as specs
+from .config import GPULabSettings
 from .container import prepare_host_dir, unix_name, user_uid
 from .form import render_form
 from .gpus.allocator import GPUsBusy, QuotaExceeded, describe
 from .gpus.manager import get_manager, running_filters
 from .options import OptionError, SpawnRequest, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
-from .schema import SiteConfigError
-from .siteconfig import NAME, check_datasets, check_gpus, check_mount_target, check_profiles, check_template, gpu_defaults
 from .ssh.spawn import host_port
 from .ssh.store import SSHStore
 
 PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
 
 
-def _checked(check, proposal, key):
-    try:
-        return check(proposal.value, key)
-    except SiteConfigError as e:
-        raise TraitError(str(e))
-
-
-class GPUDockerSpawner(DockerSpawner):
-    deployment = Unicode(
-        "gpulab",
-        help="""
-        Name of this deployment. Prefixes container and volume names and labels every container
-        (``gpulab.deployment``). Example: ``"gpulab"`` (the default; the site file's ``hub.name``).
-        """,
-    ).tag(config=True)
-    profiles = List(
-        Dict(),
-        help="""
-        The environments users may start, validated like the site file's ``profiles``. Example::
-
-            [{"name": "pytorch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2,
-              "mem_limit": "32G", "cpu_limit": 8, "shm_size": "8G"}]
-
-        Default: none, and then the spawner behaves as DockerSpawner (``image``/``allowed_images``).
-        Precedence: ``mem_limit``/``cpu_limit`` set in configuration win over a profile's.
-        """,
-    ).tag(config=True)
-    default_profile = Unicode(
-        "",
-        help="""
-        Profile used when the user does not choose. Example: ``"base"``. Default: the first profile.
-        """,
-    ).tag(config=True)
-    home_source = Unicode(
-        "{prefix}-home-{username}",
-        help="""
-        The persistent home: a Docker volume name template, or an absolute host-path template
-        (created 0700, owned by the user). Example: ``"/data/home/{username}"``.
-        Default: ``"{prefix}-home-{username}"`` (a named volume per user).
-        """,
-    ).tag(config=True)
-    datasets = List(
-        Dict(),
-        help="""
-        Shared datasets, validated like the site file's ``storage.datasets``. Example::
-
-            [{"name": "imagenet", "source": "/data/imagenet", "target": "/datasets/imagenet", "mode": "ro"}]
-
-        Default: none. ``mode`` defaults to ``"ro"``.
-        """,
-    ).tag(config=True)
-    scratch_source = Unicode(
-        "",
-        help="""
-        Optional per-user scratch host-path template. Example: ``"/scratch/{username}"``. Default: no scratch.
-        """,
-    ).tag(config=True)
-    scratch_target = Unicode(
-        "/scratch",
-        help="""
-        Where scratch is mounted in the container. Example: ``"/scratch"`` (the default).
-        """,
-    ).tag(config=True)
-    allow_sudo = Bool(
-        False,
-        help="""
-        Passwordless sudo inside the user's own container. Example: ``True``. Default: off.
-        An admin may change it on the SSH page; that setting wins.
-        """,
-    ).tag(config=True)
-    uid_base = Int(
-        20000,
-        help="""
-        A user's uid in the container is ``uid_base`` + the hub's user id. Example: ``20000``
-        (the default): user 7 gets uid 20007, stable and unique.
-        """,
-    ).tag(config=True)
-    user_gid = Int(
-        100,
-        help="""
-        Primary gid of container users. Example: ``100`` (the default, group "users").
-        """,
-    ).tag(config=True)
-    gpu_settings = Dict(
-        help="""
-        GPU inventory, sharing, queue and quotas, validated like the site file's ``gpus`` section.
-        Example: ``{"devices": "auto", "mode": "exclusive", "wait": True, "quota": {"default": 1}}``.
-        Default: NVML inventory, exclusive GPUs, waiting in a queue for up to 600 s, no quota.
-        """,
-    ).tag(config=True)
-    tf_memory_growth = Bool(
-        True,
-        help="""
-        TensorFlow GPU memory growth (``TF_FORCE_GPU_ALLOW_GROWTH=true`` plus the IPython hook).
-        Example: ``False`` leaves TensorFlow's own default (the whole card). Default: on.
-        """,
-    ).tag(config=True)
-    jax_preallocate = Bool(
-        False,
-        help="""
-        Let JAX preallocate most of a GPU's memory. Example: ``True`` for JAX's own default.
-        Default: off (``XLA_PYTHON_CLIENT_PREALLOCATE=false``).
-        """,
-    ).tag(config=True)
-    tensorboard_logdir = Unicode(
-        "~/runs",
-        help="""
-        TensorBoard's log directory at ``/user/<name>/tensorboard/``. Example: ``"~/experiments"``.
-        Default: ``"~/runs"``; a user may override it in ``~/.config/gpulab/env``.
-        """,
-    ).tag(config=True)
-    docker_threads = Int(
-        8,
-        help="""
-        Threads for blocking Docker calls, shared by all spawners of the hub. Example: ``8`` (the
-        default). Stock DockerSpawner uses one.
-        """,
-    ).tag(config=True)
-    ssh_enabled = Bool(
-        False,
-        help="""
-        Run sshd in every container, with keys from the hub's SSH page. Example: ``True`` (the site
-        file's ``ssh.enabled``, on by default there). Default here: off.
-        """,
-    ).tag(config=True)
-    ssh_host_address = Unicode(
-        "127.0.0.1",
-        help="""
-        Host address the per-user SSH ports are published on. Example: ``"0.0.0.0"`` for the lab
-        network. Default: ``"127.0.0.1"``.
-        """,
-    ).tag(config=True)
-    ssh_port_base = Int(
-        22000,
-        help="""
-        A user's SSH port on the host is ``ssh_port_base`` + hub user id. Example: ``22000``
-        (user 7: port 22007). ``0`` publishes no port (SSH only through the hub). Default: 22000.
-        """,
-    ).tag(config=True)
-    ssh_password_login = Bool(
-        False,
-        help="""
-        Allow password logins over SSH. Example: ``True``. Default: off, keys only. The SSH page's
-        admin setting wins.
-        """,
-    ).tag(config=True)
-    ssh_activity_interval = Int(
-        60,
-        help="""
-        Seconds between activity reports while SSH sessions are open. Example: ``60`` (the default).
-        """,
-    ).tag(config=True)
-    ssh_host_key_volume = Unicode(
-        "{prefix}-sshhost-{username}",
-        help="""
-        Per-user Docker volume (or host-path template) keeping the container's SSH host keys.
-        Example: ``"/data/ssh-host/{username}"``. Default: ``"{prefix}-sshhost-{username}"``.
-        """,
-    ).tag(config=True)
-    ssh_store_path = Unicode(
-        "",
-        help="""
-        SQLite file of SSH keys and the admin's SSH settings. Example:
-        ``"/srv/gpulab/state/gpulab-ssh.sqlite"``. Default: none (the SSH page's settings are not read).
-        """,
-    ).tag(config=True)
-
+class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     user_options = Any(help="What the user asked for (a JSON object, else HTTP 400). Set by the hub, not config.")
 
     # --- validation of what an admin may set by hand (the same checks as the site file) ---
@@ -214,38 +47,6 @@ class GPUDockerSpawner(DockerSpawner):
             return {}
         if not isinstance(proposal.value, dict):
             raise web.HTTPError(400, f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}")
-        return proposal.value
-
-    @validate("profiles")
-    def _valid_profiles(self, proposal):
-        return _checked(check_profiles, proposal, f"{type(self).__name__}.profiles") if proposal.value else []
-
-    @validate("datasets")
-    def _valid_datasets(self, proposal):
-        return _checked(check_datasets, proposal, f"{type(self).__name__}.datasets")
-
-    @validate("gpu_settings")
-    def _valid_gpu_settings(self, proposal):
-        return _checked(check_gpus, proposal, f"{type(self).__name__}.gpu_settings")
-
-    @default("gpu_settings")
-    def _default_gpu_settings(self):
-        return gpu_defaults()
-
-    @validate("home_source", "scratch_source", "ssh_host_key_volume")
-    def _valid_template(self, proposal):
-        return _checked(check_template, proposal, f"{type(self).__name__}.{proposal.trait.name}")
-
-    @validate("scratch_target")
-    def _valid_scratch_target(self, proposal):
-        return _checked(check_mount_target, proposal, f"{type(self).__name__}.scratch_target")
-
-    @validate("deployment")
-    def _valid_deployment(self, proposal):
-        import re
-
-        if not re.fullmatch(NAME, proposal.value):
-            raise TraitError(f"{type(self).__name__}.deployment: must be lowercase letters, digits, '-' or '_', got {proposal.value!r}")
         return proposal.value
 
     def check_settings(self):
