@@ -1,0 +1,34 @@
+"""gpulab node setup: daemon.json and the NVIDIA runtime's config, computed (checked on an H200 too)."""
+
+from gpulab.gpus.inventory import GPU
+from gpulab.swarm import nodesetup
+
+GPUS = [GPU(1, "GPU-bbb", "NVIDIA H100 80GB HBM3", 80 << 30), GPU(0, "GPU-aaa", "NVIDIA H100 80GB HBM3", 80 << 30)]
+
+
+def test_daemon_config_keeps_other_settings_and_replaces_old_gpus():
+    existing = {"log-driver": "journald", "node-generic-resources": ["gpu=GPU-old", "fpga=F1"], "runtimes": {"crun": {"path": "crun"}}}
+    config = nodesetup.daemon_config(existing, GPUS)
+    assert config["node-generic-resources"] == ["fpga=F1", "gpu=GPU-aaa", "gpu=GPU-bbb"]
+    assert config["default-runtime"] == "nvidia" and config["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert config["log-driver"] == "journald" and config["runtimes"]["crun"] == {"path": "crun"}
+    assert existing["node-generic-resources"] == ["gpu=GPU-old", "fpga=F1"], "the input is not changed"
+
+
+def test_runtime_config_sets_swarm_resource_once_at_top_level():
+    stock = 'disable-require = false\n#swarm-resource = "DOCKER_RESOURCE_GPU"\n\n[nvidia-container-cli]\nldconfig = "@/sbin/ldconfig"\n'
+    out = nodesetup.runtime_config(stock)
+    assert out.count("swarm-resource") == 1 and 'swarm-resource = "DOCKER_RESOURCE_GPU"\n' in out
+    assert out.index("swarm-resource") < out.index("[nvidia-container-cli]")
+    fresh = nodesetup.runtime_config('[nvidia-container-runtime]\nlog-level = "info"\n')
+    assert fresh.startswith('swarm-resource = "DOCKER_RESOURCE_GPU"\n[nvidia-container-runtime]')
+    assert nodesetup.runtime_config(out) == out, "idempotent"
+
+
+def test_node_labels():
+    labels = nodesetup.node_labels(GPUS)
+    assert labels == {"gpulab.gpu-count": "2", "gpulab.gpu-model": "NVIDIA-H100-80GB-HBM3"}
+    assert (
+        nodesetup.label_command("gpu1", labels)
+        == "docker node update --label-add gpulab.gpu-count=2 --label-add gpulab.gpu-model=NVIDIA-H100-80GB-HBM3 gpu1"
+    )
