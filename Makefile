@@ -11,7 +11,7 @@ host:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py client/pyproject.toml
+$(VENV)/.installed: setup.py client/pyproject.toml spawner/versions.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ./client
@@ -31,6 +31,7 @@ check: venv gpulab.yaml
 	$(BIN)/gpulab check
 
 up: images gpulab.yaml
+	$(BIN)/gpulab images build $(IMAGE_BUILD_FLAGS) --for-site base
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gpulab up
 
 unit: venv

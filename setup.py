@@ -16,6 +16,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 version_ns = {}
 with open(os.path.join(here, "spawner", "_version.py")) as f:
     exec(f.read(), version_ns)
+floors = {}
+with open(os.path.join(here, "spawner", "versions.py")) as f:
+    exec(f.read(), floors)  # the version floors (above known advisories), one place
 
 with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
     long_description = f.read()
@@ -53,7 +56,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         f"gpulab-client=={version_ns['__version__']}",  # client/ in this repository (make venv installs it first)
-        "jupyterhub>=5.5.1,<6",  # 5.5.1: latest advisories; jupyterhub-nativeauthenticator 1.3 (the default login) does not run on JupyterHub 6
+        *floors["requirements"](floors["HUB"]),
         "dockerspawner>=14,<15",  # the drop-in claim is tested against DockerSpawner 14's own test suite
         "docker>=7",
         "nvidia-ml-py>=12",  # NVML: the GPU inventory (a host without the driver offers no GPUs)
@@ -61,7 +64,6 @@ setup(
         "jupyterhub-nativeauthenticator>=1.3",
         "jupyterhub-idle-culler>=2",
         "traitlets>=5.9",
-        "tornado>=6.4.2",
         "PyYAML>=6",
         "escapism>=1.0",
         "bcrypt>=4",

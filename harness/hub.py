@@ -20,10 +20,10 @@ import time
 import requests
 import yaml
 
-from gpulab import contract
+from gpulab import contract, firewall
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "gpulab/base:latest")
+BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "localhost/gpulab/base:latest")
 
 
 def free_port():
@@ -73,8 +73,8 @@ c.Authenticator.allow_all = True
 TEST_CONFIG = """
 c = get_config()  # noqa
 load_subconfig({config!r})  # noqa: the committed configuration, unchanged
-{auth}c.JupyterHub.services = [{{"name": "gpulab-test", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{
+{auth}c.JupyterHub.services = (list(c.JupyterHub.services) if "services" in c.JupyterHub else []) + [{{"name": "gpulab-test", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = list(c.JupyterHub.load_roles) + [{{
     "name": "gpulab-test",
     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users", "read:users"],
     "services": ["gpulab-test"],
@@ -85,7 +85,7 @@ c.JupyterHub.load_roles = [{{
 class Hub:
     app_module = "gpulab.app"  # how gpulab's hub starts (gpulab up runs the same)
 
-    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False):
+    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False, subdomains=False):
         self.workdir = str(workdir)
         self.client = client
         self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
@@ -116,6 +116,11 @@ class Hub:
             # per-user SSH ports are port_base + user id: a free random base keeps test hubs apart
             "ssh": {"port_base": free_port_base()},
         }
+        if subdomains:
+            # each user on <name>.localhost:<port> (RFC 6761: loopback; see harness.localhost); the
+            # hub itself on localhost:<port>, where its cookies live
+            self.site["hub"]["subdomain_host"] = f"http://localhost:{self.port}"
+            self.url = f"http://localhost:{self.port}"
         for key, value in (site_overrides or {}).items():
             self.site[key] = value
         self.site_path = os.path.join(self.workdir, "gpulab.yaml")
@@ -228,9 +233,10 @@ class Hub:
         raise AssertionError(f"server for {name} did not stop")
 
     def user_url(self, name, path=""):
-        """The user's server URL as the hub publishes it (JupyterHub's own escaping)."""
+        """The user's server URL as the hub publishes it (JupyterHub's own escaping; a full URL
+        on the user's own host name when the hub gives users subdomains)."""
         server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][""]
-        return self.url + server["url"] + path
+        return (server["url"] if "://" in server["url"] else self.url + server["url"]) + path
 
     def progress(self, name):
         """Events from the hub's real progress stream (server-sent events)."""
@@ -292,4 +298,5 @@ class Hub:
             v.remove(force=True)
         for n in self.client.networks.list(names=[self.name]):
             if n.name == self.name:
+                firewall.remove(self.name, firewall.bridge_of(n))
                 n.remove()

@@ -102,13 +102,23 @@ class Browser:
         assert r.status_code == 200 and "/hub/login" not in r.url, (r.status_code, r.url)
 
     def page(self):
-        r = self.s.get(self.hub.url + "/hub/ssh", timeout=30)
+        return self._get().text
+
+    def cookies(self):
+        """Every cookie of the session, by name. The hub and its per-user subdomains are all on
+        this machine; Python's cookie jar never returns a Domain=localhost cookie (the session
+        id of a subdomain hub) to "localhost", as a browser would, so it is sent explicitly."""
+        return {c.name: c.value for c in self.s.cookies}
+
+    def _get(self):
+        r = self.s.get(self.hub.url + "/hub/ssh", cookies=self.cookies(), timeout=30)
         assert r.status_code == 200, r.text
-        return r.text
+        return r
 
     def post(self, **form):
-        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', self.page()).group(1)
-        return self.s.post(self.hub.url + "/hub/ssh", data={"_xsrf": xsrf, **form}, timeout=60)
+        r = self._get()
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', r.text).group(1)
+        return self.s.post(self.hub.url + "/hub/ssh", data={"_xsrf": xsrf, **form}, cookies=self.cookies(), timeout=60)
 
 
 def messages(page, kind):

@@ -6,11 +6,11 @@
 # - A CPU-only host ("fixture" mode): the stand-in tests/fixtures/nvidia-container-runtime-hook is
 #   put on dockerd's PATH (only where no hook exists at all). dockerd registers its nvidia device
 #   driver only at start, so a dockerd that is running without it is restarted once.
-# The probe uses gpulab/base:latest, which `make images` builds on every kind of host.
+# The probe uses localhost/gpulab/base:latest, which `make images` builds on every kind of host.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$here/.venv/bin/python}
-image=gpulab/base:latest
+image=localhost/gpulab/base:latest
 docker image inspect "$image" >/dev/null 2>&1 || { echo "gpu-hook: $image missing; run after the images are built" >&2; exit 1; }
 
 mode=$(cd "$here" && "$python" -m harness.gpuhost mode)

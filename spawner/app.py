@@ -8,14 +8,20 @@ hand after the site file, see :mod:`.settings`) and prepares the host (:mod:`.ho
 stops the hub with one line naming the setting. Configuration loading itself creates nothing.
 """
 
+import asyncio
+import os
 import sys
 
 from jupyterhub.app import JupyterHub
+from jupyterhub.utils import maybe_future
 from traitlets import Dict, TraitError
 
 from . import host, network
 from .schema import SiteConfigError
 from .settings import ConfigError
+from .ssh.hubsetup import store_path
+from .ssh.store import SSHStore
+from .userdata import remove_user_data
 
 
 def started_by_gpulab():
@@ -50,6 +56,33 @@ class GPULabHub(JupyterHub):
             self._fail(f"gpulab: invalid configuration: {e}")
         except network.HostError as e:
             self._fail(f"gpulab: host not ready: {e}")
+
+    async def init_users(self):
+        await super().init_users()
+        if self.site:
+            self._archive_on_delete()
+
+    def _archive_on_delete(self):
+        """Deleting a user also archives and removes what they owned (:mod:`.userdata`), whatever
+        the authenticator: the next account with that name starts with nothing of theirs."""
+        authenticator = self.authenticator
+        original = authenticator.delete_user
+
+        async def delete_user(user):
+            await maybe_future(original(user))
+            spawner = user.spawner
+            store = SSHStore(store_path(os.path.abspath(self.site["hub"]["state_dir"]))) if self.site["ssh"]["enabled"] else None
+            await asyncio.to_thread(
+                remove_user_data,
+                self.site,
+                user.name,
+                escaped_name=spawner.escaped_name,
+                uid=spawner.identity().uid,
+                store=store,
+                log=self.log,
+            )
+
+        authenticator.delete_user = delete_user
 
     def _fail(self, message):
         print(message, file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 
 from . import images
 from .schema import SiteConfigError
@@ -120,8 +121,20 @@ def cmd_up(args):
     os.execv(sys.executable, argv)
 
 
+def site_images(site):
+    """The buildable images (names in images.IMAGES) that the site file's profiles use."""
+    by_tag = {spec.tag: name for name, spec in images.IMAGES.items()}
+    return [by_tag[p["image"]] for p in site["profiles"] if p["image"] in by_tag]
+
+
 def cmd_images_build(args):
-    names = args.names or ["base"]
+    names = list(args.names or ["base"])
+    if args.for_site:
+        try:
+            names += [n for n in site_images(load_site(args.site)) if n not in names]
+        except SiteConfigError as e:
+            print(f"gpulab images build: {e}", file=sys.stderr)
+            return 2
     unknown = [n for n in names if n not in images.IMAGES]
     if unknown:
         print(f"gpulab images build: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})", file=sys.stderr)
@@ -149,6 +162,7 @@ def cmd_images_build(args):
             pip_index_url=args.pip_index_url,
             apt_mirror=args.apt_mirror,
             ca_bundle=args.ca_bundle or images.AUTO,
+            pip_refresh=time.strftime("%Y%m%dT%H%M%S") if args.refresh else None,
             on_line=images.step_lines() if not args.verbose else print,
         )
     except images.ImageBuildError as e:
@@ -167,6 +181,53 @@ def cmd_images_list(args):
     print(f"{'IMAGE':40} {'ID':14} {'SIZE':10} CREATED")
     for r in rows:
         print(f"{r['repository'] + ':' + r['tag']:40} {r['id']:14} {r['size']:10} {r['created']}")
+    return 0
+
+
+def read_password(path):
+    """From a file (first line), or asked twice on the terminal."""
+    if path:
+        with open(path) as f:
+            return f.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("Password for the new account: ")
+    if first != getpass.getpass("Again: "):
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_admin_create(args):
+    """The first admin (and any approved account) of a native-login hub, made on the hub's machine."""
+    from jupyterhub import orm
+
+    from .auth import create_account
+    from .hubconfig import db_url
+
+    try:
+        site = load_site(args.site)
+    except SiteConfigError as e:
+        print(f"gpulab admin create: {e}", file=sys.stderr)
+        return 2
+    if site["auth"]["type"] != "native":
+        print(f"gpulab admin create: auth.type is {site['auth']['type']}: accounts live at the identity provider", file=sys.stderr)
+        return 2
+    try:
+        password = read_password(args.password_file)
+    except (OSError, ValueError) as e:
+        print(f"gpulab admin create: {e}", file=sys.stderr)
+        return 2
+    if len(password) < 10:
+        print("gpulab admin create: the password needs at least 10 characters", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.abspath(site["hub"]["state_dir"]), mode=0o700, exist_ok=True)
+    # JupyterHub's own session factory: a new database gets the hub's schema (and its version
+    # stamp), so the hub starts on it as on one it made itself
+    session_factory = orm.new_session_factory(db_url(site))
+    with session_factory() as db:
+        create_account(db, args.name, password)
+    role = "an admin" if args.name in site["auth"]["admin_users"] else "approved, not an admin (add them to auth.admin_users)"
+    print(f"gpulab admin create: account {args.name!r} is ready: {role}")
     return 0
 
 
@@ -203,9 +264,16 @@ def parser():
         "--ca-bundle", help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)"
     )
     build.add_argument("--if-missing", action="store_true", help="only build images that are not present")
+    build.add_argument("--refresh", action="store_true", help="reinstall the Python packages now (by default they refresh weekly)")
+    build.add_argument("--for-site", action="store_true", help="also build every image the site file's profiles name that gpulab knows how to build")
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
     build.set_defaults(func=cmd_images_build)
     img.add_parser("list", help="list gpulab images on this host").set_defaults(func=cmd_images_list)
+    admin = sub.add_parser("admin", help="accounts of a native-login hub").add_subparsers(dest="admin_command", required=True)
+    create = admin.add_parser("create", help="create (or reset) an approved account, e.g. the first admin")
+    create.add_argument("name", help="the account name, e.g. one of auth.admin_users")
+    create.add_argument("--password-file", help="read the password from this file (default: ask)")
+    create.set_defaults(func=cmd_admin_create)
     sub.add_parser("prepare", help="create the state directory, Docker network and SSH store (gpulab up does)").set_defaults(func=cmd_prepare)
     from gpulab_client import gpus, sshproxy
 

@@ -35,7 +35,7 @@ class GPULabSettings(LoggingConfigurable):
         help="""
         The environments users may start, validated like the site file's ``profiles``. Example::
 
-            [{"name": "pytorch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2,
+            [{"name": "pytorch", "image": "localhost/gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2,
               "mem_limit": "32G", "cpu_limit": 8, "shm_size": "8G"}]
 
         Default: none, and then the spawner behaves as DockerSpawner (``image``/``allowed_images``).
@@ -124,6 +124,25 @@ class GPULabSettings(LoggingConfigurable):
         help="""
         TensorBoard's log directory at ``/user/<name>/tensorboard/``. Example: ``"~/experiments"``.
         Default: ``"~/runs"``; a user may override it in ``~/.config/gpulab/env``.
+        """,
+    ).tag(config=True)
+    pids_limit = Int(
+        4096,
+        help="""
+        Processes (and threads) a user container may run; a fork bomb stops here instead of taking
+        the host. Example: ``4096`` (the default; the site file's ``containers.pids_limit``).
+        """,
+    ).tag(config=True)
+    log_max_size = Int(
+        20 * 1024**2,
+        help="""
+        Bytes per container log file before Docker rotates it. Example: ``20 * 1024**2`` (the default).
+        """,
+    ).tag(config=True)
+    log_max_files = Int(
+        3,
+        help="""
+        Rotated container log files kept. Example: ``3`` (the default).
         """,
     ).tag(config=True)
     docker_threads = Int(

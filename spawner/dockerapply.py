@@ -7,7 +7,7 @@ admin's ``extra_create_kwargs`` / ``extra_host_config`` merged last (precedence 
 :mod:`.spec`; keys that would undo isolation were refused at startup, see ``settings``).
 """
 
-from docker.types import DeviceRequest, Mount
+from docker.types import DeviceRequest, LogConfig, Mount
 
 
 def deep_merge(dest, src):
@@ -74,6 +74,11 @@ def create_arguments(
         "links": links,
         "mounts": list(admin_mounts) + [docker_mount(m) for m in spec.mounts],
         "device_requests": gpu_device_requests(spec.gpu_uuids) or None,
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.capabilities),
+        "security_opt": ["no-new-privileges:true"] if spec.no_new_privileges else None,
+        "pids_limit": spec.pids_limit,
+        "log_config": LogConfig(type="json-file", config={"max-size": str(spec.log_max_size), "max-file": str(spec.log_max_files)}),
     }
     if spec.mem_limit is not None:
         host["mem_limit"] = spec.mem_limit

@@ -49,23 +49,33 @@ def render_gpu_table(snapshot, now=None):
     )
 
 
-def render_form(profiles, default_profile, gpu_snapshot=None):
-    """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability."""
+def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None):
+    """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability.
+
+    ``unavailable`` maps profile names to the reason they cannot start now (shown, not selectable).
+    """
+    unavailable = unavailable or {}
+    choosable = [p["name"] for p in profiles if p["name"] not in unavailable]
+    if default_profile not in choosable and choosable:
+        default_profile = choosable[0]
     rows = []
     for p in profiles:
-        checked = " checked" if p["name"] == default_profile else ""
+        checked = " checked" if p["name"] == default_profile and p["name"] not in unavailable else ""
+        reason = unavailable.get(p["name"])
+        disabled = " disabled" if reason else ""
+        note = f'<div class="text-danger small gpulab-unavailable">Unavailable: {escape(reason)}</div>' if reason else ""
         rows.append(
             f"""
-  <label class="gpulab-profile list-group-item" style="display:block;cursor:pointer">
+  <label class="gpulab-profile list-group-item{disabled}" style="display:block;cursor:{"not-allowed" if reason else "pointer"}">
     <input type="radio" name="profile" value="{escape(p["name"])}"
-           data-default-gpus="{p["gpus"]}" data-max-gpus="{p["max_gpus"]}"{checked}>
+           data-default-gpus="{p["gpus"]}" data-max-gpus="{p["max_gpus"]}"{checked}{disabled}>
     <strong>{escape(p["display_name"])}</strong>
     <code style="margin-left:.5em">{escape(p["image"])}</code>
     <div class="text-muted">{escape(p["description"])}</div>
-    <div class="text-muted small">{escape(_limits(p))}</div>
+    <div class="text-muted small">{escape(_limits(p))}</div>{note}
   </label>"""
         )
-    default = next(p for p in profiles if p["name"] == default_profile)
+    default = next((p for p in profiles if p["name"] == default_profile), profiles[0])
     return f"""
 <div class="gpulab-form">
   <h4>Environment</h4>

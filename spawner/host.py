@@ -1,5 +1,5 @@
 """What the hub needs on its host before JupyterHub starts: the state directory, the Docker
-network its API listens on, the SSH key store.
+network its API listens on (with its firewall rules, :mod:`.firewall`), the SSH key store.
 
 Loading the configuration creates none of these (config only sets); :func:`prepare` does, from
 ``gpulab up`` / ``gpulab prepare`` / the hub's own startup (:mod:`.app`). Idempotent.
@@ -7,7 +7,7 @@ Loading the configuration creates none of these (config only sets); :func:`prepa
 
 import os
 
-from . import network
+from . import firewall, network
 from .ssh.hubsetup import store_path
 
 
@@ -18,6 +18,12 @@ def prepare(site, client=None):
     os.makedirs(state, mode=0o700, exist_ok=True)
     client = client or network.docker_client()
     gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])
+    if hub["restrict_egress"]:
+        try:
+            bridge = firewall.bridge_of(client.networks.get(hub["network"]))
+            firewall.apply(hub["name"], bridge, gateway, hub["api_port"])
+        except firewall.FirewallError as e:
+            raise network.HostError(f"could not restrict where containers connect (hub.restrict_egress): {e}")
     if site["ssh"]["enabled"]:
         from .ssh.store import SSHStore
 

@@ -23,13 +23,16 @@ def _auth(c, auth, environ):
     if kind == "native":
         import nativeauthenticator
 
-        c.JupyterHub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+        # sign-up + admin approval; admins are created with `gpulab admin create`, never by sign-up
+        c.JupyterHub.authenticator_class = "gpulab.auth.GPULabNativeAuthenticator"
         c.NativeAuthenticator.open_signup = auth["open_signup"]
         # NativeAuthenticator itself refuses accounts an admin has not approved (unless
         # open_signup); JupyterHub's own allowlist would otherwise let only admins in
         c.NativeAuthenticator.allow_all = True
         c.NativeAuthenticator.minimum_password_length = 10
         c.NativeAuthenticator.check_common_password = True
+        c.NativeAuthenticator.allowed_failed_logins = auth["failed_logins"]
+        c.NativeAuthenticator.seconds_before_next_try = auth["lockout_seconds"]
         c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
         return
     block = auth[kind]
@@ -94,11 +97,37 @@ def _spawner(c, site, gateway):
     s.remove = True  # the container is disposable; the home volume is not
     s.pull_policy = "ifnotpresent"
     s.docker_threads = hub["docker_threads"]
+    s.pids_limit = site["containers"]["pids_limit"]
+    s.log_max_size = site["containers"]["log_max_size"]
+    s.log_max_files = site["containers"]["log_max_files"]
     s.gpu_settings = site["gpus"]
     # a spawn may wait in the GPU queue before its container starts
     s.start_timeout = hub["start_timeout"] + (site["gpus"]["wait_timeout"] if site["gpus"]["wait"] else 0)
     s.http_timeout = hub["start_timeout"]
     s.debug = False
+
+
+def _roles(c, idle_timeout):
+    """gpulab's scopes and roles. The SSH key API needs its own scope, which a user's full tokens
+    carry and server, OAuth and narrower tokens do not; a server's token may only read its owner's
+    keys (for sshd in the container)."""
+    from .ssh.service import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
+
+    c.JupyterHub.custom_scopes = dict(SCOPES)
+    roles = [
+        {"name": "user", "description": "Default permissions for users", "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user"]},
+        {
+            "name": "server",
+            "description": "Post activity, read its owner's SSH keys",
+            "scopes": ["users:activity!user", "access:servers!server", f"{SCOPE_LOGIN}!user"],
+        },
+    ]
+    if idle_timeout:
+        c.JupyterHub.services = [{"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout}"]}]
+        roles.append(
+            {"name": "idle-culler", "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"], "services": ["idle-culler"]}
+        )
+    c.JupyterHub.load_roles = roles
 
 
 def proxy_command():
@@ -125,10 +154,11 @@ def configure(c, site=None, environ=os.environ):
     c.GPULabHub.site = site  # what the hub's startup prepares (state dir, network, SSH store)
 
     c.JupyterHub.bind_url = hub["bind_url"]
-    db_url = hub["db_url"]
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-        db_url = "sqlite:///" + os.path.join(state, db_url[len("sqlite:///") :])
-    c.JupyterHub.db_url = db_url
+    if hub["subdomain_host"]:
+        # every user's server on a host name of its own (alice.hub.lab.example): another origin
+        # than the hub and than every other user
+        c.JupyterHub.subdomain_host = hub["subdomain_host"]
+    c.JupyterHub.db_url = db_url(site)
     c.JupyterHub.cookie_secret_file = os.path.join(state, "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "jupyterhub-proxy.pid")
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
@@ -145,13 +175,7 @@ def configure(c, site=None, environ=os.environ):
     _auth(c, site["auth"], environ)
     _spawner(c, site, gateway)
     configure_ssh(c, site, state)  # after _auth: adds to its template_paths
-    if hub["idle_timeout"]:
-        c.JupyterHub.services = [
-            {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={hub['idle_timeout']}"]}
-        ]
-        c.JupyterHub.load_roles = [
-            {"name": "idle-culler", "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"], "services": ["idle-culler"]}
-        ]
+    _roles(c, hub["idle_timeout"])
     return site
 
 
@@ -173,6 +197,20 @@ def configure_or_exit(c, environ=os.environ):
         )
         sys.exit(2)
     return site
+
+
+def public_url(site):
+    """Where users open the hub."""
+    return site["hub"]["subdomain_host"] or site["hub"]["bind_url"]
+
+
+def db_url(site):
+    """The hub database URL, a relative SQLite path resolved in the state directory."""
+    hub = site["hub"]
+    url = hub["db_url"]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = "sqlite:///" + os.path.join(os.path.abspath(hub["state_dir"]), url[len("sqlite:///") :])
+    return url
 
 
 def public_host_port(bind_url):

@@ -10,6 +10,7 @@ without ever being written into a layer.
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import os
 import re
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from . import versions
 
 
 def find_build_context(package_dir=None):
@@ -40,7 +43,7 @@ try:
 except FileNotFoundError:  # reported when a build is asked for
     REPO_ROOT = None
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
-BOOTSTRAP_TAG = "gpulab/bootstrap:bookworm"
+BOOTSTRAP_TAG = "localhost/gpulab/bootstrap:bookworm"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 AUTO = "auto"  # ca_bundle=AUTO: use the host's CA bundle when it exists
@@ -59,16 +62,16 @@ IMAGES = {
     "base": ImageSpec(
         "base",
         "images/base/Dockerfile",
-        "gpulab/base:latest",
+        "localhost/gpulab/base:latest",
         None,
-        ("BASE_IMAGE", "JUPYTERHUB_VERSION", "PIP_INDEX_URL", "APT_MIRROR"),
+        ("BASE_IMAGE", "JUPYTERHUB_VERSION", "SERVER_PACKAGES", "PIP_REFRESH", "PIP_INDEX_URL", "APT_MIRROR"),
     ),
     "pytorch": ImageSpec(
         "pytorch",
         "images/pytorch/Dockerfile",
-        "gpulab/pytorch:latest",
+        "localhost/gpulab/pytorch:latest",
         "base",
-        ("BASE_IMAGE", "PIP_INDEX_URL"),
+        ("BASE_IMAGE", "PIP_REFRESH", "PIP_INDEX_URL"),
     ),
 }
 
@@ -120,6 +123,8 @@ def build_command(
     docker_cli=("docker", "build"),
     progress="plain",
     no_cache=False,
+    pip_refresh=None,
+    server_packages=None,
 ) -> list[str]:
     """The argv that builds image ``name`` (pure; nothing is run).
 
@@ -130,7 +135,14 @@ def build_command(
     spec = IMAGES[name]
     if base_image is None and spec.depends_on:
         base_image = IMAGES[spec.depends_on].tag
-    values = {"BASE_IMAGE": base_image, "JUPYTERHUB_VERSION": jupyterhub_spec, "PIP_INDEX_URL": pip_index_url, "APT_MIRROR": apt_mirror}
+    values = {
+        "BASE_IMAGE": base_image,
+        "JUPYTERHUB_VERSION": jupyterhub_spec,
+        "SERVER_PACKAGES": " ".join(server_packages or versions.requirements(versions.IMAGE)),
+        "PIP_REFRESH": pip_refresh or week_stamp(),
+        "PIP_INDEX_URL": pip_index_url,
+        "APT_MIRROR": apt_mirror,
+    }
     argv = list(docker_cli)
     if progress:
         argv.append(f"--progress={progress}")
@@ -144,6 +156,12 @@ def build_command(
         argv += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
     argv.append(str(repo_root))
     return argv
+
+
+def week_stamp(now=None):
+    """The ISO week, e.g. ``2026-W48``: the default PIP_REFRESH, so pip layers rebuild weekly."""
+    year, week, _ = datetime.date.fromtimestamp(now if now is not None else time.time()).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def _client_major(docker, run) -> int | None:
@@ -228,6 +246,7 @@ def build_images(
     with_deps=True,
     progress="plain",
     no_cache=False,
+    pip_refresh=None,
     cli=None,
     on_line=print,
     popen=subprocess.Popen,
@@ -264,6 +283,7 @@ def build_images(
             docker_cli=prefix,
             progress=progress,
             no_cache=no_cache,
+            pip_refresh=pip_refresh,
         )
         on_line(f"gpulab: building {name}: {shlex.join(argv)}")
         start = time.monotonic()

@@ -2,7 +2,8 @@
 
 The hub's internal API listens on the network's gateway address: an address of a
 bridge interface on this host, reachable from the user containers, not published on
-any outside interface.
+any outside interface. Containers on the bridge cannot reach each other
+(``enable_icc=false``); the host (hub, proxy) reaches every one of them.
 """
 
 import ipaddress
@@ -29,6 +30,10 @@ def docker_client():
         raise HostError(f"the Docker engine is not reachable ({e}); start it (e.g. `dockerd`) or run `make up`")
 
 
+#: Docker bridge options: no container-to-container traffic on the user network.
+BRIDGE_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+
+
 def ensure_network(client, name, subnet, deployment):
     """Create the bridge network if missing; return its gateway address."""
     found = client.networks.list(names=[name])
@@ -41,11 +46,18 @@ def ensure_network(client, name, subnet, deployment):
                 f"Docker network {name} exists with subnet {', '.join(subnets) or 'none'}, not {subnet} (hub.subnet); "
                 f"set hub.subnet to match, or remove the network (`docker network rm {name}`) when no server uses it"
             )
+        options = found[0].attrs.get("Options") or {}
+        wrong = {k: v for k, v in BRIDGE_OPTIONS.items() if options.get(k) != v}
+        if wrong:
+            raise HostError(
+                f"Docker network {name} lets containers reach each other ({', '.join(f'{k} is not {v}' for k, v in wrong.items())}); "
+                f"stop the user servers and remove it (`docker network rm {name}`): gpulab recreates it isolated"
+            )
         return gateway_of(subnet)
     gateway = gateway_of(subnet)
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
     try:
-        client.networks.create(name, driver="bridge", ipam=ipam, labels={contract.L_DEPLOYMENT: deployment})
+        client.networks.create(name, driver="bridge", ipam=ipam, options=BRIDGE_OPTIONS, labels={contract.L_DEPLOYMENT: deployment})
     except docker.errors.APIError as e:
         raise HostError(
             f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet"

@@ -155,6 +155,8 @@ SCHEMA = mapping(
                     "start_timeout": Field(integer(10, 3600), default=120),
                     "idle_timeout": Field(integer(0, 30 * 86400), default=0),
                     "docker_threads": Field(integer(1, 64), default=8),
+                    "subdomain_host": Field(_url(["http", "https"])),
+                    "restrict_egress": Field(boolean, default=True),
                 }
             ),
             default=dict,
@@ -165,6 +167,8 @@ SCHEMA = mapping(
                     "type": Field(choice("native", "github", "gitlab", "oidc"), default="native"),
                     "admin_users": Field(list_of(string(USERNAME), min_items=1), required=True),
                     "open_signup": Field(boolean, default=False),
+                    "failed_logins": Field(integer(1, 1000), default=5),
+                    "lockout_seconds": Field(integer(1, 86400), default=300),
                     "github": Field(mapping(_oauth)),
                     "gitlab": Field(mapping({**_oauth, "url": Field(_url(["https", "http"]))})),
                     "oidc": Field(
@@ -196,6 +200,7 @@ SCHEMA = mapping(
                     "datasets": Field(list_of(_dataset), default=list),
                     "scratch": Field(string(ABS_PATH, "an absolute host-path template such as /scratch/{username}")),
                     "scratch_target": Field(string(ABS_PATH, "an absolute path in the container"), default="/scratch"),
+                    "archive": Field(string(ABS_PATH, "an absolute host path such as /srv/gpulab/archive")),
                 }
             ),
             default=dict,
@@ -206,6 +211,16 @@ SCHEMA = mapping(
                     "sudo": Field(boolean, default=False),
                     "uid_base": Field(integer(1000, 2**31 - 2**20), default=20000),
                     "gid": Field(integer(100, 2**31), default=100),
+                }
+            ),
+            default=dict,
+        ),
+        "containers": Field(
+            mapping(
+                {
+                    "pids_limit": Field(integer(64, 1 << 22), default=4096),
+                    "log_max_size": Field(size(1024**2), default="20M"),
+                    "log_max_files": Field(integer(1, 100), default=3),
                 }
             ),
             default=dict,
@@ -351,12 +366,27 @@ def _cross_checks(site):
             for key in ("authorize_url", "token_url", "userdata_url"):
                 if not block.get(key):
                     raise SiteConfigError(f"auth.oidc.{key}", "is required")
+        for i, name in enumerate(auth["admin_users"]):
+            # OAuthenticator lets admin_users in past the allowed groups: an admin must be allowed by name
+            if name not in block["allowed_users"]:
+                raise SiteConfigError(
+                    f"auth.admin_users[{i}]",
+                    f'"{name}" must also be in auth.{kind}.allowed_users: with {kind} logins, admins skip the '
+                    "allowed-groups check, so whoever owns that account name at the provider would become admin",
+                )
 
     site["gpus"] = check_gpus(site["gpus"], "gpus")
 
     hub = site["hub"]
     if hub["network"] is None:
         hub["network"] = hub["name"]
+    if site["users"]["sudo"] and not hub["subdomain_host"]:
+        raise SiteConfigError(
+            "users.sudo",
+            "needs hub.subdomain_host: with sudo a user can change their own Jupyter server, and without a "
+            "separate origin per user that server could act as whoever opens its links (set hub.subdomain_host, "
+            "e.g. https://hub.lab.example with a wildcard DNS name and certificate, or keep sudo: false)",
+        )
     return site
 
 

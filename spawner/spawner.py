@@ -23,7 +23,7 @@ from traitlets import Any, default, observe, validate
 from . import contract, dockerapply, settings
 from . import spec as specs
 from .config import GPULabSettings
-from .container import prepare_host_dir, unix_name, user_uid
+from .container import ForeignDirectory, prepare_host_dir, unix_name, user_uid
 from .form import render_form
 from .gpus.allocator import GPUsBusy, QuotaExceeded, describe
 from .gpus.manager import get_manager, running_filters
@@ -171,9 +171,26 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
 
         async def form(spawner):
             manager = await spawner.gpus_synced()
-            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot())
+            unavailable = {}
+            for p in spawner.profiles:
+                reason = await spawner.image_unavailable(p["image"])
+                if reason:
+                    unavailable[p["name"]] = reason
+            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot(), unavailable)
 
         return form
+
+    @default("disable_user_config")
+    def _default_disable_user_config(self):
+        # users must not be able to change their own single-user server (config or extensions
+        # under their home): it serves pages on a shared origin (JupyterHub's security model)
+        return True
+
+    def options_from_query(self, query_data):
+        """A plain link (``GET /hub/spawn?gpus=2``) never starts a server: options come from the form."""
+        raise web.HTTPError(
+            400, "Start servers from the spawn form; a link cannot choose spawn options (" + ", ".join(sorted(query_data))[:100] + ")"
+        )
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -194,9 +211,28 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             return SpawnRequest(profile=profile, gpus=0)
         manager = self.gpu_manager
         try:
-            return validate_options(options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory)
+            request = validate_options(options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory)
         except OptionError as e:
             raise web.HTTPError(400, f"Invalid spawn option {e}")
+        reason = await self.image_unavailable(self.limits(request).image)
+        if reason:
+            raise web.HTTPError(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
+        return request
+
+    async def image_unavailable(self, image):
+        """Why a local-only image (``localhost/...``) cannot start now, or None.
+
+        Such names never resolve to a registry (so a missing image is never looked up in a
+        public namespace); one that was not built here cannot be started.
+        """
+        if not is_local_only(image):
+            return None
+        try:
+            info = await self.docker("inspect_image", image)
+        except docker.errors.NotFound:
+            return f"its image {image} has not been built on this host (an admin runs `gpulab images build`)"
+        self._remember_image(image, info)
+        return None
 
     def limits(self, request):
         """The image and limits of this start (precedence rule 2 and 3 of :mod:`.spec`)."""
@@ -223,10 +259,19 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         )
 
     def policy(self):
-        """(password_login, sudo): the SSH page's admin settings win over the configured ones."""
-        if not self.ssh_store_path:
-            return self.ssh_password_login, self.allow_sudo
-        return SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
+        """(password_login, sudo): the SSH page's admin settings win over the configured ones.
+
+        sudo is granted only when users have their own origins (per-user subdomains): a user who
+        is root in their container can change their server, which must then not share the hub's.
+        """
+        if self.ssh_store_path:
+            password_login, sudo = SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
+        else:
+            password_login, sudo = self.ssh_password_login, self.allow_sudo
+        if sudo and not (getattr(self.user, "settings", None) or {}).get("subdomain_host"):
+            self.log.warning("sudo is on but users share the hub's origin (no subdomain_host): %s starts without sudo", self._log_name)
+            sudo = False
+        return password_login, sudo
 
     async def build_spec(self, request, gpu_uuids, command):
         identity = self.identity()
@@ -249,6 +294,7 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             password_login=password_login,
             gpu_uuids=gpu_uuids,
             network=self.network_name,
+            hardening=specs.Hardening(self.pids_limit, self.log_max_size, self.log_max_files),
             prefix=self.prefix,
             service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
         )
@@ -297,7 +343,10 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
                 raise web.HTTPError(503, f"Image {limits.image} could not be pulled: {e.explanation or e}")
             spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))
             for path in specs.host_dirs(spec):
-                await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, spec.identity.uid, spec.identity.gid))
+                try:
+                    await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, spec.identity.uid, spec.identity.gid))
+                except ForeignDirectory as e:
+                    raise web.HTTPError(409, f"Your storage cannot be used: {e}")
             await self._create_or_reuse(spec)
             self._emit(70, "Starting container")
             await self.start_object()
@@ -391,10 +440,15 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         return self._render_templates(value or {})
 
     async def pull_image(self, image):
-        """DockerSpawner's ``pull_policy`` (always, ifnotpresent, never, skip), with progress events."""
+        """DockerSpawner's ``pull_policy`` (always, ifnotpresent, never, skip), with progress events.
+
+        A local-only image (``localhost/...``) is never pulled: it is used if present.
+        """
         policy = self.pull_policy.lower()
         if policy == "skip":
             return
+        if is_local_only(image):
+            policy = "never"
         if policy != "always":
             try:
                 info = await self.docker("inspect_image", image)
@@ -444,13 +498,18 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         return status
 
     async def stop(self, now=False):
-        try:
-            if self.object_id:
-                await super().stop(now=now)
-            else:
-                self.clear_state()  # nothing was created (rejected, or cancelled while queued)
-        finally:
-            self.release_gpus()
+        if self.object_id:
+            # if stopping fails the container may still run with its GPUs: they stay held (the
+            # error goes to the hub; the next poll or stop releases them once it is gone)
+            await super().stop(now=now)
+        else:
+            self.clear_state()  # nothing was created (rejected, or cancelled while queued)
+        self.release_gpus()
+
+
+def is_local_only(image):
+    """``localhost/...`` (no port): an image built on this host, never pulled from anywhere."""
+    return image.split("/", 1)[0] == "localhost" and "/" in image
 
 
 def split_image(image):

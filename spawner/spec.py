@@ -92,6 +92,22 @@ class Tools:
     tensorboard_logdir: str = "~/runs"
 
 
+#: The capabilities a user container keeps: Docker's default set without NET_RAW (raw sockets,
+#: ARP spoofing on the bridge), MKNOD (device nodes) and SETPCAP. Enough for gpulab-start (users,
+#: homes), sshd (port 22, privilege separation) and, with sudo, apt.
+CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETFCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """How tightly the container is held (isolation: gpulab's, precedence rule 1)."""
+
+    pids_limit: int = 4096
+    log_max_size: int = 20 * 1024**2
+    log_max_files: int = 3
+    capabilities: tuple = CAPABILITIES
+
+
 @dataclass(frozen=True)
 class Limits:
     image: str
@@ -118,6 +134,11 @@ class ContainerSpec:
     gpu_count: int = 0  # swarm: how many GPUs the service asks Swarm for
     ports: tuple = ()
     network: str = ""
+    capabilities: tuple = CAPABILITIES  # all others are dropped
+    no_new_privileges: bool = True  # setuid programs cannot elevate (off only when sudo is on)
+    pids_limit: int = 4096
+    log_max_size: int = 20 * 1024**2
+    log_max_files: int = 3
     identity: Identity = field(default=None, compare=False)
 
 
@@ -239,6 +260,7 @@ def build_spec(
     network="",
     prefix=None,
     service_prefix="/",
+    hardening=Hardening(),
 ):
     """The container for one start. Pure: same inputs, same spec.
 
@@ -271,5 +293,10 @@ def build_spec(
         gpu_count=swarm_gpus,
         ports=ports,
         network=network,
+        capabilities=tuple(hardening.capabilities),
+        no_new_privileges=not sudo,
+        pids_limit=hardening.pids_limit,
+        log_max_size=hardening.log_max_size,
+        log_max_files=hardening.log_max_files,
         identity=identity,
     )

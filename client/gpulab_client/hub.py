@@ -116,7 +116,12 @@ class Hub:
             raise HubError(f"the server of {user} did not start: {'; '.join(failed) or 'not ready'}")
         return server
 
-    def websocket_url(self, server_path):
+    def websocket_url(self, server_url):
+        """ws(s):// URL of a path on the user's server. ``server_url`` is the hub's ``url`` of the
+        server: a path, or a full URL when the hub gives each user their own host name."""
+        if "://" in server_url:
+            scheme, rest = server_url.split("://", 1)
+            return ("wss" if scheme == "https" else "ws") + "://" + rest
         scheme, rest = self.url.split("://", 1)
         origin = ("wss" if scheme == "https" else "ws") + "://" + rest.split("/", 1)[0]
-        return origin + server_path
+        return origin + server_url

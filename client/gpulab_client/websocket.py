@@ -76,7 +76,7 @@ class WebSocket:
         host = parts.hostname
         port = parts.port or (443 if secure else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = _connect(host, port, timeout)
         try:
             if secure:
                 context = ssl_context or ssl.create_default_context()
@@ -192,6 +192,16 @@ class WebSocket:
             parts.append(payload)
             if fin:
                 return b"".join(parts)
+
+
+def _connect(host, port, timeout):
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror:
+        # RFC 6761: names under .localhost are loopback (browsers resolve them so; glibc may not)
+        if host.rstrip(".").endswith(".localhost"):
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        raise
 
 
 def _read_some(sock, n):

@@ -39,9 +39,11 @@ chmod 0600 "$KEYS"/ssh_host_*_key
 install -d -m 0750 -g "$SVC" "$CONF"
 umask 027
 printf '%s' "$JUPYTERHUB_API_TOKEN" > "$CONF/token"
-printf '{"api_url": "%s", "user": "%s", "server": "%s", "login": "%s", "interval": %d}\n' \
-    "$JUPYTERHUB_API_URL" "${JUPYTERHUB_USER:-}" "${JUPYTERHUB_SERVER_NAME:-}" "$NB_USER" \
-    "${GPULAB_SSH_ACTIVITY_INTERVAL:-60}" > "$CONF/settings.json"
+# JSON written by Python from the environment (a hub user name may hold any character)
+/usr/bin/python3 -I -c 'import json, os, sys
+json.dump({"api_url": os.environ["JUPYTERHUB_API_URL"], "user": os.environ.get("JUPYTERHUB_USER", ""),
+           "server": os.environ.get("JUPYTERHUB_SERVER_NAME", ""), "login": os.environ["NB_USER"],
+           "interval": int(os.environ.get("GPULAB_SSH_ACTIVITY_INTERVAL") or 60)}, sys.stdout)' > "$CONF/settings.json"
 chgrp "$SVC" "$CONF/token" "$CONF/settings.json"
 umask 022
 
@@ -73,6 +75,7 @@ tmp=$(mktemp "$RUNTIME.XXXXXX")
     echo "AllowUsers $NB_USER"
     echo "PasswordAuthentication $password"
     echo "KbdInteractiveAuthentication no"
+    echo "AuthorizedKeysFile none"  # only the keys the hub knows: removing one on the SSH page revokes it
     echo "AuthorizedKeysCommand $HERE/authorized-keys %u"
     echo "AuthorizedKeysCommandUser $SVC"
     # the notebook's environment (the files 10-env.sh and 20-user-env.sh wrote), on one

@@ -35,13 +35,14 @@ def configure_ssh(c, site, state_dir):
     from .store import SSHStore
 
     path = store_path(state_dir)
-    hub_url = site["hub"]["bind_url"]
+    hub_url = site["hub"]["subdomain_host"] or site["hub"]["bind_url"]
     settings = {
         "password_login": ssh["password_login"],
         "sudo": site["users"]["sudo"],
         "port_base": ssh["port_base"],
         "public_host": public_host(ssh, hub_url),
         "hub_url": hub_url.rstrip("/"),
+        "subdomains": bool(site["hub"]["subdomain_host"]),
     }
     c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(SSHStore(path), settings)
     c.JupyterHub.template_paths = [TEMPLATES] + list(_configured(c.JupyterHub, "template_paths", []))

@@ -3,10 +3,14 @@
 * ``/hub/ssh``: a logged-in user adds/removes public keys, sets a container password
   (only a bcrypt hash is stored) and copies ``~/.ssh/config`` entries; admins set the
   SSH policy (password logins, sudo).
-* ``/hub/api/gpulab/ssh/keys``: the same for scripts, with the user's API token.
+* ``/hub/api/gpulab/ssh/keys``: the same for scripts, with a token that has the scope
+  ``custom:gpulab:ssh-keys`` for the user (the user's own full tokens have it; server, OAuth
+  and narrower tokens do not: a key grants permanent SSH access, so only a token meant for it may
+  add one).
 * ``/hub/api/gpulab/ssh/authorized_keys`` and ``.../account``: read by the user's own
-  container (sshd's AuthorizedKeysCommand, the start hook) with the server's API token.
-  They only ever answer with the keys and password of the token's owner.
+  container (sshd's AuthorizedKeysCommand, the start hook) with the server's API token, which
+  has ``custom:gpulab:ssh-login`` for its owner. They only ever answer with the keys and
+  password of the token's owner.
 """
 
 import json
@@ -23,6 +27,12 @@ from .spawn import host_port
 from .store import StoreError
 
 MAX_FORM_BYTES = 32 * 1024
+SCOPE_KEYS = "custom:gpulab:ssh-keys"  # add, list, remove one's SSH keys
+SCOPE_LOGIN = "custom:gpulab:ssh-login"  # read one's keys and password hash (sshd in the container)
+SCOPES = {
+    SCOPE_KEYS: {"description": "Add and remove your SSH keys (a key is permanent SSH access to your container)."},
+    SCOPE_LOGIN: {"description": "Read your SSH public keys and container password hash (sshd in your own container)."},
+}
 
 
 class _SSHMixin:
@@ -98,37 +108,38 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
         if action == "admin_settings":
             if not user.admin:
                 raise web.HTTPError(403, "only admins can change the SSH policy")
-            for setting in ("password_login", "sudo"):
-                self.store.set_setting(setting, self.get_body_argument(setting, "") == "1")
+            wanted = {setting: self.get_body_argument(setting, "") == "1" for setting in ("password_login", "sudo")}
+            if wanted["sudo"] and not self.ssh_settings["subdomains"]:
+                raise sshkeys.InvalidInput(
+                    "sudo needs per-user subdomains (hub.subdomain_host in the site file): with sudo a user can change "
+                    "their own server, which must then not share the hub's origin"
+                )
+            for setting, value in wanted.items():
+                self.store.set_setting(setting, value)
             return "SSH policy saved; it applies to servers at their next start."
         raise sshkeys.InvalidInput(f"unknown action {action[:40]!r}")
 
 
 class _APIBase(_SSHMixin, APIHandler):
-    def owner(self):
-        """The user who owns the token (or cookie); services and anonymous callers get 403."""
+    def owner(self, scope):
+        """The user who owns the token, if it carries ``scope`` for them; else 403."""
         user = self.current_user
         if not isinstance(user, User):
             raise web.HTTPError(403, "a user's token is required")
-        return user
-
-    def container_owner(self):
-        """The owner, if the token may post activity for them (server tokens and full user tokens)."""
-        user = self.owner()
-        if not self.has_scope(f"users:activity!user={user.name}"):
-            raise web.HTTPError(403, "this token cannot act for the user's server")
+        if not self.has_scope(f"{scope}!user={user.name}"):
+            raise web.HTTPError(403, f"this token lacks the scope {scope} (create a token on the Token page)")
         return user
 
 
 class KeysAPIHandler(_APIBase):
     def get(self):
-        user = self.owner()
+        user = self.owner(SCOPE_KEYS)
         self.write(
             json.dumps([{"type": k.type, "bits": k.bits, "fingerprint": k.fingerprint, "comment": k.comment} for k in self.store.keys(user.name)])
         )
 
     def post(self):
-        user = self.owner()
+        user = self.owner(SCOPE_KEYS)
         if len(self.request.body) > MAX_FORM_BYTES:
             raise web.HTTPError(400, f"request larger than {MAX_FORM_BYTES} bytes")
         try:
@@ -140,7 +151,7 @@ class KeysAPIHandler(_APIBase):
         self.write(json.dumps({"fingerprint": key.fingerprint}))
 
     def delete(self):
-        user = self.owner()
+        user = self.owner(SCOPE_KEYS)
         if not self.store.remove_key(user.name, self.get_argument("fingerprint", "")):
             raise web.HTTPError(404, "no such key")
         self.set_status(204)
@@ -148,14 +159,14 @@ class KeysAPIHandler(_APIBase):
 
 class AuthorizedKeysHandler(_APIBase):
     def get(self):
-        user = self.container_owner()
+        user = self.owner(SCOPE_LOGIN)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.write("".join(k.line() + "\n" for k in self.store.keys(user.name)))
 
 
 class AccountHandler(_APIBase):
     def get(self):
-        user = self.container_owner()
+        user = self.owner(SCOPE_LOGIN)
         password_login, _ = self.policy()
         self.write(
             json.dumps(

@@ -6,7 +6,10 @@ import shutil
 import docker
 import pytest
 
+from harness import localhost
 from harness.hub import BASE_IMAGE, REPO, Hub
+
+localhost.install()  # alice.localhost -> 127.0.0.1 in this test process (per-user subdomain hubs)
 
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 
@@ -55,8 +58,15 @@ def make_hub(request, docker_client, tmp_path_factory):
     """Start hubs with site-file overrides; all are stopped and cleaned at module end."""
     hubs = []
 
-    def make(site_overrides=None, start=True, extra_config="", site_auth=False):
-        h = Hub(tmp_path_factory.mktemp("hub"), docker_client, site_overrides=site_overrides, extra_config=extra_config, site_auth=site_auth)
+    def make(site_overrides=None, start=True, extra_config="", site_auth=False, subdomains=False):
+        h = Hub(
+            tmp_path_factory.mktemp("hub"),
+            docker_client,
+            site_overrides=site_overrides,
+            extra_config=extra_config,
+            site_auth=site_auth,
+            subdomains=subdomains,
+        )
         hubs.append(h)
         return h.start() if start else h
 

@@ -19,8 +19,8 @@ if len(GPUS) < 3:
 SITE = {
     "gpus": {"devices": GPUS, "wait_timeout": 120, "quota": {"default": 2, "users": {"quinn": 1}}},
     "profiles": [
-        {"name": "gpu", "image": "gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "64M"},
-        {"name": "cpu", "image": "gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G", "shm_size": "64M"},
+        {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "64M"},
+        {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G", "shm_size": "64M"},
     ],
 }
 
@@ -158,7 +158,7 @@ def test_dead_container_gives_its_gpu_back(gpu_hub, docker_client):
 
 def test_zero_gpu_server_sees_void(gpu_hub, docker_client):
     hub = gpu_hub
-    env = docker_client.images.get("gpulab/base:latest").attrs["Config"]["Env"]
+    env = docker_client.images.get("localhost/gpulab/base:latest").attrs["Config"]["Env"]
     assert "NVIDIA_VISIBLE_DEVICES=all" in env, "the image itself says all, like CUDA bases"
     hub.create_user("erin")
     hub.spawn("erin", {"profile": "cpu"})

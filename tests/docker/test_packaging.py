@@ -9,7 +9,7 @@ import zipfile
 
 from harness.hub import REPO
 
-BASE = "gpulab/base:latest"
+BASE = "localhost/gpulab/base:latest"
 
 
 def build_wheel(src, out):

@@ -158,7 +158,7 @@ def test_invalid_site_file_stops_startup(tmp_path):
     site = tmp_path / "gpulab.yaml"
     site.write_text(
         "auth: {admin_users: [admin]}\n"
-        "profiles: [{name: base, image: gpulab/base:latest}]\n"
+        "profiles: [{name: base, image: localhost/gpulab/base:latest}]\n"
         "storage:\n  datasets:\n"
         "    - {name: a, source: /data/a, target: /datasets/a}\n"
         "    - {name: b, source: /data/b, target: /datasets/b, mode: rx}\n"

@@ -1,6 +1,7 @@
 """SSH into the user's own container, both ways in, with the real OpenSSH client."""
 
 import hashlib
+import html
 import os
 import re
 import time
@@ -195,23 +196,26 @@ def test_admin_policy_password_login_and_sudo(lab):
     password = "correct horse battery"
     assert alice_page.post(action="set_password", password=password).status_code == 200
     assert "Admin: SSH policy" in admin_page.page() and "Admin: SSH policy" not in alice_page.page()
+    # sudo needs per-user subdomains (test_security.py runs a hub with them): refused here, nothing saved
+    refused = admin_page.post(action="admin_settings", password_login="1", sudo="1")
+    assert refused.status_code == 400 and "sudo needs per-user subdomains" in html.unescape(refused.text)
     ssh = ssh_for(lab, "alice")
     try:
-        assert admin_page.post(action="admin_settings", password_login="1", sudo="1").status_code == 200
+        assert admin_page.post(action="admin_settings", password_login="1").status_code == 200
         hub.stop_server("alice")
         hub.spawn("alice")
         shadow = hub.containers("alice")[0].exec_run(["getent", "shadow", "alice"]).output.decode()
         assert "$2b$" in shadow and password not in shadow
         assert ssh.run(SSH.direct(alice["port"]), "alice", "true", password="wrong password!").returncode == 255
-        r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "id", "-u", password=password)
-        assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
+        r = ssh.run(SSH.direct(alice["port"]), "alice", "id", "-un", password=password)
+        assert r.returncode == 0 and r.stdout.strip() == "alice", r.stderr
+        r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "true", password=password)
+        assert r.returncode != 0, "no sudo without subdomains"
     finally:
         assert admin_page.post(action="admin_settings").status_code == 200
     hub.stop_server("alice")
     hub.spawn("alice")
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true", password=password).returncode == 255
-    r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "true")
-    assert r.returncode != 0
 
 
 def test_scp_large_file_both_ways(lab, tmp_path):

@@ -23,7 +23,7 @@ from jupyterhub.tests.mocking import MockHub
 from jupyterhub.utils import random_port
 
 TARGET = os.environ.get("GPULAB_DS_TARGET", "gpulab")
-LOCAL_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "gpulab/base:latest")
+LOCAL_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "localhost/gpulab/base:latest")
 RUN = f"dstest-{TARGET}-{secrets.token_hex(3)}"
 IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
 SKIP_FOR_TAGS = {"test_image_pull_policy"}  # its images must stay absent: it tests pulling

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpulab import images
+from gpulab import images, versions
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / spec.dockerfile for spec in images.IMAGES.values()]
@@ -26,25 +26,35 @@ def test_base_command_has_args_tag_and_repo_root_context():
     argv = images.build_command(
         "base",
         tag="lab/base:1",
-        base_image="gpulab/bootstrap:bookworm",
+        base_image="localhost/gpulab/bootstrap:bookworm",
         jupyterhub_spec="jupyterhub==6.1.*",
         pip_index_url="http://pypi.lab/simple",
         apt_mirror="http://apt.lab/debian",
         ca_bundle=None,
         repo_root="/repo",
         docker_cli=["/usr/bin/docker", "build"],
+        pip_refresh="2026-W48",
     )
     assert argv[:2] == ["/usr/bin/docker", "build"]
     assert argv[argv.index("-t") + 1] == "lab/base:1"
     assert argv[argv.index("-f") + 1] == "/repo/images/base/Dockerfile"
     assert argv[-1] == "/repo"
     assert _build_args(argv) == [
-        "BASE_IMAGE=gpulab/bootstrap:bookworm",
+        "BASE_IMAGE=localhost/gpulab/bootstrap:bookworm",
         "JUPYTERHUB_VERSION=jupyterhub==6.1.*",
+        "SERVER_PACKAGES=" + " ".join(f"{name}{spec}" for name, spec in versions.IMAGE.items()),
+        "PIP_REFRESH=2026-W48",
         "PIP_INDEX_URL=http://pypi.lab/simple",
         "APT_MIRROR=http://apt.lab/debian",
     ]
     assert "--progress=plain" in argv
+
+
+def test_pip_layers_refresh_weekly_and_floors_come_from_one_place():
+    assert images.week_stamp(1795657151) == "2026-W48"  # 2026-11-26
+    argv = images.build_command("base", repo_root="/repo")
+    assert f"PIP_REFRESH={images.week_stamp()}" in _build_args(argv)
+    assert any(a.startswith("SERVER_PACKAGES=") and "jupyter-server>=" in a and "tornado>=" in a for a in _build_args(argv))
 
 
 def test_secret_only_when_ca_bundle_given():
@@ -57,8 +67,8 @@ def test_secret_only_when_ca_bundle_given():
 
 def test_unset_options_are_not_passed_and_defaults_apply():
     argv = images.build_command("base", repo_root="/repo", progress=None)
-    assert _build_args(argv) == []
-    assert argv[argv.index("-t") + 1] == "gpulab/base:latest"
+    assert [a.split("=")[0] for a in _build_args(argv)] == ["SERVER_PACKAGES", "PIP_REFRESH"]
+    assert argv[argv.index("-t") + 1] == "localhost/gpulab/base:latest"
     assert not any(a.startswith("--progress") for a in argv)
     assert "--no-cache" not in argv
     assert "--no-cache" in images.build_command("base", repo_root="/repo", no_cache=True)
@@ -66,8 +76,8 @@ def test_unset_options_are_not_passed_and_defaults_apply():
 
 def test_pytorch_is_built_from_base_tag_without_base_only_args():
     argv = images.build_command("pytorch", repo_root="/repo", jupyterhub_spec="jupyterhub==6.1.*", apt_mirror="http://apt.lab/debian")
-    assert _build_args(argv) == ["BASE_IMAGE=gpulab/base:latest"]
-    assert argv[argv.index("-t") + 1] == "gpulab/pytorch:latest"
+    assert _build_args(argv) == ["BASE_IMAGE=localhost/gpulab/base:latest", f"PIP_REFRESH={images.week_stamp()}"]
+    assert argv[argv.index("-t") + 1] == "localhost/gpulab/pytorch:latest"
     assert argv[-1] == "/repo"
 
 
@@ -168,14 +178,14 @@ def test_build_failure_reports_last_lines(monkeypatch):
 
 
 def test_list_images_parses_json_lines():
-    out = '{"Repository":"gpulab/base","Tag":"latest","ID":"42dd","Size":"789MB","CreatedAt":"2026-11-24 05:21:00 +0000 UTC"}\n'
+    out = '{"Repository":"localhost/gpulab/base","Tag":"latest","ID":"42dd","Size":"789MB","CreatedAt":"2026-11-24 05:21:00 +0000 UTC"}\n'
 
     def run(argv, **kw):
         assert "label=gpulab.image" in argv
         return SimpleNamespace(returncode=0, stdout=out, stderr="")
 
     assert images.list_images(run=run) == [
-        {"repository": "gpulab/base", "tag": "latest", "id": "42dd", "size": "789MB", "created": "2026-11-24 05:21:00 +0000 UTC"}
+        {"repository": "localhost/gpulab/base", "tag": "latest", "id": "42dd", "size": "789MB", "created": "2026-11-24 05:21:00 +0000 UTC"}
     ]
 
 
@@ -196,7 +206,7 @@ def test_bootstrap_skips_existing_and_imports_new(tmp_path):
     exists = False
     assert images.bootstrap_base(suite="trixie", run=run, workdir=tmp_path) is True
     assert calls[2][:3] == ["debootstrap", "--variant=minbase", "trixie"]
-    assert "import" in calls[3][-1] and calls[3][-1].endswith(" gpulab/bootstrap:bookworm")
+    assert "import" in calls[3][-1] and calls[3][-1].endswith(" localhost/gpulab/bootstrap:bookworm")
     assert list(tmp_path.iterdir()) == []  # temp dir cleaned
 
 
@@ -231,7 +241,8 @@ def test_image_references_name_no_registry_host(dockerfile):
     ins = instructions(dockerfile)
     default = next(i for i in ins if i.startswith("ARG BASE_IMAGE=")).split("=", 1)[1]
     first = default.split("/")[0]
-    assert "/" in default and "." not in first and ":" not in first and first != "localhost"
+    # a local-only name (localhost/...: never looked up in a public registry) or the CUDA base, with no host
+    assert "/" in default and (first == "localhost" or ("." not in first and ":" not in first))
     assert ins[1] == "FROM ${BASE_IMAGE}"
 
 

@@ -10,8 +10,8 @@ PROFILES = validate_site(
     {
         "auth": {"admin_users": ["a"]},
         "profiles": [
-            {"name": "base", "image": "gpulab/base:latest"},
-            {"name": "torch", "image": "gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2},
+            {"name": "base", "image": "localhost/gpulab/base:latest"},
+            {"name": "torch", "image": "localhost/gpulab/pytorch:latest", "gpus": 1, "max_gpus": 2},
         ],
     }
 )["profiles"]

@@ -8,7 +8,7 @@ from gpulab.siteconfig import load_site, validate_site
 
 MINIMAL = {
     "auth": {"admin_users": ["admin"]},
-    "profiles": [{"name": "base", "image": "gpulab/base:latest"}],
+    "profiles": [{"name": "base", "image": "localhost/gpulab/base:latest"}],
 }
 
 

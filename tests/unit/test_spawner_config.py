@@ -12,7 +12,7 @@ from gpulab.spawner import GPUDockerSpawner
 
 SITE = {
     "auth": {"admin_users": ["admin"]},
-    "profiles": [{"name": "base", "image": "gpulab/base:latest", "mem_limit": "16G", "cpu_limit": 4, "shm_size": "2G"}],
+    "profiles": [{"name": "base", "image": "localhost/gpulab/base:latest", "mem_limit": "16G", "cpu_limit": 4, "shm_size": "2G"}],
     "hub": {"state_dir": "/nonexistent/never-created"},
 }
 
@@ -88,7 +88,7 @@ def test_readme_example_configured_mem_limit_wins_over_the_profile():
     s = GPUDockerSpawner(config=c)
     s.check_settings()
     limits = s.limits(SpawnRequest(profile=s.profiles[0], gpus=0))
-    assert (limits.mem_limit, limits.cpu_limit, limits.shm_size, limits.image) == (8 * 1024**3, 4.0, 2 * 1024**3, "gpulab/base:latest")
+    assert (limits.mem_limit, limits.cpu_limit, limits.shm_size, limits.image) == (8 * 1024**3, 4.0, 2 * 1024**3, "localhost/gpulab/base:latest")
     # and without it, the profile's value
     c2 = Config()
     configure(c2, site)

@@ -9,7 +9,7 @@ from gpulab import spec as specs
 from gpulab.siteconfig import validate_site
 
 ALICE = specs.Identity(username="alice.b@lab", user_id=7, server_name="", login="alice_b_lab", uid=20007, gid=100, escaped_username="alice-2eb-40lab")
-PROFILE = {"name": "torch", "image": "gpulab/pytorch:latest", "mem_limit": 16 << 30, "cpu_limit": 4.0, "shm_size": 2 << 30}
+PROFILE = {"name": "torch", "image": "localhost/gpulab/pytorch:latest", "mem_limit": 16 << 30, "cpu_limit": 4.0, "shm_size": 2 << 30}
 BASE_ENV = {"JUPYTERHUB_API_TOKEN": "t0ken", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice.b@lab/"}
 
 
@@ -54,7 +54,7 @@ def test_identity_gpus_and_labels():
         "gpulab.uid": "20007",
         "gpulab.gpus": "GPU-1,GPU-2",
     }
-    assert s.working_dir == "/home/alice_b_lab" and s.image == "gpulab/pytorch:latest" and s.command == ("gpulab-start", "--port=8888")
+    assert s.working_dir == "/home/alice_b_lab" and s.image == "localhost/gpulab/pytorch:latest" and s.command == ("gpulab-start", "--port=8888")
 
 
 def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():
@@ -116,6 +116,6 @@ def test_default_home_is_a_labelled_volume_and_no_ssh_means_no_port():
 
 
 def test_precedence_configured_traits_win_over_the_profile():
-    assert specs.resolve_limits(PROFILE, {}) == specs.Limits("gpulab/pytorch:latest", 16 << 30, 4.0, 2 << 30)
+    assert specs.resolve_limits(PROFILE, {}) == specs.Limits("localhost/gpulab/pytorch:latest", 16 << 30, 4.0, 2 << 30)
     over = specs.resolve_limits(PROFILE, {"mem_limit": 8 << 30, "cpu_limit": None})
-    assert (over.mem_limit, over.cpu_limit, over.image) == (8 << 30, None, "gpulab/pytorch:latest")
+    assert (over.mem_limit, over.cpu_limit, over.image) == (8 << 30, None, "localhost/gpulab/pytorch:latest")

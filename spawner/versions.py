@@ -1,0 +1,37 @@
+"""Version floors above every advisory known when this release was made, in one place.
+
+``HUB``: the hub's own packages (``setup.py`` reads this file). ``IMAGE``: what the user images
+install next to the hub's JupyterHub version; ``gpulab images build`` passes them to the build, and
+a test checks a built image against them. Docker's layer cache would otherwise keep an old ``pip
+install`` forever: the build also passes ``PIP_REFRESH`` (the ISO week by default, ``--refresh``
+for now), so a rebuild picks up new releases at least weekly.
+
+Advisories behind the floors: JupyterHub < 5.5.1; jupyter-server < 2.14.1 (CVE-2024-35178);
+JupyterLab < 4.2.5 and Notebook < 7.2.2 (CVE-2024-43805); jupyter-server-proxy < 4.2.0
+(CVE-2024-28179, CVE-2024-35225); tornado < 6.5 (CVE-2024-52804, CVE-2025-47287); Jinja2 < 3.1.6
+(CVE-2025-27516); urllib3 < 2.5 (CVE-2025-50181/50182); requests < 2.32.4 (CVE-2024-47081).
+"""
+
+HUB = {
+    "jupyterhub": ">=5.5.1,<6",  # < 6: jupyterhub-nativeauthenticator 1.3 (the default login) does not run on 6
+    "tornado": ">=6.5",
+    "jinja2": ">=3.1.6",
+    "urllib3": ">=2.5",
+    "requests": ">=2.32.4",
+}
+
+IMAGE = {
+    "jupyter-server": ">=2.14.2",
+    "jupyterlab": ">=4.2.5",
+    "notebook": ">=7.2.2",
+    "jupyter-server-proxy": ">=4.2.0",
+    "tornado": ">=6.5",
+    "jinja2": ">=3.1.6",
+    "urllib3": ">=2.5",
+    "requests": ">=2.32.4",
+    "tensorboard": ">=2.16",
+}
+
+
+def requirements(floors):
+    return [f"{name}{spec}" for name, spec in floors.items()]
