@@ -6,8 +6,8 @@
   (:func:`create_account`).
 * **Password checks off the event loop.** bcrypt takes a few hundred milliseconds by design;
   NativeAuthenticator runs it on the hub's single event loop, so a flood of logins froze the
-  hub for everyone. Here checks run in a small thread pool (at most ``password_check_threads``
-  at once, the rest wait their turn) and every user keeps NativeAuthenticator's lock-out after
+  hub for everyone. Here checks run in a thread pool (``password_check_threads``, one by
+  default: a flood uses at most one core, the rest wait their turn) and every user keeps NativeAuthenticator's lock-out after
   ``allowed_failed_logins`` failures.
 """
 
@@ -25,10 +25,11 @@ _DUMMY_HASH = bcrypt.hashpw(b"gpulab-no-such-user", bcrypt.gensalt(rounds=12))
 
 class GPULabNativeAuthenticator(NativeAuthenticator):
     password_check_threads = Int(
-        2,
+        1,
         help="""
-        Password checks (bcrypt) that may run at once, off the hub's event loop. Example: ``2``
-        (the default). More logins than this wait their turn; the hub keeps answering others.
+        Password checks (bcrypt) that may run at once, off the hub's event loop. Example: ``1``
+        (the default: a login flood uses at most one core). More logins than this wait their
+        turn; the hub keeps answering everything else.
         """,
     ).tag(config=True)
 
