@@ -4,9 +4,9 @@
   ``admin_users``: whoever signs up first as ``admin`` becomes admin. Here such names cannot
   sign up; the first admin is created on the hub's machine with ``gpulab admin create NAME``
   (:func:`create_account`).
-* **Password checks off the event loop.** bcrypt takes a few hundred milliseconds by design;
-  NativeAuthenticator runs it on the hub's single event loop, so a flood of logins froze the
-  hub for everyone. Here checks run in a thread pool (``password_check_threads``, one by
+* **Password hashing off the event loop.** bcrypt takes a few hundred milliseconds by design;
+  NativeAuthenticator runs it on the hub's single event loop (at every login and every sign-up),
+  so a flood of either froze the hub for everyone. Here checks run in a thread pool (``password_check_threads``, one by
   default: a flood uses at most one core, the rest wait their turn) and every user keeps NativeAuthenticator's lock-out after
   ``allowed_failed_logins`` failures.
 """
@@ -16,8 +16,28 @@ from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator import handlers as native_handlers
 from nativeauthenticator.orm import UserInfo
 from traitlets import Int
+
+MAX_PASSWORD = 1024  # characters hashed for a sign-up at most (bcrypt reads 72 bytes anyway)
+
+
+class SignUpHandler(native_handlers.SignUpHandler):
+    """NativeAuthenticator's sign-up, with the new password hashed in the check pool first."""
+
+    async def post(self):
+        auth = self.authenticator
+        password = self.get_body_argument("signup_password", "", strip=False)
+        key = None
+        if password and len(password) <= MAX_PASSWORD and not auth.allow_self_approval_for:
+            key = (auth.normalize_username(self.get_body_argument("username", "", strip=False)), password)
+            auth._prehashed[key] = await auth.hash_password(password)
+        try:
+            return await super().post()
+        finally:
+            if key:
+                auth._prehashed.pop(key, None)
 
 # A real bcrypt hash of a random string: unknown users cost as much time as known ones.
 _DUMMY_HASH = bcrypt.hashpw(b"gpulab-no-such-user", bcrypt.gensalt(rounds=12))
@@ -35,6 +55,17 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
 
     _pool = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prehashed = {}  # (username, password) -> bcrypt hash, for the sign-up under way
+
+    def get_handlers(self, app):
+        return [(route, SignUpHandler if handler is native_handlers.SignUpHandler else handler) for route, handler in super().get_handlers(app)]
+
+    async def hash_password(self, password):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._checks, lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt()))
+
     @property
     def _checks(self):
         cls = type(self)
@@ -43,11 +74,30 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         return cls._pool
 
     def create_user(self, username, password, **kwargs):
-        """Sign-up from the web: names listed as admins are reserved for ``gpulab admin create``."""
-        if self.normalize_username(username) in self.admin_users:
+        """Sign-up from the web: names listed as admins are reserved for ``gpulab admin create``.
+
+        The password was hashed off the event loop by the sign-up handler; NativeAuthenticator's
+        own checks (name, strength, sign-up open) and approval rules apply unchanged.
+        """
+        username = self.normalize_username(username)
+        if username in self.admin_users:
             self.log.warning("Refused a sign-up as admin name %r: create admins with `gpulab admin create`", username)
             return None
-        return super().create_user(username, password, **kwargs)
+        hashed = self._prehashed.pop((username, password), None)
+        if hashed is None:
+            return super().create_user(username, password, **kwargs)
+        if self.user_exists(username) or not self.validate_username(username) or not self.is_password_strong(password) or not self.enable_signup:
+            return None
+        infos = {"username": username, "password": hashed, **kwargs}
+        if self.open_signup or username in self.get_authed_users():
+            infos["is_authorized"] = True
+        try:
+            user_info = UserInfo(**infos)
+        except AssertionError:  # UserInfo's own validation (e.g. the e-mail)
+            return None
+        self.db.add(user_info)
+        self.db.commit()
+        return user_info
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data["username"])
