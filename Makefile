@@ -25,7 +25,7 @@ images: host venv
 gpulab.yaml:
 	cp gpulab.example.yaml gpulab.yaml
 	mkdir -p /srv/gpulab/datasets
-	@echo "Created gpulab.yaml from the example. Sign up as 'admin' at the hub, then edit gpulab.yaml for your lab."
+	@echo "Created gpulab.yaml from the example. Create the first admin with: .venv/bin/gpulab admin create admin ; then edit gpulab.yaml for your lab."
 
 check: venv gpulab.yaml
 	$(BIN)/gpulab check

@@ -39,6 +39,7 @@ class SignUpHandler(native_handlers.SignUpHandler):
             if key:
                 auth._prehashed.pop(key, None)
 
+
 # A real bcrypt hash of a random string: unknown users cost as much time as known ones.
 _DUMMY_HASH = bcrypt.hashpw(b"gpulab-no-such-user", bcrypt.gensalt(rounds=12))
 

@@ -5,6 +5,7 @@ README); each must keep failing for the attacker.
 """
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -509,6 +510,28 @@ def test_guessing_a_password_locks_the_account(native):
     for _ in range(3):
         assert not login(native, "boss", "a wrong guess!")
     assert not login(native, "boss", native.admin_password), "locked for auth.lockout_seconds, even with the right password"
+
+
+def test_the_image_meets_the_version_floors(docker_client):
+    from packaging.specifiers import SpecifierSet
+
+    from gpulab import versions
+    from harness.hub import BASE_IMAGE
+
+    out = docker_client.containers.run(BASE_IMAGE, ["python3", "-m", "pip", "list", "--format", "json"], entrypoint=[], remove=True)
+    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
+    for name, spec in versions.IMAGE.items():
+        assert name in installed and SpecifierSet(spec).contains(installed[name]), (name, spec, installed.get(name))
+
+
+def test_odd_user_names_reach_sshd_intact(flat):
+    name = 'o"neil\\x'
+    flat.create_user(name)
+    flat.spawn(name)
+    (c,) = flat.containers(name)
+    code, out, err = run_as(c, "cat /etc/gpulab/ssh/settings.json", "0")
+    assert code == 0 and json.loads(out)["user"] == name, (out, err)
+    flat.stop_server(name)
 
 
 # --- leftovers ------------------------------------------------------------------------------

@@ -194,3 +194,27 @@ def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
     with pytest.raises(SiteConfigError, match=r"^storage\.datasets\[2\]\.source: host path .*absent does not exist"):
         configure(Config(), site=s, environ={})
     assert not (tmp_path / "state").exists(), "nothing was created"
+
+
+def test_sudo_needs_per_user_subdomains():
+    with pytest.raises(SiteConfigError, match=r"^users\.sudo: needs hub\.subdomain_host"):
+        validate_site(site(users={"sudo": True}))
+    ok = validate_site(site(users={"sudo": True}, hub={"subdomain_host": "https://hub.lab.example"}))
+    assert ok["users"]["sudo"] and ok["hub"]["subdomain_host"] == "https://hub.lab.example"
+
+
+def test_oauth_admins_must_be_allowed_by_name():
+    oauth = {"client_id": "x", "client_secret_env": "S", "callback_url": "https://hub/hub/oauth_callback", "allowed_groups": ["lab"]}
+    with pytest.raises(SiteConfigError, match=r'^auth\.admin_users\[0\]: "admin" must also be in auth\.github\.allowed_users'):
+        validate_site(site(auth={"type": "github", "admin_users": ["admin"], "github": oauth}))
+    ok = validate_site(site(auth={"type": "github", "admin_users": ["ada"], "github": {**oauth, "allowed_users": ["ada"]}}))
+    assert ok["auth"]["admin_users"] == ["ada"]
+
+
+def test_containers_limits_and_scratch_target():
+    s = validate_site(site(containers={"pids_limit": 512, "log_max_size": "5M"}))
+    assert s["containers"] == {"pids_limit": 512, "log_max_size": 5 * 1024**2, "log_max_files": 3}
+    with pytest.raises(SiteConfigError, match=r"^containers\.pids_limit: must be at least 64"):
+        validate_site(site(containers={"pids_limit": 1}))
+    with pytest.raises(SiteConfigError, match=r"^storage\.scratch_target: \"/usr/local\" would hide part of the container system"):
+        validate_site(site(storage={"scratch": "/scratch/{username}", "scratch_target": "/usr/local"}))
