@@ -74,7 +74,8 @@ def test_ssh_session_has_the_defaults(server, tmp_path):
     pub = key.with_suffix(".pub").read_text().strip()
     r = c.exec_run(["bash", "-c", f"umask 077; mkdir -p ~/.ssh && echo '{pub}' > ~/.ssh/authorized_keys"], user=uid)
     assert r.exit_code == 0, r.output
-    r = c.exec_run(["bash", "-c", "ssh-keygen -A >/dev/null && /usr/sbin/sshd -p 2222"])  # this test's own sshd
+    # this test's own sshd, reading the key file (gpulab's sshd takes keys only from the hub)
+    r = c.exec_run(["bash", "-c", "ssh-keygen -A >/dev/null && /usr/sbin/sshd -p 2222 -o AuthorizedKeysFile=.ssh/authorized_keys"])
     assert r.exit_code == 0, r.output
     c.reload()
     ip = c.attrs["NetworkSettings"]["Networks"][c.labels["gpulab.deployment"]]["IPAddress"]

@@ -1,8 +1,13 @@
 """The default login, for real: NativeAuthenticator as the committed config sets it up."""
 
+import os
 import re
+import subprocess
+import sys
 
 import requests
+
+GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 
 
 def _session(hub):
@@ -29,10 +34,17 @@ def test_sign_up_admin_approval_and_login(make_hub):
     login_page = requests.get(hub.url + "/hub/login", timeout=30).text
     assert 'href="/hub/signup"' in login_page, "the login page offers sign-up"
 
+    # an admin name cannot be taken by signing up first; the admin is made on the hub's machine
+    _signup(hub, _session(hub), "admin", "an-impostor-password")
+    assert _login(hub, _session(hub), "admin", "an-impostor-password").url.endswith("/hub/login")
+    pw = os.path.join(hub.workdir, "admin-password")
+    with open(pw, "w") as f:
+        f.write("correct-horse-battery\n")
+    r = subprocess.run([GPULAB, "--site", hub.site_path, "admin", "create", "admin", "--password-file", pw], capture_output=True, text=True)
+    assert r.returncode == 0 and "is ready: an admin" in r.stdout, r.stderr
     admin = _session(hub)
-    assert _signup(hub, admin, "admin", "correct-horse-battery").status_code == 200
     r = _login(hub, admin, "admin", "correct-horse-battery")
-    assert r.url.endswith("/hub/spawn"), r.url  # the first admin is approved by the site file
+    assert r.url.endswith("/hub/spawn"), r.url
     form = admin.get(hub.url + "/hub/spawn", timeout=30).text
     assert 'name="profile"' in form and "GPUs on this server" in form
 

@@ -1,0 +1,83 @@
+"""Apply a :class:`~gpulab.spec.ContainerSpec` to Docker Swarm: the same spec becomes a service.
+
+:func:`service_arguments` is pure: it returns the keyword arguments of docker-py's
+``APIClient.create_service`` for one user server:
+
+* one task, restart condition ``none`` (a stopped server stays stopped; the hub decides);
+* ``N`` GPUs asked of Swarm as the generic resource ``gpu``; Swarm picks the GPUs on the node and
+  hands the task their UUIDs in ``DOCKER_RESOURCE_GPU``;
+* placed on the node gpulab's allocator chose (``node.id == ...``), plus any node-label constraints;
+* ``/dev/shm`` as a tmpfs mount of the profile's size (services cannot set ``shm_size``);
+* the user's overlay network, endpoint mode ``dnsrr`` (no virtual IP: the hub reaches the task by name);
+* no port published on any node.
+"""
+
+from docker.types import (
+    ContainerSpec,
+    DriverConfig,
+    EndpointSpec,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    TaskTemplate,
+)
+
+GPU_RESOURCE = "gpu"
+
+
+def service_mount(m):
+    if m.kind == "tmpfs":
+        return Mount(target=m.target, source=None, type="tmpfs")
+    if m.kind == "volume":
+        labels = dict(m.labels) if m.labels else None
+        return Mount(target=m.target, source=m.source, type="volume", read_only=m.read_only, labels=labels, driver_config=DriverConfig("local"))
+    return Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+
+
+def service_arguments(spec, *, node_id=None, constraints=(), extra_container=None, extra_resources=None, extra_placement=None):
+    """``create_service`` kwargs for ``spec`` (``spec.gpu_count`` GPUs, on ``node_id`` if given)."""
+    mounts = [service_mount(m) for m in spec.mounts]
+    if spec.shm_size:
+        mounts.append(Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=int(spec.shm_size)))
+    container = {
+        "image": spec.image,
+        "command": list(spec.command),
+        "env": dict(spec.env),
+        "labels": dict(spec.labels),
+        "mounts": mounts,
+        "workdir": spec.working_dir,
+        "hostname": spec.name,
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.capabilities),
+    }
+    container.update(extra_container or {})
+    resources = {
+        "mem_limit": spec.mem_limit,
+        "cpu_limit": int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
+        "generic_resources": {GPU_RESOURCE: spec.gpu_count} if spec.gpu_count else None,
+    }
+    resources.update(extra_resources or {})
+    placement = {"constraints": ([f"node.id=={node_id}"] if node_id else []) + list(constraints)}
+    placement.update(extra_placement or {})
+    task = TaskTemplate(
+        container_spec=ContainerSpec(**container),
+        resources=Resources(**resources),
+        restart_policy=RestartPolicy(condition="none"),
+        placement=Placement(**placement),
+        networks=[spec.network] if spec.network else [],
+        log_driver={"Name": "json-file", "Options": {"max-size": str(spec.log_max_size), "max-file": str(spec.log_max_files)}},
+    )
+    if spec.no_new_privileges or spec.pids_limit:
+        # fields docker-py does not model, set on its dicts: Pids (engine API 1.41+);
+        # NoNewPrivileges (API 1.46+, Docker 27; older engines ignore it)
+        if spec.no_new_privileges:
+            task["ContainerSpec"].setdefault("Privileges", {})["NoNewPrivileges"] = True
+        if spec.pids_limit:
+            task["Resources"].setdefault("Limits", {})["Pids"] = spec.pids_limit
+    return {
+        "task_template": task,
+        "name": spec.name,
+        "labels": dict(spec.labels),
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }
