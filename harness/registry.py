@@ -18,12 +18,14 @@ BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
 
 class Registry:
-    def __init__(self, host="127.0.0.1", port=None):
+    def __init__(self, host="127.0.0.1", port=None, tls=None):
+        """``tls``: (certificate, key) paths to serve HTTPS (a lab registry); plain HTTP otherwise."""
         self.host = host
         self.port = port or free_port()
         self.address = f"{host}:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="gpulab-registry-")
         self.proc = None
+        self.tls = tls
 
     def start(self, timeout=30):
         if not os.access(BINARY, os.X_OK):
@@ -33,14 +35,15 @@ class Registry:
             f.write(
                 "version: 0.1\nlog: {level: warn}\n"
                 f"storage: {{filesystem: {{rootdirectory: {self.dir}/data}}, delete: {{enabled: true}}}}\n"
-                f"http: {{addr: {self.address}}}\n"
+                f"http: {{addr: {self.address}" + (f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}" if self.tls else "") + "}\n"
             )
         self.log = open(os.path.join(self.dir, "registry.log"), "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen([BINARY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://{self.address}/v2/", timeout=1).status_code == 200:
+                scheme = "https" if self.tls else "http"
+                if requests.get(f"{scheme}://{self.address}/v2/", timeout=1, verify=False).status_code == 200:
                     return self
             except requests.RequestException:
                 time.sleep(0.1)

@@ -26,7 +26,8 @@ from .config import GPULabSettings
 from .container import ForeignDirectory, prepare_host_dir, unix_name, user_uid
 from .form import render_form
 from .gpus.allocator import GPUsBusy, QuotaExceeded, describe
-from .gpus.manager import get_manager, running_filters
+from .gpus.manager import get_manager
+from .gpus.sources import HostSource
 from .options import OptionError, SpawnRequest, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
 from .ssh.spawn import host_port
@@ -129,20 +130,20 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
 
     gpu_uuids = ()  # what this server holds; kept in the spawner state
 
+    def gpu_source(self):
+        """Where the GPUs and their holders are read (this host's; a Swarm's in swarm mode)."""
+        return HostSource(self.deployment, self.gpu_settings, api=self.client)
+
     @property
     def gpu_manager(self):
-        return get_manager(self.deployment, self.gpu_settings)
+        return get_manager(self.deployment, self.gpu_settings, self.gpu_source())
 
     @property
     def holder(self):
         return (self.user.name, self.name or "")
 
-    async def _running_containers(self):
-        """Container dicts of this deployment that are (about to be) running."""
-        return await self.docker("containers", filters=running_filters(self.deployment))
-
     async def gpus_synced(self):
-        await self.gpu_manager.ensure_synced(self._running_containers)
+        await self.gpu_manager.ensure_synced()
         return self.gpu_manager
 
     def release_gpus(self):

@@ -34,15 +34,34 @@ class Waiter:
     wanted: tuple
     future: asyncio.Future
     on_wait: object = None
+    where: object = None  # a GPU -> bool constraint (node, model), or None for any GPU
     enqueued: float = field(default_factory=time.time)
+
+    def could_use(self, gpu):
+        if self.wanted:
+            return gpu.uuid in self.wanted
+        return self.where is None or self.where(gpu)
+
+    @property
+    def general(self):
+        """Any GPUs will do: such a waiter keeps its place ahead of everyone behind it."""
+        return not self.wanted and self.where is None
 
 
 class Allocator:
+    """The GPU table. GPUs carry a ``node`` ('' on a single host); one holding is on one node."""
+
     def __init__(self, gpus):
-        self.gpus = {g.uuid: g for g in gpus}
-        self.order = [g.uuid for g in sorted(gpus, key=lambda g: g.index)]
         self.holdings = {}  # (user, server) -> Holding
-        self.queue = []  # FIFO of Waiter
+        self.queue = []  # Waiter, in arrival order
+        self.set_inventory(gpus)
+
+    def set_inventory(self, gpus):
+        """Replace the GPUs that can be handed out (nodes come and go); holdings are kept, so a
+        GPU of a node that went away is never handed out twice when it comes back."""
+        self.gpus = {g.uuid: g for g in gpus}
+        self.order = [g.uuid for g in sorted(gpus, key=lambda g: (g.node, g.index))]
+        self._dispatch()
 
     # --- the table ---
 
@@ -50,10 +69,15 @@ class Allocator:
         return [h for h, holding in self.holdings.items() if uuid in holding.uuids]
 
     def free_slots(self, uuid):
-        return self.gpus[uuid].max_shared - len(self.users_of(uuid))
+        return self.gpus[uuid].max_shared - len(self.users_of(uuid)) if uuid in self.gpus else 0
 
     def held_by_user(self, username):
         return sum(len(h.uuids) for (user, _), h in self.holdings.items() if user == username)
+
+    def node_of(self, holder):
+        holding = self.holdings.get(holder)
+        nodes = {self.gpus[u].node for u in holding.uuids if u in self.gpus} if holding else set()
+        return nodes.pop() if len(nodes) == 1 else ""
 
     def load(self, holdings):
         """Replace the table (after a hub restart) from {holder: (uuids, since)}.
@@ -64,12 +88,37 @@ class Allocator:
         self.holdings = {h: Holding(list(uuids), since) for h, (uuids, since) in holdings.items()}
         self._dispatch()
 
-    def _pick(self, count, wanted):
+    def replace(self, holder, uuids):
+        """Record the GPUs a holder really got (Swarm picks the GPUs on the node we chose)."""
+        if holder in self.holdings:
+            self.holdings[holder].uuids = list(uuids)
+
+    def _pick(self, count, wanted, where=None, exclude=()):
+        """GPUs for a request, all on one node, or None. Never ``exclude`` (wanted by others ahead)."""
         if wanted:
-            return list(wanted) if all(u in self.gpus and self.free_slots(u) > 0 for u in wanted) else None
+            if all(u in self.gpus and self.free_slots(u) > 0 for u in wanted) and len({self.gpus[u].node for u in wanted}) == 1:
+                return list(wanted)
+            return None
+        by_node = {}
+        for u in self.order:
+            gpu = self.gpus[u]
+            if self.free_slots(u) > 0 and u not in exclude and (where is None or where(gpu)):
+                by_node.setdefault(gpu.node, []).append(u)
+        fitting = [(len(free), node) for node, free in by_node.items() if len(free) >= count]
+        if not fitting:
+            return None
+        _, node = min(fitting)  # the fullest node that fits keeps bigger holes for bigger requests
         # least-used first (spreads shared GPUs), then by index
-        free = sorted((u for u in self.order if self.free_slots(u) > 0), key=lambda u: (len(self.users_of(u)), self.order.index(u)))
-        return free[:count] if len(free) >= count else None
+        free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
+        return free[:count]
+
+    def largest_request(self, where=None):
+        """The most GPUs one request could ever get (the largest node, free or not)."""
+        sizes = {}
+        for gpu in self.gpus.values():
+            if where is None or where(gpu):
+                sizes[gpu.node] = sizes.get(gpu.node, 0) + 1
+        return max(sizes.values(), default=0)
 
     def _claim(self, holder, uuids):
         self.holdings[holder] = Holding(list(uuids), time.time())
@@ -82,17 +131,26 @@ class Allocator:
         return holding.uuids if holding else []
 
     def _dispatch(self):
-        """Serve waiters strictly in order; the head blocks those behind it."""
-        while self.queue:
-            head = self.queue[0]
-            if head.future.done():
-                self.queue.pop(0)
-                continue
-            got = self._pick(head.count, head.wanted)
-            if got is None:
-                break
-            self.queue.pop(0)
-            head.future.set_result(self._claim(head.holder, got))
+        """Serve the queue in order. A waiter for any GPUs keeps everyone behind it waiting (no
+        starving of big requests); a waiter for specific GPUs or a node/model does not block those
+        behind it, who may take GPUs it cannot use."""
+        progress = True
+        while progress:
+            progress = False
+            reserved = set()  # GPUs constrained waiters ahead are waiting for
+            for waiter in list(self.queue):
+                if waiter.future.done():
+                    self.queue.remove(waiter)
+                    continue
+                got = self._pick(waiter.count, waiter.wanted, waiter.where, exclude=reserved)
+                if got is not None:
+                    self.queue.remove(waiter)
+                    waiter.future.set_result(self._claim(waiter.holder, got))
+                    progress = True
+                    break
+                if waiter.general:
+                    break
+                reserved |= {u for u, gpu in self.gpus.items() if waiter.could_use(gpu)}
         self._tell_positions()
 
     def _tell_positions(self):
@@ -101,8 +159,8 @@ class Allocator:
                 waiter.on_wait(position, self.blocking_holders(waiter))
 
     def blocking_holders(self, waiter):
-        wanted = waiter.wanted or self.order
-        return sorted({h for u in wanted for h in self.users_of(u)})
+        usable = [u for u, gpu in self.gpus.items() if waiter.could_use(gpu)] or list(waiter.wanted)
+        return sorted({h for u in usable for h in self.users_of(u)})
 
     # --- asking ---
 
@@ -110,10 +168,10 @@ class Allocator:
         """GPUs the user holds plus those their servers wait for in the queue."""
         return self.held_by_user(username) + sum(w.count for w in self.queue if w.holder[0] == username and not w.future.done())
 
-    async def acquire(self, holder, count, wanted=(), *, quota=None, wait=True, timeout=None, on_wait=None):
-        """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``; returns UUIDs.
+    async def acquire(self, holder, count, wanted=(), *, where=None, quota=None, wait=True, timeout=None, on_wait=None):
+        """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``, all on one node; returns UUIDs.
 
-        ``quota`` caps the GPUs the holder's user may hold or wait for across all their servers
+        ``where`` limits the GPUs to those it accepts (a node, a model). ``quota`` caps the GPUs the holder's user may hold or wait for across all their servers
         (None: no cap); checked here, in the same synchronous step as the claim, so two
         concurrent spawns of one user cannot both pass it. Raises QuotaExceeded, or GPUsBusy
         when waiting is off or ``timeout`` seconds pass.
@@ -129,15 +187,17 @@ class Allocator:
             if already + count > quota:
                 extra = f" ({already} already held or requested by your other servers)" if already else ""
                 raise QuotaExceeded(f"{count} is over your GPU quota of {quota}{extra}")
-        if not self.queue:
-            got = self._pick(count, wanted)
+        waiter = Waiter(holder, count, wanted, None, on_wait, where)
+        ahead = self.queue
+        if not ahead or not any(w.general for w in ahead if not w.future.done()):
+            reserved = {u for w in ahead if not w.future.done() for u, gpu in self.gpus.items() if w.could_use(gpu)}
+            got = self._pick(count, wanted, where, exclude=reserved)
             if got is not None:
                 return self._claim(holder, got)
         if not wait:
-            busy = self.blocking_holders(Waiter(holder, count, wanted, None))
+            busy = self.blocking_holders(waiter)
             raise GPUsBusy(f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by " + describe(busy))
-        future = asyncio.get_running_loop().create_future()
-        waiter = Waiter(holder, count, wanted, future, on_wait)
+        future = waiter.future = asyncio.get_running_loop().create_future()
         self.queue.append(waiter)
         self._tell_positions()
         try:

@@ -18,9 +18,17 @@ class GPU:
     model: str
     memory_total: int  # bytes
     max_shared: int = 1  # servers that may hold it at once (1 = exclusive)
+    node: str = ""  # the Swarm node it is on; '' on a single host
 
     def as_dict(self):
-        return {"index": self.index, "uuid": self.uuid, "model": self.model, "memory_total": self.memory_total, "max_shared": self.max_shared}
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "model": self.model,
+            "memory_total": self.memory_total,
+            "max_shared": self.max_shared,
+            "node": self.node,
+        }
 
 
 def _text(value):

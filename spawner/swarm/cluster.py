@@ -55,7 +55,7 @@ def gpus_from_nodes(nodes):
 
 def task_gpus(task):
     out = []
-    for r in task.get("AssignedGenericResources") or []:
+    for r in task.get("GenericResources") or task.get("AssignedGenericResources") or []:  # what Swarm assigned
         named = r.get("NamedResourceSpec") or {}
         if named.get("Kind") == RESOURCE and named.get("Value"):
             out.append(named["Value"])

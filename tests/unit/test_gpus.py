@@ -198,11 +198,40 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
 def test_quota_user_entry_wins_then_largest_group_then_default():
     from gpulab.gpus.manager import GPUManager
 
-    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}})
+    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}}, source=None)
     assert m.quota_for("alice", ["staff"]) == 0
     assert m.quota_for("bob", ["phd", "staff"]) == 4
     assert m.quota_for("carol", []) == 1
-    assert GPUManager({"devices": []}).quota_for("x", []) is None
+    assert GPUManager({"devices": []}, source=None).quota_for("x", []) is None
+
+
+class StaticSource:
+    refresh_every = None
+
+    def __init__(self, gpus, holdings=None):
+        self.gpus, self.held = gpus, holdings or {}
+        self.reads = 0
+
+    async def inventory(self):
+        self.reads += 1
+        return self.gpus
+
+    async def holdings(self):
+        return self.held
+
+
+async def test_manager_rebuilds_from_its_source_before_anything_is_handed_out():
+    from gpulab.gpus.manager import GPUManager
+
+    source = StaticSource(gpus(2), {("alice", ""): (["GPU-0000"], 1.0)})
+    m = GPUManager({"devices": []}, source)
+    await m.ensure_synced()
+    assert await m.allocator.acquire(("bob", ""), 1) == ["GPU-0001"], "alice's GPU, known from what runs, is not handed out"
+    await m.ensure_synced()
+    assert source.reads == 1, "a host's GPUs are read once"
+    source.refresh_every = 0
+    await m.ensure_synced()
+    assert source.reads == 2, "a Swarm's nodes are read again"
 
 
 def test_admin_table():
@@ -226,3 +255,70 @@ def test_admin_table():
     assert "alice/big" in text[1] and "(10 min)" in text[1] and "40 GiB" in text[1]
     assert text[2].split()[0] == "1" and text[2].rstrip().endswith("-")
     assert text[-1] == "waiting: bob (1 GPU)"
+
+
+def cluster(layout):
+    """GPUs on nodes, e.g. {"w1": 2, "w2": 1}."""
+    return [GPU(i, f"GPU-{node}-{i}", "Test", 16 << 30, node=node) for node, n in layout.items() for i in range(n)]
+
+
+async def test_a_request_is_served_on_one_node_the_fullest_that_fits():
+    a = Allocator(cluster({"w1": 2, "w2": 1}))
+    assert await a.acquire(("alice", ""), 1) == ["GPU-w2-0"], "one GPU from the node that has just one: w1 keeps its pair"
+    assert sorted(await a.acquire(("bob", ""), 2)) == ["GPU-w1-0", "GPU-w1-1"]
+    assert a.node_of(("bob", "")) == "w1"
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("carol", ""), 1, wait=False)
+    a.release(("alice", ""))
+    b = Allocator(cluster({"w1": 2, "w2": 1}))
+    await b.acquire(("x", ""), 1, wanted=["GPU-w1-0"])
+    with pytest.raises(GPUsBusy):
+        await b.acquire(("y", ""), 2, wait=False), "two free GPUs, but on two nodes"
+    assert b.largest_request() == 2
+
+
+async def test_constraints_limit_the_gpus_and_the_largest_request():
+    a = Allocator(cluster({"w1": 2, "w2": 1}))
+    on_w2 = lambda gpu: gpu.node == "w2"  # noqa: E731
+    assert await a.acquire(("alice", ""), 1, where=on_w2) == ["GPU-w2-0"]
+    assert a.largest_request(on_w2) == 1 and a.largest_request() == 2
+
+
+async def test_a_waiter_for_specific_gpus_does_not_block_others():
+    a = Allocator(cluster({"w1": 2}))
+    await a.acquire(("alice", ""), 1, wanted=["GPU-w1-0"])
+    wants_busy = asyncio.ensure_future(a.acquire(("bob", ""), 1, wanted=["GPU-w1-0"]))
+    await asyncio.sleep(0)
+    assert not wants_busy.done()
+    # carol asks for any GPU after bob: GPU-w1-1 is free and bob cannot use it
+    assert await asyncio.wait_for(a.acquire(("carol", ""), 1), 1) == ["GPU-w1-1"]
+    a.release(("alice", ""))
+    assert await wants_busy == ["GPU-w1-0"]
+
+
+async def test_a_waiter_for_any_gpus_keeps_its_place():
+    a = Allocator(cluster({"w1": 2}))
+    await a.acquire(("alice", ""), 1)
+    big = asyncio.ensure_future(a.acquire(("bob", ""), 2))
+    await asyncio.sleep(0)
+    small = asyncio.ensure_future(a.acquire(("carol", ""), 1))
+    await asyncio.sleep(0)
+    assert not big.done() and not small.done(), "the free GPU waits for bob's turn (no starving big requests)"
+    a.release(("alice", ""))
+    assert sorted(await big) == ["GPU-w1-0", "GPU-w1-1"]
+    assert not small.done()
+    a.release(("bob", ""))
+    assert len(await small) == 1
+
+
+async def test_inventory_changes_keep_holdings():
+    a = Allocator(cluster({"w1": 1, "w2": 1}))
+    await a.acquire(("alice", ""), 1, wanted=["GPU-w2-0"])
+    a.set_inventory(cluster({"w1": 1}))  # w2 went down
+    assert a.holdings[("alice", "")].uuids == ["GPU-w2-0"]
+    await a.acquire(("bob", ""), 1)
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("carol", ""), 1, wait=False)
+    a.set_inventory(cluster({"w1": 1, "w2": 1}))  # w2 is back: alice still holds its GPU
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("carol", ""), 1, wait=False)

@@ -24,6 +24,7 @@ def make_spawner():
 async def test_a_failed_stop_keeps_the_gpus_a_good_one_gives_them_back(monkeypatch):
     s = make_spawner()
     manager = get_manager("stoptest", s.gpu_settings)
+    manager.set_inventory(await manager.source.inventory())  # the site's static list; no Docker
     manager.synced = True
     s.gpu_uuids = tuple(await manager.allocator.acquire(s.holder, 1))
     s.object_id = "abc123"

@@ -1,0 +1,199 @@
+"""A real multi-node Docker Swarm on one machine, for the multi-host tests.
+
+Each node is a Docker-in-Docker container running Debian trixie's Docker 26 (Debian 12's 20.10
+rejects services with both a network and a generic resource, moby/moby#44378), started with the
+options recorded in the project's notes (the machine lacks CAP_SYS_RESOURCE, so no --privileged):
+every capability but SYS_RESOURCE, unconfined seccomp/apparmor/system paths, a writable cgroup
+mount and its own --cgroup-parent. GPU servers advertise made-up GPUs as Swarm generic resources
+``gpu=GPU-<node>-<n>``, as ``gpulab node setup`` makes real ones advertise theirs.
+
+* nodes reach a TLS registry on this machine (a test CA, trusted by the nodes and by this
+  machine's engine through /etc/docker/certs.d/<address>/ca.crt);
+* one host directory is mounted at the same path in every node (the lab's NFS export);
+* each node's engine socket is also exposed in a host directory, for docker-py from the tests.
+
+Everything carries the cluster's prefix and is removed by :meth:`SwarmCluster.remove`.
+"""
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import docker
+
+from gpulab import images
+
+NODE_IMAGE = "localhost/gpulab/swarm-node:trixie"
+TRIXIE_BASE = "localhost/gpulab/bootstrap:trixie"
+NODE_DOCKERFILE = """FROM {base}
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+      docker.io docker-cli iptables ca-certificates procps && rm -rf /var/lib/apt/lists/*
+CMD ["dockerd"]
+"""
+
+
+def build_node_image(client):
+    """The node image (trixie + its docker.io), built once and then served from Docker's cache."""
+    try:
+        client.images.get(NODE_IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    images.bootstrap_base(tag=TRIXIE_BASE, suite="trixie")
+    ctx = tempfile.mkdtemp(prefix="gpulab-node-")
+    try:
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write(NODE_DOCKERFILE.format(base=TRIXIE_BASE))
+        subprocess.run(["docker", "build", "-q", "-t", NODE_IMAGE, ctx], check=True, capture_output=True, timeout=900)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+def free_subnet(client, second=31):
+    used = [
+        ipaddress.ip_network(c["Subnet"]) for n in client.networks.list() for c in (n.attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")
+    ]
+    for third in range(10, 250):
+        candidate = ipaddress.ip_network(f"172.{second}.{third}.0/24")
+        if not any(candidate.overlaps(u) for u in used):
+            return candidate
+    raise RuntimeError("no free subnet for the swarm test network")
+
+
+class SwarmCluster:
+    def __init__(self, client, prefix, workers, shared_dir):
+        """``workers`` maps a worker name to its number of made-up GPUs, e.g. {"w1": 2, "w2": 1}."""
+        self.client = client
+        self.prefix = prefix
+        self.workers = dict(workers)
+        self.shared_dir = shared_dir  # mounted at the same path in every node
+        self.state = tempfile.mkdtemp(prefix=f"{prefix}-")
+        self.network = None
+        self.nodes = {}  # name -> container
+        self.certs_dirs = []
+
+    # --- names ---
+
+    def node_name(self, name):
+        return f"{self.prefix}-{name}"
+
+    def gpus_of(self, name):
+        return [f"GPU-{name}-{i}" for i in range(self.workers.get(name, 0))]
+
+    def socket(self, name):
+        return os.path.join(self.state, name, "docker.sock")
+
+    def engine(self, name):
+        """docker-py client of one node's engine (through the socket exposed to the host)."""
+        return docker.DockerClient(base_url=f"unix://{self.socket(name)}", version="auto", timeout=120)
+
+    @property
+    def gateway(self):
+        return str(next(ipaddress.ip_network(self.subnet).hosts()))
+
+    def ip(self, name):
+        c = self.nodes[name]
+        c.reload()
+        return c.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+
+    # --- lifecycle ---
+
+    def start(self, registry_address, registry_ca):
+        """Create the nodes, trust the registry, form the Swarm (manager drained), label GPU nodes."""
+        self.subnet = str(free_subnet(self.client))
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet, gateway=self.gateway)])
+        self.network = self.client.networks.create(self.prefix, driver="bridge", ipam=ipam, labels={"gpulab.test": self.prefix})
+        certs = os.path.join(self.state, "certs.d", registry_address)
+        os.makedirs(certs)
+        shutil.copy(registry_ca, os.path.join(certs, "ca.crt"))
+        for name in ["mgr", *self.workers]:
+            self._run_node(name)
+        mgr = self.engine("mgr")
+        mgr.swarm.init(advertise_addr=self.ip("mgr"))
+        token = mgr.swarm.attrs["JoinTokens"]["Worker"]
+        for name in self.workers:
+            self.engine(name).swarm.join(remote_addrs=[f"{self.ip('mgr')}:2377"], join_token=token, advertise_addr=self.ip(name))
+        self.wait_ready(len(self.workers) + 1)
+        for node in mgr.nodes.list():
+            host = node.attrs["Description"]["Hostname"]
+            spec = node.attrs["Spec"]
+            if host == self.node_name("mgr"):
+                spec["Availability"] = "drain"  # GPU servers run user servers; the manager runs the hub
+            else:
+                spec.setdefault("Labels", {})["gpulab.gpu-model"] = "Test-GPU"
+            node.update(spec)
+        return self
+
+    def _run_node(self, name):
+        node = self.node_name(name)
+        os.makedirs(os.path.dirname(self.socket(name)), exist_ok=True)
+        args = ["dockerd", "--host=unix:///var/run/docker.sock", "--host=unix:///gpulab-sock/docker.sock", f"--cgroup-parent=/{node}"]
+        for gpu in self.gpus_of(name):
+            args.append(f"--node-generic-resource=gpu={gpu}")
+        api = self.client.api
+        binds = {
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+            f"{node}-lib": {"bind": "/var/lib/docker", "mode": "rw"},
+            os.path.dirname(self.socket(name)): {"bind": "/gpulab-sock", "mode": "rw"},
+            os.path.join(self.state, "certs.d"): {"bind": "/etc/docker/certs.d", "mode": "ro"},
+            self.shared_dir: {"bind": self.shared_dir, "mode": "rw"},
+        }
+        host = api.create_host_config(
+            binds=binds,
+            cap_add=["ALL"],
+            cap_drop=["SYS_RESOURCE"],
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            device_cgroup_rules=["a *:* rwm"],
+            tmpfs={"/run": ""},
+            network_mode=self.network.name,
+        )
+        host["MaskedPaths"], host["ReadonlyPaths"] = [], []  # what `--security-opt systempaths=unconfined` means
+        created = api.create_container(
+            NODE_IMAGE,
+            args,
+            name=node,
+            hostname=node,
+            detach=True,
+            environment={"DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE": "1"},
+            volumes=[b["bind"] for b in binds.values()],
+            host_config=host,
+            labels={"gpulab.test": self.prefix},
+        )
+        api.start(created["Id"])
+        self.nodes[name] = self.client.containers.get(created["Id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.engine(name).ping()
+                return
+            except (docker.errors.DockerException, OSError):
+                time.sleep(0.5)
+        raise RuntimeError(f"node {node} did not start:\n{self.nodes[name].logs()[-3000:].decode(errors='replace')}")
+
+    def wait_ready(self, count, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = self.engine("mgr").nodes.list()
+            if sum(1 for n in nodes if n.attrs["Status"]["State"] == "ready") >= count:
+                return nodes
+            time.sleep(1)
+        raise RuntimeError(f"only {[n.attrs['Status']['State'] for n in nodes]} nodes ready")
+
+    def kill(self, name):
+        """A node dies (power cut): its container is killed; its engine is gone."""
+        self.nodes[name].kill()
+
+    def remove(self):
+        for c in self.client.containers.list(all=True, filters={"label": f"gpulab.test={self.prefix}"}):
+            c.remove(force=True, v=True)
+        for name in ["mgr", *self.workers]:
+            try:
+                self.client.volumes.get(f"{self.node_name(name)}-lib").remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        if self.network is not None:
+            self.network.remove()
+        shutil.rmtree(self.state, ignore_errors=True)
