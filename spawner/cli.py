@@ -146,11 +146,13 @@ def cmd_images_build(args):
             return 0
     base_image = args.base_image
     try:
-        if args.bootstrap_if_unpullable and not base_image and "base" in images.build_order(names):
-            base_image = images.DEFAULT_BASE_IMAGE
-            if not images.image_exists(base_image) and subprocess.run(["docker", "pull", base_image]).returncode != 0:
-                print(f"gpulab images build: cannot pull {base_image}; falling back to a local Debian base")
-                args.bootstrap_base, base_image = True, None
+        roots = [n for n in images.build_order(names) if images.IMAGES[n].depends_on is None]
+        if args.bootstrap_if_unpullable and not base_image and roots:
+            for default in {images.default_base(n) for n in roots}:
+                if not images.image_exists(default) and subprocess.run(["docker", "pull", default], capture_output=True).returncode != 0:
+                    print(f"gpulab images build: cannot pull {default}; falling back to a local Debian base")
+                    args.bootstrap_base = True
+                    break
         if args.bootstrap_base:
             print(f"gpulab images build: bootstrapping a Debian base as {images.BOOTSTRAP_TAG} (debootstrap)")
             images.bootstrap_base(mirror=args.apt_mirror)
@@ -170,6 +172,31 @@ def cmd_images_build(args):
         return 1
     for name, seconds in elapsed.items():
         print(f"gpulab images build: {name}: {seconds:.0f}s")
+    return 0
+
+
+def cmd_images_push(args):
+    names = args.names or ["base"]
+    unknown = [n for n in names if n not in images.IMAGES]
+    if unknown:
+        print(f"gpulab images push: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})", file=sys.stderr)
+        return 2
+    registry = args.registry
+    if not registry:
+        try:
+            registry = load_site(args.site)["cluster"]["registry"]
+        except SiteConfigError as e:
+            print(f"gpulab images push: {e}", file=sys.stderr)
+            return 2
+    if not registry:
+        print("gpulab images push: give --registry (or cluster.registry in the site file)", file=sys.stderr)
+        return 2
+    try:
+        for target in images.push_images(names, registry):
+            print(f"gpulab images push: {target}")
+    except images.ImageBuildError as e:
+        print(f"gpulab images push: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -269,6 +296,10 @@ def parser():
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
     build.set_defaults(func=cmd_images_build)
     img.add_parser("list", help="list gpulab images on this host").set_defaults(func=cmd_images_list)
+    push = img.add_parser("push", help="push built images to the lab's registry (swarm mode: the nodes pull them)")
+    push.add_argument("names", nargs="*", help=f"images to push: {', '.join(images.IMAGES)} (default: base)")
+    push.add_argument("--registry", help="registry address, e.g. registry.lab.example:5000 (default: cluster.registry)")
+    push.set_defaults(func=cmd_images_push)
     admin = sub.add_parser("admin", help="accounts of a native-login hub").add_subparsers(dest="admin_command", required=True)
     create = admin.add_parser("create", help="create (or reset) an approved account, e.g. the first admin")
     create.add_argument("name", help="the account name, e.g. one of auth.admin_users")

@@ -12,11 +12,16 @@ from .ssh.hubsetup import store_path
 
 
 def prepare(site, client=None):
-    """Create what is missing; return the gateway address the hub API binds to."""
+    """Create what is missing; return the address the hub API binds to."""
     hub = site["hub"]
     state = os.path.abspath(hub["state_dir"])
     os.makedirs(state, mode=0o700, exist_ok=True)
     client = client or network.docker_client()
+    if site["cluster"]["mode"] == "swarm":
+        cluster = site["cluster"]
+        network.ensure_overlay(client, cluster["network"], hub["name"], encrypted=cluster["encrypted"])
+        _ssh_store(site, state)
+        return "0.0.0.0"
     gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])
     if hub["restrict_egress"]:
         try:
@@ -24,8 +29,12 @@ def prepare(site, client=None):
             firewall.apply(hub["name"], bridge, gateway, hub["api_port"])
         except firewall.FirewallError as e:
             raise network.HostError(f"could not restrict where containers connect (hub.restrict_egress): {e}")
+    _ssh_store(site, state)
+    return gateway
+
+
+def _ssh_store(site, state):
     if site["ssh"]["enabled"]:
         from .ssh.store import SSHStore
 
         SSHStore(store_path(state)).create()
-    return gateway

@@ -171,12 +171,41 @@ def configure(c, site=None, environ=os.environ):
 
     from .gpus.api import handlers as gpu_handlers
 
-    c.JupyterHub.extra_handlers = gpu_handlers(hub["name"], site["gpus"])
+    swarm = site["cluster"]["mode"] == "swarm"
+    c.JupyterHub.extra_handlers = gpu_handlers(hub["name"], site["gpus"], swarm=swarm)
     _auth(c, site["auth"], environ)
     _spawner(c, site, gateway)
+    if swarm:
+        _swarm(c, site)
     configure_ssh(c, site, state)  # after _auth: adds to its template_paths
     _roles(c, hub["idle_timeout"])
     return site
+
+
+def hub_container_name(site):
+    """The hub's container on a Swarm manager (its name is also its address on the overlays)."""
+    return f"{site['hub']['name']}-hub"
+
+
+def _swarm(c, site):
+    """One hub for a Swarm of GPU servers: it runs in a container on a manager node, on the
+    overlay networks; user servers are Swarm services (:mod:`.swarm.spawner`)."""
+    hub, cluster = site["hub"], site["cluster"]
+    container = hub_container_name(site)
+    u = urlparse(hub["bind_url"])
+    c.JupyterHub.bind_url = f"{u.scheme}://0.0.0.0:{public_host_port(hub['bind_url'])[1]}{u.path or '/'}"  # published by the container
+    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub['api_port']}"
+    c.JupyterHub.hub_connect_url = f"http://{container}:{hub['api_port']}"
+    c.JupyterHub.spawner_class = "gpulab.swarm.spawner.GPUSwarmSpawner"
+    s = c.GPUSwarmSpawner
+    s.network_name = cluster["network"]
+    s.registry = cluster["registry"]
+    s.placement_constraints = cluster["constraints"]
+    s.user_networks = cluster["user_networks"]
+    s.network_encrypted = cluster["encrypted"]
+    s.hub_container = container
+    s.pull_policy = "skip"
+    s.ssh_host_key_volume = os.path.join(cluster["shared_root"], "ssh-host", "{username}")
 
 
 def configure_or_exit(c, environ=os.environ):

@@ -17,8 +17,10 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -56,6 +58,7 @@ class ImageSpec:
     tag: str
     depends_on: str | None = None  # built with --build-arg BASE_IMAGE=<its tag>
     build_args: tuple = ()  # the optional ARGs this Dockerfile accepts
+    prepare: object = None  # a function(repo_root) -> its own build context directory
 
 
 IMAGES = {
@@ -74,6 +77,47 @@ IMAGES = {
         ("BASE_IMAGE", "PIP_REFRESH", "PIP_INDEX_URL"),
     ),
 }
+
+
+def prepare_hub_context(repo_root):
+    """The hub image's context: its Dockerfile, wheels of gpulab and gpulab-client built from this
+    checkout, and requirements.txt (their dependencies, JupyterHub at the hub's version)."""
+    repo_root = Path(repo_root)
+    if not (repo_root / "setup.py").is_file():
+        raise ImageBuildError(f"the hub image is built from a checkout of gpulab (no setup.py in {repo_root})")
+    ctx = Path(tempfile.mkdtemp(prefix="gpulab-hub-"))
+    (ctx / "images" / "hub").mkdir(parents=True)
+    shutil.copy(repo_root / "images" / "hub" / "Dockerfile", ctx / "images" / "hub" / "Dockerfile")
+    wheels = ctx / "wheels"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(repo_root), str(repo_root / "client")],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise ImageBuildError(f"building the gpulab wheels failed:\n{proc.stderr[-2000:]}")
+    requires = []
+    for wheel in wheels.glob("gpulab-[0-9]*.whl"):
+        with zipfile.ZipFile(wheel) as z:
+            meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        requires += [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    requires = [r for r in requires if not r.startswith(("gpulab-client", "jupyterhub"))] + [default_jupyterhub_spec()]
+    (ctx / "requirements.txt").write_text("\n".join(requires) + "\n")
+    return ctx
+
+
+IMAGES["hub"] = ImageSpec(
+    "hub", "images/hub/Dockerfile", "localhost/gpulab/hub:latest", None, ("BASE_IMAGE", "PIP_REFRESH", "PIP_INDEX_URL"), prepare_hub_context
+)
+
+
+def default_base(name, repo_root=None):
+    """The FROM image an image's Dockerfile names by default (``ARG BASE_IMAGE=...``)."""
+    path = Path(repo_root or REPO_ROOT) / IMAGES[name].dockerfile
+    for line in path.read_text().splitlines():
+        if line.startswith("ARG BASE_IMAGE="):
+            return line.split("=", 1)[1].strip()
+    return None
 
 
 class ImageBuildError(RuntimeError):
@@ -125,6 +169,7 @@ def build_command(
     no_cache=False,
     pip_refresh=None,
     server_packages=None,
+    context=None,
 ) -> list[str]:
     """The argv that builds image ``name`` (pure; nothing is run).
 
@@ -148,13 +193,14 @@ def build_command(
         argv.append(f"--progress={progress}")
     if no_cache:
         argv.append("--no-cache")
-    argv += ["-f", str(Path(repo_root) / spec.dockerfile), "-t", tag or spec.tag]
+    root = Path(context) if context else Path(repo_root)
+    argv += ["-f", str(root / spec.dockerfile), "-t", tag or spec.tag]
     for arg in spec.build_args:
         if values[arg]:
             argv += ["--build-arg", f"{arg}={values[arg]}"]
     if ca_bundle:
         argv += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
-    argv.append(str(repo_root))
+    argv.append(str(root))
     return argv
 
 
@@ -271,6 +317,7 @@ def build_images(
     for name in order:
         spec = IMAGES[name]
         dep = spec.depends_on
+        context = spec.prepare(repo_root) if spec.prepare else None
         argv = build_command(
             name,
             tag=tags.get(name, spec.tag),
@@ -284,15 +331,42 @@ def build_images(
             progress=progress,
             no_cache=no_cache,
             pip_refresh=pip_refresh,
+            context=context,
         )
         on_line(f"gpulab: building {name}: {shlex.join(argv)}")
         start = time.monotonic()
-        rc, tail = _stream(argv, env, on_line, popen)
+        try:
+            rc, tail = _stream(argv, env, on_line, popen)
+        finally:
+            if context:
+                shutil.rmtree(context, ignore_errors=True)
         elapsed[name] = time.monotonic() - start
         if rc != 0:
             raise ImageBuildError(f"building image {name!r} failed (exit {rc}); last output:\n" + "\n".join(tail))
         on_line(f"gpulab: built {name} as {tags.get(name, spec.tag)} in {elapsed[name]:.0f}s")
     return elapsed
+
+
+def registry_name(tag, registry):
+    """The name of a local image in the lab's registry: localhost/gpulab/base:latest -> REGISTRY/gpulab/base:latest."""
+    path = tag.split("/", 1)[1] if tag.split("/", 1)[0] == "localhost" else tag
+    return f"{registry}/{path}"
+
+
+def push_images(names, registry, *, docker="docker", run=subprocess.run, on_line=print):
+    """Tag the built images with the registry's name and push them; returns the pushed names."""
+    pushed = []
+    for name in names:
+        tag = IMAGES[name].tag
+        target = registry_name(tag, registry)
+        if run([docker, "tag", tag, target], capture_output=True).returncode != 0:
+            raise ImageBuildError(f"image {tag} is not built here: run `gpulab images build {name}` first")
+        on_line(f"gpulab: pushing {target}")
+        proc = run([docker, "push", target], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ImageBuildError(f"pushing {target} failed: {proc.stderr.strip()[-1000:]}")
+        pushed.append(target)
+    return pushed
 
 
 def image_exists(tag, docker="docker", run=subprocess.run) -> bool:

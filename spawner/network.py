@@ -63,3 +63,17 @@ def ensure_network(client, name, subnet, deployment):
             f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet"
         )
     return gateway
+
+
+def ensure_overlay(client, name, deployment, *, encrypted=True):
+    """The hub's attachable overlay network on a Swarm manager (created if missing)."""
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    if found:
+        if found[0].attrs.get("Driver") != "overlay":
+            raise HostError(f"Docker network {name} exists but is not an overlay network (cluster.network); choose another name")
+        return found[0]
+    options = {"encrypted": "true"} if encrypted else None
+    try:
+        return client.networks.create(name, driver="overlay", attachable=True, options=options, labels={contract.L_DEPLOYMENT: deployment})
+    except docker.errors.APIError as e:
+        raise HostError(f"could not create the overlay network {name} ({e.explanation}); is this Docker engine a Swarm manager?")

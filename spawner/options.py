@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 MAX_TEXT = 200
 KNOWN_FIELDS = ("profile", "gpus", "gpu_ids")
+SWARM_FIELDS = ("profile", "gpus", "node")  # on a Swarm: a node may be chosen, specific GPUs not
 MAX_GPU_IDS = 64
 
 
@@ -26,6 +27,7 @@ class SpawnRequest:
     profile: dict
     gpus: int
     gpu_ids: tuple = ()  # specific GPUs (UUIDs), empty = any free ones
+    node: str = ""  # swarm mode: the GPU server chosen, empty = any
 
 
 def options_from_form(formdata):
@@ -82,19 +84,22 @@ def _gpu_ids(value, inventory):
     return tuple(out)
 
 
-def validate_options(user_options, profiles, default_profile, *, inventory=()):
+def validate_options(user_options, profiles, default_profile, *, inventory=(), nodes=None, largest=None):
     """Check ``user_options`` against the site's profiles and GPU limits; return a SpawnRequest.
 
-    ``inventory`` is the host's GPUs. The user's quota is not checked here but by the
-    allocator, at the moment GPUs are claimed (a check against a snapshot could be raced).
+    ``inventory`` is the host's GPUs. On a Swarm, ``nodes`` names the GPU servers (a ``node``
+    option may choose one; specific GPUs may not be asked for) and ``largest`` is the most GPUs any
+    one of them has (a request for more can never be served). The user's quota is not checked
+    here but by the allocator, at the moment GPUs are claimed (a check against a snapshot could be raced).
     """
+    known = SWARM_FIELDS if nodes is not None else KNOWN_FIELDS
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, dict):
         raise OptionError("options", f"must be a JSON object, got {type(user_options).__name__}")
-    unknown = sorted(str(k)[:MAX_TEXT] for k in user_options if k not in KNOWN_FIELDS)
+    unknown = sorted(str(k)[:MAX_TEXT] for k in user_options if k not in known)
     if unknown:
-        raise OptionError(unknown[0], f"unknown option (allowed: {', '.join(KNOWN_FIELDS)})")
+        raise OptionError(unknown[0], f"unknown option (allowed: {', '.join(known)})")
 
     by_name = {p["name"]: p for p in profiles}
     name = user_options.get("profile", default_profile)
@@ -107,7 +112,8 @@ def validate_options(user_options, profiles, default_profile, *, inventory=()):
     profile = by_name[name]
 
     gpu_ids = _gpu_ids(user_options["gpu_ids"], inventory) if user_options.get("gpu_ids") not in (None, "", []) else ()
-    default = len(gpu_ids) if gpu_ids else min(profile["gpus"], len(inventory))
+    available = (largest or 0) if nodes is not None else len(inventory)
+    default = len(gpu_ids) if gpu_ids else min(profile["gpus"], available)
     gpus = user_options.get("gpus", default)
     if gpus == "" or gpus is None:
         gpus = default
@@ -116,6 +122,12 @@ def validate_options(user_options, profiles, default_profile, *, inventory=()):
         raise OptionError("gpus", f"{gpus} is over the limit of {profile['max_gpus']} for profile {profile['name']!r}")
     if gpu_ids and gpus != len(gpu_ids):
         raise OptionError("gpus", f"asks for {gpus} GPU(s) but gpu_ids names {len(gpu_ids)}")
-    if gpus > len(inventory):
+    node = user_options.get("node") or ""
+    if node and (not isinstance(node, str) or node not in (nodes or ())):
+        raise OptionError("node", f"{str(node)[:40]!r} is not a GPU server of this lab (servers: {', '.join(sorted(nodes or ())) or 'none'})")
+    if nodes is not None:
+        if gpus > (largest or 0):
+            raise OptionError("gpus", f"{gpus} requested but no GPU server has more than {largest or 0} GPU(s)")
+    elif gpus > len(inventory):
         raise OptionError("gpus", f"{gpus} requested but this host has {len(inventory)} GPU(s)")
-    return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids)
+    return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids, node=node)

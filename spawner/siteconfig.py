@@ -24,6 +24,9 @@ from .schema import (
 )
 
 NAME = r"[a-z][a-z0-9_-]{0,30}"
+# Swarm placement constraints gpulab understands (and applies to its own GPU choice too)
+CONSTRAINT = r"node\.(hostname|labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.:-]+"
+CONSTRAINT_HINT = "a placement constraint such as node.labels.gpulab.gpu-model==NVIDIA-A100 or node.hostname!=gpu3"
 NAME_HINT = "lowercase letters, digits, '-' or '_', starting with a letter (max 31)"
 ABS_PATH = r"/[^\0]*"
 USERNAME = r"[^\s/]{1,100}"
@@ -79,6 +82,7 @@ _profile = mapping(
         "mem_limit": Field(size(64 * 1024**2)),
         "cpu_limit": Field(number(0.01, 1024)),
         "shm_size": Field(size(1024**2), default="1G"),
+        "constraints": Field(list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list),
     }
 )
 
@@ -211,6 +215,22 @@ SCHEMA = mapping(
                     "sudo": Field(boolean, default=False),
                     "uid_base": Field(integer(1000, 2**31 - 2**20), default=20000),
                     "gid": Field(integer(100, 2**31), default=100),
+                }
+            ),
+            default=dict,
+        ),
+        "cluster": Field(
+            mapping(
+                {
+                    "mode": Field(choice("single", "swarm"), default="single"),
+                    "registry": Field(string(r"[A-Za-z0-9.-]+(:\d{1,5})?", "a registry address such as registry.lab.example:5000")),
+                    "shared_root": Field(string(ABS_PATH, "an absolute path mounted the same on every node, such as /srv/gpulab")),
+                    "network": Field(string(NAME, NAME_HINT)),
+                    "encrypted": Field(boolean, default=True),
+                    "user_networks": Field(boolean, default=True),
+                    "manager_url": Field(_url(["unix", "tcp", "ssh"]), default="unix:///var/run/docker.sock"),
+                    "hub_image": Field(string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference")),
+                    "constraints": Field(list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list),
                 }
             ),
             default=dict,
@@ -380,6 +400,7 @@ def _cross_checks(site):
     hub = site["hub"]
     if hub["network"] is None:
         hub["network"] = hub["name"]
+    _swarm_checks(site)
     if site["users"]["sudo"] and not hub["subdomain_host"]:
         raise SiteConfigError(
             "users.sudo",
@@ -388,6 +409,41 @@ def _cross_checks(site):
             "e.g. https://hub.lab.example with a wildcard DNS name and certificate, or keep sudo: false)",
         )
     return site
+
+
+def _swarm_checks(site):
+    """What a Swarm needs: a registry, shared storage, and nothing that only lives on one machine."""
+    cluster = site["cluster"]
+    if cluster["network"] is None:
+        cluster["network"] = site["hub"]["name"]
+    if cluster["mode"] != "swarm":
+        for key in ("registry", "shared_root"):
+            if cluster[key]:
+                raise SiteConfigError(f"cluster.{key}", 'is for cluster.mode: swarm (this site is "single")')
+        return
+    for key, example in (("registry", "registry.lab.example:5000"), ("shared_root", "/srv/gpulab")):
+        if not cluster[key]:
+            raise SiteConfigError(f"cluster.{key}", f"is required in swarm mode (e.g. {example})")
+    root = os.path.normpath(cluster["shared_root"]) + "/"
+    storage = site["storage"]
+    for key in ("home", "scratch"):
+        value = storage[key]
+        if value and not value.startswith(root):
+            raise SiteConfigError(
+                f"storage.{key}",
+                f"in swarm mode must be on the shared storage, e.g. {root}{key}/{{username}} (a server may start on any node)",
+            )
+    if storage["home"] == "{prefix}-home-{username}":
+        raise SiteConfigError("storage.home", f"in swarm mode must be a path on the shared storage, e.g. {root}home/{{username}}")
+    for i, ds in enumerate(storage["datasets"]):
+        if not ds["source"].startswith("/"):
+            raise SiteConfigError(f"storage.datasets[{i}].source", "in swarm mode must be a path on storage every node mounts (not a volume)")
+    if site["ssh"]["enabled"] and site["ssh"]["port_base"]:
+        raise SiteConfigError(
+            "ssh.port_base", "must be 0 in swarm mode: SSH goes through the hub (a direct port would be on whichever node runs the server)"
+        )
+    if not os.path.isabs(site["hub"]["state_dir"]):
+        raise SiteConfigError("hub.state_dir", "must be an absolute path in swarm mode (the hub runs in a container that mounts it)")
 
 
 def validate_site(raw):

@@ -212,13 +212,35 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             return SpawnRequest(profile=profile, gpus=0)
         manager = self.gpu_manager
         try:
-            request = validate_options(options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory)
+            request = validate_options(
+                options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory, **self.option_limits()
+            )
         except OptionError as e:
             raise web.HTTPError(400, f"Invalid spawn option {e}")
+        where = self.gpu_filter(request)
+        if where is not None and request.gpus > manager.allocator.largest_request(where):
+            largest = manager.allocator.largest_request(where)
+            raise web.HTTPError(
+                400, f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}"
+            )
         reason = await self.image_unavailable(self.limits(request).image)
         if reason:
             raise web.HTTPError(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
         return request
+
+    def option_limits(self):
+        """Extra limits for the option check (a Swarm's nodes; nothing on one host)."""
+        return {}
+
+    def gpu_filter(self, request):
+        """Which GPUs may serve the request (None: any); a Swarm narrows it by placement constraints."""
+        return None
+
+    def swarm_gpus(self, request):
+        return 0  # on one host the spec names the GPUs themselves
+
+    def spec_network(self):
+        return self.network_name
 
     async def image_unavailable(self, image):
         """Why a local-only image (``localhost/...``) cannot start now, or None.
@@ -293,8 +315,9 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             tools=specs.Tools(self.tf_memory_growth, self.jax_preallocate, self.tensorboard_logdir),
             sudo=sudo,
             password_login=password_login,
-            gpu_uuids=gpu_uuids,
-            network=self.network_name,
+            gpu_uuids=() if self.swarm_gpus(request) else gpu_uuids,  # on a Swarm, Swarm names the GPUs
+            swarm_gpus=self.swarm_gpus(request),
+            network=self.spec_network(),
             hardening=specs.Hardening(self.pids_limit, self.log_max_size, self.log_max_files),
             prefix=self.prefix,
             service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
@@ -314,6 +337,8 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     _progress = None
     _start_future = None
     _spec = None
+    _request = None
+    node_name = ""  # the node the server runs on ("" on one host)
     _image_info = None  # {image: inspect_image result} of this start
 
     def _emit(self, progress, message):
@@ -324,7 +349,7 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         self._spec = None
         self._image_info = {}
         await self.gpus_synced()  # after a hub restart, know who holds what first
-        request = await self.validate_request()  # HTTP 400 before anything exists
+        request = self._request = await self.validate_request()  # HTTP 400 before anything exists
         self._progress = ProgressLog()
         self._start_future = asyncio.ensure_future(self._start(request))
         return await self._start_future
@@ -343,9 +368,10 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             except docker.errors.APIError as e:
                 raise web.HTTPError(503, f"Image {limits.image} could not be pulled: {e.explanation or e}")
             spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))
-            for path in specs.host_dirs(spec):
+            for path, owner in specs.host_dirs(spec):
+                uid, gid = (spec.identity.uid, spec.identity.gid) if owner == "user" else (0, 0)
                 try:
-                    await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, spec.identity.uid, spec.identity.gid))
+                    await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, uid, gid))
                 except ForeignDirectory as e:
                     raise web.HTTPError(409, f"Your storage cannot be used: {e}")
             await self._create_or_reuse(spec)
@@ -391,15 +417,24 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         quota = manager.quota_for(self.user.name, [g.name for g in self.user.groups])
         try:
             uuids = await manager.allocator.acquire(
-                self.holder, request.gpus, request.gpu_ids, quota=quota, wait=gpu["wait"], timeout=gpu["wait_timeout"], on_wait=waiting
+                self.holder,
+                request.gpus,
+                request.gpu_ids,
+                where=self.gpu_filter(request),
+                quota=quota,
+                wait=gpu["wait"],
+                timeout=gpu["wait_timeout"],
+                on_wait=waiting,
             )
         except QuotaExceeded as e:
             raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")
         except GPUsBusy as e:
             raise web.HTTPError(409, f"GPUs busy: {e}")
         self.gpu_uuids = tuple(uuids)
+        self.node_name = manager.allocator.node_of(self.holder)
         shown = {g.uuid: g for g in manager.inventory}
-        self._emit(9, "Allocated GPU " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+        on = f" on {self.node_name}" if self.node_name else ""
+        self._emit(9, f"Allocated {len(uuids)} GPU(s){on}: " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
         return self.gpu_uuids
 
     # --- DockerSpawner's hooks, fed from the spec (callable outside start() too) ---

@@ -34,7 +34,7 @@ class MountSpec:
     kind: str  # "volume", "bind" or "tmpfs"
     read_only: bool = False
     labels: tuple = ()  # (key, value) pairs for a volume gpulab creates
-    per_user: bool = False  # the user's own storage (home, scratch, SSH host keys)
+    owner: str = ""  # a per-user host directory made before the start: "user" (home, scratch) or "root" (SSH host keys)
 
 
 @dataclass(frozen=True)
@@ -219,11 +219,11 @@ def mounts(deployment, identity, storage, ssh, prefix):
     """The user's home, datasets, scratch and SSH host keys."""
     volume_labels = ((contract.L_DEPLOYMENT, deployment), (contract.L_USER, identity.username))
 
-    def own(template, target, extra_labels=()):
+    def own(template, target, extra_labels=(), owner="user"):
         source = render(template, identity, prefix)
         if is_host_path(source):
-            return MountSpec(target=target, source=source, kind="bind", per_user=True)
-        return MountSpec(target=target, source=source, kind="volume", labels=volume_labels + extra_labels, per_user=True)
+            return MountSpec(target=target, source=source, kind="bind", owner=owner)
+        return MountSpec(target=target, source=source, kind="volume", labels=volume_labels + extra_labels)
 
     out = [own(storage.home, identity.home)]
     for ds in storage.datasets:
@@ -232,13 +232,14 @@ def mounts(deployment, identity, storage, ssh, prefix):
     if storage.scratch:
         out.append(own(storage.scratch, storage.scratch_target))
     if ssh.enabled:
-        out.append(own(ssh.host_key_volume, contract.SSH_HOST_KEY_DIR, ((contract.L_SSH_HOST_KEYS, identity.username),)))
+        out.append(own(ssh.host_key_volume, contract.SSH_HOST_KEY_DIR, ((contract.L_SSH_HOST_KEYS, identity.username),), owner="root"))
     return tuple(out)
 
 
 def host_dirs(spec):
-    """Host paths of the user's own bind mounts (home, scratch) that must exist before the start."""
-    return [m.source for m in spec.mounts if m.kind == "bind" and m.per_user]
+    """(host path, owner) of the per-user bind mounts that must exist before the start: the
+    user's home and scratch (owned by the user), SSH host keys (root's)."""
+    return [(m.source, m.owner) for m in spec.mounts if m.kind == "bind" and m.owner]
 
 
 def build_spec(

@@ -55,6 +55,7 @@ class SwarmSource:
         self.deployment = deployment
         self.api = api
         self.node_ids = {}  # node name -> node id, from the last read
+        self.node_labels = {}  # node name -> labels, from the last read
 
     def _read(self, what):
         from ..swarm import cluster
@@ -69,7 +70,9 @@ class SwarmSource:
     async def inventory(self):
         from ..swarm import cluster
 
-        gpus, self.node_ids = cluster.gpus_from_nodes(await asyncio.to_thread(self._read, "nodes"))
+        nodes = await asyncio.to_thread(self._read, "nodes")
+        gpus, self.node_ids = cluster.gpus_from_nodes(nodes)
+        self.node_labels = cluster.node_labels(nodes)
         return gpus
 
     async def holdings(self):

@@ -99,3 +99,36 @@ def describe_task(task, node_names):
     if state == "preparing":
         detail = detail or "pulling the image"
     return f"Task{where}: {state}" + (f" ({detail})" if detail and detail != state else "")
+
+
+def node_labels(nodes):
+    """{node name: its labels}."""
+    return {node_name(n): dict((n.get("Spec") or {}).get("Labels") or {}) for n in nodes}
+
+
+CONSTRAINT = re.compile(r"^node\.(hostname|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$")
+
+
+def parse_constraint(text):
+    m = CONSTRAINT.match(text.strip())
+    if not m:
+        raise ValueError(f"unsupported placement constraint {text!r}")
+    return (m.group(2) or "node.hostname", m.group(3), m.group(4))
+
+
+def constraint_matcher(constraints, labels_by_node):
+    """A GPU -> bool predicate for Swarm placement constraints (node.hostname, node.labels.X),
+    so gpulab chooses among the same GPUs Swarm would; None when there are none."""
+    parsed = [parse_constraint(c) for c in constraints]
+    if not parsed:
+        return None
+
+    def matches(gpu):
+        labels = labels_by_node.get(gpu.node, {})
+        for key, op, value in parsed:
+            actual = gpu.node if key == "node.hostname" else labels.get(key)
+            if (actual == value) != (op == "=="):
+                return False
+        return True
+
+    return matches

@@ -96,13 +96,17 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
         ssh=specs.SSHSettings(enabled=True, host_port=22007),
     )
     by_target = {m.target: m for m in s.mounts}
-    assert by_target["/home/alice_b_lab"] == specs.MountSpec("/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", per_user=True)
+    assert by_target["/home/alice_b_lab"] == specs.MountSpec("/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", owner="user")
     assert by_target["/datasets/r"].read_only and by_target["/datasets/r"].kind == "bind"
     assert not by_target["/datasets/w"].read_only and by_target["/datasets/w"].kind == "volume"
     assert by_target["/scratch"].source == "/scratch/20007"
     keys = by_target[contract.SSH_HOST_KEY_DIR]
     assert keys.source == "lab-sshhost-alice-2eb-40lab" and keys.kind == "volume" and ("gpulab.ssh-host-keys", "alice.b@lab") in keys.labels
-    assert specs.host_dirs(s) == ["/data/home/alice-2eb-40lab", "/scratch/20007"]
+    assert specs.host_dirs(s) == [("/data/home/alice-2eb-40lab", "user"), ("/scratch/20007", "user")]
+    on_shared = build(
+        storage=specs.Storage(home="/srv/home/{username}"), ssh=specs.SSHSettings(enabled=True, host_key_volume="/srv/ssh-host/{username}")
+    )
+    assert specs.host_dirs(on_shared) == [("/srv/home/alice-2eb-40lab", "user"), ("/srv/ssh-host/alice-2eb-40lab", "root")]
     assert s.ports == (specs.PortSpec(22, "127.0.0.1", 22007),)
     assert s.env["GPULAB_SSH"] == "1" and s.env["GPULAB_SSH_PASSWORD_LOGIN"] == "0"
 

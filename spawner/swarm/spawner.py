@@ -1,0 +1,229 @@
+"""GPUSwarmSpawner: gpulab on a Docker Swarm of GPU servers. The same pipeline and the same spec
+as on one host (:mod:`gpulab.spawner`), applied as a Swarm service (:mod:`.apply`).
+
+* gpulab's allocator chooses the node (the fullest that has enough free GPUs, within the profile's
+  and the user's constraints); Swarm then hands the task that many GPUs on it, exclusively, as
+  generic resources, and the hub records which ones the task got;
+* each user's servers live on an overlay network of their own, which only the hub also joins
+  (users cannot reach each other's servers); the hub reaches a server by its service name;
+* a node that dies is noticed at the next poll: the server is reported stopped and its GPUs come
+  back; the user's home is on shared storage, so a respawn on another node finds it.
+"""
+
+import asyncio
+import socket
+
+import docker
+from tornado import web
+from traitlets import Bool, List, Unicode, default
+
+from .. import contract
+from ..gpus.sources import SwarmSource
+from ..spawner import GPUDockerSpawner, is_local_only
+from . import cluster
+from .apply import service_arguments
+
+DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
+class GPUSwarmSpawner(GPUDockerSpawner):
+    object_type = "service"
+    object_id_key = "ID"
+
+    registry = Unicode(
+        "",
+        help="""
+        The lab's registry the nodes pull from. A profile's local image name
+        (``localhost/gpulab/base:latest``) is pulled as ``<registry>/gpulab/base:latest``, which
+        ``gpulab images push`` puts there. Example: ``"registry.lab.example:5000"``.
+        """,
+    ).tag(config=True)
+    placement_constraints = List(
+        Unicode(),
+        help="""
+        Swarm placement constraints for every user server, on top of a profile's own. Example:
+        ``["node.labels.gpulab.pool==students"]``. Default: none.
+        """,
+    ).tag(config=True)
+    user_networks = Bool(
+        True,
+        help="""
+        One overlay network per user, joined only by that user's servers and the hub (users cannot
+        reach each other). Example: ``False`` puts every server on the hub's network. Default: on.
+        """,
+    ).tag(config=True)
+    network_encrypted = Bool(
+        True,
+        help="""
+        Encrypt the overlay networks gpulab creates (IPsec between nodes). Default: on.
+        """,
+    ).tag(config=True)
+    hub_container = Unicode(
+        "",
+        help="""
+        The hub's container, which joins each user's network. Default: this process's hostname
+        (the container's id inside Docker).
+        """,
+    ).tag(config=True)
+
+    @default("pull_policy")
+    def _default_pull_policy(self):
+        return "skip"  # the node that runs the task pulls; the hub's host has no say
+
+    def gpu_source(self):
+        return SwarmSource(self.deployment, api=self.client)
+
+    @property
+    def source(self):
+        return self.gpu_manager.source
+
+    # --- the request ---
+
+    def option_limits(self):
+        """The GPU servers (a ``node`` option may name one) and the most GPUs any of them has."""
+        return {"nodes": set(getattr(self.source, "node_ids", {})), "largest": self.gpu_manager.allocator.largest_request()}
+
+    def limits(self, request):
+        limits = super().limits(request)
+        if is_local_only(limits.image) and self.registry:
+            limits = type(limits)(**{**limits.__dict__, "image": f"{self.registry}/{limits.image.split('/', 1)[1]}"})
+        return limits
+
+    async def image_unavailable(self, image):
+        return None  # nodes pull from the registry; a missing image shows as a rejected task
+
+    def constraints(self, request):
+        return [*self.placement_constraints, *request.profile.get("constraints", ()), *([f"node.hostname=={request.node}"] if request.node else [])]
+
+    def gpu_filter(self, request):
+        return cluster.constraint_matcher(self.constraints(request), self.source.node_labels)
+
+    # --- the service ---
+
+    def user_network(self):
+        if not self.user_networks:
+            return self.network_name
+        return f"{self.deployment}-u-{self.escaped_name}"[:64]
+
+    async def ensure_user_network(self):
+        """The user's overlay network, which the hub's container joins (to reach the server)."""
+        name = self.user_network()
+        if name == self.network_name:
+            return name
+        try:
+            net = await self.docker("inspect_network", name)
+        except docker.errors.NotFound:
+            options = {"encrypted": "true"} if self.network_encrypted else None
+            labels = {contract.L_DEPLOYMENT: self.deployment, contract.L_USER: self.user.name}
+            try:
+                net = await self.docker("create_network", name, driver="overlay", attachable=True, options=options, labels=labels)
+            except docker.errors.APIError as e:
+                if e.status_code != 409:
+                    raise
+                net = await self.docker("inspect_network", name)  # created by a concurrent spawn
+        hub = self.hub_container or socket.gethostname()
+        try:
+            await self.docker("connect_container_to_network", hub, net["Id"])
+        except docker.errors.APIError as e:
+            if e.status_code != 403 and "already exists" not in str(e):  # 403: already connected
+                raise
+        return name
+
+    def swarm_gpus(self, request):
+        return request.gpus  # asked of Swarm on the chosen node; Swarm names them in DOCKER_RESOURCE_GPU
+
+    def spec_network(self):
+        return self.user_network()
+
+    async def create_object(self):
+        spec = await self.current_spec()
+        self._emit(50, f"Creating the service {spec.name}" + (f" on {self.node_name}" if self.node_name else ""))
+        await self.ensure_user_network()
+        node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
+        kwargs = service_arguments(spec, node_id=node_id, constraints=self.constraints(self._request))
+        return await self.docker("create_service", **kwargs)
+
+    async def get_task(self):
+        try:
+            tasks = await self.docker("tasks", filters={"service": self.object_name})
+        except docker.errors.NotFound:
+            return None
+        if not tasks:
+            return None
+        return max(tasks, key=lambda t: t.get("CreatedAt", ""))
+
+    async def start_object(self):
+        """Wait until the task runs, telling the user where it is and why it waits."""
+        names = {v: k for k, v in self.source.node_ids.items()}
+        seen, delay = None, 0.5
+        while True:
+            task = await self.get_task()
+            if task is not None:
+                line = cluster.describe_task(task, names)
+                if line != seen:
+                    seen = line
+                    self._emit(75, line)
+                state = task["Status"]["State"]
+                if state == "running":
+                    self.node_name = names.get(task.get("NodeID"), self.node_name)
+                    uuids = cluster.task_gpus(task)
+                    if uuids:
+                        self.gpu_manager.allocator.replace(self.holder, uuids)  # the GPUs Swarm handed out
+                        self.gpu_uuids = tuple(uuids)
+                    return
+                if state in DONE_STATES:
+                    raise web.HTTPError(500, f"The server could not start: {line}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 3)
+
+    async def stop_object(self):
+        pass  # removing the service stops its task
+
+    async def remove_object(self):
+        try:
+            await self.docker("remove_service", self.object_id or self.object_name)
+        except docker.errors.NotFound:
+            pass
+
+    async def _create_or_reuse(self, spec):
+        if await self.get_object():
+            await self.remove_object()  # a service is never reused: its spec is this start's
+        obj = await self.create_object()
+        self.object_id = obj[self.object_id_key]
+
+    async def get_ip_and_port(self):
+        return self.object_name, self.port  # the service's name, on the user's network
+
+    async def poll(self):
+        """Running, or why not: the task ended, or its node is down (a dead node's tasks look
+        alive to Swarm until the node comes back)."""
+        if await self.get_object() is None:
+            status = 0
+        else:
+            task = await self.get_task()
+            if task is None:
+                status = 0
+            elif task["Status"]["State"] in DONE_STATES:
+                status = f"task {task['Status']['State']}: {task['Status'].get('Err') or task['Status'].get('Message', '')}"
+            else:
+                status = await self._node_down(task.get("NodeID"))
+        if status is not None and self.gpu_uuids:
+            self.release_gpus()
+        return status
+
+    async def _node_down(self, node_id):
+        if not node_id:
+            return None
+        try:
+            node = await self.docker("inspect_node", node_id)
+        except docker.errors.NotFound:
+            return f"node {node_id[:12]} left the Swarm"
+        state = node["Status"]["State"]
+        return None if state == "ready" else f"node {cluster.node_name(node)} is {state}"
+
+    async def stop(self, now=False):
+        if self.object_id or await self.get_object():
+            await self.remove_object()
+        self.object_id = ""
+        self.clear_state()
+        self.release_gpus()
