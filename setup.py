@@ -50,7 +50,7 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     package_dir={"gpulab": "spawner"},
-    packages=["gpulab", "gpulab.gpus", "gpulab.ssh"],
+    packages=["gpulab", "gpulab.gpus", "gpulab.ssh", "gpulab.swarm"],
     package_data={"gpulab": ["templates/*.html"]},
     cmdclass={"build_py": build_py_with_context},
     python_requires=">=3.10",

@@ -82,7 +82,98 @@ c.JupyterHub.load_roles = list(c.JupyterHub.load_roles) + [{{
 """
 
 
-class Hub:
+class HubClient:
+    """The hub's REST API as a test uses it (``url``, ``token`` and ``log_tail`` come from the subclass)."""
+
+    def api(self, method, path, token=None, **kw):
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
+
+    def create_user(self, name):
+        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}")
+        assert r.status_code in (201, 409), r.text
+        return self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()
+
+    def user_token(self, name):
+        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}/tokens", json={"note": "test"})
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
+
+    def spawn(self, name, options=None, timeout=90):
+        """POST .../server and wait until ready. Returns seconds from POST to ready."""
+        quoted = requests.utils.quote(name, safe="")
+        t0 = time.monotonic()
+        r = self.api("POST", f"/users/{quoted}/server", json=options or {})
+        assert r.status_code in (201, 202), f"{r.status_code} {r.text}\n{self.log_tail()}"
+        self.wait_ready(name, timeout)
+        return time.monotonic() - t0
+
+    def wait_ready(self, name, timeout=90):
+        quoted = requests.utils.quote(name, safe="")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
+            if server and server.get("ready"):
+                return server
+            if not server:
+                raise AssertionError(f"server for {name} is gone (spawn failed?)\n{self.log_tail()}")
+            time.sleep(0.25)
+        raise AssertionError(f"server for {name} not ready in {timeout}s\n{self.log_tail()}")
+
+    def stop_server(self, name, timeout=60):
+        quoted = requests.utils.quote(name, safe="")
+        r = self.api("DELETE", f"/users/{quoted}/server")
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"/users/{quoted}").json().get("servers", {}).get(""):
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"server for {name} did not stop")
+
+    def user_url(self, name, path=""):
+        """The user's server URL as the hub publishes it (JupyterHub's own escaping; a full URL
+        on the user's own host name when the hub gives users subdomains)."""
+        server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][""]
+        return (server["url"] if "://" in server["url"] else self.url + server["url"]) + path
+
+    def progress(self, name):
+        """Events from the hub's real progress stream (server-sent events)."""
+        quoted = requests.utils.quote(name, safe="")
+        events = []
+        with self.api("GET", f"/users/{quoted}/server/progress", stream=True) as r:
+            assert r.status_code == 200, r.text
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    events.append(event)
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return events
+
+    def spawn_following_progress(self, name, options=None, timeout=120):
+        """POST the spawn in the background and read its progress stream while it is pending.
+
+        Returns (POST status code, events). The hub keeps its default behaviour (the POST
+        waits up to 10 s), so validation errors are still answered with 400.
+        """
+        quoted = requests.utils.quote(name, safe="")
+        result = {}
+        poster = threading.Thread(target=lambda: result.update(r=self.api("POST", f"/users/{quoted}/server", json=options or {})))
+        poster.start()
+        deadline = time.monotonic() + 30
+        while True:
+            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
+            if server and server.get("pending") == "spawn":
+                break
+            assert time.monotonic() < deadline, f"spawn of {name} never became pending: {result}"
+            time.sleep(0.05)
+        events = self.progress(name)
+        poster.join(timeout)
+        return result["r"].status_code, events
+
+
+class Hub(HubClient):
     app_module = "gpulab.app"  # how gpulab's hub starts (gpulab up runs the same)
 
     def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False, subdomains=False):
@@ -183,95 +274,6 @@ class Hub:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
-
-    # --- REST API ---
-
-    def api(self, method, path, token=None, **kw):
-        headers = {"Authorization": f"token {token or self.token}"}
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
-
-    def create_user(self, name):
-        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}")
-        assert r.status_code in (201, 409), r.text
-        return self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()
-
-    def user_token(self, name):
-        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}/tokens", json={"note": "test"})
-        assert r.status_code == 201, r.text
-        return r.json()["token"]
-
-    def spawn(self, name, options=None, timeout=90):
-        """POST .../server and wait until ready. Returns seconds from POST to ready."""
-        quoted = requests.utils.quote(name, safe="")
-        t0 = time.monotonic()
-        r = self.api("POST", f"/users/{quoted}/server", json=options or {})
-        assert r.status_code in (201, 202), f"{r.status_code} {r.text}\n{self.log_tail()}"
-        self.wait_ready(name, timeout)
-        return time.monotonic() - t0
-
-    def wait_ready(self, name, timeout=90):
-        quoted = requests.utils.quote(name, safe="")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
-            if server and server.get("ready"):
-                return server
-            if not server:
-                raise AssertionError(f"server for {name} is gone (spawn failed?)\n{self.log_tail()}")
-            time.sleep(0.25)
-        raise AssertionError(f"server for {name} not ready in {timeout}s\n{self.log_tail()}")
-
-    def stop_server(self, name, timeout=60):
-        quoted = requests.utils.quote(name, safe="")
-        r = self.api("DELETE", f"/users/{quoted}/server")
-        assert r.status_code in (202, 204), r.text
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.api("GET", f"/users/{quoted}").json().get("servers", {}).get(""):
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"server for {name} did not stop")
-
-    def user_url(self, name, path=""):
-        """The user's server URL as the hub publishes it (JupyterHub's own escaping; a full URL
-        on the user's own host name when the hub gives users subdomains)."""
-        server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][""]
-        return (server["url"] if "://" in server["url"] else self.url + server["url"]) + path
-
-    def progress(self, name):
-        """Events from the hub's real progress stream (server-sent events)."""
-        quoted = requests.utils.quote(name, safe="")
-        events = []
-        with self.api("GET", f"/users/{quoted}/server/progress", stream=True) as r:
-            assert r.status_code == 200, r.text
-            for line in r.iter_lines(decode_unicode=True):
-                if line and line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    events.append(event)
-                    if event.get("ready") or event.get("failed"):
-                        break
-        return events
-
-    def spawn_following_progress(self, name, options=None, timeout=120):
-        """POST the spawn in the background and read its progress stream while it is pending.
-
-        Returns (POST status code, events). The hub keeps its default behaviour (the POST
-        waits up to 10 s), so validation errors are still answered with 400.
-        """
-        quoted = requests.utils.quote(name, safe="")
-        result = {}
-        poster = threading.Thread(target=lambda: result.update(r=self.api("POST", f"/users/{quoted}/server", json=options or {})))
-        poster.start()
-        deadline = time.monotonic() + 30
-        while True:
-            server = self.api("GET", f"/users/{quoted}").json().get("servers", {}).get("")
-            if server and server.get("pending") == "spawn":
-                break
-            assert time.monotonic() < deadline, f"spawn of {name} never became pending: {result}"
-            time.sleep(0.05)
-        events = self.progress(name)
-        poster.join(timeout)
-        return result["r"].status_code, events
 
     # --- Docker objects of this deployment ---
 

@@ -23,8 +23,11 @@ import tempfile
 import time
 
 import docker
+import yaml
 
 from gpulab import images
+
+from .hub import DUMMY_AUTH, REPO, TEST_CONFIG, HubClient
 
 NODE_IMAGE = "localhost/gpulab/swarm-node:trixie"
 TRIXIE_BASE = "localhost/gpulab/bootstrap:trixie"
@@ -101,11 +104,20 @@ class SwarmCluster:
 
     # --- lifecycle ---
 
-    def start(self, registry_address, registry_ca):
-        """Create the nodes, trust the registry, form the Swarm (manager drained), label GPU nodes."""
+    def create_network(self):
+        """The machines' network (this host is its gateway); returns the gateway address."""
         self.subnet = str(free_subnet(self.client))
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet, gateway=self.gateway)])
         self.network = self.client.networks.create(self.prefix, driver="bridge", ipam=ipam, labels={"gpulab.test": self.prefix})
+        return self.gateway
+
+    def start(self, registry_address, registry_ca):
+        """Create the nodes, trust the registry, form the Swarm, label the GPU nodes.
+
+        The manager stays active (a drained node cannot attach the hub's container to an overlay);
+        user servers keep off it with the site's ``cluster.constraints: [node.role==worker]``."""
+        if self.network is None:
+            self.create_network()
         certs = os.path.join(self.state, "certs.d", registry_address)
         os.makedirs(certs)
         shutil.copy(registry_ca, os.path.join(certs, "ca.crt"))
@@ -120,11 +132,9 @@ class SwarmCluster:
         for node in mgr.nodes.list():
             host = node.attrs["Description"]["Hostname"]
             spec = node.attrs["Spec"]
-            if host == self.node_name("mgr"):
-                spec["Availability"] = "drain"  # GPU servers run user servers; the manager runs the hub
-            else:
+            if host != self.node_name("mgr"):
                 spec.setdefault("Labels", {})["gpulab.gpu-model"] = "Test-GPU"
-            node.update(spec)
+                node.update(spec)
         return self
 
     def _run_node(self, name):
@@ -197,3 +207,115 @@ class SwarmCluster:
         if self.network is not None:
             self.network.remove()
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+class SwarmHub(HubClient):
+    """A gpulab hub in swarm mode, started as ``gpulab up`` starts it: a container on the manager
+    (gpulab.swarm.hub.run_hub), configured by the committed jupyterhub_config.py plus the test
+    wrapper (a test login and an API token), with the same REST helpers as harness.hub.Hub."""
+
+    def __init__(self, cluster, registry, *, name, site_overrides=None):
+        self.cluster = cluster
+        self.name = name
+        self.registry = registry
+        shared = cluster.shared_dir
+        self.conf_dir = os.path.join(shared, f"{name}-conf")
+        os.makedirs(self.conf_dir, exist_ok=True)
+        self.token = os.urandom(16).hex()
+        self.password = os.urandom(9).hex()
+        self.client = cluster.client
+        self.site = {
+            "hub": {"name": name, "bind_url": "http://0.0.0.0:8000", "state_dir": os.path.join(shared, f"{name}-state"), "start_timeout": 240},
+            "auth": {"admin_users": ["admin"]},
+            # encrypted: false only because this machine's kernel has no IPsec ESP (CONFIG_INET_ESP is
+            # not set: dockerd logs "Failed Adding ... SA ... function not implemented"); labs keep it on
+            "cluster": {"mode": "swarm", "registry": registry, "shared_root": shared, "constraints": ["node.role==worker"], "encrypted": False},
+            "storage": {"home": os.path.join(shared, "home", "{username}")},
+            "ssh": {"port_base": 0},
+            "profiles": [
+                {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "128M"},
+                {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G"},
+            ],
+            "gpus": {"wait_timeout": 300},
+        }
+        for key, value in (site_overrides or {}).items():
+            self.site[key] = value
+        with open(os.path.join(self.conf_dir, "gpulab.yaml"), "w") as f:
+            yaml.safe_dump(self.site, f)
+        shutil.copy(os.path.join(REPO, "jupyterhub_config.py"), os.path.join(self.conf_dir, "jupyterhub_config.py"))
+        with open(os.path.join(self.conf_dir, "test_jupyterhub_config.py"), "w") as f:
+            f.write(TEST_CONFIG.format(config="/etc/gpulab/jupyterhub_config.py", auth=DUMMY_AUTH.format(password=self.password), token=self.token))
+
+    def start(self, timeout=180):
+        from gpulab.siteconfig import validate_site
+        from gpulab.swarm.hub import run_hub
+
+        site = validate_site(self.site)
+        mgr = self.cluster.engine("mgr")
+        self.container = run_hub(
+            mgr,
+            site,
+            config_dir=self.conf_dir,
+            config_file="test_jupyterhub_config.py",
+            image=f"{self.registry}/gpulab/hub:latest",
+            replace=True,
+        )
+        self.url = f"http://{self.cluster.ip('mgr')}:8000"
+        self.wait_up(timeout)
+        return self
+
+    def wait_up(self, timeout=180):
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/hub/api/", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            self.container.reload()
+            if self.container.status == "exited" or self.container.attrs.get("RestartCount", 0) >= 2:
+                break  # it stopped, or keeps stopping (restart policy): the log says why
+            time.sleep(1)
+        raise RuntimeError(f"the hub did not come up:\n{self.log_tail()}")
+
+    def restart(self):
+        self.container.restart(timeout=20)
+        self.wait_up()
+
+    def log_tail(self, n=80):
+        try:
+            return self.container.logs(tail=n).decode(errors="replace")
+        except docker.errors.DockerException as e:
+            return f"(no logs: {e})"
+
+    # --- what runs where ---
+
+    def services(self, username=None):
+        labels = [f"gpulab.deployment={self.name}"] + ([f"gpulab.user={username}"] if username else [])
+        return self.cluster.engine("mgr").api.services(filters={"label": labels})
+
+    def task(self, username):
+        """(node name, task) of the user's running task."""
+        mgr = self.cluster.engine("mgr").api
+        (service,) = self.services(username)
+        tasks = [t for t in mgr.tasks(filters={"service": service["ID"]}) if t["Status"]["State"] == "running"]
+        (task,) = tasks
+        node = mgr.inspect_node(task["NodeID"])["Description"]["Hostname"]
+        return node, task
+
+    def container_of(self, username):
+        """The docker-py container of the user's task, on whichever node runs it."""
+        node, task = self.task(username)
+        short = node.removeprefix(self.cluster.prefix + "-")
+        return short, self.cluster.engine(short).containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+
+    def cleanup(self):
+        mgr = self.cluster.engine("mgr")
+        for s in self.services():
+            mgr.api.remove_service(s["ID"])
+        try:
+            mgr.containers.get(f"{self.name}-hub").remove(force=True)
+        except docker.errors.NotFound:
+            pass

@@ -111,6 +111,9 @@ def cmd_prepare(args):
 
 
 def cmd_up(args):
+    site = load_site(args.site) if os.path.exists(args.site) else None
+    if site is not None and site["cluster"]["mode"] == "swarm":
+        return up_swarm(args, site)
     if check(args.site, need_images="default"):
         print("gpulab up: fix the problems above first", file=sys.stderr)
         return 1
@@ -125,6 +128,25 @@ def site_images(site):
     """The buildable images (names in images.IMAGES) that the site file's profiles use."""
     by_tag = {spec.tag: name for name, spec in images.IMAGES.items()}
     return [by_tag[p["image"]] for p in site["profiles"] if p["image"] in by_tag]
+
+
+def up_swarm(args, site):
+    """On a Swarm manager: the hub runs in a container there (gpulab.swarm.hub)."""
+    from .network import HostError, docker_client
+    from .swarm import hub
+
+    try:
+        client = docker_client()
+        config_dir = hub.stage_config(site, args.site, args.config, os.path.join(os.path.abspath(site["hub"]["state_dir"]), "config"))
+        container = hub.run_hub(client, site, config_dir=config_dir, config_file=args.config, replace=args.replace)
+    except (HostError, OSError) as e:
+        print(f"gpulab up: {e}", file=sys.stderr)
+        return 1
+    except docker_errors().APIError as e:
+        print(f"gpulab up: Docker refused to start the hub container: {e.explanation or e}", file=sys.stderr)
+        return 1
+    print(f"gpulab up: the hub runs in container {container.name} ({hub.hub_image(site)}); logs: docker logs -f {container.name}")
+    return 0
 
 
 def cmd_images_build(args):
@@ -275,6 +297,7 @@ def parser():
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="check the host, then start the hub")
     up.add_argument("--config", default="jupyterhub_config.py", help="JupyterHub config file (default ./jupyterhub_config.py)")
+    up.add_argument("--replace", action="store_true", help="swarm mode: replace a running hub container")
     up.set_defaults(func=cmd_up)
     sub.add_parser("check", help="validate the site file and the host").set_defaults(func=cmd_check)
     img = sub.add_parser("images", help="build or list the user images").add_subparsers(dest="images_command", required=True)

@@ -101,7 +101,11 @@ def prepare_hub_context(repo_root):
         with zipfile.ZipFile(wheel) as z:
             meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
         requires += [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
-    requires = [r for r in requires if not r.startswith(("gpulab-client", "jupyterhub"))] + [default_jupyterhub_spec()]
+    def name(requirement):
+        return re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+
+    # gpulab-client is a wheel here; JupyterHub is pinned to the hub's own major.minor
+    requires = [r for r in requires if name(r) not in ("gpulab-client", "jupyterhub")] + [default_jupyterhub_spec()]
     (ctx / "requirements.txt").write_text("\n".join(requires) + "\n")
     return ctx
 

@@ -25,7 +25,7 @@ from .schema import (
 
 NAME = r"[a-z][a-z0-9_-]{0,30}"
 # Swarm placement constraints gpulab understands (and applies to its own GPU choice too)
-CONSTRAINT = r"node\.(hostname|labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.:-]+"
+CONSTRAINT = r"node\.(hostname|role|labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.:-]+"
 CONSTRAINT_HINT = "a placement constraint such as node.labels.gpulab.gpu-model==NVIDIA-A100 or node.hostname!=gpu3"
 NAME_HINT = "lowercase letters, digits, '-' or '_', starting with a letter (max 31)"
 ABS_PATH = r"/[^\0]*"

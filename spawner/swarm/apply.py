@@ -42,7 +42,7 @@ def service_arguments(spec, *, node_id=None, constraints=(), extra_container=Non
         mounts.append(Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=int(spec.shm_size)))
     container = {
         "image": spec.image,
-        "command": list(spec.command),
+        "args": list(spec.command),  # CMD and its arguments; the image's ENTRYPOINT (tini) stays
         "env": dict(spec.env),
         "labels": dict(spec.labels),
         "mounts": mounts,

@@ -102,22 +102,26 @@ def describe_task(task, node_names):
 
 
 def node_labels(nodes):
-    """{node name: its labels}."""
-    return {node_name(n): dict((n.get("Spec") or {}).get("Labels") or {}) for n in nodes}
+    """{node name: its labels, plus its role as the pseudo-label ``node.role``}."""
+    out = {}
+    for n in nodes:
+        spec = n.get("Spec") or {}
+        out[node_name(n)] = {**(spec.get("Labels") or {}), "node.role": spec.get("Role", "")}
+    return out
 
 
-CONSTRAINT = re.compile(r"^node\.(hostname|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$")
+CONSTRAINT = re.compile(r"^node\.(hostname|role|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$")
 
 
 def parse_constraint(text):
     m = CONSTRAINT.match(text.strip())
     if not m:
         raise ValueError(f"unsupported placement constraint {text!r}")
-    return (m.group(2) or "node.hostname", m.group(3), m.group(4))
+    return (m.group(2) or f"node.{m.group(1)}", m.group(3), m.group(4))
 
 
 def constraint_matcher(constraints, labels_by_node):
-    """A GPU -> bool predicate for Swarm placement constraints (node.hostname, node.labels.X),
+    """A GPU -> bool predicate for Swarm placement constraints (node.hostname, node.role, node.labels.X),
     so gpulab chooses among the same GPUs Swarm would; None when there are none."""
     parsed = [parse_constraint(c) for c in constraints]
     if not parsed:

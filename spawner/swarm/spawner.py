@@ -70,6 +70,12 @@ class GPUSwarmSpawner(GPUDockerSpawner):
     def _default_pull_policy(self):
         return "skip"  # the node that runs the task pulls; the hub's host has no say
 
+    @default("cmd")
+    def _default_cmd(self):
+        # the image is on the nodes, not where the hub runs: its CMD cannot be inspected here;
+        # every gpulab image starts with gpulab-start (see images/base)
+        return ["gpulab-start"]
+
     def gpu_source(self):
         return SwarmSource(self.deployment, api=self.client)
 

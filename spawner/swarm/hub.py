@@ -1,0 +1,80 @@
+"""The hub of a Swarm: a container on a manager node, on the overlay networks.
+
+``gpulab up`` runs it there (:func:`run_hub`). It reaches the Swarm through the manager's Docker
+socket, user servers over the overlays (it joins each user's network), and the lab through one
+published port (the site file's ``hub.bind_url``). Its state directory and the shared storage are
+mounted at the same paths as on the manager, so the site file's paths mean the same inside.
+"""
+
+import os
+import shutil
+from urllib.parse import urlparse
+
+import docker
+
+from .. import contract, network
+from ..hubconfig import hub_container_name, public_host_port
+from ..images import registry_name
+
+CONFIG_DIR = "/etc/gpulab"
+
+
+def hub_image(site):
+    cluster = site["cluster"]
+    return cluster["hub_image"] or registry_name("localhost/gpulab/hub:latest", cluster["registry"])
+
+
+def stage_config(site, site_file, config_file, directory):
+    """Copy the site file and the JupyterHub config the container reads into ``directory``."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    shutil.copy(site_file, os.path.join(directory, "gpulab.yaml"))
+    shutil.copy(config_file, os.path.join(directory, os.path.basename(config_file)))
+    return directory
+
+
+def container_arguments(site, *, image, config_dir, config_file="jupyterhub_config.py", environ=os.environ):
+    """docker-py ``containers.run`` keyword arguments for the hub container (pure)."""
+    hub, cluster = site["hub"], site["cluster"]
+    host, port = public_host_port(hub["bind_url"])
+    socket_path = urlparse(cluster["manager_url"]).path or "/var/run/docker.sock"
+    volumes = {
+        config_dir: {"bind": CONFIG_DIR, "mode": "ro"},
+        socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"},
+        os.path.abspath(hub["state_dir"]): {"bind": os.path.abspath(hub["state_dir"]), "mode": "rw"},
+        cluster["shared_root"]: {"bind": cluster["shared_root"], "mode": "rw"},
+    }
+    env = {"GPULAB_CONFIG": f"{CONFIG_DIR}/gpulab.yaml"}
+    auth = site["auth"]
+    if auth["type"] != "native":
+        secret = auth[auth["type"]]["client_secret_env"]
+        env[secret] = environ.get(secret, "")
+    return {
+        "image": image,
+        "command": ["python3", "-m", "gpulab.app", "-f", f"{CONFIG_DIR}/{os.path.basename(config_file)}"],
+        "name": hub_container_name(site),
+        "hostname": hub_container_name(site),
+        "detach": True,
+        "environment": env,
+        "volumes": volumes,
+        "network": cluster["network"],
+        "ports": {f"{port}/tcp": (host, port)},
+        "restart_policy": {"Name": "unless-stopped"},
+        "labels": {contract.L_DEPLOYMENT: hub["name"], "gpulab.role": "hub"},
+    }
+
+
+def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", image=None, replace=False, environ=os.environ):
+    """Start the hub container on this manager (its overlay network is created if missing)."""
+    cluster = site["cluster"]
+    network.ensure_overlay(client, cluster["network"], site["hub"]["name"], encrypted=cluster["encrypted"])
+    name = hub_container_name(site)
+    try:
+        old = client.containers.get(name)
+    except docker.errors.NotFound:
+        old = None
+    if old is not None:
+        if old.status == "running" and not replace:
+            raise network.HostError(f"the hub container {name} is already running (stop it first: docker rm -f {name})")
+        old.remove(force=True)
+    kwargs = container_arguments(site, image=image or hub_image(site), config_dir=config_dir, config_file=config_file, environ=environ)
+    return client.containers.run(**kwargs)
