@@ -214,7 +214,7 @@ class SwarmHub(HubClient):
     (gpulab.swarm.hub.run_hub), configured by the committed jupyterhub_config.py plus the test
     wrapper (a test login and an API token), with the same REST helpers as harness.hub.Hub."""
 
-    def __init__(self, cluster, registry, *, name, site_overrides=None):
+    def __init__(self, cluster, registry, *, name, site_overrides=None, extra_config=""):
         self.cluster = cluster
         self.name = name
         self.registry = registry
@@ -235,6 +235,7 @@ class SwarmHub(HubClient):
             "profiles": [
                 {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "128M"},
                 {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G"},
+                {"name": "big", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 4, "mem_limit": "1G"},
             ],
             "gpus": {"wait_timeout": 300},
         }
@@ -245,6 +246,7 @@ class SwarmHub(HubClient):
         shutil.copy(os.path.join(REPO, "jupyterhub_config.py"), os.path.join(self.conf_dir, "jupyterhub_config.py"))
         with open(os.path.join(self.conf_dir, "test_jupyterhub_config.py"), "w") as f:
             f.write(TEST_CONFIG.format(config="/etc/gpulab/jupyterhub_config.py", auth=DUMMY_AUTH.format(password=self.password), token=self.token))
+            f.write(extra_config)
 
     def start(self, timeout=180):
         from gpulab.siteconfig import validate_site
@@ -281,8 +283,8 @@ class SwarmHub(HubClient):
         raise RuntimeError(f"the hub did not come up:\n{self.log_tail()}")
 
     def restart(self):
-        self.container.restart(timeout=20)
-        self.wait_up()
+        """A hub restart as `gpulab up --replace` does it: a new container on the same state."""
+        self.start()
 
     def log_tail(self, n=80):
         try:

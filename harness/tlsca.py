@@ -7,6 +7,7 @@ import tempfile
 
 class TestCA:
     __test__ = False  # not a pytest test class
+
     def __init__(self, directory=None):
         self.dir = directory or tempfile.mkdtemp(prefix="gpulab-ca-")
         self.cert = os.path.join(self.dir, "ca.crt")

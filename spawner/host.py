@@ -6,6 +6,7 @@ Loading the configuration creates none of these (config only sets); :func:`prepa
 """
 
 import os
+import socket
 
 from . import firewall, network
 from .ssh.hubsetup import store_path
@@ -20,6 +21,9 @@ def prepare(site, client=None):
     if site["cluster"]["mode"] == "swarm":
         cluster = site["cluster"]
         network.ensure_overlay(client, cluster["network"], hub["name"], encrypted=cluster["encrypted"])
+        # a new hub container (gpulab up --replace) joins the users' networks again, before the
+        # hub looks for their servers
+        network.join_user_networks(client, hub["name"], socket.gethostname())
         _ssh_store(site, state)
         return "0.0.0.0"
     gateway = network.ensure_network(client, hub["network"], hub["subnet"], hub["name"])

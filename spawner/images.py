@@ -101,6 +101,7 @@ def prepare_hub_context(repo_root):
         with zipfile.ZipFile(wheel) as z:
             meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
         requires += [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+
     def name(requirement):
         return re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
 

@@ -77,3 +77,18 @@ def ensure_overlay(client, name, deployment, *, encrypted=True):
         return client.networks.create(name, driver="overlay", attachable=True, options=options, labels={contract.L_DEPLOYMENT: deployment})
     except docker.errors.APIError as e:
         raise HostError(f"could not create the overlay network {name} ({e.explanation}); is this Docker engine a Swarm manager?")
+
+
+def join_user_networks(client, deployment, container):
+    """Connect ``container`` (the hub's) to every per-user overlay of the deployment."""
+    joined = []
+    for net in client.networks.list(filters={"label": contract.deployment_filter(deployment), "driver": "overlay"}):
+        if contract.L_USER not in (net.attrs.get("Labels") or {}):
+            continue
+        try:
+            net.connect(container)
+            joined.append(net.name)
+        except docker.errors.APIError as e:
+            if e.status_code not in (403, 409) or "already" not in str(e.explanation or e):
+                raise HostError(f"the hub could not join the network {net.name}: {e.explanation or e}")
+    return joined

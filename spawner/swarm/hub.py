@@ -1,5 +1,8 @@
 """The hub of a Swarm: a container on a manager node, on the overlay networks.
 
+To restart it, run ``gpulab up --replace`` (a new container on the same state): Docker cannot
+restart a stopped container into an attachable overlay network by itself.
+
 ``gpulab up`` runs it there (:func:`run_hub`). It reaches the Swarm through the manager's Docker
 socket, user servers over the overlays (it joins each user's network), and the lab through one
 published port (the site file's ``hub.bind_url``). Its state directory and the shared storage are
@@ -58,7 +61,8 @@ def container_arguments(site, *, image, config_dir, config_file="jupyterhub_conf
         "volumes": volumes,
         "network": cluster["network"],
         "ports": {f"{port}/tcp": (host, port)},
-        "restart_policy": {"Name": "unless-stopped"},
+        # no Docker restart policy: a stopped container cannot rejoin an attachable overlay on its
+        # own (Docker: "network ... not found"); `gpulab up` (its systemd unit) makes a new one
         "labels": {contract.L_DEPLOYMENT: hub["name"], "gpulab.role": "hub"},
     }
 

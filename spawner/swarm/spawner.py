@@ -131,7 +131,7 @@ class GPUSwarmSpawner(GPUDockerSpawner):
         try:
             await self.docker("connect_container_to_network", hub, net["Id"])
         except docker.errors.APIError as e:
-            if e.status_code != 403 and "already exists" not in str(e):  # 403: already connected
+            if e.status_code not in (403, 409) or "already" not in str(e.explanation or e):  # already attached: fine
                 raise
         return name
 

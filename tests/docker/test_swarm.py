@@ -43,7 +43,8 @@ def lab(docker_client, tmp_path_factory):
         push = subprocess.run([GPULAB, "images", "push", "--registry", registry.address, "base", "hub"], capture_output=True, text=True, timeout=600)
         assert push.returncode == 0, push.stdout + push.stderr
         cluster.start(registry.address, ca.cert)
-        hub = SwarmHub(cluster, registry.address, name=f"{prefix}h").start()
+        # the hub checks every server every 5 s (default 30 s): a dead node is noticed quickly
+        hub = SwarmHub(cluster, registry.address, name=f"{prefix}h", extra_config="c.Spawner.poll_interval = 5\n").start()
         yield {"cluster": cluster, "hub": hub, "registry": registry}
     finally:
         if hub is not None:
@@ -81,4 +82,131 @@ def test_spawns_land_where_gpus_are_free_and_see_only_their_own(lab):
     gpus = hub.api("GET", "/gpulab/gpus").json()
     held = {g["uuid"]: [h["user"] for h in g["holders"]] for g in gpus["gpus"]}
     assert held == {"GPU-w1-0": ["bob"], "GPU-w1-1": ["bob"], "GPU-w2-0": ["alice"]}, gpus
-    assert {g["uuid"]: g["node"] for g in gpus["gpus"]} == {"GPU-w1-0": f"{lab['cluster'].prefix}-w1", "GPU-w1-1": f"{lab['cluster'].prefix}-w1", "GPU-w2-0": f"{lab['cluster'].prefix}-w2"}
+    prefix = lab["cluster"].prefix
+    assert {g["uuid"]: g["node"] for g in gpus["gpus"]} == {"GPU-w1-0": f"{prefix}-w1", "GPU-w1-1": f"{prefix}-w1", "GPU-w2-0": f"{prefix}-w2"}
+
+
+def test_a_request_larger_than_any_node_is_a_400(lab):
+    hub = lab["hub"]
+    hub.create_user("erin")
+    r = hub.api("POST", "/users/erin/server", json={"profile": "big", "gpus": 3})
+    assert r.status_code == 400 and "no GPU server has more than 2 GPU(s)" in r.json()["message"], r.text
+    r = hub.api("POST", "/users/erin/server", json={"profile": "gpu", "gpus": 1, "node": "nowhere"})
+    assert r.status_code == 400 and "not a GPU server of this lab" in r.json()["message"], r.text
+    assert hub.services("erin") == [] and not hub.api("GET", "/users/erin").json()["servers"]
+
+
+def test_when_every_gpu_is_held_the_next_waits_in_line(lab):
+    """alice (w2) and bob (w1, two GPUs) hold all three: carol waits, then gets alice's GPU."""
+    hub = lab["hub"]
+    hub.create_user("carol")
+    result = {}
+    follower = threading.Thread(
+        target=lambda: result.update(zip(("status", "events"), hub.spawn_following_progress("carol", {"profile": "gpu"}, timeout=300), strict=True))
+    )
+    follower.start()
+    deadline = time.monotonic() + 30
+    while not hub.api("GET", "/gpulab/gpus").json()["queue"]:
+        assert time.monotonic() < deadline, "carol never queued"
+        time.sleep(0.5)
+    assert hub.services("carol") == [], "nothing is created while waiting"
+    hub.stop_server("alice")
+    follower.join(300)
+    waiting = [e["message"] for e in result["events"] if "in the queue" in e.get("message", "")]
+    assert waiting and "position 1 in the queue" in waiting[0], result["events"]
+    assert result["events"][-1].get("ready"), result["events"]
+    node, c = hub.container_of("carol")
+    assert node == "w2" and env_of(c, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
+
+
+def test_a_server_without_gpus_sees_none(lab):
+    hub = lab["hub"]
+    hub.create_user("dave")
+    hub.spawn("dave", {"profile": "cpu"}, timeout=300)
+    node, c = hub.container_of("dave")
+    assert node in ("w1", "w2"), "user servers stay off the manager (cluster.constraints)"
+    assert env_of(c, "NVIDIA_VISIBLE_DEVICES") == "void" and env_of(c, "DOCKER_RESOURCE_GPU") is None
+    hub.stop_server("dave")
+
+
+def test_users_cannot_reach_each_other_across_the_lab(lab):
+    hub = lab["hub"]
+    _, c = hub.container_of("carol")
+    code = c.exec_run(
+        ["python3", "-c", "import socket; socket.create_connection((__import__('sys').argv[1], 8888), timeout=3)", f"{hub.name}-bob"]
+    ).exit_code
+    assert code != 0, "carol's server reached bob's (they are on different overlay networks)"
+    assert c.exec_run(["python3", "-c", f"import socket; socket.create_connection(('{hub.name}-hub', 8081), timeout=3)"]).exit_code == 0
+
+
+def test_tensorboard_and_ssh_through_the_hub_reach_a_worker(lab, tmp_path):
+    from harness.ssh import SSH, keygen
+    from harness.tensorboard import RUN, WRITE_EVENTS
+
+    hub = lab["hub"]
+    node, c = hub.container_of("bob")
+    uid = c.labels.get("gpulab.uid") or c.attrs["Config"]["Labels"]["gpulab.uid"]
+    assert c.exec_run(["python", "-c", WRITE_EVENTS], user=uid, environment={"HOME": "/home/bob"}).exit_code == 0
+    token = hub.user_token("bob")
+    deadline = time.monotonic() + 90
+    while True:
+        r = requests.get(hub.user_url("bob", "tensorboard/data/runs"), headers={"Authorization": f"token {token}"}, timeout=30)
+        if r.status_code == 200 and RUN in r.text:
+            break
+        assert time.monotonic() < deadline, (r.status_code, r.text[:300])
+        time.sleep(2)
+    key = tmp_path / "k"
+    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(key)}, headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 201, r.text
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    r = SSH(str(tmp_path), key).run(
+        SSH.via_hub(hub.url, "bob", token_file, 1), "bob", "hostname && cat /proc/1/cgroup | head -1 && echo $NVIDIA_VISIBLE_DEVICES"
+    )
+    assert r.returncode == 0 and ("GPU-w1-0,GPU-w1-1" in r.stdout or "GPU-w1-1,GPU-w1-0" in r.stdout), (r.stdout, r.stderr)
+
+
+def test_home_follows_the_user_to_another_node(lab):
+    hub = lab["hub"]
+    node, c = hub.container_of("carol")
+    uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
+    assert c.exec_run(["bash", "-c", f"echo written-on-{node} > ~/where.txt"], user=uid).exit_code == 0
+    hub.stop_server("carol")
+    other = f"{lab['cluster'].prefix}-w1" if node == "w2" else f"{lab['cluster'].prefix}-w2"
+    hub.spawn("carol", {"profile": "cpu", "node": other}, timeout=300)
+    node2, c2 = hub.container_of("carol")
+    assert node2 != node, "the user chose the other GPU server"
+    r = c2.exec_run(["cat", "/home/carol/where.txt"], user=uid)
+    assert r.output.decode().strip() == f"written-on-{node}"
+    hub.stop_server("carol")
+
+
+def test_a_hub_restart_keeps_every_holding(lab):
+    hub = lab["hub"]
+    before = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    assert any(before.values()), before
+    hub.restart()
+    after = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    assert after == before
+    assert hub.wait_ready("bob")
+
+
+def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
+    """bob's server runs on w1; w1 loses power. The hub reports bob's server stopped within a poll
+    interval, his GPUs are free again, and bob starts again on w2 with his home intact."""
+    hub, cluster = lab["hub"], lab["cluster"]
+    node, c = hub.container_of("bob")
+    assert node == "w1"
+    uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
+    assert c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
+    cluster.kill("w1")
+    deadline = time.monotonic() + 90
+    while hub.api("GET", "/users/bob").json()["servers"]:
+        assert time.monotonic() < deadline, "the hub never noticed that bob's node died"
+        time.sleep(2)
+    held = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    assert not any("bob" in users for users in held.values()), held
+    hub.spawn("bob", {"profile": "gpu", "gpus": 1}, timeout=300)
+    node2, c2 = hub.container_of("bob")
+    assert node2 == "w2" and env_of(c2, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
+    assert c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
