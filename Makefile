@@ -20,7 +20,7 @@ $(VENV)/.installed: setup.py client/pyproject.toml spawner/versions.py
 	touch $@
 
 images: host venv
-	$(BIN)/gpulab images build $(IMAGE_BUILD_FLAGS) base
+	$(BIN)/gpulab images build $(IMAGE_BUILD_FLAGS) base hub
 
 gpulab.yaml:
 	cp gpulab.example.yaml gpulab.yaml

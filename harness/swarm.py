@@ -19,6 +19,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -321,3 +322,55 @@ class SwarmHub(HubClient):
             mgr.containers.get(f"{self.name}-hub").remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+class SwarmLab:
+    """The whole multi-host set-up, for tests and benchmarks: a registry with a test CA, this
+    machine's engine trusting it, the images pushed, the Swarm formed, the hub started.
+
+        with SwarmLab(client, "glsw1234", shared_dir) as lab:
+            lab.hub.spawn(...)
+    """
+
+    def __init__(self, client, prefix, shared_dir, workers=None, extra_config=""):
+        self.client = client
+        self.prefix = prefix
+        self.cluster = SwarmCluster(client, prefix, workers or {"w1": 2, "w2": 1}, shared_dir)
+        self.extra_config = extra_config
+        self.registry = self.hub = self.certs = None
+
+    def __enter__(self):
+        from .hub import free_port
+        from .registry import Registry
+        from .tlsca import TestCA
+
+        try:
+            build_node_image(self.client)
+            ca = TestCA()
+            gateway = self.cluster.create_network()
+            self.registry = Registry(host=gateway, port=free_port(), tls=ca.issue("registry", ips=[gateway])).start()
+            self.certs = f"/etc/docker/certs.d/{self.registry.address}"  # this machine's engine trusts the test CA there
+            os.makedirs(self.certs, exist_ok=True)
+            shutil.copy(ca.cert, os.path.join(self.certs, "ca.crt"))
+            gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
+            push = subprocess.run(
+                [gpulab, "images", "push", "--registry", self.registry.address, "base", "hub"], capture_output=True, text=True, timeout=900
+            )
+            if push.returncode != 0:
+                raise RuntimeError(f"gpulab images push failed:\n{push.stdout}{push.stderr}")
+            self.cluster.start(self.registry.address, ca.cert)
+            self.hub = SwarmHub(self.cluster, self.registry.address, name=f"{self.prefix}h", extra_config=self.extra_config).start()
+            return self
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc):
+        if self.hub is not None:
+            self.hub.cleanup()
+        self.cluster.remove()
+        if self.registry is not None:
+            self.registry.stop()
+        if self.certs:
+            shutil.rmtree(self.certs, ignore_errors=True)
+        return False

@@ -6,6 +6,7 @@ which come from the laptop client ``gpulab_client``) start fast.
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +44,11 @@ def check(site_file, *, need_images="all"):
     except HostError as e:
         _bad(str(e))
         return problems + 1
+    swarm = site["cluster"]["mode"] == "swarm"
     wanted = site["profiles"] if need_images == "all" else [p for p in site["profiles"] if p["name"] == site["default_profile"]]
+    if swarm:
+        wanted = []  # the nodes pull from the registry (gpulab images push); the hub image has the proxy
+        print(f"  note  swarm mode: images come from {site['cluster']['registry']} (gpulab images push)")
     for profile in wanted:
         try:
             client.images.get(profile["image"])
@@ -58,7 +63,9 @@ def check(site_file, *, need_images="all"):
         problems += 1
         _bad(f"{key}: host path {path} does not exist")
     chp = proxy_command()
-    if os.access(chp, os.X_OK):
+    if swarm:
+        pass
+    elif os.access(chp, os.X_OK):
         _ok(f"configurable-http-proxy installed ({chp})")
     else:
         problems += 1
@@ -93,8 +100,96 @@ def _check_spawner_settings(site):
     return 0
 
 
+def check_swarm_nodes(site):
+    """Every node of the Swarm this host manages: engine version, state, GPUs, labels."""
+    from .network import HostError, docker_client
+    from .swarm import nodesetup
+
+    try:
+        nodes = docker_client().api.nodes()
+    except HostError as e:
+        _bad(str(e))
+        return 1
+    except docker_errors().APIError as e:
+        _bad(f"cannot list the Swarm's nodes ({e.explanation or e}): run gpulab check on a manager")
+        return 1
+    problems = 0
+    for node in nodes:
+        name, issues = nodesetup.check_node(node)
+        if issues:
+            problems += 1
+            _bad(f"node {name}: " + "; ".join(issues))
+        else:
+            _ok(f"node {name}: ready, engine {(node['Description'].get('Engine') or {}).get('EngineVersion')}")
+    return problems
+
+
 def cmd_check(args):
-    return 1 if check(args.site) else 0
+    problems = check(args.site)
+    try:
+        site = load_site(args.site)
+    except SiteConfigError:
+        return 1
+    if site["cluster"]["mode"] == "swarm":
+        node_problems = check_swarm_nodes(site)
+        problems += node_problems
+        print("gpulab check: Swarm nodes " + ("all good" if not node_problems else f"{node_problems} problem(s)"))
+    return 1 if problems else 0
+
+
+def cmd_node_setup(args):
+    """What this GPU server needs to serve gpulab in a Swarm: printed, or written with consent."""
+    import json
+
+    from .gpus.inventory import discover, load_pynvml
+    from .siteconfig import gpu_defaults
+    from .swarm import nodesetup
+
+    gpus = discover(gpu_defaults(), nvml_loader=load_pynvml)
+    if not gpus:
+        print("gpulab node setup: NVML finds no GPU on this machine (is the NVIDIA driver installed? nvidia-smi)", file=sys.stderr)
+        return 1
+    toolkit = subprocess.run(["nvidia-ctk", "--version"], capture_output=True, text=True) if shutil.which("nvidia-ctk") else None
+    if toolkit is None:
+        print("gpulab node setup: warning: the NVIDIA container toolkit (nvidia-ctk) is not installed; install it first")
+    elif not nodesetup.at_least(toolkit.stdout, nodesetup.MIN_TOOLKIT):
+        print(f"gpulab node setup: warning: NVIDIA container toolkit {toolkit.stdout.strip()[:60]} is older than 1.19.1; upgrade it")
+    try:
+        with open(args.daemon_json) as f:
+            existing = json.load(f)
+    except FileNotFoundError:
+        existing = {}
+    except (OSError, ValueError) as e:
+        print(f"gpulab node setup: cannot read {args.daemon_json}: {e}", file=sys.stderr)
+        return 1
+    try:
+        with open(args.runtime_config) as f:
+            runtime_text = f.read()
+    except FileNotFoundError:
+        runtime_text = ""
+    daemon = nodesetup.daemon_config(existing, gpus)
+    runtime = nodesetup.runtime_config(runtime_text)
+    labels = nodesetup.node_labels(gpus)
+    print(f"# {len(gpus)} GPU(s): " + ", ".join(f"{g.index}: {g.model} {g.uuid}" for g in gpus))
+    print(f"# {args.daemon_json}\n{json.dumps(daemon, indent=2)}")
+    print(f"# {args.runtime_config} (top of the file)\n{nodesetup.SWARM_RESOURCE_LINE}")
+    print(f"# then on a manager:\n{nodesetup.label_command(os.uname().nodename, labels)}")
+    if not args.write:
+        print("# nothing was written; --write writes both files (with backups), then restart Docker yourself")
+        return 0
+    if not args.yes and input(f"Write {args.daemon_json} and {args.runtime_config}? [y/N] ").strip().lower() != "y":
+        print("gpulab node setup: nothing written")
+        return 1
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for path, text in ((args.daemon_json, json.dumps(daemon, indent=2) + "\n"), (args.runtime_config, runtime)):
+        if os.path.exists(path):
+            shutil.copy2(path, f"{path}.gpulab-backup-{stamp}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        print(f"gpulab node setup: wrote {path}")
+    print("gpulab node setup: restart Docker to apply it (systemctl restart docker); it is not restarted for you")
+    return 0
 
 
 def cmd_prepare(args):
@@ -328,6 +423,13 @@ def parser():
     create.add_argument("name", help="the account name, e.g. one of auth.admin_users")
     create.add_argument("--password-file", help="read the password from this file (default: ask)")
     create.set_defaults(func=cmd_admin_create)
+    node = sub.add_parser("node", help="GPU servers of a Swarm").add_subparsers(dest="node_command", required=True)
+    setup = node.add_parser("setup", help="print (or --write) what this GPU server needs: daemon.json, the NVIDIA runtime config, labels")
+    setup.add_argument("--write", action="store_true", help="write the two files (with backups) after asking")
+    setup.add_argument("--yes", action="store_true", help="with --write: do not ask")
+    setup.add_argument("--daemon-json", default="/etc/docker/daemon.json")
+    setup.add_argument("--runtime-config", default="/etc/nvidia-container-runtime/config.toml")
+    setup.set_defaults(func=cmd_node_setup)
     sub.add_parser("prepare", help="create the state directory, Docker network and SSH store (gpulab up does)").set_defaults(func=cmd_prepare)
     from gpulab_client import gpus, sshproxy
 

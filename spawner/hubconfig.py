@@ -196,6 +196,9 @@ def _swarm(c, site):
     c.JupyterHub.bind_url = f"{u.scheme}://0.0.0.0:{public_host_port(hub['bind_url'])[1]}{u.path or '/'}"  # published by the container
     c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub['api_port']}"
     c.JupyterHub.hub_connect_url = f"http://{container}:{hub['api_port']}"
+    # the proxy runs and dies with the hub's container: its pid file is the container's own, not
+    # the state directory's (a new container would take an old pid for a running proxy)
+    c.ConfigurableHTTPProxy.pid_file = "/run/gpulab-proxy.pid"
     c.JupyterHub.spawner_class = "gpulab.swarm.spawner.GPUSwarmSpawner"
     s = c.GPUSwarmSpawner
     s.network_name = cluster["network"]

@@ -348,11 +348,14 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     async def start(self):
         self._spec = None
         self._image_info = {}
+        self._progress = ProgressLog()  # before any await: the hub may ask for progress at once
+        self._start_future = asyncio.ensure_future(self._validated_start())
+        return await self._start_future
+
+    async def _validated_start(self):
         await self.gpus_synced()  # after a hub restart, know who holds what first
         request = self._request = await self.validate_request()  # HTTP 400 before anything exists
-        self._progress = ProgressLog()
-        self._start_future = asyncio.ensure_future(self._start(request))
-        return await self._start_future
+        return await self._start(request)
 
     async def _start(self, request):
         limits = self.limits(request)

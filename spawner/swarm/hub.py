@@ -11,6 +11,7 @@ mounted at the same paths as on the manager, so the site file's paths mean the s
 
 import os
 import shutil
+import time
 from urllib.parse import urlparse
 
 import docker
@@ -81,4 +82,16 @@ def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", ima
             raise network.HostError(f"the hub container {name} is already running (stop it first: docker rm -f {name})")
         old.remove(force=True)
     kwargs = container_arguments(site, image=image or hub_image(site), config_dir=config_dir, config_file=config_file, environ=environ)
-    return client.containers.run(**kwargs)
+    for attempt in range(6):
+        try:
+            return client.containers.run(**kwargs)
+        except docker.errors.APIError as e:
+            # right after the previous hub left the overlay, Swarm may still be tearing down this
+            # node's attachment ("attaching to network failed ... context deadline exceeded")
+            if "attaching to network failed" not in str(e.explanation or e) or attempt == 5:
+                raise
+            try:
+                client.containers.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            time.sleep(2 + 2 * attempt)

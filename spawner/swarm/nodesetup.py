@@ -74,3 +74,39 @@ def node_labels(gpus):
 def label_command(node, labels):
     args = " ".join(f"--label-add {k}={v}" for k, v in sorted(labels.items()))
     return f"docker node update {args} {node}"
+
+
+MIN_ENGINE = (23, 0, 2)  # 20.10 rejects services with both a network and a generic resource (moby/moby#44378)
+MIN_TOOLKIT = (1, 19, 1)
+
+
+def version_tuple(text):
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(x or 0) for x in m.groups()) if m else None
+
+
+def at_least(text, minimum):
+    v = version_tuple(text)
+    return v is not None and v >= minimum
+
+
+def check_node(node):
+    """Problems of one Swarm node (a manager's ``docker node inspect`` JSON), as short sentences."""
+    from .cluster import node_gpu_uuids, node_name
+
+    problems = []
+    desc = node.get("Description") or {}
+    engine = (desc.get("Engine") or {}).get("EngineVersion", "")
+    if not at_least(engine, MIN_ENGINE):
+        problems.append(
+            f"Docker engine {engine or '?'} is older than {'.'.join(map(str, MIN_ENGINE))} (services with a GPU and a network are rejected)"
+        )
+    if (node.get("Status") or {}).get("State") != "ready":
+        problems.append(f"state is {(node.get('Status') or {}).get('State')}")
+    spec = node.get("Spec") or {}
+    if spec.get("Role") == "worker":
+        if not node_gpu_uuids(node):
+            problems.append("advertises no GPUs (run `gpulab node setup` on it)")
+        elif LABEL_MODEL not in (spec.get("Labels") or {}):
+            problems.append(f"has no {LABEL_MODEL} label (the command `gpulab node setup` prints adds it)")
+    return node_name(node), problems

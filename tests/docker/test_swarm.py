@@ -7,7 +7,7 @@ directory mounted at the same path on every node (the lab's NFS export). The hub
 """
 
 import os
-import shutil
+import re
 import subprocess
 import sys
 import threading
@@ -16,45 +16,21 @@ import time
 import pytest
 import requests
 
-from harness.hub import free_port
-from harness.registry import Registry
-from harness.swarm import SwarmCluster, SwarmHub, build_node_image
-from harness.tlsca import TestCA
+from harness.swarm import SwarmLab
 
 GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 
 
 @pytest.fixture(scope="module")
 def lab(docker_client, tmp_path_factory):
-    build_node_image(docker_client)
-    prefix = f"glsw{os.getpid() % 100000}"
-    shared = str(tmp_path_factory.mktemp("shared"))
-    cluster = SwarmCluster(docker_client, prefix, {"w1": 2, "w2": 1}, shared)
-    ca = TestCA()
-    registry = certs = None
-    hub = None
-    try:
-        gateway = cluster.create_network()
-        port = free_port()
-        registry = Registry(host=gateway, port=port, tls=ca.issue("registry", ips=[gateway])).start()
-        certs = f"/etc/docker/certs.d/{registry.address}"  # this machine's engine trusts the test CA for it
-        os.makedirs(certs, exist_ok=True)
-        shutil.copy(ca.cert, os.path.join(certs, "ca.crt"))
-        push = subprocess.run([GPULAB, "images", "push", "--registry", registry.address, "base", "hub"], capture_output=True, text=True, timeout=600)
-        assert push.returncode == 0, push.stdout + push.stderr
-        cluster.start(registry.address, ca.cert)
-        # the hub checks every server every 5 s (default 30 s): a dead node is noticed quickly
-        hub = SwarmHub(cluster, registry.address, name=f"{prefix}h", extra_config="c.Spawner.poll_interval = 5\n").start()
-        yield {"cluster": cluster, "hub": hub, "registry": registry}
-    finally:
-        if hub is not None:
-            print(f"\n[gpulab] swarm hub log tail:\n{hub.log_tail(40)}")
-            hub.cleanup()
-        cluster.remove()
-        if registry is not None:
-            registry.stop()
-        if certs:
-            shutil.rmtree(certs, ignore_errors=True)
+    # the hub checks every server every 5 s (default 30 s): a dead node is noticed quickly
+    with SwarmLab(
+        docker_client, f"glsw{os.getpid() % 100000}", str(tmp_path_factory.mktemp("shared")), extra_config="c.Spawner.poll_interval = 5\n"
+    ) as swarm:
+        try:
+            yield {"cluster": swarm.cluster, "hub": swarm.hub, "registry": swarm.registry}
+        finally:
+            print(f"\n[gpulab] swarm hub log tail:\n{swarm.hub.log_tail(40)}")
 
 
 def env_of(container, name):
@@ -84,6 +60,15 @@ def test_spawns_land_where_gpus_are_free_and_see_only_their_own(lab):
     assert held == {"GPU-w1-0": ["bob"], "GPU-w1-1": ["bob"], "GPU-w2-0": ["alice"]}, gpus
     prefix = lab["cluster"].prefix
     assert {g["uuid"]: g["node"] for g in gpus["gpus"]} == {"GPU-w1-0": f"{prefix}-w1", "GPU-w1-1": f"{prefix}-w1", "GPU-w2-0": f"{prefix}-w2"}
+
+
+def test_gpulab_check_verifies_every_node(lab):
+    hub, prefix = lab["hub"], lab["cluster"].prefix
+    env = dict(os.environ, DOCKER_HOST=f"unix://{lab['cluster'].socket('mgr')}")
+    r = subprocess.run([GPULAB, "--site", os.path.join(hub.conf_dir, "gpulab.yaml"), "check"], env=env, capture_output=True, text=True, timeout=120)
+    for name in ("mgr", "w1", "w2"):
+        assert re.search(rf"ok +node {prefix}-{name}: ready, engine 26\.", r.stdout), r.stdout
+    assert "Swarm nodes all good" in r.stdout and r.returncode == 0, r.stdout + r.stderr
 
 
 def test_a_request_larger_than_any_node_is_a_400(lab):

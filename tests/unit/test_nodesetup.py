@@ -32,3 +32,28 @@ def test_node_labels():
         nodesetup.label_command("gpu1", labels)
         == "docker node update --label-add gpulab.gpu-count=2 --label-add gpulab.gpu-model=NVIDIA-H100-80GB-HBM3 gpu1"
     )
+
+
+def node(role="worker", engine="26.1.5", state="ready", gpus=("GPU-a",), labels=None):
+    return {
+        "ID": "n1",
+        "Description": {
+            "Hostname": "gpu1",
+            "Engine": {"EngineVersion": engine},
+            "Resources": {"GenericResources": [{"NamedResourceSpec": {"Kind": "gpu", "Value": g}} for g in gpus]},
+        },
+        "Spec": {"Role": role, "Availability": "active", "Labels": {"gpulab.gpu-model": "A100"} if labels is None else labels},
+        "Status": {"State": state},
+    }
+
+
+def test_check_node_names_each_problem():
+    assert nodesetup.check_node(node()) == ("gpu1", [])
+    _, problems = nodesetup.check_node(node(engine="20.10.24+dfsg1", gpus=(), labels={}, state="down"))
+    assert any("20.10.24" in p and "older than 23.0.2" in p for p in problems)
+    assert "state is down" in problems and any("advertises no GPUs" in p for p in problems)
+    _, problems = nodesetup.check_node(node(labels={}))
+    assert problems == ["has no gpulab.gpu-model label (the command `gpulab node setup` prints adds it)"]
+    assert nodesetup.check_node(node(role="manager", gpus=(), labels={})) == ("gpu1", []), "a manager needs no GPUs"
+    assert nodesetup.at_least("NVIDIA Container Toolkit CLI version 1.19.1", nodesetup.MIN_TOOLKIT)
+    assert not nodesetup.at_least("NVIDIA Container Toolkit CLI version 1.17.8", nodesetup.MIN_TOOLKIT)
