@@ -186,7 +186,8 @@ def print_table(rows):
         print(f"{r['metric']:58} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {r['ratio']:7.2f}")
     print("ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path")
     print("(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;")
-    print("the floor row compares gpulab's median single spawn with a bare docker run of the same image.")
+    print("the floor row compares gpulab's median single spawn with a bare docker run of the same image;")
+    print("the swarm rows compare a Swarm of GPU servers (Docker-in-Docker nodes on this machine) with one host.")
 
 
 def main(argv=None):
@@ -196,6 +197,7 @@ def main(argv=None):
     p.add_argument("--requests", type=int, default=50, help="TensorBoard requests per path (default 50)")
     p.add_argument("--scp-mib", type=int, default=64, help="size of the SSH throughput file (default 64 MiB)")
     p.add_argument("--settle", type=float, default=5, help="seconds before reading idle RSS (default 5)")
+    p.add_argument("--swarm", action="store_true", help="also measure a hub for a Swarm of GPU servers (Docker-in-Docker nodes)")
     args = p.parse_args(argv)
     if not 1 <= args.n <= 40 or not 1 <= args.runs <= 10 or not 1 <= args.requests <= 500:
         p.error("keep the load bounded: --n 1..40, --runs 1..10, --requests 1..500")
@@ -205,8 +207,14 @@ def main(argv=None):
         stock = measure("stock", StockHub, client, args, workdir)
         gpulab = measure("gpulab", GpulabHub, client, args, workdir)
     rows = report(stock, gpulab, args.n)
+    raw = {"stock": stock, "gpulab": gpulab}
+    if args.swarm:
+        from benchmarks import swarm
+
+        raw["swarm"] = swarm.measure(client, args)
+        rows.extend(swarm.rows(raw["swarm"], gpulab, args.n))
     print_table(rows)
-    print("BENCH_JSON " + json.dumps({"n": args.n, "runs": args.runs, "rows": rows, "raw": {"stock": stock, "gpulab": gpulab}}))
+    print("BENCH_JSON " + json.dumps({"n": args.n, "runs": args.runs, "rows": rows, "raw": raw}))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from harness.hub import REPO
 def test_benchmark_smoke_run(docker_client):
     env = dict(os.environ, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--n", "2", "--runs", "1", "--requests", "5", "--scp-mib", "4", "--settle", "1"],
+        [sys.executable, "-m", "benchmarks.run", "--n", "2", "--runs", "1", "--requests", "5", "--scp-mib", "4", "--settle", "1", "--swarm"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -23,7 +23,17 @@ def test_benchmark_smoke_run(docker_client):
     line = next(line for line in proc.stdout.splitlines() if line.startswith("BENCH_JSON "))
     data = json.loads(line[len("BENCH_JSON ") :])
     metrics = {r["metric"]: r for r in data["rows"]}
-    for key in ("single spawn", "2 concurrent spawns, wall time", "per-user p95", "idle RSS", "floor", "TensorBoard", "SSH scp"):
+    for key in (
+        "single spawn",
+        "2 concurrent spawns, wall time",
+        "per-user p95",
+        "idle RSS",
+        "floor",
+        "TensorBoard",
+        "SSH scp",
+        "swarm: single spawn",
+        "swarm: 2 concurrent",
+    ):
         rows = [r for m, r in metrics.items() if key in m]
         assert rows, f"no {key!r} row in {list(metrics)}"
         for row in rows:
