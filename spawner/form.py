@@ -31,28 +31,41 @@ def render_gpu_table(snapshot, now=None):
     now = now or time.time()
     if not snapshot or not snapshot["gpus"]:
         return '<p class="text-muted gpulab-gpus">This server has no GPUs to hand out.</p>'
+    by_node = any(g.get("node") for g in snapshot["gpus"])
     rows = []
     for g in snapshot["gpus"]:
+        node = f"<td>{escape(g.get('node') or '')}</td>" if by_node else ""
         if g["holders"]:
             who = ", ".join(f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})" for h in g["holders"])
             state = f"held by {who}" + (f"; {g['free_slots']} slot(s) free" if g["free_slots"] > 0 else "")
         else:
             state = "free"
         rows.append(
-            f'<tr data-gpu-uuid="{escape(g["uuid"])}" data-free="{g["free_slots"]}"><td>{g["index"]}</td><td>{escape(g["model"])}</td>'
+            f'<tr data-gpu-uuid="{escape(g["uuid"])}" data-free="{g["free_slots"]}">{node}<td>{g["index"]}</td><td>{escape(g["model"])}</td>'
             f"<td>{_gib(g['memory_total'])}</td><td>{state}</td></tr>"
         )
     queue = f"<p class='text-muted'>{len(snapshot['queue'])} spawn(s) waiting for GPUs.</p>" if snapshot["queue"] else ""
     return (
-        '<table class="table table-sm gpulab-gpus"><thead><tr><th>GPU</th><th>Model</th><th>Memory</th><th>Status</th></tr></thead>'
+        f'<table class="table table-sm gpulab-gpus"><thead><tr>{"<th>Node</th>" if by_node else ""}<th>GPU</th><th>Model</th><th>Memory</th><th>Status</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>{queue}"
     )
 
 
-def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None):
+def _chooser(nodes):
+    """Specific GPUs on one host; on a Swarm, a GPU server (any by default)."""
+    if nodes is None:
+        return """<label for="gpulab-gpu-ids" style="margin-top:.5em">Specific GPUs (optional, e.g. <code>0,2</code>)</label>
+    <input id="gpulab-gpu-ids" class="form-control" type="text" name="gpu_ids" maxlength="200" value="">"""
+    options = "".join(f'<option value="{escape(n)}">{escape(n)}</option>' for n in sorted(nodes))
+    return f"""<label for="gpulab-node" style="margin-top:.5em">GPU server</label>
+    <select id="gpulab-node" class="form-control" name="node"><option value="" selected>any (the first with free GPUs)</option>{options}</select>"""
+
+
+def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None):
     """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability.
 
     ``unavailable`` maps profile names to the reason they cannot start now (shown, not selectable).
+    ``nodes``: the GPU servers of a Swarm (a node may be chosen instead of specific GPUs).
     """
     unavailable = unavailable or {}
     choosable = [p["name"] for p in profiles if p["name"] not in unavailable]
@@ -85,10 +98,9 @@ def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None):
     <label for="gpulab-gpus">GPUs</label>
     <input id="gpulab-gpus" class="form-control" type="number" name="gpus"
            min="0" max="{default["max_gpus"]}" value="{default["gpus"]}">
-    <label for="gpulab-gpu-ids" style="margin-top:.5em">Specific GPUs (optional, e.g. <code>0,2</code>)</label>
-    <input id="gpulab-gpu-ids" class="form-control" type="text" name="gpu_ids" maxlength="200" value="">
+    {_chooser(nodes)}
   </div>
-  <h4>GPUs on this server</h4>
+  <h4>{"GPUs on this server" if nodes is None else "GPUs in this lab"}</h4>
   {render_gpu_table(gpu_snapshot)}
   <script>
   (function () {{

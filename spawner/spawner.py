@@ -177,7 +177,8 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
                 reason = await spawner.image_unavailable(p["image"])
                 if reason:
                     unavailable[p["name"]] = reason
-            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot(), unavailable)
+            nodes = spawner.option_limits().get("nodes")
+            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot(), unavailable, nodes=nodes)
 
         return form
 

@@ -62,3 +62,26 @@ def test_form_shows_live_gpu_availability():
     assert "held by &lt;bob&gt; (2h05m)" in html and "<bob>" not in html
     assert ">free<" in html and "40 GiB" in html and "1 spawn(s) waiting" in html
     assert "no GPUs" in render_gpu_table({"gpus": [], "queue": []})
+
+
+def test_form_on_a_swarm_shows_nodes_and_offers_a_node_not_gpu_ids():
+    from gpulab.form import render_form
+    from gpulab.options import options_from_form, validate_options
+
+    profiles = [{"name": "a", "display_name": "A", "image": "i", "description": "", "gpus": 1, "max_gpus": 2}]
+    snap = {
+        "gpus": [
+            {"index": 0, "uuid": "GPU-a", "model": "T4", "memory_total": 16 << 30, "holders": [], "free_slots": 1, "node": "w1"},
+            {"index": 0, "uuid": "GPU-b", "model": "T4", "memory_total": 16 << 30, "holders": [], "free_slots": 1, "node": "<w2>"},
+        ],
+        "queue": [],
+    }
+    html = render_form(profiles, "a", snap, nodes={"w1", "<w2>"})
+    assert "<th>Node</th>" in html and "<td>w1</td>" in html and "&lt;w2&gt;" in html and "<w2>" not in html
+    assert 'name="node"' in html and 'name="gpu_ids"' not in html and "GPUs in this lab" in html
+    # what the form posts is accepted: "any" node, or one of them
+    for node in ("", "w1"):
+        request = validate_options(options_from_form({"profile": ["a"], "gpus": ["1"], "node": [node]}), profiles, "a", nodes={"w1"}, largest=2)
+        assert request.node == node
+    single = render_form(profiles, "a", {**snap, "gpus": [{**g, "node": ""} for g in snap["gpus"]]})
+    assert "<th>Node</th>" not in single and 'name="gpu_ids"' in single and 'name="node"' not in single
