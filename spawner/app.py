@@ -57,6 +57,20 @@ class GPULabHub(JupyterHub):
         except network.HostError as e:
             self._fail(f"gpulab: host not ready: {e}")
 
+    async def start(self):
+        await super().start()
+        if self.site:
+            from .gpus.service import GPUService
+
+            self.gpu_service = GPUService(self, self.site)
+            self.gpu_service.start()
+
+    async def cleanup(self):
+        service = getattr(self, "gpu_service", None)
+        if service is not None:
+            service.close()
+        await super().cleanup()
+
     async def init_users(self):
         await super().init_users()
         if self.site:

@@ -375,6 +375,39 @@ def cmd_admin_create(args):
     return 0
 
 
+def cmd_usage(args):
+    """GPU-hours held and used per user or group and day (the hub's usage book)."""
+    from .gpus.usage import UsageStore, by_group, render, usage_path
+
+    try:
+        site = load_site(args.site)
+    except SiteConfigError as e:
+        print(f"gpulab usage: {e}", file=sys.stderr)
+        return 2
+    path = usage_path(os.path.abspath(site["hub"]["state_dir"]))
+    if not os.path.exists(path):
+        print(f"gpulab usage: no usage recorded yet ({path} does not exist: the hub writes it)", file=sys.stderr)
+        return 1
+    store = UsageStore(path)
+    rows = store.rows(days=args.days, users={args.user} if args.user else None)
+    if args.by == "group":
+        from jupyterhub import orm
+
+        from .hubconfig import db_url
+
+        with orm.new_session_factory(db_url(site))() as db:
+            groups = {u.name: [g.name for g in u.groups] for u in db.query(orm.User).all()}
+        rows = by_group(rows, lambda name: groups.get(name, []))
+    print(render(rows, args.format, key=args.by))
+    return 0
+
+
+def cmd_collect(args):
+    from .gpus.collect import main as collect_main
+
+    return collect_main(args)
+
+
 def cmd_client(args):
     """``gpulab gpus`` / ``gpulab ssh-proxy``: the laptop client's commands (gpulab_client)."""
     if args.command == "gpus" and not args.hub:
@@ -430,6 +463,19 @@ def parser():
     setup.add_argument("--daemon-json", default="/etc/docker/daemon.json")
     setup.add_argument("--runtime-config", default="/etc/nvidia-container-runtime/config.toml")
     setup.set_defaults(func=cmd_node_setup)
+    usage = sub.add_parser("usage", help="GPU-hours held and used per user (or group) and day")
+    usage.add_argument("--days", type=int, default=7, help="the last N days, today included (default 7)")
+    usage.add_argument("--by", choices=("user", "group"), default="user")
+    usage.add_argument("--user", help="only this user")
+    usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    usage.set_defaults(func=cmd_usage)
+    collect = sub.add_parser("collect", help="report this node's GPU readings (NVML) to the hub, every --interval seconds")
+    collect.add_argument("--hub", required=True, help="the hub's URL, e.g. http://gpulab-hub:8000")
+    collect.add_argument("--token-file", required=True, help="a file with a token that has the scope custom:gpulab:readings")
+    collect.add_argument("--node", help="this node's name (default: the host name)")
+    collect.add_argument("--interval", type=float, default=30.0)
+    collect.add_argument("--once", action="store_true", help="report once and exit (2 on failure)")
+    collect.set_defaults(func=cmd_collect)
     sub.add_parser("prepare", help="create the state directory, Docker network and SSH store (gpulab up does)").set_defaults(func=cmd_prepare)
     from gpulab_client import gpus, sshproxy
 

@@ -107,27 +107,43 @@ def _spawner(c, site, gateway):
     s.debug = False
 
 
-def _roles(c, idle_timeout):
+def _roles(c, idle_timeout, admin_users=(), reclaim=False):
     """gpulab's scopes and roles. The SSH key API needs its own scope, which a user's full tokens
     carry and server, OAuth and narrower tokens do not; a server's token may only read its owner's
-    keys (for sshd in the container)."""
+    keys (for sshd in the container) and GPU notices. Admins may report GPU readings (a token
+    with only that scope is what ``gpulab collect`` runs with)."""
+    from .gpus.pages import SCOPE_NOTICES, SCOPE_READINGS
+    from .gpus.pages import SCOPES as GPU_SCOPES
     from .ssh.service import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
 
-    c.JupyterHub.custom_scopes = dict(SCOPES)
+    c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES}
     roles = [
-        {"name": "user", "description": "Default permissions for users", "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user"]},
+        {
+            "name": "user",
+            "description": "Default permissions for users",
+            "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user"],
+        },
         {
             "name": "server",
-            "description": "Post activity, read its owner's SSH keys",
-            "scopes": ["users:activity!user", "access:servers!server", f"{SCOPE_LOGIN}!user"],
+            "description": "Post activity, read its owner's SSH keys and GPU notices",
+            "scopes": ["users:activity!user", "access:servers!server", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user"],
         },
+        {"name": "gpulab-readings", "description": "Report GPU readings (gpulab collect)", "scopes": [SCOPE_READINGS], "users": list(admin_users)},
     ]
     if idle_timeout:
-        c.JupyterHub.services = [{"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout}"]}]
-        roles.append(
-            {"name": "idle-culler", "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"], "services": ["idle-culler"]}
-        )
+        # servers holding GPUs are left to the GPU reclaim policy when it is on (their browser
+        # may be closed while they train); the culler needs their state to know
+        command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle_timeout}"]
+        scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+        if reclaim:
+            command.append(f"--config-file={CULLER_CONFIG}")
+            scopes.append("admin:server_state")
+        c.JupyterHub.services = [{"name": "idle-culler", "command": command}]
+        roles.append({"name": "idle-culler", "scopes": scopes, "services": ["idle-culler"]})
     c.JupyterHub.load_roles = roles
+
+
+CULLER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_culler_config.py")
 
 
 def proxy_command():
@@ -178,8 +194,25 @@ def configure(c, site=None, environ=os.environ):
     if swarm:
         _swarm(c, site)
     configure_ssh(c, site, state)  # after _auth: adds to its template_paths
-    _roles(c, hub["idle_timeout"])
+    _gpu_pages(c, site)
+    _roles(c, hub["idle_timeout"], site["auth"]["admin_users"], site["gpus"]["reclaim"]["enabled"])
     return site
+
+
+def _gpu_pages(c, site):
+    """The GPU page, the reclaim banner on every hub page, the reclaim and readings APIs."""
+    from .gpus.pages import handlers
+    from .gpus.service import banner_for
+    from .ssh.hubsetup import TEMPLATES, _configured
+
+    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(site["hub"]["name"])
+    paths = list(_configured(c.JupyterHub, "template_paths", []))
+    c.JupyterHub.template_paths = paths if TEMPLATES in paths else [TEMPLATES, *paths]
+    c.JupyterHub.template_vars = {
+        **_configured(c.JupyterHub, "template_vars", {}),
+        "gpulab_gpus": True,
+        "gpulab_gpu_notices": banner_for(site["hub"]["name"]),
+    }
 
 
 def hub_container_name(site):

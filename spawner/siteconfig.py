@@ -83,6 +83,7 @@ _profile = mapping(
         "cpu_limit": Field(number(0.01, 1024)),
         "shm_size": Field(size(1024**2), default="1G"),
         "constraints": Field(list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list),
+        "gpu_idle_minutes": Field(number(1, 30 * 24 * 60)),  # this profile's own reclaim idle limit
     }
 )
 
@@ -130,6 +131,21 @@ _gpus = mapping(
         "wait": Field(boolean, default=True),
         "wait_timeout": Field(integer(1, 86400), default=600),
         "show_holders": Field(boolean, default=True),
+        "readings": Field(choice("auto", "nvml", "push"), default="auto"),
+        "reclaim": Field(
+            mapping(
+                {
+                    "enabled": Field(boolean, default=False),
+                    "idle_percent": Field(number(0, 100), default=5),
+                    "idle_minutes": Field(number(0.1, 7 * 24 * 60), default=60),
+                    "grace_minutes": Field(number(0, 24 * 60), default=15),
+                    "full_idle_minutes": Field(number(0, 7 * 24 * 60), default=0),
+                    "max_hours": Field(number(0, 365 * 24), default=0),
+                    "interval": Field(integer(1, 3600), default=30),
+                }
+            ),
+            default=dict,
+        ),
         "quota": Field(
             mapping(
                 {

@@ -27,6 +27,7 @@ from .container import ForeignDirectory, prepare_host_dir, unix_name, user_uid
 from .form import render_form
 from .gpus.allocator import GPUsBusy, QuotaExceeded, describe
 from .gpus.manager import get_manager
+from .gpus.metrics import Metrics
 from .gpus.sources import HostSource
 from .options import OptionError, SpawnRequest, options_from_form, validate_options
 from .progress import ProgressLog, pull_summary
@@ -356,7 +357,10 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     async def _validated_start(self):
         await self.gpus_synced()  # after a hub restart, know who holds what first
         request = self._request = await self.validate_request()  # HTTP 400 before anything exists
-        return await self._start(request)
+        began = time.monotonic()
+        result = await self._start(request)
+        Metrics.shared().spawned(request.profile["name"], time.monotonic() - began)
+        return result
 
     async def _start(self, request):
         limits = self.limits(request)
@@ -419,6 +423,7 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             self._emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
 
         quota = manager.quota_for(self.user.name, [g.name for g in self.user.groups])
+        asked = time.monotonic()
         try:
             uuids = await manager.allocator.acquire(
                 self.holder,
@@ -434,6 +439,7 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")
         except GPUsBusy as e:
             raise web.HTTPError(409, f"GPUs busy: {e}")
+        Metrics.shared().waited(time.monotonic() - asked)  # 0 when GPUs were free
         self.gpu_uuids = tuple(uuids)
         self.node_name = manager.allocator.node_of(self.holder)
         shown = {g.uuid: g for g in manager.inventory}

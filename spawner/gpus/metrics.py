@@ -1,0 +1,89 @@
+"""gpulab's Prometheus metrics, in JupyterHub's own registry: they are served at ``/hub/metrics``
+with JupyterHub's (scrape with a token that has the ``read:metrics`` scope).
+
+GPUs total / held / held-but-idle per node and model, utilisation per GPU, GPUs per user, the
+queue (length, longest wait, waits), spawn durations per profile, reclaims by reason.
+``grafana/gpulab.json`` is a dashboard over them.
+"""
+
+import time
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+_shared = None
+
+
+class Metrics:
+    def __init__(self, registry=REGISTRY):
+        kw = {"registry": registry}
+        self.gpus = Gauge("gpulab_gpus", "GPUs that can be handed out", ["node", "model"], **kw)
+        self.held = Gauge("gpulab_gpus_held", "GPUs held by a server", ["node", "model"], **kw)
+        self.idle = Gauge("gpulab_gpus_held_idle", "GPUs held by a server and under the idle threshold", ["node", "model"], **kw)
+        self.util = Gauge("gpulab_gpu_utilization_percent", "GPU utilisation (NVML)", ["node", "model", "gpu"], **kw)
+        self.memory = Gauge("gpulab_gpu_memory_used_bytes", "GPU memory in use (NVML)", ["node", "model", "gpu"], **kw)
+        self.user_gpus = Gauge("gpulab_user_gpus_held", "GPUs each user holds", ["user"], **kw)
+        self.queue = Gauge("gpulab_queue_length", "Spawns waiting for GPUs", **kw)
+        self.oldest = Gauge("gpulab_queue_oldest_wait_seconds", "How long the first spawn in the queue has waited", **kw)
+        self.waits = Histogram(
+            "gpulab_queue_wait_seconds", "Time spawns waited for GPUs", buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 14400), **kw
+        )
+        self.spawns = Histogram(
+            "gpulab_spawn_duration_seconds",
+            "From start to a running server (GPU wait included)",
+            ["profile"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+            **kw,
+        )
+        self.reclaims = Counter("gpulab_reclaims", "Servers stopped by the reclaim policy", ["reason"], **kw)
+        for reason in ("idle", "lifetime"):
+            self.reclaims.labels(reason)
+
+    @classmethod
+    def shared(cls):
+        """The process's one set (Prometheus refuses to register a name twice)."""
+        global _shared
+        if _shared is None:
+            _shared = cls()
+        return _shared
+
+    def update(self, monitor, now=None):
+        now = time.time() if now is None else now
+        allocator = monitor.manager.allocator
+        util = monitor.utilisation()
+        totals, held, idle = {}, {}, {}
+        for g in allocator.gpus.values():
+            key = (g.node or "", g.model)
+            totals[key] = totals.get(key, 0) + 1
+            if allocator.users_of(g.uuid):
+                held[key] = held.get(key, 0) + 1
+                if g.uuid in util and util[g.uuid] < monitor.policy.idle_percent:
+                    idle[key] = idle.get(key, 0) + 1
+        for gauge, values in ((self.gpus, totals), (self.held, held), (self.idle, idle)):
+            gauge.clear()
+            for key in totals:
+                gauge.labels(*key).set(values.get(key, 0))
+        self.util.clear()
+        self.memory.clear()
+        for uuid, r in monitor.readings.items():
+            g = allocator.gpus.get(uuid)
+            labels = (r.node or (g.node if g else ""), g.model if g else "", uuid)
+            self.util.labels(*labels).set(r.utilization)
+            self.memory.labels(*labels).set(r.memory_used)
+        self.user_gpus.clear()
+        per_user = {}
+        for (user, _), holding in allocator.holdings.items():
+            per_user[user] = per_user.get(user, 0) + len(holding.uuids)
+        for user, n in per_user.items():
+            self.user_gpus.labels(user).set(n)
+        waiting = [w for w in allocator.queue if w.future is not None and not w.future.done()]
+        self.queue.set(len(waiting))
+        self.oldest.set(max((now - w.enqueued for w in waiting), default=0))
+
+    def reclaimed(self, reason):
+        self.reclaims.labels("lifetime" if "lifetime" in reason else "idle").inc()
+
+    def waited(self, seconds):
+        self.waits.observe(seconds)
+
+    def spawned(self, profile, seconds):
+        self.spawns.labels(profile or "").observe(seconds)
