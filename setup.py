@@ -60,6 +60,7 @@ setup(
         "dockerspawner>=14,<15",  # the drop-in claim is tested against DockerSpawner 14's own test suite
         "docker>=7",
         "nvidia-ml-py>=12",  # NVML: the GPU inventory (a host without the driver offers no GPUs)
+        "prometheus-client>=0.17",  # gpulab's metrics, in JupyterHub's registry
         "oauthenticator>=16",
         "jupyterhub-nativeauthenticator>=1.3",
         "jupyterhub-idle-culler>=2",

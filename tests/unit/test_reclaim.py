@@ -353,3 +353,28 @@ def test_warning_reaches_the_users_terminals(tmp_path):
     assert write_to_terminals(text, uid=os.getuid() + 1, pts=str(pts)) == 0  # someone else's terminal
     os.close(master)
     os.close(slave)
+
+
+def test_grafana_dashboard_only_uses_metrics_gpulab_exports():
+    """The shipped dashboard (grafana/gpulab.json) asks for no metric that does not exist."""
+    import json
+    import os
+    import re
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gpulab.gpus.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    text = generate_latest(registry).decode()
+    families = set(re.findall(r"^# TYPE (\S+) (\S+)", text, re.M))
+    exported = {name for name, _ in families}
+    exported |= {f"{name}_{suffix}" for name, kind in families if kind == "histogram" for suffix in ("bucket", "count", "sum")}
+    exported |= {f"{name}_total" for name, kind in families if kind == "counter"}
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "grafana", "gpulab.json")
+    with open(path) as f:
+        dashboard = json.load(f)
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"\bgpulab_[a-z_]+", t["expr"])}
+    assert used and used <= exported, used - exported
+    assert {"gpulab_gpus", "gpulab_gpus_held", "gpulab_gpus_held_idle", "gpulab_queue_length", "gpulab_reclaims_total"} <= used

@@ -5,6 +5,8 @@
 - ``tensorboard``: the launcher it runs (``python -m gpulab_hooks.tensorboard PORT``).
 - ``tf_memory``: turns on TensorFlow GPU memory growth when TensorFlow is imported;
   loaded as an IPython extension by the image's ``ipython_config.py``.
+- ``notices``: the server extension that relays the hub's GPU reclaim warnings to the
+  user's terminals and to the ``gpulab-notices`` JupyterLab extension (``labextension/``).
 
 Only the standard library is imported here, so kernel start stays fast.
 """
