@@ -44,9 +44,10 @@ def _auth(c, auth, environ):
         "gitlab": "oauthenticator.gitlab.GitLabOAuthenticator",
         "oidc": "oauthenticator.generic.GenericOAuthenticator",
     }[kind]
+    section = c[cls.rsplit(".", 1)[1]]  # the subclass below reads its parent's section
+    if kind == "oidc":
+        cls = "gpulab.oidc.GPULabOIDCAuthenticator"  # a clear page when the provider is down
     c.JupyterHub.authenticator_class = cls
-    name = cls.rsplit(".", 1)[1]
-    section = c[name]
     section.client_id = block["client_id"]
     section.client_secret = secret
     section.oauth_callback_url = block["callback_url"]
@@ -65,9 +66,10 @@ def _auth(c, auth, environ):
         section.userdata_url = block["userdata_url"]
         section.username_claim = block["username_claim"]
         section.scope = block["scope"]
-        if block["allowed_groups"]:
+        if block["allowed_groups"] or block["admin_groups"]:
+            section.manage_groups = True  # the provider's groups become the hub's groups
             section.allowed_groups = set(block["allowed_groups"])
-            section.manage_groups = True
+            section.admin_groups = set(block["admin_groups"])
     if not block["allowed_users"] and not block["allowed_groups"]:
         raise SiteConfigError(
             f"auth.{kind}.allowed_users", "list the users or groups allowed in (an empty allowlist would let anyone with an account in)"
@@ -179,6 +181,7 @@ def configure(c, site=None, environ=os.environ):
     c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "jupyterhub-proxy.pid")
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
     c.ConfigurableHTTPProxy.command = [proxy_command()]
+    _tls(c, hub)
     c.JupyterHub.cleanup_servers = False  # user containers outlive a hub restart
 
     gateway = network.gateway_of(hub["subnet"])  # the network itself is made at startup
@@ -213,6 +216,21 @@ def _gpu_pages(c, site):
         "gpulab_gpus": True,
         "gpulab_gpu_notices": banner_for(site["hub"]["name"]),
     }
+
+
+def _tls(c, hub):
+    """HTTPS on the public port (the proxy serves it); optionally a plain-HTTP port that redirects."""
+    tls = hub["tls"]
+    if not tls:
+        return
+    for key in ("cert", "key"):
+        if not os.path.isfile(tls[key]):
+            raise SiteConfigError(f"hub.tls.{key}", f"{tls[key]} does not exist or is not a file")
+    c.JupyterHub.ssl_cert = tls["cert"]
+    c.JupyterHub.ssl_key = tls["key"]
+    if tls["redirect_port"]:
+        https_port = urlparse(hub["bind_url"]).port or 443
+        c.ConfigurableHTTPProxy.command = [proxy_command(), "--redirect-port", str(tls["redirect_port"]), "--redirect-to", str(https_port)]
 
 
 def hub_container_name(site):

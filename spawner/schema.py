@@ -134,6 +134,7 @@ def list_of(item, min_items=0):
             raise SiteConfigError(path, f"must have at least {min_items} entr{'y' if min_items == 1 else 'ies'}")
         return [item(v, _join(path, i)) for i, v in enumerate(value)]
 
+    check.item = item
     return check
 
 
@@ -161,6 +162,7 @@ def mapping(fields, extra=False):
                 out[key] = field.check(default, sub) if default is not None else None
         return out
 
+    check.fields = fields  # for key_paths (the admin guide's test)
     return check
 
 
@@ -181,3 +183,17 @@ def dict_of(value_check, key_pattern=r".{1,200}", key_hint="a name"):
         return out
 
     return check
+
+
+def key_paths(check, prefix=""):
+    """Every key path a checker accepts (``hub.bind_url``, ``profiles[].gpus``), for docs and tests."""
+    fields = getattr(check, "fields", None)
+    if fields is None:
+        item = getattr(check, "item", None)
+        return key_paths(item, prefix + "[]") if item is not None and hasattr(item, "fields") else []
+    out = []
+    for key, field in fields.items():
+        path = _join(prefix, key)
+        out.append(path)
+        out += key_paths(field.check, path)
+    return out

@@ -6,6 +6,7 @@
 
 import ipaddress
 import os
+from urllib.parse import urlparse
 
 import yaml
 
@@ -177,6 +178,16 @@ SCHEMA = mapping(
                     "docker_threads": Field(integer(1, 64), default=8),
                     "subdomain_host": Field(_url(["http", "https"])),
                     "restrict_egress": Field(boolean, default=True),
+                    "tls": Field(
+                        mapping(
+                            {
+                                "cert": Field(string(ABS_PATH, "an absolute path to a PEM certificate (chain)"), required=True),
+                                "key": Field(string(ABS_PATH, "an absolute path to its PEM private key"), required=True),
+                                "redirect_port": Field(integer(0, 65535), default=0),
+                            }
+                        )
+                    ),
+                    "backup_dir": Field(string(ABS_PATH, "an absolute path such as /srv/backup/gpulab")),
                 }
             ),
             default=dict,
@@ -200,6 +211,7 @@ SCHEMA = mapping(
                                 "userdata_url": Field(_url(["https", "http"])),
                                 "username_claim": Field(string(), default="preferred_username"),
                                 "scope": Field(list_of(string()), default=lambda: ["openid", "profile", "email"]),
+                                "admin_groups": Field(list_of(string()), default=list),
                             }
                         )
                     ),
@@ -372,7 +384,22 @@ def gpu_defaults():
     return check_gpus({})
 
 
+def _check_tls(site):
+    hub = site["hub"]
+    tls = hub["tls"]
+    if tls and site["cluster"]["mode"] == "swarm":
+        raise SiteConfigError("hub.tls", "is not supported in swarm mode yet: terminate TLS at a reverse proxy in front of the hub")
+    https = hub["bind_url"].startswith("https://")
+    if tls and not https:
+        raise SiteConfigError("hub.bind_url", f'must start with https:// when hub.tls is set, got "{hub["bind_url"]}"')
+    if https and not tls:
+        raise SiteConfigError("hub.tls", "is required for an https:// bind_url (a certificate and key; or bind http:// behind a TLS reverse proxy)")
+    if tls and tls["redirect_port"] and tls["redirect_port"] == (urlparse(hub["bind_url"]).port or 443):
+        raise SiteConfigError("hub.tls.redirect_port", "must differ from the HTTPS port of hub.bind_url")
+
+
 def _cross_checks(site):
+    _check_tls(site)
     site["profiles"] = check_profiles(site["profiles"])
     names = [p["name"] for p in site["profiles"]]
     if site["default_profile"] is None:
