@@ -64,7 +64,8 @@ class Provider:
                     return self
             except requests.RequestException:
                 time.sleep(0.2)
-        raise AssertionError(f"the OIDC provider did not start:\n{open(self.log_path).read()[-2000:]}")
+        with open(self.log_path, errors="replace") as f:
+            raise AssertionError(f"the OIDC provider did not start:\n{f.read()[-2000:]}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

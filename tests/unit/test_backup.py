@@ -82,7 +82,8 @@ def test_backup_then_restore_into_a_fresh_state_dir(tmp_path):
     new, _ = make_site(tmp_path, "new")
     written = restore(archive, new)
     assert users_and_keys(new) == ([("alice", ["phd"]), ("bob", ["phd"])], [key.fingerprint]) == users_and_keys(site)
-    assert open(os.path.join(new["hub"]["state_dir"], "jupyterhub_cookie_secret")).read() == "ab" * 32
+    with open(os.path.join(new["hub"]["state_dir"], "jupyterhub_cookie_secret")) as f:
+        assert f.read() == "ab" * 32
     assert all(oct(os.stat(p).st_mode & 0o777) == "0o600" for p in written)
     assert os.path.exists(os.path.join(new["hub"]["state_dir"], "gpulab.yaml.restored"))
 
