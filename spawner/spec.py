@@ -5,7 +5,7 @@ A start is a pipeline: validate the request (``options``) -> acquire GPUs (the a
 ``swarmapply`` for a Swarm service) -> DockerSpawner's create/start. Unit tests build specs
 without Docker or a hub, the way kubespawner tests ``make_pod``.
 
-Precedence, one rule (also in the spawner's trait help and the README):
+Precedence, one rule (also in the spawner's trait help and docs/admin.md):
 
 1. **Isolation is gpulab's.** The GPU devices and ``NVIDIA_VISIBLE_DEVICES``, the user's
    identity (``NB_*``), the ``gpulab.*`` labels and the home/SSH mounts always come from gpulab;

@@ -1,7 +1,7 @@
 """``gpulab collect``: read this node's GPUs with NVML and report them to the hub
 (``POST /hub/api/gpulab/readings``), every ``interval`` seconds.
 
-Runs where the GPUs are: on every GPU server of a Swarm (as a global service, see the README), or
+Runs where the GPUs are: on every GPU server of a Swarm (as a global service, see docs/admin.md), or
 next to a hub that cannot see its host's GPUs. Its token needs only the scope
 ``custom:gpulab:readings`` (an admin makes one on the hub's token page or with the API).
 """

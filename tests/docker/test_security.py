@@ -1,7 +1,7 @@
 """A hostile lab member, for real: each attack against a real hub and real containers.
 
 Every test here failed on gpulab before it closed the hole (see the security table in the
-README); each must keep failing for the attacker.
+docs/admin.md, "Security"); each must keep failing for the attacker.
 """
 
 import contextlib

@@ -214,7 +214,7 @@ def test_a_bad_hand_set_trait_stops_startup_naming_it(make_hub, extra, text):
 
 
 def test_readme_override_example_reaches_the_container(make_hub):
-    """README: a trait set after configure_or_exit(c) wins over the site file's profile."""
+    """docs/admin.md ("What wins"): a trait set after configure_or_exit(c) wins over the site file's profile."""
     h = make_hub(extra_config='\nc.GPUDockerSpawner.mem_limit = "768M"\n')
     h.create_user("olive")
     h.spawn("olive", {"profile": "base"})  # the profile says mem_limit 2G

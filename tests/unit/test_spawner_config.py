@@ -84,7 +84,7 @@ def test_readme_example_configured_mem_limit_wins_over_the_profile():
     site = validate_site(SITE)
     c = Config()
     configure(c, site)
-    c.GPUDockerSpawner.mem_limit = "8G"  # the README's example, after configure_or_exit(c)
+    c.GPUDockerSpawner.mem_limit = "8G"  # the admin guide's example, after configure_or_exit(c)
     s = GPUDockerSpawner(config=c)
     s.check_settings()
     limits = s.limits(SpawnRequest(profile=s.profiles[0], gpus=0))
