@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a Debian 12 host ready for gpulab: Docker engine (installed and running),
 # debootstrap, Python venv support, Node.js for the proxy, OpenSSH client,
-# Chromium + chromedriver for the browser test, Prometheus for the metrics test.
+# Chromium + chromedriver for the browser test, Prometheus for the metrics test, Xvfb and rsync
+# for the SSH tests.
 # Idempotent; never replaces what is already there. Needs root.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v docker-registry >/dev/null || need+=(docker-registry)   # a real registry for the pull and multi-host tests
 [ -x /usr/bin/chromium ] || need+=(chromium)               # the browser test (tests/docker/test_browser.py)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v Xvfb >/dev/null || need+=(xvfb)                  # ssh -X test: a local X server
+command -v xauth >/dev/null || need+=(xauth)
+command -v rsync >/dev/null || need+=(rsync)                # rsync over SSH test
 [ -x /usr/bin/prometheus ] || need+=(prometheus)           # scrapes the hub's metrics (tests/docker/test_reclaim.py)
 command -v tar >/dev/null || need+=(tar)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -186,6 +186,19 @@ class GPULabSettings(LoggingConfigurable):
         Seconds between activity reports while SSH sessions are open. Example: ``60`` (the default).
         """,
     ).tag(config=True)
+    ssh_tcp_forwarding = Bool(
+        True,
+        help="""
+        Allow SSH port forwarding into and out of the container (``ssh -L``/``-R``, VS Code
+        Remote-SSH, TensorBoard on a laptop port). Example: ``False``. Default: on.
+        """,
+    ).tag(config=True)
+    ssh_x11_forwarding = Bool(
+        True,
+        help="""
+        Allow X11 forwarding (``ssh -X``: a GUI window on the user's screen). Example: ``False``. Default: on.
+        """,
+    ).tag(config=True)
     ssh_host_key_volume = Unicode(
         "{prefix}-sshhost-{username}",
         help="""

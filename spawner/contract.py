@@ -15,6 +15,8 @@ Environment (set by the hub; read by ``images/base/gpulab-start`` and ``hooks/``
 ``GPULAB_SSH``                      ``1``: start sshd (``hooks/start.d/30-sshd.sh``)
 ``GPULAB_SSH_PASSWORD_LOGIN``       ``1``: the admin allows password logins
 ``GPULAB_SSH_ACTIVITY_INTERVAL``    seconds between activity reports while SSH sessions are open
+``GPULAB_SSH_TCP_FORWARDING``       ``1``: SSH port forwarding (``-L``/``-R``, VS Code Remote-SSH) allowed
+``GPULAB_SSH_X11_FORWARDING``       ``1``: X11 forwarding (``ssh -X``) allowed
 ``TF_FORCE_GPU_ALLOW_GROWTH``       ``true``: TensorFlow takes GPU memory as it needs it
 ``XLA_PYTHON_CLIENT_PREALLOCATE``   ``false``: JAX does not reserve most of the card at start
 ``GPULAB_TENSORBOARD_LOGDIR``       what ``/user/<name>/tensorboard/`` shows (default ``~/runs``)
@@ -45,6 +47,8 @@ NO_GPU = "void"
 SSH = "GPULAB_SSH"
 SSH_PASSWORD_LOGIN = "GPULAB_SSH_PASSWORD_LOGIN"
 SSH_ACTIVITY_INTERVAL = "GPULAB_SSH_ACTIVITY_INTERVAL"
+SSH_TCP_FORWARDING = "GPULAB_SSH_TCP_FORWARDING"
+SSH_X11_FORWARDING = "GPULAB_SSH_X11_FORWARDING"
 TF_GROWTH = "TF_FORCE_GPU_ALLOW_GROWTH"
 JAX_PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 TENSORBOARD_LOGDIR = "GPULAB_TENSORBOARD_LOGDIR"

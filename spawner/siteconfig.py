@@ -282,6 +282,8 @@ SCHEMA = mapping(
                     "port_base": Field(_port_base, default=22000),
                     "public_host": Field(string(r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or address users connect to")),
                     "activity_interval": Field(integer(1, 3600), default=60),
+                    "tcp_forwarding": Field(boolean, default=True),
+                    "x11_forwarding": Field(boolean, default=True),
                 }
             ),
             default=dict,

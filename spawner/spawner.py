@@ -281,6 +281,8 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             host_address=self.ssh_host_address,
             host_port=port,
             host_key_volume=self.ssh_host_key_volume,
+            tcp_forwarding=self.ssh_tcp_forwarding,
+            x11_forwarding=self.ssh_x11_forwarding,
         )
 
     def policy(self):

@@ -83,6 +83,8 @@ class SSHSettings:
     host_address: str = "127.0.0.1"
     host_port: int = 0  # 0: no direct port
     host_key_volume: str = "{prefix}-sshhost-{username}"
+    tcp_forwarding: bool = True
+    x11_forwarding: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,8 @@ def ssh_env(ssh, password_login):
         contract.SSH: "1",
         contract.SSH_PASSWORD_LOGIN: "1" if password_login else "0",
         contract.SSH_ACTIVITY_INTERVAL: str(ssh.activity_interval),
+        contract.SSH_TCP_FORWARDING: "1" if ssh.tcp_forwarding else "0",
+        contract.SSH_X11_FORWARDING: "1" if ssh.x11_forwarding else "0",
     }
 
 

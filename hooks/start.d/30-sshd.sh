@@ -75,6 +75,15 @@ tmp=$(mktemp "$RUNTIME.XXXXXX")
     echo "AllowUsers $NB_USER"
     echo "PasswordAuthentication $password"
     echo "KbdInteractiveAuthentication no"
+    # what labs use SSH for: port forwarding (-L/-R, VS Code Remote-SSH), X11 (ssh -X); sftp is
+    # the image's default subsystem;
+    # remote forwards listen on the container's loopback only
+    echo "AllowTcpForwarding $([ "${GPULAB_SSH_TCP_FORWARDING:-1}" = 1 ] && echo yes || echo no)"
+    echo "X11Forwarding $([ "${GPULAB_SSH_X11_FORWARDING:-1}" = 1 ] && echo yes || echo no)"
+    echo "X11UseLocalhost yes"
+    echo "AddressFamily inet"  # the container's loopback may have no IPv6: sshd could not open X11 displays
+    echo "GatewayPorts no"
+    echo "PermitTunnel no"
     echo "AuthorizedKeysFile none"  # only the keys the hub knows: removing one on the SSH page revokes it
     echo "AuthorizedKeysCommand $HERE/authorized-keys %u"
     echo "AuthorizedKeysCommandUser $SVC"

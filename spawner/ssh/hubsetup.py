@@ -56,3 +56,5 @@ def configure_ssh(c, site, state_dir):
     s.ssh_host_address = ssh["host_address"]
     s.ssh_port_base = ssh["port_base"]
     s.ssh_activity_interval = ssh["activity_interval"]
+    s.ssh_tcp_forwarding = ssh["tcp_forwarding"]
+    s.ssh_x11_forwarding = ssh["x11_forwarding"]

@@ -2,15 +2,20 @@
 
 import hashlib
 import html
+import http.server
 import os
 import re
+import shlex
+import socket
+import subprocess
+import threading
 import time
 from datetime import datetime
 
 import pytest
 import requests
 
-from harness.hub import free_port_base
+from harness.hub import free_port, free_port_base
 from harness.jupyter_ws import terminal_run, ws_status
 from harness.ssh import SSH, Browser, host_key_fingerprints, keygen, messages
 
@@ -239,3 +244,181 @@ def test_scp_large_file_both_ways(lab, tmp_path):
         assert check.stdout.split()[0] == digest
         print(f"\n[gpulab] scp {size // 2**20} MiB {label}: {seconds:.1f}s, {size / 2**20 / seconds:.0f} MiB/s")
     ssh.run(SSH.direct(alice["port"]), "alice", "rm", "-f", "big.bin")
+
+
+# --- SSH as labs use it: sftp, rsync, port forwarding, X11, VS Code's needs ---
+
+
+def _ssh_args(ssh, way):
+    extra, host = way
+    return [*ssh.options(), *extra], host
+
+
+def test_sftp_and_rsync_both_ways_in(lab, tmp_path):
+    hub, alice = lab["hub"], lab["alice"]
+    ssh = ssh_for(lab, "alice")
+    payload = tmp_path / "data.bin"
+    payload.write_bytes(os.urandom(300_000))
+    for label, way in (
+        ("direct", SSH.direct(alice["port"])),
+        ("hub", SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"])),
+    ):
+        opts, host = _ssh_args(ssh, way)
+        back = tmp_path / f"back-{label}.bin"
+        batch = tmp_path / f"batch-{label}"
+        batch.write_text(f"put {payload} sftp-{label}.bin\nget sftp-{label}.bin {back}\nrm sftp-{label}.bin\n")
+        r = subprocess.run(["sftp", "-b", str(batch), *opts, f"alice@{host}"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (label, r.stderr)
+        assert back.read_bytes() == payload.read_bytes(), label
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("rsync me\n")
+    opts, host = _ssh_args(ssh, SSH.direct(alice["port"]))
+    r = subprocess.run(
+        ["rsync", "-a", "-e", shlex.join(["ssh", *opts]), f"{src}/", f"alice@{host}:tree/"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert ssh.run(SSH.direct(alice["port"]), "alice", "cat", "tree/sub/a.txt").stdout == "rsync me\n"
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_port_forwarding_local_and_remote_and_vscode_needs(lab):
+    hub, alice = lab["hub"], lab["alice"]
+    ssh = ssh_for(lab, "alice")
+    (container,) = hub.containers("alice")
+    marker = f"served in the container {time.time()}"
+    r = container.exec_run(["sh", "-c", f"mkdir -p /tmp/fw && echo '{marker}' > /tmp/fw/index.html"], user=container.labels["gpulab.uid"])
+    assert r.exit_code == 0
+    container.exec_run(
+        ["python3", "-m", "http.server", "7000", "--bind", "127.0.0.1", "--directory", "/tmp/fw"], user=container.labels["gpulab.uid"], detach=True
+    )
+    # -L through the hub: a laptop port reaches a port inside the container (TensorBoard, a demo app)
+    local = free_port()
+    opts, host = _ssh_args(ssh, SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]))
+    tunnel = subprocess.Popen(
+        ["ssh", *opts, "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:127.0.0.1:7000", f"alice@{host}"], stderr=subprocess.PIPE
+    )
+    try:
+
+        def fetch():
+            try:
+                return requests.get(f"http://127.0.0.1:{local}/", timeout=3).text.strip()
+            except requests.RequestException:
+                return None
+
+        deadline = time.monotonic() + 30
+        while fetch() != marker:
+            assert tunnel.poll() is None, tunnel.stderr.read().decode()
+            assert time.monotonic() < deadline, "the -L forward never answered"
+            time.sleep(0.5)
+    finally:
+        tunnel.terminate()
+        tunnel.wait(10)
+    # -R on the direct port: a port inside the container reaches one on the laptop
+    page = f"served on the laptop {time.time()}".encode()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Page", (_Page,), {"body": page}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        opts, host = _ssh_args(ssh, SSH.direct(alice["port"]))
+        cmd = ["ssh", *opts, "-o", "ExitOnForwardFailure=yes", "-R", f"7001:127.0.0.1:{server.server_port}", f"alice@{host}", "--"]
+        r = subprocess.run([*cmd, "curl", "-s", "--max-time", "10", "http://127.0.0.1:7001/"], capture_output=True, timeout=60)
+        assert r.returncode == 0 and r.stdout == page, r.stderr
+    finally:
+        server.shutdown()
+    # VS Code Remote-SSH: a login shell, tar, forwarding (above)
+    r = ssh.run(SSH.direct(alice["port"]), "alice", "bash", "-lc", "'echo $SHELL; command -v tar'")
+    assert r.returncode == 0 and r.stdout.split() == ["/bin/bash", "/usr/bin/tar"], (r.stdout, r.stderr)
+
+
+@pytest.fixture(scope="module")
+def xvfb(tmp_path_factory):
+    display = next(n for n in range(91, 200) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    proc = subprocess.Popen(
+        ["Xvfb", f":{display}", "-nolisten", "tcp", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while not os.path.exists(f"/tmp/.X11-unix/X{display}"):
+        assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.2)
+    yield f":{display}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_x11_forwarding_reaches_a_local_x_server(lab, xvfb, tmp_path):
+    hub, alice = lab["hub"], lab["alice"]
+    ssh = ssh_for(lab, "alice")
+    env = dict(os.environ, DISPLAY=xvfb, XAUTHORITY=str(tmp_path / "Xauthority"))
+    for way in (SSH.direct(alice["port"]), SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"])):
+        opts, host = _ssh_args(ssh, way)
+        cmd = [
+            "ssh",
+            "-X",
+            *opts,
+            f"alice@{host}",
+            "--",
+            "sh",
+            "-c",
+            "'echo DISPLAY=$DISPLAY; xdpyinfo | grep -E \"(name of display|vendor string|dimensions):\"'",
+        ]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"DISPLAY=localhost:\d+\.0", r.stdout), r.stdout
+        assert "800x600 pixels" in r.stdout, r.stdout  # the X server on this (the user's) machine
+
+
+def test_forwarding_off_when_the_admin_says_so(make_hub, tmp_path):
+    hub = make_hub({"ssh": {"port_base": free_port_base(), "tcp_forwarding": False, "x11_forwarding": False}})
+    hub.create_user("dora")
+    token = hub.user_token("dora")
+    key = tmp_path / "key"
+    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(key)}, headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 201, r.text
+    hub.spawn("dora")
+    port = int(hub.containers("dora")[0].attrs["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"])
+    ssh = SSH(str(tmp_path), key)
+    opts, host = _ssh_args(ssh, SSH.direct(port))
+    r = subprocess.run(
+        ["ssh", *opts, "-o", "ExitOnForwardFailure=yes", "-R", "7002:127.0.0.1:22", f"dora@{host}", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode != 0 and "remote port forwarding failed" in r.stderr, r.stderr
+    local = free_port()
+    tunnel = subprocess.Popen(["ssh", *opts, "-N", "-L", f"{local}:127.0.0.1:22", f"dora@{host}"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # the listener is on this side; the container refuses each connection through it
+            try:
+                with socket.create_connection(("127.0.0.1", local), timeout=5) as conn:
+                    conn.settimeout(5)
+                    assert conn.recv(100) == b""  # closed at once: no SSH banner from the container's port 22
+                    break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+    finally:
+        tunnel.terminate()
+        tunnel.wait(10)
+    r = subprocess.run(
+        ["ssh", "-X", *opts, f"dora@{host}", "--", "echo", "DISPLAY=$DISPLAY"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, DISPLAY=":0"),
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "DISPLAY=", (r.stdout, r.stderr)
+    hub.stop_server("dora")
