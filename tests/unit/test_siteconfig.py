@@ -152,6 +152,8 @@ def test_ssh_defaults_keys_only_on_localhost():
         "port_base": 22000,
         "public_host": None,
         "activity_interval": 60,
+        "tcp_forwarding": True,
+        "x11_forwarding": True,
     }
 
 
