@@ -61,11 +61,28 @@ def _chooser(nodes):
     <select id="gpulab-node" class="form-control" name="node"><option value="" selected>any (the first with free GPUs)</option>{options}</select>"""
 
 
-def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None):
+def _start_from(saves):
+    """The user's saved environments, if any (a save sets its own profile)."""
+    if not saves:
+        return ""
+    options = "".join(
+        f'<option value="{escape(s["tag"])}" data-profile="{escape(s["profile"])}">saved {escape(s["tag"])} ({escape(s["profile"])})'
+        f"{' – ' + escape(s['note']) if s['note'] else ''}</option>"
+        for s in saves
+    )
+    return f"""
+  <div class="form-group" style="margin-top:1em">
+    <label for="gpulab-save">Start from</label>
+    <select id="gpulab-save" class="form-control" name="save"><option value="" selected>the profile's image (clean; your home is kept)</option>{options}</select>
+  </div>"""
+
+
+def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None, saves=None):
     """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability.
 
     ``unavailable`` maps profile names to the reason they cannot start now (shown, not selectable).
     ``nodes``: the GPU servers of a Swarm (a node may be chosen instead of specific GPUs).
+    ``saves``: the user's saved environments (rows of :func:`gpulab.saves.list_saves`).
     """
     unavailable = unavailable or {}
     choosable = [p["name"] for p in profiles if p["name"] not in unavailable]
@@ -94,6 +111,7 @@ def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, 
   <h4>Environment</h4>
   <div class="list-group">{"".join(rows)}
   </div>
+{_start_from(saves)}
   <div class="form-group" style="margin-top:1em">
     <label for="gpulab-gpus">GPUs</label>
     <input id="gpulab-gpus" class="form-control" type="number" name="gpus"
@@ -105,6 +123,12 @@ def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, 
   <script>
   (function () {{
     var gpus = document.getElementById("gpulab-gpus");
+    var save = document.getElementById("gpulab-save");
+    if (save) save.addEventListener("change", function () {{
+      var chosen = save.selectedOptions[0].dataset.profile;
+      var radio = chosen && document.querySelector('.gpulab-profile input[value="' + chosen + '"]');
+      if (radio) {{ radio.checked = true; radio.dispatchEvent(new Event("change")); }}
+    }});
     document.querySelectorAll(".gpulab-profile input").forEach(function (radio) {{
       radio.addEventListener("change", function () {{
         gpus.max = radio.dataset.maxGpus;

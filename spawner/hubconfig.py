@@ -116,14 +116,16 @@ def _roles(c, idle_timeout, admin_users=(), reclaim=False):
     with only that scope is what ``gpulab collect`` runs with)."""
     from .gpus.pages import SCOPE_NOTICES, SCOPE_READINGS
     from .gpus.pages import SCOPES as GPU_SCOPES
+    from .saves_api import SCOPE_SAVES
+    from .saves_api import SCOPES as SAVE_SCOPES
     from .ssh.service import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
 
-    c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES}
+    c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES, **SAVE_SCOPES}
     roles = [
         {
             "name": "user",
             "description": "Default permissions for users",
-            "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user"],
+            "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user", f"{SCOPE_SAVES}!user"],
         },
         {
             "name": "server",
@@ -198,8 +200,19 @@ def configure(c, site=None, environ=os.environ):
         _swarm(c, site)
     configure_ssh(c, site, state)  # after _auth: adds to its template_paths
     _gpu_pages(c, site)
+    _saves(c, site)
     _roles(c, hub["idle_timeout"], site["auth"]["admin_users"], site["gpus"]["reclaim"]["enabled"])
     return site
+
+
+def _saves(c, site):
+    """Saved environments: their page and API (:mod:`.saves_api`)."""
+    from .saves_api import handlers
+    from .ssh.hubsetup import _configured
+
+    settings = {"deployment": site["hub"]["name"], "swarm": site["cluster"]["mode"] == "swarm", **site["saves"]}
+    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(settings)
+    c.JupyterHub.template_vars = {**_configured(c.JupyterHub, "template_vars", {}), "gpulab_saves": True}
 
 
 def _gpu_pages(c, site):

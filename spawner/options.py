@@ -9,7 +9,7 @@ The same validation serves the spawn form and the REST API
 from dataclasses import dataclass
 
 MAX_TEXT = 200
-KNOWN_FIELDS = ("profile", "gpus", "gpu_ids")
+KNOWN_FIELDS = ("profile", "gpus", "gpu_ids", "save")
 SWARM_FIELDS = ("profile", "gpus", "node")  # on a Swarm: a node may be chosen, specific GPUs not
 MAX_GPU_IDS = 64
 
@@ -28,6 +28,7 @@ class SpawnRequest:
     gpus: int
     gpu_ids: tuple = ()  # specific GPUs (UUIDs), empty = any free ones
     node: str = ""  # swarm mode: the GPU server chosen, empty = any
+    save: str = ""  # start from this saved environment of the user (its tag), empty = the profile's image
 
 
 def options_from_form(formdata):
@@ -84,12 +85,14 @@ def _gpu_ids(value, inventory):
     return tuple(out)
 
 
-def validate_options(user_options, profiles, default_profile, *, inventory=(), nodes=None, largest=None):
+def validate_options(user_options, profiles, default_profile, *, inventory=(), nodes=None, largest=None, saves=None):
     """Check ``user_options`` against the site's profiles and GPU limits; return a SpawnRequest.
 
     ``inventory`` is the host's GPUs. On a Swarm, ``nodes`` names the GPU servers (a ``node``
     option may choose one; specific GPUs may not be asked for) and ``largest`` is the most GPUs any
-    one of them has (a request for more can never be served). The user's quota is not checked
+    one of them has (a request for more can never be served). ``saves`` maps the user's saved
+    environments (tags) to the profile each came from: a ``save`` option starts one, with that
+    profile's limits. The user's quota is not checked
     here but by the allocator, at the moment GPUs are claimed (a check against a snapshot could be raced).
     """
     known = SWARM_FIELDS if nodes is not None else KNOWN_FIELDS
@@ -103,6 +106,13 @@ def validate_options(user_options, profiles, default_profile, *, inventory=(), n
 
     by_name = {p["name"]: p for p in profiles}
     name = user_options.get("profile", default_profile)
+    save = user_options.get("save") or ""
+    if save:
+        if not isinstance(save, str) or len(save) > MAX_TEXT:
+            raise OptionError("save", "must be the name of one of your saved environments")
+        if save not in (saves or {}):
+            raise OptionError("save", f"{save!r} is not one of your saved environments")
+        name = saves[save]  # a save starts with the limits of the profile it came from
     if not isinstance(name, str):
         raise OptionError("profile", f"must be a string, got {type(name).__name__}")
     if len(name) > MAX_TEXT:
@@ -130,4 +140,4 @@ def validate_options(user_options, profiles, default_profile, *, inventory=(), n
             raise OptionError("gpus", f"{gpus} requested but no GPU server has more than {largest or 0} GPU(s)")
     elif gpus > len(inventory):
         raise OptionError("gpus", f"{gpus} requested but this host has {len(inventory)} GPU(s)")
-    return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids, node=node)
+    return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids, node=node, save=save)

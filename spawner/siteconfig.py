@@ -273,6 +273,16 @@ SCHEMA = mapping(
             ),
             default=dict,
         ),
+        "saves": Field(
+            mapping(
+                {
+                    "enabled": Field(boolean, default=True),
+                    "max_per_user": Field(integer(0, 100), default=3),
+                    "max_size": Field(size(), default="20G"),
+                }
+            ),
+            default=dict,
+        ),
         "ssh": Field(
             mapping(
                 {

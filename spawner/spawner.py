@@ -12,6 +12,7 @@ gpulab's own settings are declared in :mod:`.config`. With no ``profiles``, the 
 """
 
 import asyncio
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -179,7 +180,15 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
                 if reason:
                     unavailable[p["name"]] = reason
             nodes = spawner.option_limits().get("nodes")
-            return render_form(spawner.profiles, spawner.default_profile or spawner.profiles[0]["name"], manager.snapshot(), unavailable, nodes=nodes)
+            saves = list(spawner._saves.values()) if nodes is None and await spawner.user_saves() else None
+            return render_form(
+                spawner.profiles,
+                spawner.default_profile or spawner.profiles[0]["name"],
+                manager.snapshot(),
+                unavailable,
+                nodes=nodes,
+                saves=saves,
+            )
 
         return form
 
@@ -213,9 +222,15 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
             profile = {"name": "", "display_name": self.image, "image": self.image, "gpus": 0, "max_gpus": 0}
             return SpawnRequest(profile=profile, gpus=0)
         manager = self.gpu_manager
+        saves = await self.user_saves() if options.get("save") else None
         try:
             request = validate_options(
-                options, self.profiles, self.default_profile or self.profiles[0]["name"], inventory=manager.inventory, **self.option_limits()
+                options,
+                self.profiles,
+                self.default_profile or self.profiles[0]["name"],
+                inventory=manager.inventory,
+                saves=saves,
+                **self.option_limits(),
             )
         except OptionError as e:
             raise web.HTTPError(400, f"Invalid spawn option {e}")
@@ -229,6 +244,14 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         if reason:
             raise web.HTTPError(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
         return request
+
+    async def user_saves(self):
+        """{tag: profile} of this user's saved environments (:mod:`.saves`)."""
+        from . import saves
+
+        rows = await asyncio.wrap_future(self.executor.submit(lambda: saves.list_saves(saves.docker_client(), self.deployment, self.user.name)))
+        self._saves = {r["tag"]: r for r in rows}
+        return {tag: r["profile"] for tag, r in self._saves.items()}
 
     def option_limits(self):
         """Extra limits for the option check (a Swarm's nodes; nothing on one host)."""
@@ -264,7 +287,10 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         if not self.profiles:
             return specs.Limits(image=self.image, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit)
         configured = {name: getattr(self, name) for name in PROFILE_FIELDS if self._configured(name)}
-        return specs.resolve_limits(request.profile, configured)
+        limits = specs.resolve_limits(request.profile, configured)
+        if getattr(request, "save", ""):
+            limits = dataclasses.replace(limits, image=self._saves[request.save]["image"])  # the user's own saved image
+        return limits
 
     # --- the spec ---
 

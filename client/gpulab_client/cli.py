@@ -6,12 +6,15 @@ import sys
 
 
 def parser():
-    from . import gpus, sshproxy
+    from . import envs, gpus, sshproxy
 
-    p = argparse.ArgumentParser(prog="gpulab-client", description="gpulab on your own machine: SSH through the hub, the GPU table.")
+    p = argparse.ArgumentParser(
+        prog="gpulab-client", description="gpulab on your own machine: SSH through the hub, the GPU table, saved environments."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sshproxy.add_parser(sub)
     gpus.add_parser(sub)
+    envs.add_parser(sub)
     return p
 
 

@@ -1,0 +1,168 @@
+"""Saved environments in the hub: the page ``/hub/environments`` and the API
+``/hub/api/gpulab/users/<name>/saves[/<tag>]`` (used by ``gpulab-client env``).
+
+A user saves their running server, lists and deletes their saves, and starts one from the spawn
+form (or the API's ``save`` option). The user's own tokens carry the scope
+``custom:gpulab:saves`` for them; admins (``admin:servers``) see and delete everyone's.
+"""
+
+import asyncio
+import json
+import time
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.user import User
+from tornado import web
+
+from . import saves
+
+SCOPE_SAVES = "custom:gpulab:saves"
+SCOPES = {SCOPE_SAVES: {"description": "Save your running environment as an image, list and delete your saves."}}
+MAX_BODY = 16 * 1024
+
+
+class _SavesMixin:
+    def initialize(self, settings):
+        self.saves_settings = settings  # deployment, enabled, max_per_user, max_size, swarm
+
+    def check_enabled(self):
+        s = self.saves_settings
+        if s["swarm"]:
+            raise saves.SaveError("saving environments is not available in swarm mode yet")
+        if not s["enabled"]:
+            raise saves.SaveError("saving environments is off on this hub (saves.enabled in the site file)")
+
+    async def in_thread(self, fn, *args, **kw):
+        return await asyncio.to_thread(lambda: fn(saves.docker_client(), *args, **kw))
+
+    async def list_for(self, username):
+        return await self.in_thread(saves.list_saves, self.saves_settings["deployment"], username)
+
+    async def save_server(self, user, server, note):
+        self.check_enabled()
+        spawner = user.spawners.get(server)
+        if spawner is None or not spawner.active or spawner.pending:
+            raise saves.SaveError("your server is not running: start it, then save", 409)
+        s = self.saves_settings
+        row = await self.in_thread(
+            saves.create_save,
+            deployment=s["deployment"],
+            username=user.name,
+            escaped_user=spawner.escaped_name,
+            container_name=spawner.object_name,
+            profile=(spawner.user_options or {}).get("profile") or "",
+            note=note,
+            max_count=s["max_per_user"],
+            max_bytes=s["max_size"],
+        )
+        self.log.info("gpulab: %s saved their environment as %s (%d bytes)", user.name, row["image"], row["bytes"])
+        return row
+
+    async def delete_save(self, username, tag):
+        row = await self.in_thread(saves.delete_save, self.saves_settings["deployment"], username, tag)
+        self.log.info("gpulab: saved environment %s of %s deleted by %s", tag, username, self.current_user.name)
+        return row
+
+
+class SavesAPIHandler(_SavesMixin, APIHandler):
+    def owner_or_admin(self, user_name):
+        user = self.current_user
+        if self.has_scope(f"admin:servers!user={user_name}"):
+            return self.find_user(user_name) or self._404()
+        if not isinstance(user, User) or user.name != user_name:
+            raise web.HTTPError(404)
+        if not self.has_scope(f"{SCOPE_SAVES}!user={user.name}"):
+            raise web.HTTPError(403, f"this token lacks the scope {SCOPE_SAVES}")
+        return user
+
+    def _404(self):
+        raise web.HTTPError(404)
+
+    def fail(self, e):
+        raise web.HTTPError(e.status, str(e))
+
+    async def get(self, user_name):
+        user = self.owner_or_admin(user_name)
+        self.write(json.dumps(await self.list_for(user.name)))
+
+    async def post(self, user_name):
+        user = self.owner_or_admin(user_name)
+        if len(self.request.body) > MAX_BODY:
+            raise web.HTTPError(400, "request too large")
+        body = self.get_json_body() or {}
+        if not isinstance(body, dict) or not isinstance(body.get("server", ""), str) or not isinstance(body.get("note", ""), str):
+            raise web.HTTPError(400, 'body: must be {"server": "", "note": "..."}')
+        try:
+            row = await self.save_server(user, body.get("server", ""), body.get("note", ""))
+        except saves.SaveError as e:
+            self.fail(e)
+        self.set_status(201)
+        self.write(json.dumps(row))
+
+
+class SaveAPIHandler(SavesAPIHandler):
+    async def delete(self, user_name, tag):
+        user = self.owner_or_admin(user_name)
+        try:
+            await self.delete_save(user.name, tag)
+        except saves.SaveError as e:
+            self.fail(e)
+        self.set_status(204)
+
+
+class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
+    async def page(self, messages=(), status=200):
+        user = self.current_user
+        mine = await self.list_for(user.name)
+        everyone = await self.list_for(None) if user.admin else []
+        running = [name for name, sp in user.spawners.items() if sp.active and not sp.pending]
+        s = self.saves_settings
+        self.set_status(status)
+        self.finish(
+            await self.render_template(
+                "environments.html",
+                messages=list(messages),
+                mine=mine,
+                everyone=everyone,
+                running=running,
+                limits=s,
+                available=s["enabled"] and not s["swarm"],
+                used=sum(r["bytes"] for r in mine),
+                now=time.time(),
+                admin=user.admin,
+            )
+        )
+
+    @web.authenticated
+    async def get(self):
+        await self.page()
+
+    @web.authenticated
+    async def post(self):
+        user = self.current_user
+        if len(self.request.body) > MAX_BODY:
+            return await self.page([("error", "The form is too large.")], 400)
+        action = self.get_body_argument("action", "")
+        try:
+            if action == "save":
+                row = await self.save_server(user, self.get_body_argument("server", "")[:255], self.get_body_argument("note", ""))
+                return await self.page([("ok", f"Saved as {row['tag']} ({row['bytes'] / 1024**2:.0f} MiB). Start it from the spawn form.")])
+            if action == "delete":
+                owner = self.get_body_argument("user", user.name)[:255]
+                if owner != user.name and not user.admin:
+                    raise web.HTTPError(403, "only admins can delete other users' saves")
+                row = await self.delete_save(owner, self.get_body_argument("tag", "")[:64])
+                return await self.page([("ok", f"Deleted {owner}'s save {row['tag']}.")])
+        except saves.SaveError as e:
+            return await self.page([("error", f"Not done: {e}.")], e.status)
+        return await self.page([("error", f"unknown action {action[:40]!r}")], 400)
+
+
+def handlers(settings):
+    kw = {"settings": settings}
+    return [
+        (r"/environments", EnvironmentsPageHandler, kw),
+        (r"/api/gpulab/users/([^/]+)/saves", SavesAPIHandler, kw),
+        (r"/api/gpulab/users/([^/]+)/saves/([^/]+)", SaveAPIHandler, kw),
+    ]
