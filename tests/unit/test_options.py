@@ -86,3 +86,22 @@ def test_form_parsing_is_pure_and_keeps_unknown_fields():
     assert form == before
     with pytest.raises(OptionError, match="extra"):
         check(options_from_form(form))
+
+
+def test_a_save_starts_with_the_profile_it_came_from():
+    from gpulab.options import OptionError, validate_options
+
+    profiles = [
+        {"name": "base", "image": "i", "gpus": 0, "max_gpus": 1},
+        {"name": "big", "image": "j", "gpus": 0, "max_gpus": 2},
+    ]
+    saves = {"20261126-052400": "big"}
+    r = validate_options({"profile": "base", "save": "20261126-052400", "gpus": 2}, profiles, "base", inventory=[object()] * 2, saves=saves)
+    assert r.save == "20261126-052400" and r.profile["name"] == "big" and r.gpus == 2
+    for bad, why in (("nope", "not one of your saved environments"), (["x"], "must be the name")):
+        with pytest.raises(OptionError) as e:
+            validate_options({"save": bad}, profiles, "base", saves=saves)
+        assert e.value.field == "save" and why in str(e.value)
+    with pytest.raises(OptionError, match="unknown option"):  # not on a Swarm (yet)
+        validate_options({"save": "20261126-052400"}, profiles, "base", nodes={"w1"}, largest=2, saves=saves)
+    assert validate_options({"save": ""}, profiles, "base").save == ""
