@@ -210,7 +210,7 @@ def _saves(c, site):
     from .saves_api import handlers
     from .ssh.hubsetup import _configured
 
-    settings = {"deployment": site["hub"]["name"], "swarm": site["cluster"]["mode"] == "swarm", **site["saves"]}
+    settings = {"deployment": site["hub"]["name"], "swarm": site["cluster"]["mode"] == "swarm", "site": site, **site["saves"]}
     c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(settings)
     c.JupyterHub.template_vars = {**_configured(c.JupyterHub, "template_vars", {}), "gpulab_saves": True}
 

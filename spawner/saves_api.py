@@ -1,5 +1,6 @@
-"""Saved environments in the hub: the page ``/hub/environments`` and the API
-``/hub/api/gpulab/users/<name>/saves[/<tag>]`` (used by ``gpulab-client env``).
+"""Saved environments and home backups in the hub: the page ``/hub/environments`` and the API
+``/hub/api/gpulab/users/<name>/saves[/<tag>]`` (used by ``gpulab-client env``) and
+``/hub/api/gpulab/users/<name>/home-backups[/<archive>/restore]`` (``gpulab-client home``).
 
 A user saves their running server, lists and deletes their saves, and starts one from the spawn
 form (or the API's ``save`` option). The user's own tokens carry the scope
@@ -18,7 +19,20 @@ from tornado import web
 from . import saves
 
 SCOPE_SAVES = "custom:gpulab:saves"
-SCOPES = {SCOPE_SAVES: {"description": "Save your running environment as an image, list and delete your saves."}}
+SCOPES = {SCOPE_SAVES: {"description": "Save your environment as an image and back up your home; list, restore and delete them."}}
+_home_backups = {}
+
+
+def home_backups(site):
+    """The hub's home-backup jobs (one registry per deployment)."""
+    from .homebackup import HomeBackups
+
+    name = site["hub"]["name"]
+    if name not in _home_backups:
+        _home_backups[name] = HomeBackups(site)
+    return _home_backups[name]
+
+
 MAX_BODY = 16 * 1024
 
 
@@ -111,6 +125,47 @@ class SaveAPIHandler(SavesAPIHandler):
         self.set_status(204)
 
 
+class HomeBackupsAPIHandler(SavesAPIHandler):
+    def fail(self, e):
+        raise web.HTTPError(e.status, str(e))
+
+    async def get(self, user_name):
+        from .homebackup import list_archives
+
+        user = self.owner_or_admin(user_name)
+        jobs = home_backups(self.saves_settings["site"])
+        self.write(json.dumps({"archives": list_archives(jobs.site, user.spawner.escaped_name), "job": jobs.job(user.name)}))
+
+    async def post(self, user_name):
+        from .homebackup import BackupError
+
+        user = self.owner_or_admin(user_name)
+        try:
+            job = home_backups(self.saves_settings["site"]).start_backup(user.spawner)
+        except BackupError as e:
+            self.fail(e)
+        self.log.info("gpulab: backup of %s's home started by %s", user.name, self.current_user.name)
+        self.set_status(202)
+        self.write(json.dumps(job))
+
+
+class HomeRestoreAPIHandler(HomeBackupsAPIHandler):
+    async def get(self, user_name, archive):
+        raise web.HTTPError(405)
+
+    async def post(self, user_name, archive):
+        from .homebackup import BackupError
+
+        user = self.owner_or_admin(user_name)
+        try:
+            job = home_backups(self.saves_settings["site"]).start_restore(user.spawner, archive)
+        except BackupError as e:
+            self.fail(e)
+        self.log.info("gpulab: restore of %s into %s's home started by %s", archive, user.name, self.current_user.name)
+        self.set_status(202)
+        self.write(json.dumps(job))
+
+
 class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
     async def page(self, messages=(), status=200):
         user = self.current_user
@@ -118,6 +173,10 @@ class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
         everyone = await self.list_for(None) if user.admin else []
         running = [name for name, sp in user.spawners.items() if sp.active and not sp.pending]
         s = self.saves_settings
+        from .homebackup import list_archives
+
+        jobs = home_backups(s["site"])
+        archives = list_archives(jobs.site, user.spawner.escaped_name)
         self.set_status(status)
         self.finish(
             await self.render_template(
@@ -129,6 +188,8 @@ class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
                 limits=s,
                 available=s["enabled"] and not s["swarm"],
                 used=sum(r["bytes"] for r in mine),
+                archives=archives,
+                job=jobs.job(user.name),
                 now=time.time(),
                 admin=user.admin,
             )
@@ -154,6 +215,18 @@ class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
                     raise web.HTTPError(403, "only admins can delete other users' saves")
                 row = await self.delete_save(owner, self.get_body_argument("tag", "")[:64])
                 return await self.page([("ok", f"Deleted {owner}'s save {row['tag']}.")])
+            if action in ("backup", "restore"):
+                from .homebackup import BackupError
+
+                jobs = home_backups(self.saves_settings["site"])
+                try:
+                    if action == "backup":
+                        jobs.start_backup(user.spawner)
+                        return await self.page([("ok", "Backing up your home…")])
+                    job = jobs.start_restore(user.spawner, self.get_body_argument("archive", "")[:100])
+                    return await self.page([("ok", f"Restoring into ~/{job['target']}…")])
+                except BackupError as e:
+                    return await self.page([("error", f"Not done: {e}.")], e.status)
         except saves.SaveError as e:
             return await self.page([("error", f"Not done: {e}.")], e.status)
         return await self.page([("error", f"unknown action {action[:40]!r}")], 400)
@@ -165,4 +238,6 @@ def handlers(settings):
         (r"/environments", EnvironmentsPageHandler, kw),
         (r"/api/gpulab/users/([^/]+)/saves", SavesAPIHandler, kw),
         (r"/api/gpulab/users/([^/]+)/saves/([^/]+)", SaveAPIHandler, kw),
+        (r"/api/gpulab/users/([^/]+)/home-backups", HomeBackupsAPIHandler, kw),
+        (r"/api/gpulab/users/([^/]+)/home-backups/([^/]+)/restore", HomeRestoreAPIHandler, kw),
     ]

@@ -233,6 +233,7 @@ SCHEMA = mapping(
                     "scratch": Field(string(ABS_PATH, "an absolute host-path template such as /scratch/{username}")),
                     "scratch_target": Field(string(ABS_PATH, "an absolute path in the container"), default="/scratch"),
                     "archive": Field(string(ABS_PATH, "an absolute host path such as /srv/gpulab/archive")),
+                    "backups": Field(string(ABS_PATH, "an absolute host path such as /mnt/nas/gpulab-homes")),
                 }
             ),
             default=dict,

@@ -6,7 +6,7 @@ import sys
 
 
 def parser():
-    from . import envs, gpus, sshproxy
+    from . import envs, gpus, homes, sshproxy
 
     p = argparse.ArgumentParser(
         prog="gpulab-client", description="gpulab on your own machine: SSH through the hub, the GPU table, saved environments."
@@ -15,6 +15,7 @@ def parser():
     sshproxy.add_parser(sub)
     gpus.add_parser(sub)
     envs.add_parser(sub)
+    homes.add_parser(sub)
     return p
 
 

@@ -116,3 +116,44 @@ def test_a_save_over_the_size_limit_is_refused_before_anything_is_written(make_h
     assert r.status_code == 400 and "over the limit of" in r.json()["message"] and "0.01 GiB" in r.json()["message"], r.text
     assert {i.id for i in docker_client.images.list()} == before
     hub.stop_server("carl")
+
+
+def test_home_backup_and_restore_into_a_new_folder(make_hub, tmp_path):
+    backups = tmp_path / "nas"
+    hub = make_hub({"storage": {"home": "{prefix}-home-{username}", "backups": str(backups)}})
+    for n in ("alice", "bob"):
+        hub.create_user(n)
+    hub.spawn("alice")
+    c = running(hub, "alice")
+    assert run_as(c, "mkdir -p ~/thesis/data && echo 'chapter 1' > ~/thesis/ch1.txt && head -c 2000000 /dev/urandom > ~/thesis/data/raw.bin")[0] == 0
+    before = run_as(c, "cd ~/thesis && find . -type f | sort | xargs sha256sum")[1]
+    token_file = tmp_path / "token"
+    token_file.write_text(hub.user_token("alice"))
+    env = dict(os.environ, GPULAB_HUB_URL=hub.url)
+    out = subprocess.run([GPULAB_CLIENT, "home", "backup", "--token-file", str(token_file)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "backup done" in out.stdout, out.stdout + out.stderr
+    (archive,) = list(backups.rglob("home-*.tar.gz"))
+    assert oct(archive.stat().st_mode & 0o777) == "0o600" and archive.stat().st_size > 1_000_000
+    listed = subprocess.run([GPULAB_CLIENT, "home", "list", "--token-file", str(token_file)], env=env, capture_output=True, text=True, timeout=60)
+    assert archive.name in listed.stdout
+
+    assert run_as(c, "echo 'chapter 1, rewritten' > ~/thesis/ch1.txt")[0] == 0  # a change after the backup
+    out = subprocess.run(
+        [GPULAB_CLIENT, "home", "restore", archive.name, "--token-file", str(token_file)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and "restore done" in out.stdout, out.stdout + out.stderr
+    target = out.stdout.strip().rsplit("(", 1)[1].rstrip(")")
+    assert target.startswith("restored-")
+    restored = run_as(c, f"cd ~/{target}/thesis && find . -type f | sort | xargs sha256sum")[1]
+    assert restored == before  # the same contents, in a new folder
+    assert run_as(c, "cat ~/thesis/ch1.txt")[1] == "chapter 1, rewritten\n"  # nothing overwritten
+    assert run_as(c, f"stat -c %u ~/{target}/thesis/ch1.txt")[1].strip() == c.labels["gpulab.uid"]  # the user's files
+
+    # bob can neither list nor restore alice's backups
+    bob = {"Authorization": f"token {hub.user_token('bob')}"}
+    assert requests.get(f"{hub.url}/hub/api/gpulab/users/alice/home-backups", headers=bob, timeout=30).status_code == 404
+    r = requests.post(f"{hub.url}/hub/api/gpulab/users/alice/home-backups/{archive.name}/restore", headers=bob, timeout=30)
+    assert r.status_code == 404
+    r = requests.post(f"{hub.url}/hub/api/gpulab/users/bob/home-backups/{archive.name}/restore", headers=bob, timeout=30)
+    assert r.status_code == 404 and "no backup" in r.json()["message"]  # not one of bob's
+    hub.stop_server("alice")
