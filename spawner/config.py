@@ -206,6 +206,13 @@ class GPULabSettings(LoggingConfigurable):
         Example: ``"/data/ssh-host/{username}"``. Default: ``"{prefix}-sshhost-{username}"``.
         """,
     ).tag(config=True)
+    saves_settings = Dict(
+        help="""
+        Where users' saved environments are (set by the site file's configuration): the
+        deployment, swarm or not, the Swarm's list, registry and hub image. Default: this host's
+        Docker images. Not meant to be set by hand.
+        """,
+    ).tag(config=True)
     ssh_store_path = Unicode(
         "",
         help="""

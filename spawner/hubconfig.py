@@ -207,10 +207,27 @@ def configure(c, site=None, environ=os.environ):
 
 def _saves(c, site):
     """Saved environments: their page and API (:mod:`.saves_api`)."""
+    from .saves import STORE_FILE
     from .saves_api import handlers
     from .ssh.hubsetup import _configured
 
-    settings = {"deployment": site["hub"]["name"], "swarm": site["cluster"]["mode"] == "swarm", "site": site, **site["saves"]}
+    swarm = site["cluster"]["mode"] == "swarm"
+    settings = {
+        "deployment": site["hub"]["name"],
+        "swarm": swarm,
+        "site": site,
+        "store": os.path.join(os.path.abspath(site["hub"]["state_dir"]), STORE_FILE),
+        "registry": site["cluster"]["registry"] or "",
+        "hub_image": "",
+        **site["saves"],
+    }
+    if swarm:
+        from .swarm.hub import hub_image
+
+        settings["hub_image"] = hub_image(site)
+        c.GPUSwarmSpawner.saves_settings = {k: v for k, v in settings.items() if k != "site"}
+    else:
+        c.GPUDockerSpawner.saves_settings = {k: v for k, v in settings.items() if k != "site"}
     c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(settings)
     c.JupyterHub.template_vars = {**_configured(c.JupyterHub, "template_vars", {}), "gpulab_saves": True}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 MAX_TEXT = 200
 KNOWN_FIELDS = ("profile", "gpus", "gpu_ids", "save")
-SWARM_FIELDS = ("profile", "gpus", "node")  # on a Swarm: a node may be chosen, specific GPUs not
+SWARM_FIELDS = ("profile", "gpus", "node", "save")  # on a Swarm: a node may be chosen, specific GPUs not
 MAX_GPU_IDS = 64
 
 

@@ -42,16 +42,14 @@ class _SavesMixin:
 
     def check_enabled(self):
         s = self.saves_settings
-        if s["swarm"]:
-            raise saves.SaveError("saving environments is not available in swarm mode yet")
         if not s["enabled"]:
             raise saves.SaveError("saving environments is off on this hub (saves.enabled in the site file)")
 
-    async def in_thread(self, fn, *args, **kw):
-        return await asyncio.to_thread(lambda: fn(saves.docker_client(), *args, **kw))
+    async def in_thread(self, method, *args, **kw):
+        return await asyncio.to_thread(getattr(saves.backend(self.saves_settings), method), *args, **kw)
 
     async def list_for(self, username):
-        return await self.in_thread(saves.list_saves, self.saves_settings["deployment"], username)
+        return await self.in_thread("list_saves", username)
 
     async def save_server(self, user, server, note):
         self.check_enabled()
@@ -60,11 +58,10 @@ class _SavesMixin:
             raise saves.SaveError("your server is not running: start it, then save", 409)
         s = self.saves_settings
         row = await self.in_thread(
-            saves.create_save,
-            deployment=s["deployment"],
+            "create_save",
             username=user.name,
             escaped_user=spawner.escaped_name,
-            container_name=spawner.object_name,
+            service_name=spawner.object_name,
             profile=(spawner.user_options or {}).get("profile") or "",
             note=note,
             max_count=s["max_per_user"],
@@ -74,7 +71,7 @@ class _SavesMixin:
         return row
 
     async def delete_save(self, username, tag):
-        row = await self.in_thread(saves.delete_save, self.saves_settings["deployment"], username, tag)
+        row = await self.in_thread("delete_save", username, tag)
         self.log.info("gpulab: saved environment %s of %s deleted by %s", tag, username, self.current_user.name)
         return row
 
@@ -186,7 +183,7 @@ class EnvironmentsPageHandler(_SavesMixin, BaseHandler):
                 everyone=everyone,
                 running=running,
                 limits=s,
-                available=s["enabled"] and not s["swarm"],
+                available=s["enabled"],
                 used=sum(r["bytes"] for r in mine),
                 archives=archives,
                 job=jobs.job(user.name),

@@ -180,7 +180,7 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
                 if reason:
                     unavailable[p["name"]] = reason
             nodes = spawner.option_limits().get("nodes")
-            saves = list(spawner._saves.values()) if nodes is None and await spawner.user_saves() else None
+            saves = list(spawner._saves.values()) if await spawner.user_saves() else None
             return render_form(
                 spawner.profiles,
                 spawner.default_profile or spawner.profiles[0]["name"],
@@ -249,7 +249,8 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         """{tag: profile} of this user's saved environments (:mod:`.saves`)."""
         from . import saves
 
-        rows = await asyncio.wrap_future(self.executor.submit(lambda: saves.list_saves(saves.docker_client(), self.deployment, self.user.name)))
+        store = saves.backend(self.saves_settings) if self.saves_settings else saves.LocalSaves(self.deployment)
+        rows = await asyncio.wrap_future(self.executor.submit(store.list_saves, self.user.name))
         self._saves = {r["tag"]: r for r in rows}
         return {tag: r["profile"] for tag, r in self._saves.items()}
 

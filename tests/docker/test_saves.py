@@ -113,7 +113,7 @@ def test_a_save_over_the_size_limit_is_refused_before_anything_is_written(make_h
     r = requests.post(
         f"{hub.url}/hub/api/gpulab/users/carl/saves", json={}, headers={"Authorization": f"token {hub.user_token('carl')}"}, timeout=120
     )
-    assert r.status_code == 400 and "over the limit of" in r.json()["message"] and "0.01 GiB" in r.json()["message"], r.text
+    assert r.status_code == 400 and "over what your limit leaves (0.01 GiB)" in r.json()["message"], r.text
     assert {i.id for i in docker_client.images.list()} == before
     hub.stop_server("carl")
 

@@ -102,6 +102,6 @@ def test_a_save_starts_with_the_profile_it_came_from():
         with pytest.raises(OptionError) as e:
             validate_options({"save": bad}, profiles, "base", saves=saves)
         assert e.value.field == "save" and why in str(e.value)
-    with pytest.raises(OptionError, match="unknown option"):  # not on a Swarm (yet)
-        validate_options({"save": "20261126-052400"}, profiles, "base", nodes={"w1"}, largest=2, saves=saves)
+    on_swarm = validate_options({"save": "20261126-052400", "node": "w1"}, profiles, "base", nodes={"w1"}, largest=2, saves=saves)
+    assert on_swarm.save == "20261126-052400" and on_swarm.node == "w1" and on_swarm.profile["name"] == "big"
     assert validate_options({"save": ""}, profiles, "base").save == ""
