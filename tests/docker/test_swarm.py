@@ -166,6 +166,32 @@ def test_home_follows_the_user_to_another_node(lab):
     hub.stop_server("carol")
 
 
+def test_a_save_made_on_one_node_starts_on_the_other(lab):
+    """Saved environments on a Swarm: committed where the server runs, pushed to the registry."""
+    hub, prefix = lab["hub"], lab["cluster"].prefix
+    hub.create_user("sven")
+    auth = {"Authorization": f"token {hub.user_token('sven')}"}
+    hub.spawn("sven", {"profile": "cpu", "node": f"{prefix}-w1"}, timeout=300)
+    node, c = hub.container_of("sven")
+    assert node == "w1"
+    tool = "printf '#!/bin/sh\\necho saved on w1\\n' > /usr/local/bin/svtool && chmod 755 /usr/local/bin/svtool"
+    assert c.exec_run(["sh", "-c", tool], user="0").exit_code == 0  # a change outside the home
+    r = requests.post(f"{hub.url}/hub/api/gpulab/users/sven/saves", json={"note": "on w1"}, headers=auth, timeout=600)
+    assert r.status_code == 201, r.text
+    save = r.json()
+    assert save["image"].startswith(f"{lab['registry'].address}/gpulab/saves/") and save["profile"] == "cpu" and save["bytes"] > 0
+    mgr = lab["cluster"].engine("mgr").api
+    assert not [s for s in mgr.services() if s["Spec"].get("Labels", {}).get("gpulab.job")], "the save job is gone"
+    assert [x["tag"] for x in requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json()] == [save["tag"]]
+    hub.stop_server("sven")
+    hub.spawn("sven", {"profile": "cpu", "save": save["tag"], "node": f"{prefix}-w2"}, timeout=300)
+    node, c = hub.container_of("sven")
+    assert node == "w2" and c.exec_run(["svtool"]).output == b"saved on w1\n"  # pulled from the registry
+    hub.stop_server("sven")
+    assert requests.delete(f"{hub.url}/hub/api/gpulab/users/sven/saves/{save['tag']}", headers=auth, timeout=30).status_code == 204
+    assert requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json() == []
+
+
 def test_a_hub_restart_keeps_every_holding(lab):
     hub = lab["hub"]
     before = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
