@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from . import images
+from . import images, ops
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
 
@@ -375,100 +375,6 @@ def cmd_admin_create(args):
     return 0
 
 
-def cmd_usage(args):
-    """GPU-hours held and used per user or group and day (the hub's usage book)."""
-    from .gpus.usage import UsageStore, by_group, render, usage_path
-
-    try:
-        site = load_site(args.site)
-    except SiteConfigError as e:
-        print(f"gpulab usage: {e}", file=sys.stderr)
-        return 2
-    path = usage_path(os.path.abspath(site["hub"]["state_dir"]))
-    if not os.path.exists(path):
-        print(f"gpulab usage: no usage recorded yet ({path} does not exist: the hub writes it)", file=sys.stderr)
-        return 1
-    store = UsageStore(path)
-    rows = store.rows(days=args.days, users={args.user} if args.user else None)
-    if args.by == "group":
-        from jupyterhub import orm
-
-        from .hubconfig import db_url
-
-        with orm.new_session_factory(db_url(site))() as db:
-            groups = {u.name: [g.name for g in u.groups] for u in db.query(orm.User).all()}
-        rows = by_group(rows, lambda name: groups.get(name, []))
-    print(render(rows, args.format, key=args.by))
-    return 0
-
-
-def cmd_install(args):
-    """The hub as a systemd service (boot, journal, restart on failure)."""
-    from . import systemd
-
-    try:
-        site = load_site(args.site)
-    except SiteConfigError as e:
-        print(f"gpulab install: {e}", file=sys.stderr)
-        return 2
-    if not os.path.exists(args.config):
-        print(f"gpulab install: {args.config} does not exist (run it where jupyterhub_config.py is, or pass --config)", file=sys.stderr)
-        return 2
-    unit = systemd.render_unit(site, site_file=args.site, config_file=args.config)
-    if args.print:
-        print(unit, end="")
-        return 0
-    try:
-        path = systemd.install(site, unit, unit_dir=args.unit_dir, start=not args.no_start)
-    except (systemd.InstallError, OSError) as e:
-        print(f"gpulab install: {e}", file=sys.stderr)
-        return 2
-    name = systemd.unit_name(site)
-    print(f"gpulab install: wrote {path}, enabled{'' if args.no_start else ' and started'} {name}.")
-    print(f"  status: systemctl status {name}   logs: journalctl -u {name} -f   stop: systemctl stop {name}")
-    return 0
-
-
-def cmd_backup(args):
-    """The hub's state (database, cookie secret, SSH keys, usage, site file) in a dated archive."""
-    from .backup import BackupError, backup
-
-    try:
-        site = load_site(args.site)
-        to = args.to or site["hub"]["backup_dir"] or os.path.join(os.path.abspath(site["hub"]["state_dir"]), "backups")
-        path = backup(site, args.site, to)
-    except (SiteConfigError, BackupError, OSError) as e:
-        print(f"gpulab backup: {e}", file=sys.stderr)
-        return 2
-    print(f"gpulab backup: wrote {path} ({os.path.getsize(path) // 1024} KiB)")
-    return 0
-
-
-def cmd_restore(args):
-    """Unpack a backup into the site file's (new, empty) state directory."""
-    from .backup import BackupError, read_manifest, restore
-
-    try:
-        site = load_site(args.site)
-        manifest = read_manifest(args.archive)
-        written = restore(args.archive, site)
-    except (SiteConfigError, BackupError, OSError) as e:
-        print(f"gpulab restore: {e}", file=sys.stderr)
-        return 2
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(manifest["time"]))
-    print(f"gpulab restore: hub {manifest['hub']!r} as of {when} restored into {os.path.abspath(site['hub']['state_dir'])}:")
-    for path in written:
-        print(f"  {path}")
-    print("Compare gpulab.yaml.restored with your site file, then start the hub (gpulab up).")
-    return 0
-
-
-def cmd_collect(args):
-    from .gpus.collect import main as collect_main
-
-    return collect_main(args)
-
-
 def cmd_client(args):
     """``gpulab gpus`` / ``gpulab ssh-proxy``: the laptop client's commands (gpulab_client)."""
     if args.command == "gpus" and not args.hub:
@@ -524,31 +430,7 @@ def parser():
     setup.add_argument("--daemon-json", default="/etc/docker/daemon.json")
     setup.add_argument("--runtime-config", default="/etc/nvidia-container-runtime/config.toml")
     setup.set_defaults(func=cmd_node_setup)
-    usage = sub.add_parser("usage", help="GPU-hours held and used per user (or group) and day")
-    usage.add_argument("--days", type=int, default=7, help="the last N days, today included (default 7)")
-    usage.add_argument("--by", choices=("user", "group"), default="user")
-    usage.add_argument("--user", help="only this user")
-    usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    usage.set_defaults(func=cmd_usage)
-    inst = sub.add_parser("install", help="install and start the hub as a systemd service (boot, journal, restarts)")
-    inst.add_argument("--config", default="jupyterhub_config.py", help="JupyterHub config file (default ./jupyterhub_config.py)")
-    inst.add_argument("--print", action="store_true", help="only print the unit file")
-    inst.add_argument("--no-start", action="store_true", help="enable it for the next boot, do not start it now")
-    inst.add_argument("--unit-dir", default="/etc/systemd/system")
-    inst.set_defaults(func=cmd_install)
-    bk = sub.add_parser("backup", help="write the hub's state (database, cookie secret, SSH keys, usage, site file) to a dated archive")
-    bk.add_argument("--to", help="directory for the archive (default: hub.backup_dir, else <state_dir>/backups)")
-    bk.set_defaults(func=cmd_backup)
-    rs = sub.add_parser("restore", help="unpack a backup into the site file's state directory (which must hold no hub state)")
-    rs.add_argument("archive")
-    rs.set_defaults(func=cmd_restore)
-    collect = sub.add_parser("collect", help="report this node's GPU readings (NVML) to the hub, every --interval seconds")
-    collect.add_argument("--hub", required=True, help="the hub's URL, e.g. http://gpulab-hub:8000")
-    collect.add_argument("--token-file", required=True, help="a file with a token that has the scope custom:gpulab:readings")
-    collect.add_argument("--node", help="this node's name (default: the host name)")
-    collect.add_argument("--interval", type=float, default=30.0)
-    collect.add_argument("--once", action="store_true", help="report once and exit (2 on failure)")
-    collect.set_defaults(func=cmd_collect)
+    ops.add_parsers(sub)
     sub.add_parser("prepare", help="create the state directory, Docker network and SSH store (gpulab up does)").set_defaults(func=cmd_prepare)
     from gpulab_client import gpus, sshproxy
 
