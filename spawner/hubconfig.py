@@ -12,6 +12,7 @@ import sys
 from urllib.parse import urlparse
 
 from . import network
+from .hubpages import add_pages
 from .schema import SiteConfigError
 from .siteconfig import load_site, site_path
 from .ssh.hubsetup import configure_ssh
@@ -209,7 +210,6 @@ def _saves(c, site):
     """Saved environments: their page and API (:mod:`.saves_api`)."""
     from .saves import STORE_FILE
     from .saves_api import handlers
-    from .ssh.hubsetup import _configured
 
     swarm = site["cluster"]["mode"] == "swarm"
     settings = {
@@ -228,24 +228,15 @@ def _saves(c, site):
         c.GPUSwarmSpawner.saves_settings = {k: v for k, v in settings.items() if k != "site"}
     else:
         c.GPUDockerSpawner.saves_settings = {k: v for k, v in settings.items() if k != "site"}
-    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(settings)
-    c.JupyterHub.template_vars = {**_configured(c.JupyterHub, "template_vars", {}), "gpulab_saves": True}
+    add_pages(c, handlers(settings), {"gpulab_saves": True})
 
 
 def _gpu_pages(c, site):
     """The GPU page, the reclaim banner on every hub page, the reclaim and readings APIs."""
     from .gpus.pages import handlers
     from .gpus.service import banner_for
-    from .ssh.hubsetup import TEMPLATES, _configured
 
-    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(site["hub"]["name"])
-    paths = list(_configured(c.JupyterHub, "template_paths", []))
-    c.JupyterHub.template_paths = paths if TEMPLATES in paths else [TEMPLATES, *paths]
-    c.JupyterHub.template_vars = {
-        **_configured(c.JupyterHub, "template_vars", {}),
-        "gpulab_gpus": True,
-        "gpulab_gpu_notices": banner_for(site["hub"]["name"]),
-    }
+    add_pages(c, handlers(site["hub"]["name"]), {"gpulab_gpus": True, "gpulab_gpu_notices": banner_for(site["hub"]["name"])})
 
 
 def _tls(c, hub):

@@ -2,12 +2,11 @@
 (with your own API token). Start a save from the hub's spawn form ("Start from"), or with
 ``{"save": "<name>"}`` in the spawn API."""
 
-import os
 import sys
 import time
 from urllib.parse import quote
 
-from .hub import Hub, HubError, read_token
+from .hub import HubError, add_user_arguments, connect
 
 
 def add_parser(sub):
@@ -16,20 +15,14 @@ def add_parser(sub):
     p.add_argument("name", nargs="?", help="rm: the save to delete (its date, as `list` shows)")
     p.add_argument("--note", default="", help="save: a note, e.g. 'before upgrading CUDA'")
     p.add_argument("--server", default="", help="a named server (default: your default server)")
-    p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL (default: $GPULAB_HUB_URL)")
-    p.add_argument("--user", help="your hub user name (default: the token's)")
-    p.add_argument("--token-file", default="", help="file with your API token (default: ~/.config/gpulab/token)")
-    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) for the hub's TLS certificate")
+    add_user_arguments(p)
     p.set_defaults(func=main)
     return p
 
 
 def main(args):
     try:
-        if not args.hub:
-            raise HubError("pass --hub URL (or set GPULAB_HUB_URL)")
-        hub = Hub(args.hub, read_token(args.token_file), ca_file=args.ca_file)
-        user = args.user or hub.whoami()
+        hub, user = connect(args)
         path = f"/gpulab/users/{quote(user, safe='')}/saves"
         if args.action == "list":
             rows = hub.api("GET", path)

@@ -1,22 +1,18 @@
 """``gpulab-client home``: back up your home into the lab's backup location, list the backups,
 restore one into a new folder of your home (never over your files), with progress."""
 
-import os
 import sys
 import time
 from urllib.parse import quote
 
-from .hub import Hub, HubError, read_token
+from .hub import HubError, add_user_arguments, connect
 
 
 def add_parser(sub):
     p = sub.add_parser("home", help="back up your home, list the backups, restore one into a new folder")
     p.add_argument("action", choices=("backup", "list", "restore"))
     p.add_argument("name", nargs="?", help="restore: the backup (as `list` shows)")
-    p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL (default: $GPULAB_HUB_URL)")
-    p.add_argument("--user", help="your hub user name (default: the token's; admins may name another user)")
-    p.add_argument("--token-file", default="", help="file with your API token (default: ~/.config/gpulab/token)")
-    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) for the hub's TLS certificate")
+    add_user_arguments(p)
     p.add_argument("--no-wait", action="store_true", help="start it and return")
     p.set_defaults(func=main)
     return p
@@ -29,10 +25,8 @@ def _show(job):
 
 def main(args):
     try:
-        if not args.hub:
-            raise HubError("pass --hub URL (or set GPULAB_HUB_URL)")
-        hub = Hub(args.hub, read_token(args.token_file), ca_file=args.ca_file)
-        path = f"/gpulab/users/{quote(args.user or hub.whoami(), safe='')}/home-backups"
+        hub, user = connect(args)
+        path = f"/gpulab/users/{quote(user, safe='')}/home-backups"
         if args.action == "list":
             for a in hub.api("GET", path)["archives"]:
                 print(f"{a['name']:32} {a['bytes'] / 1024**2:>8.1f} MiB")

@@ -18,6 +18,22 @@ class HubError(Exception):
         self.status = status
 
 
+def add_user_arguments(p):
+    """--hub, --user, --token-file, --ca-file: what a command run with the user's own token takes."""
+    p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL (default: $GPULAB_HUB_URL)")
+    p.add_argument("--user", help="your hub user name (default: the token's; admins may name another user)")
+    p.add_argument("--token-file", default="", help="file with your API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)")
+    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) for the hub's TLS certificate")
+
+
+def connect(args):
+    """(Hub, user name) from those arguments."""
+    if not args.hub:
+        raise HubError("pass --hub URL (or set GPULAB_HUB_URL)")
+    hub = Hub(args.hub, read_token(args.token_file), ca_file=args.ca_file)
+    return hub, args.user or hub.whoami()
+
+
 def read_token(token_file="", environ=os.environ):
     """The API token: from ``token_file``, else $GPULAB_TOKEN / $JUPYTERHUB_API_TOKEN, else the default file."""
     if not token_file:

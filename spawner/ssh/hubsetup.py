@@ -3,17 +3,13 @@
 import os
 from urllib.parse import urlparse
 
-TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+from ..hubpages import add_pages
+
 STORE_FILE = "gpulab-ssh.sqlite"
 
 
 def store_path(state_dir):
     return os.path.join(state_dir, STORE_FILE)
-
-
-def _configured(section, name, default):
-    """A list/dict already set in this config (e.g. by another gpulab module), else ``default``."""
-    return section[name] if name in section else default  # noqa: SIM401 (traitlets Config)
 
 
 def public_host(ssh, hub_url):
@@ -44,13 +40,7 @@ def configure_ssh(c, site, state_dir):
         "hub_url": hub_url.rstrip("/"),
         "subdomains": bool(site["hub"]["subdomain_host"]),
     }
-    c.JupyterHub.extra_handlers = list(_configured(c.JupyterHub, "extra_handlers", [])) + handlers(SSHStore(path), settings)
-    c.JupyterHub.template_paths = [TEMPLATES] + list(_configured(c.JupyterHub, "template_paths", []))
-    c.JupyterHub.template_vars = {
-        **_configured(c.JupyterHub, "template_vars", {}),
-        "gpulab_ssh": True,
-        "gpulab_native_auth": site["auth"]["type"] == "native",
-    }
+    add_pages(c, handlers(SSHStore(path), settings), {"gpulab_ssh": True, "gpulab_native_auth": site["auth"]["type"] == "native"})
     s.ssh_store_path = path
     s.ssh_password_login = ssh["password_login"]
     s.ssh_host_address = ssh["host_address"]

@@ -104,8 +104,9 @@ def test_config_snippet_has_both_ways_with_one_host_key_alias():
 def test_hub_setup_adds_to_other_handlers_and_templates(tmp_path):
     from traitlets.config import Config
 
+    from gpulab.hubpages import TEMPLATES
     from gpulab.siteconfig import validate_site
-    from gpulab.ssh.hubsetup import TEMPLATES, configure_ssh
+    from gpulab.ssh.hubsetup import configure_ssh
 
     c = Config()
     c.JupyterHub.extra_handlers = [(r"/other", object)]
