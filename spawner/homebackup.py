@@ -107,7 +107,8 @@ class HomeBackups:
         job = Job("backup", username, name)
         self.jobs[username] = job
         volumes = {source: {"bind": "/home-src", "mode": "ro"}, folder: {"bind": "/backup", "mode": "rw"}}
-        asyncio.ensure_future(self._run(job, command, volumes, "0", lambda: _size(os.path.join(folder, part))))
+        # progress: the archive's bytes so far (the .part file, then the finished archive)
+        asyncio.ensure_future(self._run(job, command, volumes, lambda: _size(os.path.join(folder, part)) or _size(os.path.join(folder, name))))
         return job.as_dict()
 
     def start_restore(self, spawner, archive, now=None):
@@ -131,10 +132,12 @@ class HomeBackups:
         job = Job("restore", username, target)
         self.jobs[username] = job
         volumes = {source: {"bind": "/home-dst", "mode": "rw"}, user_dir(self.site, spawner.escaped_name): {"bind": "/backup", "mode": "ro"}}
-        asyncio.ensure_future(self._run(job, command, volumes, "0", None))
+        asyncio.ensure_future(self._run(job, command, volumes, None))
         return job.as_dict()
 
-    async def _run(self, job, command, volumes, user, measure):
+    async def _run(self, job, command, volumes, measure):
+        """Run the helper (as root in its box) to the end; ``measure()`` gives the progress, or
+        None: the files tar has listed so far."""
         labels = {contract.L_DEPLOYMENT: self.site["hub"]["name"], contract.L_USER: job.username, "gpulab.job": job.kind}
         try:
             client = await asyncio.to_thread(self.client_factory)
@@ -145,7 +148,7 @@ class HomeBackups:
                 entrypoint=[],
                 detach=True,
                 network_mode="none",
-                user=user,
+                user="0",
                 volumes=volumes,
                 labels=labels,
             )
@@ -163,8 +166,8 @@ class HomeBackups:
                 if result.get("StatusCode", 1) != 0:
                     tail = (await asyncio.to_thread(container.logs, stdout=False, stderr=True)).decode(errors="replace")[-300:]
                     raise BackupError(f"{job.kind} failed: {tail.strip() or 'exit ' + str(result.get('StatusCode'))}", 500)
-                if job.kind == "backup":
-                    job.progress = _size(os.path.join(user_dir_of(volumes), job.target))
+                if measure:
+                    job.progress = measure()
                 job.state = "done"
             finally:
                 await asyncio.to_thread(container.remove, force=True)
@@ -172,10 +175,6 @@ class HomeBackups:
             job.state = "failed"
             job.error = str(e)[:500]
         job.finished = time.time()
-
-
-def user_dir_of(volumes):
-    return next(src for src, spec in volumes.items() if spec["bind"] == "/backup")
 
 
 def _size(path):

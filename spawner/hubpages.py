@@ -11,6 +11,27 @@ def configured(section, name, default):
     return section[name] if name in section else default  # noqa: SIM401 (traitlets Config)
 
 
+def scoped_user(handler, scope, user_name, admins=False):
+    """The user an API call about ``user_name`` may act for: the token's own user when the token
+    carries ``scope`` for them, or (``admins``) any user for a token with ``admin:servers`` on
+    them. 404 for other users (nothing about them, not even that they exist), 403 naming the
+    scope a user's own token lacks."""
+    from jupyterhub.user import User
+    from tornado import web
+
+    if admins and handler.has_scope(f"admin:servers!user={user_name}"):
+        found = handler.find_user(user_name)
+        if found is None:
+            raise web.HTTPError(404)
+        return found
+    user = handler.current_user
+    if not isinstance(user, User) or user.name != user_name:
+        raise web.HTTPError(404)
+    if not handler.has_scope(f"{scope}!user={user.name}"):
+        raise web.HTTPError(403, f"this token lacks the scope {scope}")
+    return user
+
+
 def add_pages(c, handlers=(), template_vars=None):
     hub = c.JupyterHub
     hub.extra_handlers = list(configured(hub, "extra_handlers", [])) + list(handlers)

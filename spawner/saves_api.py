@@ -13,10 +13,10 @@ import time
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.user import User
 from tornado import web
 
 from . import saves
+from .hubpages import scoped_user
 
 SCOPE_SAVES = "custom:gpulab:saves"
 SCOPES = {SCOPE_SAVES: {"description": "Save your environment as an image and back up your home; list, restore and delete them."}}
@@ -78,17 +78,7 @@ class _SavesMixin:
 
 class SavesAPIHandler(_SavesMixin, APIHandler):
     def owner_or_admin(self, user_name):
-        user = self.current_user
-        if self.has_scope(f"admin:servers!user={user_name}"):
-            return self.find_user(user_name) or self._404()
-        if not isinstance(user, User) or user.name != user_name:
-            raise web.HTTPError(404)
-        if not self.has_scope(f"{SCOPE_SAVES}!user={user.name}"):
-            raise web.HTTPError(403, f"this token lacks the scope {SCOPE_SAVES}")
-        return user
-
-    def _404(self):
-        raise web.HTTPError(404)
+        return scoped_user(self, SCOPE_SAVES, user_name, admins=True)
 
     def fail(self, e):
         raise web.HTTPError(e.status, str(e))
@@ -123,9 +113,6 @@ class SaveAPIHandler(SavesAPIHandler):
 
 
 class HomeBackupsAPIHandler(SavesAPIHandler):
-    def fail(self, e):
-        raise web.HTTPError(e.status, str(e))
-
     async def get(self, user_name):
         from .homebackup import list_archives
 

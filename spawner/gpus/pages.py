@@ -17,9 +17,9 @@ import time
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.user import User
 from tornado import web
 
+from ..hubpages import scoped_user
 from .readings import GPUReading
 from .service import get_service
 
@@ -38,16 +38,6 @@ def _service(handler):
     if service is None:
         raise web.HTTPError(503, "the GPU monitor is not running")
     return service
-
-
-def _owner(handler, user_name):
-    """The token's user, if it is ``user_name`` and the token carries the notices scope for them."""
-    user = handler.current_user
-    if not isinstance(user, User) or user.name != user_name:
-        raise web.HTTPError(404)  # nothing about other users, not even whether they exist
-    if not handler.has_scope(f"{SCOPE_NOTICES}!user={user.name}"):
-        raise web.HTTPError(403, f"this token lacks the scope {SCOPE_NOTICES}")
-    return user.name
 
 
 def gpu_rows(service, for_admin, now=None):
@@ -127,7 +117,7 @@ class NoticesAPIHandler(APIHandler):
         self.deployment = deployment
 
     async def get(self, user_name):
-        username = _owner(self, user_name)
+        username = scoped_user(self, SCOPE_NOTICES, user_name).name
         service = _service(self)
         self.write(json.dumps({"servers": service.notices_for(username), "reclaimed": service.recent_reclaims(username, time.time() - 86400)}))
 
@@ -137,7 +127,7 @@ class KeepAPIHandler(APIHandler):
         self.deployment = deployment
 
     async def post(self, user_name):
-        username = _owner(self, user_name)
+        username = scoped_user(self, SCOPE_NOTICES, user_name).name
         body = self.get_json_body() or {}
         server = body.get("server", "") if isinstance(body, dict) else None
         if not isinstance(server, str) or len(server) > 255:
