@@ -118,9 +118,9 @@ class GPUMonitor:
         actions = []
         for holder, holding in holdings.items():
             watch = self.watches.get(holder)
-            if watch is None:
+            if watch is None:  # a server's profile does not change while it runs: asked once
                 watch = self.watches[holder] = reclaim.Watch(holder, tuple(holding.uuids), holding.since)
-            watch.profile_idle_minutes = self.profile_minutes(holder)
+                watch.profile_idle_minutes = self.profile_minutes(holder)
             reclaim.observe(watch, util, now, self.policy)
             decision = reclaim.decide(watch, now, self.policy, queue_waiting)
             if decision:
