@@ -76,6 +76,7 @@ setup(
             "requests>=2.32",
             "selenium>=4.11",  # drives Debian's chromium + chromedriver (explicit paths, no downloads)
             "ruff>=0.6",
+            "matplotlib>=3.7",  # make bench's plot of the burst
         ],
     },
     entry_points={

@@ -1,11 +1,13 @@
 """gpulab vs stock DockerSpawner, measured in one run on this machine.
 
-    .venv/bin/python -m benchmarks.run --n 20        # (make bench)
+    .venv/bin/python -m benchmarks.run --n 20 --burst 40        # (make bench)
 
-Prints a table and one JSON line (prefixed ``BENCH_JSON``). Every ratio is
-gpulab / baseline, both measured in this same run; absolute times mean little on a
-shared machine. All load goes to 127.0.0.1 and is bounded in count and time;
-everything started is removed at the end.
+Prints a table and one JSON line (prefixed ``BENCH_JSON``) and writes a PNG plot of each
+user's wait in the burst. Every ratio is gpulab / baseline, both measured in this same run;
+absolute times mean little on a shared machine. A baseline that fails (its hub stops
+answering, a spawn errors) is reported as failed, with the reason, and gpulab is still
+measured. All load goes to 127.0.0.1 and is bounded in count and time; everything started is
+removed at the end.
 """
 
 import argparse
@@ -15,13 +17,14 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import traceback
 
 import docker
 import requests
 
 from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
+from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
 from gpulab import contract
 from harness.hub import BASE_IMAGE
 
@@ -60,21 +63,12 @@ def floor_docker_run(client, network, runs):
                         break
                 except requests.RequestException:
                     pass
-                time.sleep(0.05)
+                time.sleep(0.02)
             else:
                 raise RuntimeError("floor container never answered")
         finally:
             c.remove(force=True)
     return times
-
-
-def spawn_and_wait(hub, name, timeout=300):
-    t0 = time.monotonic()
-    r = hub.api("POST", f"/users/{name}/server", json={})
-    if r.status_code not in (201, 202):
-        raise RuntimeError(f"spawn {name}: {r.status_code} {r.text}")
-    hub.wait_ready(name, timeout)
-    return time.monotonic() - t0
 
 
 def single_spawns(hub, runs, prefix):
@@ -90,131 +84,233 @@ def single_spawns(hub, runs, prefix):
 def watch_containers(client, deployment, t0, seen, stop):
     """Record when each user's container is first seen running (the Docker part of a spawn)."""
     while not stop.is_set():
-        for c in client.api.containers(filters={"label": contract.deployment_filter(deployment), "status": "running"}):
-            seen.setdefault(c["Labels"].get(contract.L_USER), time.monotonic() - t0)
+        try:
+            for c in client.api.containers(filters={"label": contract.deployment_filter(deployment), "status": "running"}):
+                seen.setdefault(c["Labels"].get(contract.L_USER), time.monotonic() - t0)
+        except docker.errors.APIError:
+            pass
         time.sleep(0.1)
 
 
 def concurrent_spawns(hub, n, prefix):
+    """n users press Start at once: (wall, per-user results, names, when each container ran)."""
     names = [f"{prefix}{i}" for i in range(n)]
     for name in names:
         hub.create_user(name)
     seen, stop = {}, threading.Event()
-    t0 = time.monotonic()
-    watcher = threading.Thread(target=watch_containers, args=(hub.client, hub.name, t0, seen, stop))
+    watcher = threading.Thread(target=watch_containers, args=(hub.client, hub.name, time.monotonic(), seen, stop))
     watcher.start()
     try:
-        with ThreadPoolExecutor(n) as pool:
-            per_user = list(pool.map(lambda name: spawn_and_wait(hub, name), names))
+        wall, users = spawn_many(hub, names)
     finally:
         stop.set()
         watcher.join()
-    wall = time.monotonic() - t0
-    return wall, per_user, names, [seen[n] for n in names if n in seen]
+    return wall, users, names, [seen[n] for n in names if n in seen]
 
 
-def stop_all(hub, names):
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda n: hub.stop_server(n, timeout=180), names))
+class Phases:
+    """Runs the phases of one hub's measurement; a failing phase is recorded (with its reason)
+    and the next one still runs, so a failing baseline never ends the benchmark."""
+
+    def __init__(self, kind, hub, out):
+        self.kind, self.hub, self.out = kind, hub, out
+        out.setdefault("errors", {})
+
+    def run(self, phase, fn):
+        print(f"[{self.kind}] {phase}", file=sys.stderr, flush=True)
+        try:
+            return fn()
+        except Exception as e:
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            self.out["errors"][phase] = reason
+            print(f"[{self.kind}] {phase} failed: {reason}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            try:
+                print(f"[{self.kind}] the hub's log ends with:\n{self.hub.log_tail(40)}", file=sys.stderr)
+            except Exception:
+                pass
+            return None
 
 
 def measure(kind, hub_cls, client, args, workdir):
+    out = {"errors": {}}
     hub = hub_cls(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir), client)
-    hub.start(timeout=120)
-    out = {}
+    phases = Phases(kind, hub, out)
     try:
-        print(f"[{kind}] single spawns x{args.runs}", file=sys.stderr, flush=True)
-        out["single"] = single_spawns(hub, args.runs, "single")
-        print(f"[{kind}] {args.n} concurrent spawns", file=sys.stderr, flush=True)
-        wall, per_user, names, running = concurrent_spawns(hub, args.n, "conc")
-        out.update(concurrent_wall=wall, concurrent_per_user=per_user, concurrent_container_running=running)
-        out["idle_rss"] = extra.idle_rss(hub, client, names[0], settle=args.settle)  # before TensorBoard runs in it
+        if phases.run("hub start", lambda: hub.start(timeout=120)) is None and "hub start" in out["errors"]:
+            return out
+        single = phases.run(f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single"))
+        if single:
+            out["single"] = single
+        conc = phases.run(f"{args.n} concurrent spawns", lambda: concurrent_spawns(hub, args.n, "conc"))
+        if conc:
+            wall, users, names, running = conc
+            out.update(concurrent_wall=wall, concurrent_users=users, concurrent_container_running=running)
+            out["concurrent_per_user"] = [u["seconds"] for u in users if u["seconds"] is not None]
+            if names and users[0]["seconds"] is not None:
+                rss = phases.run("idle RSS", lambda: extra.idle_rss(hub, client, names[0], settle=args.settle))
+                if rss:
+                    out["idle_rss"] = rss  # before TensorBoard runs in it
+                if kind == "gpulab":
+                    extras = phases.run("TensorBoard and SSH", lambda: extra.measure_gpulab_extras(hub, client, names[0], args))
+                    if extras:
+                        out.update(extras)
+            phases.run("stop", lambda: _stopped(hub, names))
+        if args.burst:
+            burst = phases.run(f"{args.burst}-user burst", lambda: spawn_many(hub, _users(hub, "burst", args.burst), timeout=args.burst_timeout))
+            if burst:
+                out["burst_wall"], out["burst_users"] = burst
+                phases.run("stop", lambda: _stopped(hub, [u["user"] for u in out["burst_users"]]))
         if kind == "gpulab":
-            out.update(extra.measure_gpulab_extras(hub, client, names[0], args))
-        stop_all(hub, names)
-        if kind == "gpulab":
-            out["floor"] = floor_docker_run(client, hub.name, args.runs)
-    except Exception:
-        print(f"[{kind}] failed; the hub's log ends with:\n{hub.log_tail(80)}", file=sys.stderr)
-        raise
+            floor = phases.run("floor: docker run", lambda: floor_docker_run(client, hub.name, args.runs))
+            if floor:
+                out["floor"] = floor
     finally:
-        hub.stop()
-        hub.cleanup()
+        phases.run("clean up", lambda: (hub.stop(), hub.cleanup()))
     return out
 
 
-def report(stock, gpulab, n):
+def _users(hub, prefix, n):
+    names = [f"{prefix}{i}" for i in range(n)]
+    for name in names:
+        hub.create_user(name)
+    return names
+
+
+def _stopped(hub, names):
+    left = stop_all(hub, names)
+    if left:
+        raise RuntimeError(f"{len(left)} server(s) did not stop: {', '.join(left[:5])}")
+    return True
+
+
+def _ok(users):
+    return [u["seconds"] for u in users if u["seconds"] is not None]
+
+
+def report(stock, gpulab, n, burst):
+    """Rows: metric, baseline, gpulab, ratio (gpulab / baseline), unit. A side that could not be
+    measured is None and its reason is in ``failed``."""
     rows = []
 
-    def row(what, s, g, unit="s"):
-        ratio = g / s if s else float("nan")
-        rows.append({"metric": what, "stock": s, "gpulab": g, "ratio": ratio, "unit": unit})
+    def row(what, s, g, unit="s", ratio=True):
+        r = g / s if ratio and s and g is not None else None
+        rows.append({"metric": what, "stock": s, "gpulab": g, "ratio": r, "unit": unit})
 
-    row("single spawn, POST to ready (median)", statistics.median(stock["single"]), statistics.median(gpulab["single"]))
-    row(f"{n} concurrent spawns, wall time", stock["concurrent_wall"], gpulab["concurrent_wall"])
-    row(f"{n} concurrent spawns, per-user p50", pct(stock["concurrent_per_user"], 50), pct(gpulab["concurrent_per_user"], 50))
-    row(f"{n} concurrent spawns, per-user p95", pct(stock["concurrent_per_user"], 95), pct(gpulab["concurrent_per_user"], 95))
-    row(
-        f"{n} concurrent spawns, all containers running (Docker calls)",
-        max(stock["concurrent_container_running"]),
-        max(gpulab["concurrent_container_running"]),
-    )
-    row("idle RSS of one user container", stock["idle_rss"] / 2**20, gpulab["idle_rss"] / 2**20, "MiB")
-    floor = statistics.median(gpulab["floor"])
+    def get(side, key, fn):
+        value = side.get(key)
+        return fn(value) if value else None
+
+    med = statistics.median
+    row("single spawn, POST to ready (median)", get(stock, "single", med), get(gpulab, "single", med))
+    floor = get(gpulab, "floor", med)
     rows.append(
         {
             "metric": "floor: docker run until the server answers (median)",
-            "stock": None,
-            "gpulab": floor,
-            "ratio": statistics.median(gpulab["single"]) / floor,
+            "stock": floor,
+            "gpulab": get(gpulab, "single", med),
+            "ratio": get(gpulab, "single", med) / floor if floor and gpulab.get("single") else None,
             "unit": "s",
         }
     )
+    row(f"{n} concurrent spawns, wall time", stock.get("concurrent_wall"), gpulab.get("concurrent_wall"))
+    for p in (50, 95):
+        row(
+            f"{n} concurrent spawns, per-user p{p}",
+            get(stock, "concurrent_per_user", lambda v, p=p: pct(v, p)),
+            get(gpulab, "concurrent_per_user", lambda v, p=p: pct(v, p)),
+        )
+    row(
+        f"{n} concurrent spawns, all containers running (Docker calls)",
+        get(stock, "concurrent_container_running", max),
+        get(gpulab, "concurrent_container_running", max),
+    )
+    if burst:
+        for side in (stock, gpulab):
+            users = side.get("burst_users") or []
+            side["burst_ok"] = _ok(users)
+        row(
+            f"{burst}-user burst: servers ready",
+            len(stock["burst_ok"]) if stock.get("burst_users") else None,
+            len(gpulab["burst_ok"]) if gpulab.get("burst_users") else None,
+            unit=f"of {burst}",
+            ratio=False,
+        )
+        row(
+            f"{burst}-user burst: wall time",
+            stock.get("burst_wall") if stock.get("burst_ok") else None,
+            gpulab.get("burst_wall") if gpulab.get("burst_ok") else None,
+        )
+        for p in (50, 95):
+            row(
+                f"{burst}-user burst: per-user p{p}",
+                get(stock, "burst_ok", lambda v, p=p: pct(v, p)),
+                get(gpulab, "burst_ok", lambda v, p=p: pct(v, p)),
+            )
+        share = {
+            k: (pct(side["burst_ok"], 50) / side["burst_wall"] if side.get("burst_ok") else None)
+            for k, side in (("stock", stock), ("gpulab", gpulab))
+        }
+        row(f"{burst}-user burst: per-user p50 / wall time", share["stock"], share["gpulab"], unit="", ratio=False)
+    row("idle RSS of one user container", get(stock, "idle_rss", lambda v: v / 2**20), get(gpulab, "idle_rss", lambda v: v / 2**20), "MiB")
     for key in ("tensorboard", "ssh"):
-        if key in gpulab:
-            rows.extend(gpulab[key])
+        rows.extend(gpulab.get(key) or [])
     return rows
 
 
-def print_table(rows):
-    print(f"{'metric':58} {'baseline':>12} {'gpulab':>12} {'ratio':>7}")
+def print_table(rows, failed):
+    print(f"{'metric':62} {'baseline':>12} {'gpulab':>12} {'ratio':>7}")
     for r in rows:
 
         def fmt(v, unit=r["unit"]):
-            return "-" if v is None else f"{v:.2f} {unit}"
+            return "failed" if v is None else f"{v:.2f} {unit}".strip() if isinstance(v, float) else f"{v} {unit}".strip()
 
-        print(f"{r['metric']:58} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {r['ratio']:7.2f}")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['metric']:62} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {ratio:>7}")
     print("ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path")
     print("(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;")
-    print("the floor row compares gpulab's median single spawn with a bare docker run of the same image;")
+    print("the floor row's baseline is a bare docker run of the same image (no hub), its gpulab column the single spawn;")
     print("the swarm rows compare a Swarm of GPU servers (Docker-in-Docker nodes on this machine) with one host.")
+    for side, errors in failed.items():
+        for phase, reason in errors.items():
+            print(f"FAILED {side}: {phase}: {reason}")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=20, help="concurrent spawns (default 20)")
+    p.add_argument("--burst", type=int, default=40, help="users in the burst (default 40; 0: none)")
+    p.add_argument("--burst-timeout", type=int, default=300, help="seconds a burst spawn may take (default 300)")
     p.add_argument("--runs", type=int, default=5, help="single-spawn runs per hub (default 5)")
     p.add_argument("--requests", type=int, default=50, help="TensorBoard requests per path (default 50)")
     p.add_argument("--scp-mib", type=int, default=64, help="size of the SSH throughput file (default 64 MiB)")
     p.add_argument("--settle", type=float, default=5, help="seconds before reading idle RSS (default 5)")
+    p.add_argument("--plot", default="docs/img/bench-burst.png", help="PNG of per-user burst latency ('' for none)")
     p.add_argument("--swarm", action="store_true", help="also measure a hub for a Swarm of GPU servers (Docker-in-Docker nodes)")
+    p.add_argument("--only", choices=["stock", "gpulab"], help=argparse.SUPPRESS)  # development: one side
     args = p.parse_args(argv)
-    if not 1 <= args.n <= 40 or not 1 <= args.runs <= 10 or not 1 <= args.requests <= 500:
-        p.error("keep the load bounded: --n 1..40, --runs 1..10, --requests 1..500")
+    if not 1 <= args.n <= 40 or not 0 <= args.burst <= 40 or not 1 <= args.runs <= 10 or not 1 <= args.requests <= 500:
+        p.error("keep the load bounded: --n 1..40, --burst 0..40, --runs 1..10, --requests 1..500")
     client = docker.from_env(version="auto")
     client.ping()
     with tempfile.TemporaryDirectory(prefix="gpulab-bench-") as workdir:
-        stock = measure("stock", StockHub, client, args, workdir)
-        gpulab = measure("gpulab", GpulabHub, client, args, workdir)
-    rows = report(stock, gpulab, args.n)
+        stock = measure("stock", StockHub, client, args, workdir) if args.only != "gpulab" else {"errors": {"all": "not run (--only)"}}
+        gpulab = measure("gpulab", GpulabHub, client, args, workdir) if args.only != "stock" else {"errors": {"all": "not run (--only)"}}
+    rows = report(stock, gpulab, args.n, args.burst)
     raw = {"stock": stock, "gpulab": gpulab}
     if args.swarm:
         from benchmarks import swarm
 
         raw["swarm"] = swarm.measure(client, args)
         rows.extend(swarm.rows(raw["swarm"], gpulab, args.n))
-    print_table(rows)
-    print("BENCH_JSON " + json.dumps({"n": args.n, "runs": args.runs, "rows": rows, "raw": raw}))
+    failed = {k: v["errors"] for k, v in raw.items() if v.get("errors")}
+    print_table(rows, failed)
+    if args.plot and args.burst:
+        from benchmarks import plot
+
+        plot.burst(stock.get("burst_users"), gpulab.get("burst_users"), args.burst, args.plot, failed)
+        print(f"plot: {args.plot}")
+    print("BENCH_JSON " + json.dumps({"n": args.n, "burst": args.burst, "runs": args.runs, "rows": rows, "raw": raw, "failed": failed}))
 
 
 if __name__ == "__main__":

@@ -9,23 +9,30 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from benchmarks.spawning import spawn_and_wait
 from harness.swarm import SwarmLab
 
 
 def timed_spawn(hub, name, options, timeout=600):
-    t0 = time.monotonic()
-    r = hub.api("POST", f"/users/{name}/server", json=options)
-    if r.status_code not in (201, 202):
-        raise RuntimeError(f"spawn {name}: {r.status_code} {r.text}")
-    hub.wait_ready(name, timeout)
-    return time.monotonic() - t0
+    return spawn_and_wait(hub, name, options, timeout)
 
 
 def measure(client, args):
-    """{'single': [s...], 'concurrent_wall': s, 'concurrent_per_user': [s...], 'nodes': {...}}."""
-    out = {}
+    """{'single': [s...], 'concurrent_wall': s, 'concurrent_per_user': [s...], 'nodes': {...}};
+    'errors' says what failed (the rest of the benchmark goes on)."""
+    out = {"errors": {}}
+    try:
+        _measure(client, args, out)
+    except Exception as e:
+        out["errors"]["swarm"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        traceback.print_exc(file=sys.stderr)
+    return out
+
+
+def _measure(client, args, out):
     with tempfile.TemporaryDirectory(prefix="gpulab-bench-swarm-") as shared, SwarmLab(client, f"glbs{int(time.time()) % 100000}", shared) as lab:
         hub = lab.hub
         print("[swarm] warming the workers (first pull of the image)", file=sys.stderr, flush=True)
@@ -55,26 +62,27 @@ def measure(client, args):
             out["nodes"][node] = out["nodes"].get(node, 0) + 1
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda n: hub.stop_server(n, timeout=180), names))
-    return out
 
 
 def rows(swarm, gpulab, n):
     """Rows for the table: ratio = swarm / single host (the single-host gpulab numbers of the same run)."""
-    single_swarm, single_host = statistics.median(swarm["single"]), statistics.median(gpulab["single"])
-    spread = ", ".join(f"{k.rsplit('-', 1)[-1]}: {v}" for k, v in sorted(swarm["nodes"].items()))
+    single_swarm = statistics.median(swarm["single"]) if swarm.get("single") else None
+    single_host = statistics.median(gpulab["single"]) if gpulab.get("single") else None
+    spread = ", ".join(f"{k.rsplit('-', 1)[-1]}: {v}" for k, v in sorted(swarm.get("nodes", {}).items()))
+    conc_swarm, conc_host = swarm.get("concurrent_wall"), gpulab.get("concurrent_wall")
     return [
         {
             "metric": "swarm: single spawn on a worker vs one host (median)",
             "stock": single_host,
             "gpulab": single_swarm,
-            "ratio": single_swarm / single_host,
+            "ratio": single_swarm / single_host if single_swarm and single_host else None,
             "unit": "s",
         },
         {
             "metric": f"swarm: {n} concurrent spawns on 2 workers ({spread}) vs one host, wall",
-            "stock": gpulab["concurrent_wall"],
-            "gpulab": swarm["concurrent_wall"],
-            "ratio": swarm["concurrent_wall"] / gpulab["concurrent_wall"],
+            "stock": conc_host,
+            "gpulab": conc_swarm,
+            "ratio": conc_swarm / conc_host if conc_swarm and conc_host else None,
             "unit": "s",
         },
     ]

@@ -294,10 +294,21 @@ class Hub(HubClient):
         return [v for v in self.volumes(username) if contract.L_SSH_HOST_KEYS not in (v.attrs.get("Labels") or {})]
 
     def cleanup(self):
-        for c in self.containers():
-            c.remove(force=True, v=True)
-        for v in self.volumes():
-            v.remove(force=True)
+        """Remove what this hub made. A container or volume that went away meanwhile (a spawner
+        removing it, a removal already under way) is not an error."""
+        import docker.models.containers
+
+        for item in [*self.containers(), *self.volumes()]:
+            try:
+                if isinstance(item, docker.models.containers.Container):
+                    item.remove(force=True, v=True)
+                else:
+                    item.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # "removal already in progress"
+                    raise
         for n in self.client.networks.list(names=[self.name]):
             if n.name == self.name:
                 firewall.remove(self.name, firewall.bridge_of(n))

@@ -152,6 +152,14 @@ class GPULabSettings(LoggingConfigurable):
         default). Stock DockerSpawner uses one.
         """,
     ).tag(config=True)
+    concurrent_starts = Int(
+        0,
+        help="""
+        Servers that may be starting at once on one Docker host (from creating the container until
+        its server answers); later starts wait their turn, first come first served, and see their
+        place in the spawn progress. Example: ``4``. Default ``0``: the host's CPU count + 1.
+        """,
+    ).tag(config=True)
     ssh_enabled = Bool(
         False,
         help="""

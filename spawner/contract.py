@@ -13,6 +13,8 @@ Environment (set by the hub; read by ``images/base/gpulab-start`` and ``hooks/``
                                     (never ``all``, whatever the image says)
 ``DOCKER_RESOURCE_GPU``             swarm mode: set by Docker Swarm to the GPUs it assigned
 ``GPULAB_SSH``                      ``1``: start sshd (``hooks/start.d/30-sshd.sh``)
+``GPULAB_SERVER_MODULE``            the module ``gpulab-start`` runs as the server (default
+                                    ``jupyterhub.singleuser``); the spawner names gpulab's launcher
 ``GPULAB_SSH_PASSWORD_LOGIN``       ``1``: the admin allows password logins
 ``GPULAB_SSH_ACTIVITY_INTERVAL``    seconds between activity reports while SSH sessions are open
 ``GPULAB_SSH_TCP_FORWARDING``       ``1``: SSH port forwarding (``-L``/``-R``, VS Code Remote-SSH) allowed
@@ -44,6 +46,8 @@ SUDO = "GPULAB_SUDO"
 VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 SWARM_GPUS = "DOCKER_RESOURCE_GPU"
 NO_GPU = "void"
+SERVER_MODULE = "GPULAB_SERVER_MODULE"
+FAST_SERVER = "gpulab_hooks.singleuser"  # jupyterhub.singleuser, minus 1 s of imports
 SSH = "GPULAB_SSH"
 SSH_PASSWORD_LOGIN = "GPULAB_SSH_PASSWORD_LOGIN"
 SSH_ACTIVITY_INTERVAL = "GPULAB_SSH_ACTIVITY_INTERVAL"

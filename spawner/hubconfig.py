@@ -100,6 +100,7 @@ def _spawner(c, site, gateway):
     s.remove = True  # the container is disposable; the home volume is not
     s.pull_policy = "ifnotpresent"
     s.docker_threads = hub["docker_threads"]
+    s.concurrent_starts = hub["concurrent_starts"]
     s.pids_limit = site["containers"]["pids_limit"]
     s.log_max_size = site["containers"]["log_max_size"]
     s.log_max_files = site["containers"]["log_max_files"]

@@ -176,6 +176,7 @@ SCHEMA = mapping(
                     "start_timeout": Field(integer(10, 3600), default=120),
                     "idle_timeout": Field(integer(0, 30 * 86400), default=0),
                     "docker_threads": Field(integer(1, 64), default=8),
+                    "concurrent_starts": Field(integer(0, 256), default=0),
                     "subdomain_host": Field(_url(["http", "https"])),
                     "restrict_egress": Field(boolean, default=True),
                     "tls": Field(

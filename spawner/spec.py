@@ -280,6 +280,7 @@ def build_spec(
     env.update(base_env)
     env.update(identity_env(identity, sudo=sudo, gpu_uuids=gpu_uuids, swarm_gpus=swarm_gpus))
     env["JUPYTER_IMAGE_SPEC"] = env["JUPYTER_IMAGE"] = limits.image
+    env[contract.SERVER_MODULE] = contract.FAST_SERVER  # images without the launcher ignore it
     ports = ()
     if ssh.enabled and ssh.host_port:
         ports = (PortSpec(contract.SSH_PORT, ssh.host_address, ssh.host_port),)
