@@ -8,7 +8,9 @@ import requests
 
 from gpulab import contract
 from harness.ssh import SSH, keygen
-from harness.tensorboard import RUN, WRITE_EVENTS
+from harness.tensorboard import RUN, write_events
+
+SCALAR_POINTS = 1000  # TensorBoard's default sample of a scalar tag: a plot as users see it
 
 
 def _pct(values, p):
@@ -31,11 +33,12 @@ def _wait(fn, timeout=90):
 
 
 def tensorboard_latency(hub, name, count):
-    """Latency of TensorBoard's runs API: /user/<name>/tensorboard/ (hub proxy, auth,
-    jupyter-server-proxy) vs a TensorBoard on the container's own port. Seconds per request."""
+    """Latency of TensorBoard requests: /user/<name>/tensorboard/ (hub proxy, auth,
+    jupyter-server-proxy) vs a TensorBoard on the container's own port. Seconds per request,
+    for the runs API (the smallest request) and for one plot's data (a scalar tag's points)."""
     c = _container(hub, name)
     uid = c.labels[contract.L_UID]
-    assert c.exec_run(["python3", "-c", WRITE_EVENTS], user=uid).exit_code == 0
+    assert c.exec_run(["python3", "-c", write_events(SCALAR_POINTS)], user=uid).exit_code == 0
     c.exec_run(["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], user=uid, detach=True)
     c.reload()
     ip = c.attrs["NetworkSettings"]["Networks"][hub.name]["IPAddress"]
@@ -43,16 +46,20 @@ def tensorboard_latency(hub, name, count):
     session = requests.Session()
     via_hub = (hub.user_url(name, "tensorboard/data/runs"), {"Authorization": f"token {token}"})
     direct = (f"http://{ip}:6006/data/runs", {})
+    scalars = f"data/plugin/scalars/scalars?run={RUN}&tag=loss"
     out = {}
     for label, (url, headers) in (("direct", direct), ("hub", via_hub)):
         _wait(lambda url=url, headers=headers: RUN in session.get(url, headers=headers, timeout=10).json())
-        times = []
-        for _ in range(count):
-            t0 = time.monotonic()
-            r = session.get(url, headers=headers, timeout=10)
-            times.append(time.monotonic() - t0)
-            r.raise_for_status()
-        out[label] = times
+        for what, u in (("runs", url), ("scalars", url.replace("data/runs", scalars))):
+            times = []
+            for _ in range(count):
+                t0 = time.monotonic()
+                r = session.get(u, headers=headers, timeout=10)
+                times.append(time.monotonic() - t0)
+                r.raise_for_status()
+            if what == "scalars":
+                assert len(r.json()) >= min(SCALAR_POINTS, 1000) * 0.9, len(r.json())
+            out[f"{label} {what}"] = times
     return out
 
 
@@ -105,12 +112,13 @@ def measure_gpulab_extras(hub, client, name, args):
     tb = tensorboard_latency(hub, name, args.requests)
     tb_rows = [
         {
-            "metric": f"TensorBoard runs API p{p} ({args.requests} requests): direct vs hub",
-            "stock": _pct(tb["direct"], p) * 1000,
-            "gpulab": _pct(tb["hub"], p) * 1000,
-            "ratio": _pct(tb["hub"], p) / _pct(tb["direct"], p),
+            "metric": f"TensorBoard {title} p{p} ({args.requests} requests): direct vs hub",
+            "stock": _pct(tb[f"direct {what}"], p) * 1000,
+            "gpulab": _pct(tb[f"hub {what}"], p) * 1000,
+            "ratio": _pct(tb[f"hub {what}"], p) / _pct(tb[f"direct {what}"], p),
             "unit": "ms",
         }
+        for what, title in (("runs", "runs API"), ("scalars", f"plot data ({SCALAR_POINTS} points)"))
         for p in (50, 95)
     ]
     speeds = ssh_throughput(hub, name, args.scp_mib)

@@ -48,8 +48,9 @@ class GpulabHub(Hub):
 class StockHub(Hub):
     app_module = "jupyterhub"
 
-    def __init__(self, workdir, client):
+    def __init__(self, workdir, client, image=BASE_IMAGE):
         super().__init__(workdir, client, hub_name="stockb-" + os.urandom(3).hex())
+        self.image = image
 
     def write_files(self):
         subnet = self.site["hub"]["subnet"]
@@ -62,7 +63,7 @@ class StockHub(Hub):
                     api_port=free_port(),
                     workdir=self.workdir,
                     proxy_api_port=free_port(),
-                    image=BASE_IMAGE,
+                    image=self.image,
                     name=self.name,
                     token=self.token,
                     l_deployment=contract.L_DEPLOYMENT,

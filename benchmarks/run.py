@@ -132,9 +132,9 @@ class Phases:
             return None
 
 
-def measure(kind, hub_cls, client, args, workdir):
+def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
     out = {"errors": {}}
-    hub = hub_cls(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir), client)
+    hub = hub_cls(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir), client, **hub_kwargs)
     phases = Phases(kind, hub, out)
     try:
         if phases.run("hub start", lambda: hub.start(timeout=120)) is None and "hub start" in out["errors"]:
@@ -288,13 +288,19 @@ def main(argv=None):
     p.add_argument("--plot", default="docs/img/bench-burst.png", help="PNG of per-user burst latency ('' for none)")
     p.add_argument("--swarm", action="store_true", help="also measure a hub for a Swarm of GPU servers (Docker-in-Docker nodes)")
     p.add_argument("--only", choices=["stock", "gpulab"], help=argparse.SUPPRESS)  # development: one side
+    # tests: a baseline that fails (an image that does not exist), to check the benchmark survives it
+    p.add_argument("--stock-image", default=BASE_IMAGE, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not 1 <= args.n <= 40 or not 0 <= args.burst <= 40 or not 1 <= args.runs <= 10 or not 1 <= args.requests <= 500:
         p.error("keep the load bounded: --n 1..40, --burst 0..40, --runs 1..10, --requests 1..500")
     client = docker.from_env(version="auto")
     client.ping()
     with tempfile.TemporaryDirectory(prefix="gpulab-bench-") as workdir:
-        stock = measure("stock", StockHub, client, args, workdir) if args.only != "gpulab" else {"errors": {"all": "not run (--only)"}}
+        stock = (
+            measure("stock", StockHub, client, args, workdir, image=args.stock_image)
+            if args.only != "gpulab"
+            else {"errors": {"all": "not run (--only)"}}
+        )
         gpulab = measure("gpulab", GpulabHub, client, args, workdir) if args.only != "stock" else {"errors": {"all": "not run (--only)"}}
     rows = report(stock, gpulab, args.n, args.burst)
     raw = {"stock": stock, "gpulab": gpulab}

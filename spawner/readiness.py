@@ -9,6 +9,8 @@ also notices a container that exited, and says why, instead of waiting for the t
 """
 
 import asyncio
+import collections
+import threading
 import time
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -46,3 +48,39 @@ async def wait_answering(url, timeout, *, alive=None, interval=0.05, alive_every
                 raise ServerExited(reason)
             next_alive = time.monotonic() + alive_every
         await asyncio.sleep(interval)
+
+
+class LogTail:
+    """The last ``lines`` lines a starting container wrote, followed in a thread from its start,
+    so they can be shown even after Docker removed the exited container (``auto_remove``)."""
+
+    def __init__(self, api, container_id, lines=12):
+        self.lines = collections.deque(maxlen=lines)
+        self._stream = None
+        self._closed = False
+        if container_id:
+            threading.Thread(target=self._follow, args=(api, container_id), daemon=True, name="gpulab-log-tail").start()
+
+    def _follow(self, api, container_id):
+        try:
+            self._stream = api.logs(container_id, stream=True, follow=True)
+            if self._closed:
+                self._stream.close()
+                return
+            for chunk in self._stream:
+                self.lines.extend(chunk.decode(errors="replace").splitlines())
+        except Exception:
+            pass
+
+    async def text(self, settle=0.3):
+        await asyncio.sleep(settle)  # let the last lines of an exited container arrive
+        shown = "\n".join(line for line in self.lines if line.strip())
+        return f"; its log ends with:\n{shown}" if shown else ""
+
+    def close(self):
+        self._closed = True
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except Exception:
+                pass

@@ -448,26 +448,19 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         if self.internal_ssl:
             return  # the hub checks with its own certificates
         base_url = self.server.base_url if self.server else "/"
+        log = readiness.LogTail(self.client, self.object_id)  # the container may be gone (auto-removed) when we ask why
         try:
             await readiness.wait_answering(f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running)
         except readiness.ServerExited as e:
-            raise web.HTTPError(500, f"The server stopped before it answered: {e}")
+            raise web.HTTPError(500, f"The server stopped before it answered ({e}){await log.text()}")
         except TimeoutError:
-            raise web.HTTPError(500, f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await self._log_tail()}")
+            raise web.HTTPError(500, f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await log.text()}")
+        finally:
+            log.close()
 
     async def _why_not_running(self):
         status = await self.poll()
-        if status is None:
-            return None
-        return f"exit status {status}{await self._log_tail()}"
-
-    async def _log_tail(self, lines=12):
-        try:
-            text = await self.docker("logs", self.object_id, tail=lines)
-        except (docker.errors.APIError, docker.errors.NotFound, TypeError):
-            return ""
-        text = text.decode(errors="replace").strip() if isinstance(text, bytes) else ""
-        return f"; its log ends with:\n{text}" if text else ""
+        return None if status is None else f"exit status {status}"
 
     async def _create_or_reuse(self, spec):
         obj = await self.get_object()

@@ -19,13 +19,16 @@ ROUTE = "sshd/"
 
 
 def pump_stdin(ws, stdin_fd):
-    """stdin -> websocket until EOF; then close our sending side."""
+    """stdin -> websocket until EOF; then close our sending side. Reads into one reused buffer
+    (a fresh 256 KiB bytes object per read costs as much as the copy)."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
     try:
         while True:
-            data = os.read(stdin_fd, CHUNK)
-            if not data:
+            n = os.readv(stdin_fd, [buf])
+            if not n:
                 break
-            ws.send(data)
+            ws.send(view[:n])
     except OSError:
         pass
     finally:
