@@ -46,4 +46,4 @@ test: images
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -v -rA tests
 
 bench: images
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20) --swarm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20) --burst $(or $(BURST),40) --swarm --plot docs/img/bench-burst.png

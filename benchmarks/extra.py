@@ -6,18 +6,12 @@ import time
 
 import requests
 
+from benchmarks.stats import pct
 from gpulab import contract
 from harness.ssh import SSH, keygen
 from harness.tensorboard import RUN, write_events
 
 SCALAR_POINTS = 1000  # TensorBoard's default sample of a scalar tag: a plot as users see it
-
-
-def _pct(values, p):
-    values = sorted(values)
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def _wait(fn, timeout=90):
@@ -113,9 +107,9 @@ def measure_gpulab_extras(hub, client, name, args):
     tb_rows = [
         {
             "metric": f"TensorBoard {title} p{p} ({args.requests} requests): direct vs hub",
-            "stock": _pct(tb[f"direct {what}"], p) * 1000,
-            "gpulab": _pct(tb[f"hub {what}"], p) * 1000,
-            "ratio": _pct(tb[f"hub {what}"], p) / _pct(tb[f"direct {what}"], p),
+            "stock": pct(tb[f"direct {what}"], p) * 1000,
+            "gpulab": pct(tb[f"hub {what}"], p) * 1000,
+            "ratio": pct(tb[f"hub {what}"], p) / pct(tb[f"direct {what}"], p),
             "unit": "ms",
         }
         for what, title in (("runs", "runs API"), ("scalars", f"plot data ({SCALAR_POINTS} points)"))

@@ -5,6 +5,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.stats import pct
+
 
 def burst(stock_users, gpulab_users, n, path, failed=None):
     """One line per hub: users sorted by their wait, x = users ready, y = seconds from pressing
@@ -19,7 +21,7 @@ def burst(stock_users, gpulab_users, n, path, failed=None):
         ok = sorted(u["seconds"] for u in users if u["seconds"] is not None)
         bad = len(users) - len(ok)
         note = f", {bad} failed" if bad else ""
-        median = ok[len(ok) // 2] if ok else float("nan")
+        median = pct(ok, 50)
         ax.step(
             range(1, len(ok) + 1),
             ok,
@@ -33,7 +35,7 @@ def burst(stock_users, gpulab_users, n, path, failed=None):
     ax.set_xlim(0, n + 1)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     ax.set_title(f"{n} users start their servers at once (make bench)")
     fig.tight_layout()
     fig.savefig(path)

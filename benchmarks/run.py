@@ -25,17 +25,9 @@ import requests
 from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
 from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
+from benchmarks.stats import pct
 from gpulab import contract
 from harness.hub import BASE_IMAGE
-
-
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def floor_docker_run(client, network, runs):
