@@ -159,9 +159,10 @@ class GPUSwarmSpawner(GPUDockerSpawner):
         return max(tasks, key=lambda t: t.get("CreatedAt", ""))
 
     async def start_object(self):
-        """Wait until the task runs, telling the user where it is and why it waits."""
+        """Wait until the task runs, telling the user where it is and why it waits. Asked often at
+        first (a task usually runs within a second or two; the start gate bounds how many ask)."""
         names = {v: k for k, v in self.source.node_ids.items()}
-        seen, delay = None, 0.5
+        seen, delay = None, 0.1
         while True:
             task = await self.get_task()
             if task is not None:
@@ -180,7 +181,7 @@ class GPUSwarmSpawner(GPUDockerSpawner):
                 if state in DONE_STATES:
                     raise web.HTTPError(500, f"The server could not start: {line}")
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 3)
+            delay = min(delay * 1.25, 2)
 
     async def stop_object(self):
         pass  # removing the service stops its task
