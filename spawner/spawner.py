@@ -447,6 +447,8 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     async def _wait_answering(self, ip, port):
         if self.internal_ssl:
             return  # the hub checks with its own certificates
+        if not self.profiles:
+            return  # DockerSpawner mode: start() returns once the container runs, as DockerSpawner's does
         base_url = self.server.base_url if self.server else "/"
         log = readiness.LogTail(self.client, self.object_id)  # the container may be gone (auto-removed) when we ask why
         try:

@@ -87,8 +87,11 @@ def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", ima
             return client.containers.run(**kwargs)
         except docker.errors.APIError as e:
             # right after the previous hub left the overlay, Swarm may still be tearing down this
-            # node's attachment ("attaching to network failed ... context deadline exceeded")
-            if "attaching to network failed" not in str(e.explanation or e) or attempt == 5:
+            # node's attachment ("attaching to network failed ... context deadline exceeded"), or
+            # has just removed the node-local copy of the network ("network <id> not found")
+            text = str(e.explanation or e)
+            transient = "attaching to network failed" in text or ("network" in text and "not found" in text)
+            if not transient or attempt == 5:
                 raise
             try:
                 client.containers.get(name).remove(force=True)

@@ -412,7 +412,11 @@ def test_forwarding_off_when_the_admin_says_so(make_hub, tmp_path):
                 time.sleep(0.3)
     finally:
         tunnel.terminate()
-        tunnel.wait(10)
+        try:
+            tunnel.wait(10)
+        except subprocess.TimeoutExpired:  # an ssh still in its handshake may not act on SIGTERM at once
+            tunnel.kill()
+            tunnel.wait(10)
     r = subprocess.run(
         ["ssh", "-X", *opts, f"dora@{host}", "--", "echo", "DISPLAY=$DISPLAY"],
         capture_output=True,
