@@ -86,9 +86,7 @@ def watch_containers(client, deployment, t0, seen, stop):
 
 def concurrent_spawns(hub, n, prefix):
     """n users press Start at once: (wall, per-user results, names, when each container ran)."""
-    names = [f"{prefix}{i}" for i in range(n)]
-    for name in names:
-        hub.create_user(name)
+    names = _users(hub, prefix, n)
     seen, stop = {}, threading.Event()
     watcher = threading.Thread(target=watch_containers, args=(hub.client, hub.name, time.monotonic(), seen, stop))
     watcher.start()
@@ -129,7 +127,8 @@ def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
     hub = hub_cls(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir), client, **hub_kwargs)
     phases = Phases(kind, hub, out)
     try:
-        if phases.run("hub start", lambda: hub.start(timeout=120)) is None and "hub start" in out["errors"]:
+        phases.run("hub start", lambda: hub.start(timeout=120))
+        if "hub start" in out["errors"]:
             return out
         single = phases.run(f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single"))
         if single:

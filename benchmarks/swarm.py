@@ -10,14 +10,9 @@ import sys
 import tempfile
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.spawning import spawn_and_wait
+from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
 from harness.swarm import SwarmLab
-
-
-def timed_spawn(hub, name, options, timeout=600):
-    return spawn_and_wait(hub, name, options, timeout)
 
 
 def measure(client, args):
@@ -39,29 +34,31 @@ def _measure(client, args, out):
         for node in lab.cluster.workers:
             name = f"warm{node}"
             hub.create_user(name)
-            timed_spawn(hub, name, {"profile": "cpu", "node": lab.cluster.node_name(node)})
+            spawn_and_wait(hub, name, {"profile": "cpu", "node": lab.cluster.node_name(node)})
             hub.stop_server(name, timeout=180)
         print(f"[swarm] single spawns x{args.runs}", file=sys.stderr, flush=True)
         out["single"] = []
         for i in range(args.runs):
             name = f"single{i}"
             hub.create_user(name)
-            out["single"].append(timed_spawn(hub, name, {"profile": "cpu"}))
+            out["single"].append(spawn_and_wait(hub, name, {"profile": "cpu"}))
             hub.stop_server(name, timeout=180)
         print(f"[swarm] {args.n} concurrent spawns", file=sys.stderr, flush=True)
         names = [f"conc{i}" for i in range(args.n)]
         for name in names:
             hub.create_user(name)
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(args.n) as pool:
-            out["concurrent_per_user"] = list(pool.map(lambda n: timed_spawn(hub, n, {"profile": "cpu"}), names))
-        out["concurrent_wall"] = time.monotonic() - t0
+        wall, users = spawn_many(hub, names, {"profile": "cpu"}, timeout=600)
+        failed = [f"{u['user']}: {u['error']}" for u in users if u["error"]]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(names)} swarm spawns failed: {failed[0]}")
+        out["concurrent_per_user"], out["concurrent_wall"] = [u["seconds"] for u in users], wall
         out["nodes"] = {}
         for name in names:
             node, _ = hub.task(name)
             out["nodes"][node] = out["nodes"].get(node, 0) + 1
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda n: hub.stop_server(n, timeout=180), names))
+        left = stop_all(hub, names)
+        if left:
+            raise RuntimeError(f"{len(left)} swarm server(s) did not stop: {', '.join(left[:5])}")
 
 
 def rows(swarm, gpulab, n):

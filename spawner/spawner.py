@@ -34,7 +34,7 @@ from .options import OptionError, SpawnRequest, options_from_form, validate_opti
 from .progress import ProgressLog, pull_summary
 from .ssh.spawn import host_port
 from .ssh.store import SSHStore
-from .startgate import GATES
+from .startgate import GATES, width_for
 
 PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
 
@@ -432,13 +432,11 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
     _host_cpus = None
 
     async def start_width(self):
-        """Places in this host's start gate: ``concurrent_starts``, else the host's CPUs + 1 (one
-        start is partly waiting on Docker; measured best of 2, 3, 4 on a 2-core host)."""
-        if self.concurrent_starts > 0:
-            return self.concurrent_starts
-        if GPUDockerSpawner._host_cpus is None:
+        """Places in this host's start gate (:func:`startgate.width_for`); the CPU count is read
+        from Docker once per hub process."""
+        if self.concurrent_starts <= 0 and GPUDockerSpawner._host_cpus is None:
             GPUDockerSpawner._host_cpus = (await self.docker("info")).get("NCPU") or 1
-        return max(2, GPUDockerSpawner._host_cpus + 1)
+        return width_for(GPUDockerSpawner._host_cpus or 1, self.concurrent_starts)
 
     def _waiting_to_start(self, position, starting):
         where = f" on {self.node_name}" if self.node_name else ""
@@ -450,7 +448,9 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
         if not self.profiles:
             return  # DockerSpawner mode: start() returns once the container runs, as DockerSpawner's does
         base_url = self.server.base_url if self.server else "/"
-        log = readiness.LogTail(self.client, self.object_id)  # the container may be gone (auto-removed) when we ask why
+        # followed from now: the container may be gone (auto-removed) when we ask why (a Swarm
+        # service's task logs are not followed; its poll says why a task ended)
+        log = readiness.LogTail(self.client, self.object_id if self.object_type == "container" else None)
         try:
             await readiness.wait_answering(f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running)
         except readiness.ServerExited as e:
@@ -462,7 +462,10 @@ class GPUDockerSpawner(GPULabSettings, DockerSpawner):
 
     async def _why_not_running(self):
         status = await self.poll()
-        return None if status is None else f"exit status {status}"
+        if status is None:
+            return None
+        # DockerSpawner's poll says 0 for a container that is gone (auto-removed once it exited)
+        return "exit status unknown: the container exited and was removed" if status == 0 else f"exit status {status}"
 
     async def _create_or_reuse(self, spec):
         obj = await self.get_object()

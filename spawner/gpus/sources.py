@@ -56,6 +56,7 @@ class SwarmSource:
         self.api = api
         self.node_ids = {}  # node name -> node id, from the last read
         self.node_labels = {}  # node name -> labels, from the last read
+        self.node_cpus = {}  # node name -> CPUs, from the last read (sizes the start gates)
 
     def _read(self, what):
         from ..swarm import cluster
@@ -73,6 +74,7 @@ class SwarmSource:
         nodes = await asyncio.to_thread(self._read, "nodes")
         gpus, self.node_ids = cluster.gpus_from_nodes(nodes)
         self.node_labels = cluster.node_labels(nodes)
+        self.node_cpus = cluster.node_cpus(nodes)
         return gpus
 
     async def holdings(self):

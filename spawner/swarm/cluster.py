@@ -110,6 +110,11 @@ def node_labels(nodes):
     return out
 
 
+def node_cpus(nodes):
+    """{node name: CPUs it reports to the Swarm}."""
+    return {node_name(n): ((n.get("Description") or {}).get("Resources") or {}).get("NanoCPUs", 0) // 10**9 for n in nodes}
+
+
 CONSTRAINT = re.compile(r"^node\.(hostname|role|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$")
 
 

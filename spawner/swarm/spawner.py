@@ -20,6 +20,7 @@ from traitlets import Bool, List, Unicode, default
 from .. import contract
 from ..gpus.sources import SwarmSource
 from ..spawner import GPUDockerSpawner, is_local_only
+from ..startgate import width_for
 from . import cluster
 from .apply import service_arguments
 
@@ -199,14 +200,11 @@ class GPUSwarmSpawner(GPUDockerSpawner):
         self.object_id = obj[self.object_id_key]
 
     async def start_width(self):
-        """Places in the start gate of the chosen node: ``concurrent_starts``, else its CPUs + 1;
-        a server Swarm places itself (no GPUs, no node asked for) shares one gate sized by all nodes."""
-        if self.concurrent_starts > 0:
-            return self.concurrent_starts
-        node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
-        nodes = [await self.docker("inspect_node", node_id)] if node_id else await self.docker("nodes")
-        cpus = sum(n.get("Description", {}).get("Resources", {}).get("NanoCPUs", 0) for n in nodes) // 10**9
-        return max(2, cpus + 1)
+        """Places in the start gate of the chosen node (:func:`startgate.width_for` of its CPUs, as
+        the GPU source last read them: no Docker call per spawn); a server Swarm places itself (no
+        GPUs, no node asked for) shares one gate sized by all nodes."""
+        cpus = self.source.node_cpus
+        return width_for(cpus.get(self.node_name, 0) if self.node_name else sum(cpus.values()), self.concurrent_starts)
 
     async def get_ip_and_port(self):
         return self.object_name, self.port  # the service's name, on the user's network

@@ -9,7 +9,8 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 
 from gpulab import readiness
-from gpulab.startgate import StartGate, StartGates
+from gpulab.startgate import StartGate, StartGates, width_for
+from gpulab.swarm import cluster
 
 
 async def test_gate_admits_width_at_a_time_first_come_first_served():
@@ -154,3 +155,17 @@ async def test_readiness_says_why_when_the_container_exits_and_times_out():
 
     with pytest.raises(TimeoutError, match="did not answer within 0.3 s"):
         await readiness.wait_answering(f"http://127.0.0.1:{port}/api", 0.3, alive=running, alive_every=0.1)
+
+
+def test_width_is_the_admins_setting_or_cpus_plus_one():
+    assert width_for(2) == 3 and width_for(64) == 65
+    assert width_for(0) == 2  # a host that reports no CPUs still starts two at a time
+    assert width_for(16, configured=4) == 4
+
+
+def test_swarm_nodes_cpus_come_from_their_description():
+    nodes = [
+        {"Description": {"Hostname": "w1", "Resources": {"NanoCPUs": 8 * 10**9}}, "Spec": {}},
+        {"Description": {"Hostname": "w2", "Resources": {}}, "Spec": {}},
+    ]
+    assert cluster.node_cpus(nodes) == {"w1": 8, "w2": 0}
