@@ -11,7 +11,7 @@ host:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py client/pyproject.toml spawner/versions.py
+$(VENV)/.installed: setup.py client/pyproject.toml spawner/core/versions.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ./client

@@ -4,7 +4,7 @@
 # site file stops startup with the key path that is wrong. Plain traitlets set below
 # the configure call override the site file, e.g.:
 #   c.GPUDockerSpawner.mem_limit = "8G"
-from gpulab.hubconfig import configure_or_exit
+from gpulab.hub.wiring import configure_or_exit
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 configure_or_exit(c)

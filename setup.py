@@ -9,7 +9,7 @@ so ``gpulab images build`` works from an installed package, not only from a chec
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -17,7 +17,7 @@ version_ns = {}
 with open(os.path.join(here, "spawner", "_version.py")) as f:
     exec(f.read(), version_ns)
 floors = {}
-with open(os.path.join(here, "spawner", "versions.py")) as f:
+with open(os.path.join(here, "spawner", "core", "versions.py")) as f:
     exec(f.read(), floors)  # the version floors (above known advisories), one place
 
 with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
@@ -50,8 +50,9 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     package_dir={"gpulab": "spawner"},
-    packages=["gpulab", "gpulab.gpus", "gpulab.ssh", "gpulab.swarm"],
-    package_data={"gpulab": ["templates/*.html"]},
+    # spawner/ is the package gpulab; its sub-packages by where code runs: core, backends, hub, admin, agents
+    packages=["gpulab", *(f"gpulab.{p}" for p in find_packages("spawner"))],
+    package_data={"gpulab": ["hub/templates/*.html"]},
     cmdclass={"build_py": build_py_with_context},
     python_requires=">=3.10",
     install_requires=[
@@ -80,7 +81,10 @@ setup(
         ],
     },
     entry_points={
-        "jupyterhub.spawners": ["gpulab = gpulab.spawner:GPUDockerSpawner"],
-        "console_scripts": ["gpulab = gpulab.cli:main"],
+        "jupyterhub.spawners": [
+            "gpulab = gpulab.backends.docker.spawner:GPUDockerSpawner",
+            "gpulab-swarm = gpulab.backends.swarm.spawner:GPUSwarmSpawner",
+        ],
+        "console_scripts": ["gpulab = gpulab.admin.cli:main"],
     },
 )

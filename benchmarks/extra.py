@@ -7,7 +7,7 @@ import time
 import requests
 
 from benchmarks.stats import pct
-from gpulab import contract
+from gpulab.core import contract
 from harness.ssh import SSH, keygen
 from harness.tensorboard import RUN, write_events
 

@@ -6,8 +6,8 @@ file); ``StockHub`` runs plain ``dockerspawner.DockerSpawner`` with the equivale
 
 import os
 
-from gpulab import contract
-from gpulab.network import ensure_network
+from gpulab.backends.docker.network import ensure_network
+from gpulab.core import contract
 from harness.hub import BASE_IMAGE, Hub, free_port
 
 STOCK_CONFIG = """

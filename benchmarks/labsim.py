@@ -28,11 +28,11 @@ import os
 import random
 import statistics
 
-from gpulab.gpus import reclaim
-from gpulab.gpus.allocator import Allocator
-from gpulab.gpus.inventory import GPU
-from gpulab.gpus.monitor import GPUMonitor
-from gpulab.gpus.readings import GPUReading
+from gpulab.core.gpus import reclaim
+from gpulab.core.gpus.allocator import Allocator
+from gpulab.core.gpus.inventory import GPU
+from gpulab.core.gpus.readings import GPUReading
+from gpulab.hub.gpus.monitor import GPUMonitor
 
 MIN = 60
 DAY = 24 * 60 * MIN

@@ -26,7 +26,7 @@ from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
 from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
 from benchmarks.stats import pct
-from gpulab import contract
+from gpulab.core import contract
 from harness.hub import BASE_IMAGE
 
 

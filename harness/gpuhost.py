@@ -56,7 +56,7 @@ def devices(nvml_loader=None):
     """The ``gpus.devices`` list for test site files: real GPUs from NVML, or the three fakes."""
     if mode() == "fixture":
         return [dict(g) for g in FAKE_GPUS]
-    from gpulab.gpus.inventory import from_nvml, load_pynvml
+    from gpulab.core.gpus.inventory import from_nvml, load_pynvml
 
     nvml = (nvml_loader or load_pynvml)()
     if nvml is None:

@@ -20,7 +20,8 @@ import time
 import requests
 import yaml
 
-from gpulab import contract, firewall
+from gpulab.backends.docker import firewall
+from gpulab.core import contract
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_IMAGE = os.environ.get("GPULAB_TEST_IMAGE", "localhost/gpulab/base:latest")
@@ -174,7 +175,7 @@ class HubClient:
 
 
 class Hub(HubClient):
-    app_module = "gpulab.app"  # how gpulab's hub starts (gpulab up runs the same)
+    app_module = "gpulab.hub.app"  # how gpulab's hub starts (gpulab up runs the same)
 
     def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False, subdomains=False):
         self.workdir = str(workdir)

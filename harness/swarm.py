@@ -26,7 +26,7 @@ import time
 import docker
 import yaml
 
-from gpulab import images
+from gpulab.admin import images
 
 from .hub import DUMMY_AUTH, REPO, TEST_CONFIG, HubClient
 
@@ -212,7 +212,7 @@ class SwarmCluster:
 
 class SwarmHub(HubClient):
     """A gpulab hub in swarm mode, started as ``gpulab up`` starts it: a container on the manager
-    (gpulab.swarm.hub.run_hub), configured by the committed jupyterhub_config.py plus the test
+    (gpulab.backends.swarm.hub.run_hub), configured by the committed jupyterhub_config.py plus the test
     wrapper (a test login and an API token), with the same REST helpers as harness.hub.Hub."""
 
     def __init__(self, cluster, registry, *, name, site_overrides=None, extra_config=""):
@@ -250,8 +250,8 @@ class SwarmHub(HubClient):
             f.write(extra_config)
 
     def start(self, timeout=180):
-        from gpulab.siteconfig import validate_site
-        from gpulab.swarm.hub import run_hub
+        from gpulab.backends.swarm.hub import run_hub
+        from gpulab.core.site.model import validate_site
 
         site = validate_site(self.site)
         mgr = self.cluster.engine("mgr")

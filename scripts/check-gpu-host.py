@@ -3,8 +3,8 @@
 
     python3 scripts/check-gpu-host.py            # from a checkout; needs nvidia-ml-py, nvidia-smi
 
-1. the NVML inventory gpulab builds (gpulab.gpus.inventory) against ``nvidia-smi``;
-2. the readings source (gpulab.gpus.readings.NVMLSource): idle, then under a real load (a
+1. the NVML inventory gpulab builds (gpulab.core.gpus.inventory) against ``nvidia-smi``;
+2. the readings source (gpulab.core.gpus.readings.NVMLSource): idle, then under a real load (a
    PyTorch matrix loop, if PyTorch is installed), per GPU and per process, against ``nvidia-smi``;
 3. JAX with gpulab's default ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` against JAX's own default
    (if JAX is installed): the process's GPU memory as NVML sees it;
@@ -73,10 +73,10 @@ def run_with_reading(code, args, env, source, settle=2.0):
 
 def main():
     import_gpulab()
-    from gpulab.gpus.inventory import discover, load_pynvml
-    from gpulab.gpus.readings import NVMLSource
-    from gpulab.siteconfig import gpu_defaults
-    from gpulab.swarm import nodesetup
+    from gpulab.backends.swarm import nodes as nodesetup
+    from gpulab.core.gpus.inventory import discover, load_pynvml
+    from gpulab.core.gpus.readings import NVMLSource
+    from gpulab.core.site.model import gpu_defaults
     from harness import gpuhost
 
     report = {"host": os.uname().nodename}

@@ -26,7 +26,7 @@ def test_an_installed_package_builds_the_images(tmp_path, docker_client):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300)
     env = dict(os.environ, PYTHONPATH=str(target))
     where = subprocess.run(
-        [sys.executable, "-c", "from gpulab import images; print(images.REPO_ROOT)"],
+        [sys.executable, "-c", "from gpulab.admin import images; print(images.REPO_ROOT)"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -36,7 +36,7 @@ def test_an_installed_package_builds_the_images(tmp_path, docker_client):
     assert where.stdout.strip() == str(target / "gpulab" / "buildctx")
     before = docker_client.images.get(BASE).id
     proc = subprocess.run(
-        [sys.executable, "-m", "gpulab.cli", "images", "build", "--bootstrap-if-unpullable", "base"],
+        [sys.executable, "-m", "gpulab.admin.cli", "images", "build", "--bootstrap-if-unpullable", "base"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -13,8 +13,8 @@ import uuid
 import docker
 import pytest
 
-from gpulab.progress import ProgressLog
-from gpulab.spawner import GPUDockerSpawner
+from gpulab.backends.docker.spawner import GPUDockerSpawner
+from gpulab.core.progress import ProgressLog
 from harness.registry import Registry
 
 

@@ -515,7 +515,7 @@ def test_guessing_a_password_locks_the_account(native):
 def test_the_image_meets_the_version_floors(docker_client):
     from packaging.specifiers import SpecifierSet
 
-    from gpulab import versions
+    from gpulab.core import versions
     from harness.hub import BASE_IMAGE
 
     out = docker_client.containers.run(BASE_IMAGE, ["python3", "-m", "pip", "list", "--format", "json"], entrypoint=[], remove=True)

@@ -166,7 +166,7 @@ def test_invalid_site_file_stops_startup(tmp_path):
     env = dict(os.environ, GPULAB_CONFIG=str(site), PYTHONPATH=REPO)
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "gpulab.app", "-f", os.path.join(REPO, "jupyterhub_config.py")],
+        [sys.executable, "-m", "gpulab.hub.app", "-f", os.path.join(REPO, "jupyterhub_config.py")],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -29,7 +29,7 @@ IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
 SKIP_FOR_TAGS = {"test_image_pull_policy"}  # its images must stay absent: it tests pulling
 
 if TARGET == "gpulab":
-    from gpulab.spawner import GPUDockerSpawner
+    from gpulab.backends.docker.spawner import GPUDockerSpawner
 
     dockerspawner.DockerSpawner = GPUDockerSpawner  # what `from dockerspawner import DockerSpawner` gets
     SPAWNER = GPUDockerSpawner

@@ -8,10 +8,10 @@ import tarfile
 import pytest
 import yaml
 
-from gpulab.backup import BackupError, backup, read_manifest, restore, state_files
-from gpulab.siteconfig import load_site
+from gpulab.admin.statebackup import StateBackupError, backup, read_manifest, restore, state_files
+from gpulab.core.site.model import load_site
 
-GPULAB = [sys.executable, "-m", "gpulab.cli"]
+GPULAB = [sys.executable, "-m", "gpulab.admin.cli"]
 
 
 def make_site(tmp_path, name):
@@ -33,11 +33,11 @@ def populate(site, tmp_path):
     """A hub that has run: users and a group in its database, SSH keys, a cookie secret, usage."""
     from jupyterhub import orm
 
-    from gpulab.gpus.usage import UsageStore, usage_path
-    from gpulab.hubconfig import db_url
-    from gpulab.ssh import keys
-    from gpulab.ssh.hubsetup import store_path
-    from gpulab.ssh.store import SSHStore
+    from gpulab.core.site.facts import db_url, usage_path
+    from gpulab.core.site.facts import ssh_store_path as store_path
+    from gpulab.core.ssh import keys
+    from gpulab.hub.sshstore import SSHStore
+    from gpulab.hub.usagebook import UsageStore
 
     state = site["hub"]["state_dir"]
     os.makedirs(state, mode=0o700)
@@ -61,9 +61,9 @@ def populate(site, tmp_path):
 def users_and_keys(site):
     from jupyterhub import orm
 
-    from gpulab.hubconfig import db_url
-    from gpulab.ssh.hubsetup import store_path
-    from gpulab.ssh.store import SSHStore
+    from gpulab.core.site.facts import db_url
+    from gpulab.core.site.facts import ssh_store_path as store_path
+    from gpulab.hub.sshstore import SSHStore
 
     with orm.new_session_factory(db_url(site))() as db:
         users = sorted((u.name, sorted(g.name for g in u.groups)) for u in db.query(orm.User))
@@ -88,24 +88,24 @@ def test_backup_then_restore_into_a_fresh_state_dir(tmp_path):
     assert os.path.exists(os.path.join(new["hub"]["state_dir"], "gpulab.yaml.restored"))
 
     # never over existing state
-    with pytest.raises(BackupError, match="already has hub state"):
+    with pytest.raises(StateBackupError, match="already has hub state"):
         restore(archive, new)
-    with pytest.raises(BackupError, match="already has hub state"):
+    with pytest.raises(StateBackupError, match="already has hub state"):
         restore(archive, site)
 
 
 def test_backup_refuses_what_it_cannot_do(tmp_path):
     site, site_file = make_site(tmp_path, "never")
-    with pytest.raises(BackupError, match="has this hub ever started"):
+    with pytest.raises(StateBackupError, match="has this hub ever started"):
         backup(site, site_file, str(tmp_path / "b"))
     assert state_files(site) == []
     pg = {**site, "hub": {**site["hub"], "db_url": "postgresql://hub@db/hub"}}
-    with pytest.raises(BackupError, match="pg_dump"):
+    with pytest.raises(StateBackupError, match="pg_dump"):
         backup(pg, site_file, str(tmp_path / "b"))
     bogus = tmp_path / "bogus.tar.gz"
     with tarfile.open(bogus, "w:gz") as tar:
         tar.add(site_file, arcname="gpulab.yaml")
-    with pytest.raises(BackupError, match="not a gpulab backup"):
+    with pytest.raises(StateBackupError, match="not a gpulab backup"):
         read_manifest(str(bogus))
 
 

@@ -2,9 +2,10 @@ import os
 
 import pytest
 
-from gpulab import container
-from gpulab.form import render_form
-from gpulab.siteconfig import validate_site
+from gpulab.core import identity as container
+from gpulab.core.site.model import validate_site
+from gpulab.hub import hostdirs
+from gpulab.hub.form import render_form
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ def test_uid_is_unique_per_user_id():
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_prepare_host_dir_owned_by_user(tmp_path):
     target = tmp_path / "home" / "alice"
-    container.prepare_host_dir(str(target), 20001, 100)
+    hostdirs.prepare_host_dir(str(target), 20001, 100)
     st = os.stat(target)
     assert (st.st_uid, st.st_gid) == (20001, 100)
     assert oct(st.st_mode & 0o777) == "0o700"
@@ -42,7 +43,7 @@ def test_form_lists_only_profiles_escaped():
 
 
 def test_form_shows_live_gpu_availability():
-    from gpulab.form import render_gpu_table
+    from gpulab.hub.form import render_gpu_table
 
     snap = {
         "gpus": [
@@ -65,8 +66,8 @@ def test_form_shows_live_gpu_availability():
 
 
 def test_form_on_a_swarm_shows_nodes_and_offers_a_node_not_gpu_ids():
-    from gpulab.form import render_form
-    from gpulab.options import options_from_form, validate_options
+    from gpulab.core.options import options_from_form, validate_options
+    from gpulab.hub.form import render_form
 
     profiles = [{"name": "a", "display_name": "A", "image": "i", "description": "", "gpus": 1, "max_gpus": 2}]
     snap = {

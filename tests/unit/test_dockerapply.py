@@ -2,10 +2,10 @@
 
 import docker
 
-from gpulab import dockerapply
-from gpulab import spec as specs
+from gpulab.backends.docker import render as dockerapply
+from gpulab.core import spec as specs
 
-from .test_spec import build
+from .test_spec import build, ssh
 
 
 def host_config(host):
@@ -13,7 +13,7 @@ def host_config(host):
 
 
 def test_create_arguments_carry_the_whole_spec():
-    s = build(gpu_uuids=("GPU-a",), ssh=specs.SSHSettings(enabled=True, host_port=22007), network="lab")
+    s = build(gpus=specs.GPUGrant.devices(("GPU-a",)), ssh=ssh(enabled=True, host_port=22007), network="lab")
     create, host = dockerapply.create_arguments(s, port=8888, remove=True)
     assert create["image"] == s.image and create["name"] == s.name and create["command"] == list(s.command)
     assert create["environment"]["NVIDIA_VISIBLE_DEVICES"] == "GPU-a" and create["labels"]["gpulab.gpus"] == "GPU-a"

@@ -5,8 +5,8 @@ import re
 
 import yaml
 
-from gpulab import siteconfig
-from gpulab.schema import key_paths
+from gpulab.core.site import model as siteconfig
+from gpulab.core.site.schema import key_paths
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpulab.gpus.allocator import Allocator, GPUsBusy, QuotaExceeded, holdings_from_containers
-from gpulab.gpus.inventory import GPU, discover, from_nvml
+from gpulab.core.gpus.allocator import Allocator, GPUsBusy, QuotaExceeded, holdings_from_containers
+from gpulab.core.gpus.inventory import GPU, discover, from_nvml
 
 SITE = {"devices": "auto", "mode": "exclusive", "max_shared": 2, "shared_overrides": {}}
 
@@ -196,13 +196,13 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
 
 
 def test_quota_user_entry_wins_then_largest_group_then_default():
-    from gpulab.gpus.manager import GPUManager
+    from gpulab.core.gpus.manager import GPUManager
 
-    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}}, source=None)
+    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}}, inventory_source=None)
     assert m.quota_for("alice", ["staff"]) == 0
     assert m.quota_for("bob", ["phd", "staff"]) == 4
     assert m.quota_for("carol", []) == 1
-    assert GPUManager({"devices": []}, source=None).quota_for("x", []) is None
+    assert GPUManager({"devices": []}, inventory_source=None).quota_for("x", []) is None
 
 
 class StaticSource:
@@ -221,7 +221,7 @@ class StaticSource:
 
 
 async def test_manager_rebuilds_from_its_source_before_anything_is_handed_out():
-    from gpulab.gpus.manager import GPUManager
+    from gpulab.core.gpus.manager import GPUManager
 
     source = StaticSource(gpus(2), {("alice", ""): (["GPU-0000"], 1.0)})
     m = GPUManager({"devices": []}, source)

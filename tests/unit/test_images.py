@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpulab import images, versions
+from gpulab.admin import images
+from gpulab.core import versions
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / spec.dockerfile for spec in images.IMAGES.values()]

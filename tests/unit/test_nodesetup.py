@@ -1,7 +1,7 @@
 """gpulab node setup: daemon.json and the NVIDIA runtime's config, computed (checked on an H200 too)."""
 
-from gpulab.gpus.inventory import GPU
-from gpulab.swarm import nodesetup
+from gpulab.backends.swarm import nodes as nodesetup
+from gpulab.core.gpus.inventory import GPU
 
 GPUS = [GPU(1, "GPU-bbb", "NVIDIA H100 80GB HBM3", 80 << 30), GPU(0, "GPU-aaa", "NVIDIA H100 80GB HBM3", 80 << 30)]
 

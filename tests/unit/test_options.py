@@ -1,8 +1,8 @@
 import pytest
 
-from gpulab.gpus.inventory import GPU
-from gpulab.options import OptionError, options_from_form, validate_options
-from gpulab.siteconfig import validate_site
+from gpulab.core.gpus.inventory import GPU
+from gpulab.core.options import OptionError, options_from_form, validate_options
+from gpulab.core.site.model import validate_site
 
 INVENTORY = [GPU(0, "GPU-aaaa", "T4", 16 << 30), GPU(1, "GPU-bbbb", "T4", 16 << 30)]
 
@@ -89,7 +89,7 @@ def test_form_parsing_is_pure_and_keeps_unknown_fields():
 
 
 def test_a_save_starts_with_the_profile_it_came_from():
-    from gpulab.options import OptionError, validate_options
+    from gpulab.core.options import OptionError, validate_options
 
     profiles = [
         {"name": "base", "image": "i", "gpus": 0, "max_gpus": 1},

@@ -1,7 +1,7 @@
 import asyncio
 import json
 
-from gpulab.progress import ProgressLog, pull_summary
+from gpulab.core.progress import ProgressLog, pull_summary
 
 
 async def test_follow_yields_in_order_and_ends_with_start():

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from gpulab.gpus.readings import GPUReading, NVMLSource, ProcessReading, StaticSource
+from gpulab.core.gpus.readings import GPUReading, NVMLSource, ProcessReading, StaticSource
 
 
 class FakeNVML:

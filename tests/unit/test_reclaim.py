@@ -4,12 +4,13 @@ import asyncio
 
 import pytest
 
-from gpulab.gpus import reclaim
-from gpulab.gpus.allocator import Allocator
-from gpulab.gpus.inventory import GPU
-from gpulab.gpus.monitor import GPUMonitor, PushedReadings
-from gpulab.gpus.readings import GPUReading, StaticSource
-from gpulab.gpus.usage import UsageStore, by_group, render
+from gpulab.core.gpus import reclaim
+from gpulab.core.gpus.allocator import Allocator
+from gpulab.core.gpus.inventory import GPU
+from gpulab.core.gpus.readings import GPUReading, PushedReadings, StaticSource
+from gpulab.core.gpus.usage import by_group, render
+from gpulab.hub.gpus.monitor import GPUMonitor
+from gpulab.hub.usagebook import UsageStore
 
 P = reclaim.Policy(enabled=True, idle_percent=5, idle_minutes=60, grace_minutes=15)
 MIN = 60
@@ -208,10 +209,10 @@ def test_usage_books_held_and_used_hours_per_day_split_at_midnight(tmp_path):
 
 @pytest.mark.parametrize("bad", [{"idle_percent": 150}, {"grace_minutes": -1}, {"enabled": "yes"}])
 def test_reclaim_settings_are_checked_with_the_key_path(bad):
-    from gpulab.schema import SiteConfigError
-    from gpulab.siteconfig import check_gpus
+    from gpulab.core.site.model import check_gpus
+    from gpulab.core.site.schema import ConfigError
 
-    with pytest.raises(SiteConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         check_gpus({"reclaim": bad})
     assert str(e.value).startswith(f"gpus.reclaim.{next(iter(bad))}")
 
@@ -231,7 +232,7 @@ def test_idle_culler_leaves_gpu_servers_to_the_reclaim_policy():
 def test_culler_config_file_is_what_the_hub_passes():
     import runpy
 
-    from gpulab.hubconfig import CULLER_CONFIG
+    from gpulab.hub.wiring import CULLER_CONFIG
 
     class Section:
         pass
@@ -242,7 +243,7 @@ def test_culler_config_file_is_what_the_hub_passes():
 
 
 def test_readings_mode():
-    from gpulab.gpus.service import readings_mode
+    from gpulab.hub.gpus.service import readings_mode
 
     class NVML:
         def nvmlInit(self):
@@ -258,17 +259,17 @@ def test_readings_mode():
         def nvmlInit(self):
             raise self.NVMLError("driver not loaded")
 
-    assert readings_mode({"readings": "auto"}, swarm=True, nvml_loader=NVML) == "push"
-    assert readings_mode({"readings": "auto"}, swarm=False, nvml_loader=NVML) == "nvml"
-    assert readings_mode({"readings": "auto"}, swarm=False, nvml_loader=lambda: None) == "push"
-    assert readings_mode({"readings": "auto"}, swarm=False, nvml_loader=Broken) == "push"
-    assert readings_mode({"readings": "nvml"}, swarm=True, nvml_loader=lambda: None) == "nvml"
+    assert readings_mode({"readings": "auto"}, hub_sees_gpus=False, nvml_loader=NVML) == "push"
+    assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=NVML) == "nvml"
+    assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=lambda: None) == "push"
+    assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=Broken) == "push"
+    assert readings_mode({"readings": "nvml"}, hub_sees_gpus=False, nvml_loader=lambda: None) == "nvml"
 
 
 def test_metrics_follow_the_table_and_readings():
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from gpulab.gpus.metrics import Metrics
+    from gpulab.hub.gpus.metrics import Metrics
 
     async def main():
         registry = CollectorRegistry()
@@ -299,8 +300,8 @@ def test_collector_reports_nvml_readings_to_the_hub_api():
     import json
     import threading
 
-    from gpulab.gpus import collect
-    from gpulab.gpus.readings import NVMLSource
+    from gpulab.agents import collect
+    from gpulab.core.gpus.readings import NVMLSource
 
     from .test_readings import FakeNVML
 
@@ -363,7 +364,7 @@ def test_grafana_dashboard_only_uses_metrics_gpulab_exports():
 
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from gpulab.gpus.metrics import Metrics
+    from gpulab.hub.gpus.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)

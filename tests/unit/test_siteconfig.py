@@ -3,8 +3,8 @@ import copy
 import pytest
 import yaml
 
-from gpulab.schema import SiteConfigError, parse_size
-from gpulab.siteconfig import load_site, validate_site
+from gpulab.core.site.model import load_site, validate_site
+from gpulab.core.site.schema import ConfigError, parse_size
 
 MINIMAL = {
     "auth": {"admin_users": ["admin"]},
@@ -19,7 +19,7 @@ def site(**changes):
 
 
 def error_of(raw):
-    with pytest.raises(SiteConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         validate_site(raw)
     return str(info.value)
 
@@ -98,13 +98,13 @@ def test_postgres_url_accepted():
 def test_yaml_syntax_error_names_line(tmp_path):
     path = tmp_path / "gpulab.yaml"
     path.write_text("auth:\n  admin_users: [a\nprofiles: []\n")
-    with pytest.raises(SiteConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         load_site(str(path))
     assert "not valid YAML at line" in str(info.value)
 
 
 def test_missing_file_is_clear(tmp_path):
-    with pytest.raises(SiteConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_site(str(tmp_path / "nope.yaml"))
 
 
@@ -176,7 +176,7 @@ def test_bad_ssh_values_name_their_key(ssh, expected):
 def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
     from traitlets.config import Config
 
-    from gpulab.hubconfig import configure, missing_host_paths
+    from gpulab.hub.wiring import configure, missing_host_paths
 
     present = tmp_path / "present"
     present.mkdir()
@@ -193,13 +193,13 @@ def test_missing_dataset_host_path_stops_startup_before_docker(tmp_path):
         )
     )
     assert missing_host_paths(s) == [("storage.datasets[2].source", str(tmp_path / "absent"))]
-    with pytest.raises(SiteConfigError, match=r"^storage\.datasets\[2\]\.source: host path .*absent does not exist"):
+    with pytest.raises(ConfigError, match=r"^storage\.datasets\[2\]\.source: host path .*absent does not exist"):
         configure(Config(), site=s, environ={})
     assert not (tmp_path / "state").exists(), "nothing was created"
 
 
 def test_sudo_needs_per_user_subdomains():
-    with pytest.raises(SiteConfigError, match=r"^users\.sudo: needs hub\.subdomain_host"):
+    with pytest.raises(ConfigError, match=r"^users\.sudo: needs hub\.subdomain_host"):
         validate_site(site(users={"sudo": True}))
     ok = validate_site(site(users={"sudo": True}, hub={"subdomain_host": "https://hub.lab.example"}))
     assert ok["users"]["sudo"] and ok["hub"]["subdomain_host"] == "https://hub.lab.example"
@@ -207,7 +207,7 @@ def test_sudo_needs_per_user_subdomains():
 
 def test_oauth_admins_must_be_allowed_by_name():
     oauth = {"client_id": "x", "client_secret_env": "S", "callback_url": "https://hub/hub/oauth_callback", "allowed_groups": ["lab"]}
-    with pytest.raises(SiteConfigError, match=r'^auth\.admin_users\[0\]: "admin" must also be in auth\.github\.allowed_users'):
+    with pytest.raises(ConfigError, match=r'^auth\.admin_users\[0\]: "admin" must also be in auth\.github\.allowed_users'):
         validate_site(site(auth={"type": "github", "admin_users": ["admin"], "github": oauth}))
     ok = validate_site(site(auth={"type": "github", "admin_users": ["ada"], "github": {**oauth, "allowed_users": ["ada"]}}))
     assert ok["auth"]["admin_users"] == ["ada"]
@@ -216,7 +216,7 @@ def test_oauth_admins_must_be_allowed_by_name():
 def test_containers_limits_and_scratch_target():
     s = validate_site(site(containers={"pids_limit": 512, "log_max_size": "5M"}))
     assert s["containers"] == {"pids_limit": 512, "log_max_size": 5 * 1024**2, "log_max_files": 3}
-    with pytest.raises(SiteConfigError, match=r"^containers\.pids_limit: must be at least 64"):
+    with pytest.raises(ConfigError, match=r"^containers\.pids_limit: must be at least 64"):
         validate_site(site(containers={"pids_limit": 1}))
-    with pytest.raises(SiteConfigError, match=r"^storage\.scratch_target: \"/usr/local\" would hide part of the container system"):
+    with pytest.raises(ConfigError, match=r"^storage\.scratch_target: \"/usr/local\" would hide part of the container system"):
         validate_site(site(storage={"scratch": "/scratch/{username}", "scratch_target": "/usr/local"}))

@@ -4,11 +4,11 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from gpulab.hubconfig import configure
-from gpulab.options import SpawnRequest
-from gpulab.settings import ConfigError
-from gpulab.siteconfig import validate_site
-from gpulab.spawner import GPUDockerSpawner
+from gpulab.backends.docker.spawner import GPUDockerSpawner
+from gpulab.core.options import SpawnRequest
+from gpulab.core.site.model import validate_site
+from gpulab.hub.crosscheck import ConfigError
+from gpulab.hub.wiring import configure
 
 SITE = {
     "auth": {"admin_users": ["admin"]},

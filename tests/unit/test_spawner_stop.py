@@ -7,8 +7,7 @@ import pytest
 from dockerspawner import DockerSpawner
 from traitlets.config import Config
 
-from gpulab.gpus.manager import get_manager
-from gpulab.spawner import GPUDockerSpawner
+from gpulab.backends.docker.spawner import GPUDockerSpawner
 
 GPUS = {"devices": [{"index": 0, "uuid": "GPU-stop-0", "model": "T", "memory": "1G"}]}
 
@@ -23,8 +22,8 @@ def make_spawner():
 
 async def test_a_failed_stop_keeps_the_gpus_a_good_one_gives_them_back(monkeypatch):
     s = make_spawner()
-    manager = get_manager("stoptest", s.gpu_settings)
-    manager.set_inventory(await manager.source.inventory())  # the site's static list; no Docker
+    manager = s.gpu_manager  # the deployment's, which the user's hub settings hold
+    manager.set_inventory(await manager.inventory_source.inventory())  # the site's static list; no Docker
     manager.synced = True
     s.gpu_uuids = tuple(await manager.allocator.acquire(s.holder, 1))
     s.object_id = "abc123"

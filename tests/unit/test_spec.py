@@ -4,9 +4,39 @@ import dataclasses
 
 import pytest
 
-from gpulab import contract
-from gpulab import spec as specs
-from gpulab.siteconfig import validate_site
+from gpulab.core import contract
+from gpulab.core import spec as specs
+from gpulab.core.site import default
+from gpulab.core.site.model import validate_site
+from gpulab.hub.traits import GPULabSettings
+
+
+def storage(**kw):
+    """The spec's storage settings as the site file's defaults give them, changed by ``kw``."""
+    return specs.Storage(
+        **{"home": default("storage.home"), "datasets": (), "scratch": "", "scratch_target": default("storage.scratch_target"), **kw}
+    )
+
+
+def ssh(**kw):
+    values = {
+        "enabled": False,
+        "activity_interval": default("ssh.activity_interval"),
+        "host_address": default("ssh.host_address"),
+        "host_port": 0,
+        "host_key_volume": GPULabSettings.class_traits()["ssh_host_key_volume"].default_value,
+        "tcp_forwarding": default("ssh.tcp_forwarding"),
+        "x11_forwarding": default("ssh.x11_forwarding"),
+    }
+    return specs.SSHSettings(**{**values, **kw})
+
+
+def tools(**kw):
+    values = {k: default(f"hooks.{k}") for k in ("tf_memory_growth", "jax_preallocate", "tensorboard_logdir")}
+    return specs.Tools(**{**values, **kw})
+
+
+HARDENING = specs.Hardening(**{k: default(f"containers.{k}") for k in ("pids_limit", "log_max_size", "log_max_files")})
 
 ALICE = specs.Identity(username="alice.b@lab", user_id=7, server_name="", login="alice_b_lab", uid=20007, gid=100, escaped_username="alice-2eb-40lab")
 PROFILE = {"name": "torch", "image": "localhost/gpulab/pytorch:latest", "mem_limit": 16 << 30, "cpu_limit": 4.0, "shm_size": 2 << 30}
@@ -22,9 +52,10 @@ def build(**kw):
         limits=specs.resolve_limits(PROFILE, {}),
         base_env=BASE_ENV,
         command=["gpulab-start", "--port=8888"],
-        storage=specs.Storage(),
-        ssh=specs.SSHSettings(),
-        tools=specs.Tools(),
+        storage=storage(),
+        ssh=ssh(),
+        tools=tools(),
+        hardening=HARDENING,
         sudo=False,
         password_login=False,
         service_prefix="/user/alice.b@lab/",
@@ -34,7 +65,7 @@ def build(**kw):
 
 
 def test_the_spec_is_frozen_and_deterministic():
-    a, b = build(gpu_uuids=("GPU-1",)), build(gpu_uuids=("GPU-1",))
+    a, b = build(gpus=specs.GPUGrant.devices(("GPU-1",))), build(gpus=specs.GPUGrant.devices(("GPU-1",)))
     assert a == b
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.image = "other"
@@ -43,9 +74,9 @@ def test_the_spec_is_frozen_and_deterministic():
 
 
 def test_identity_gpus_and_labels():
-    s = build(gpu_uuids=("GPU-1", "GPU-2"))
+    s = build(gpus=specs.GPUGrant.devices(("GPU-1", "GPU-2")))
     assert s.env["NB_USER"] == "alice_b_lab" and s.env["NB_UID"] == "20007" and s.env["NB_HOME"] == s.env["HOME"] == "/home/alice_b_lab"
-    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1,GPU-2" and s.gpu_uuids == ("GPU-1", "GPU-2")
+    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1,GPU-2" and s.gpus.uuids == ("GPU-1", "GPU-2")
     assert dict(s.labels) == {
         "gpulab.deployment": "lab",
         "gpulab.user": "alice.b@lab",
@@ -59,12 +90,12 @@ def test_identity_gpus_and_labels():
 
 def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():
     s = build(base_env={**BASE_ENV, "NVIDIA_VISIBLE_DEVICES": "all", "NB_USER": "root"})
-    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "void" and s.env["NB_USER"] == "alice_b_lab" and s.gpu_uuids == ()
+    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "void" and s.env["NB_USER"] == "alice_b_lab" and s.gpus.uuids == ()
 
 
 def test_swarm_asks_for_a_count_and_names_no_device():
-    s = build(swarm_gpus=2)
-    assert s.gpu_count == 2 and "NVIDIA_VISIBLE_DEVICES" not in s.env
+    s = build(gpus=specs.GPUGrant.counted(2))
+    assert s.gpus.count == 2 and "NVIDIA_VISIBLE_DEVICES" not in s.env
 
 
 def test_tool_defaults_and_the_admin_environment_wins_over_them():
@@ -73,9 +104,9 @@ def test_tool_defaults_and_the_admin_environment_wins_over_them():
     assert s.env["PIP_USER"] == "1" and s.env["GPULAB_TENSORBOARD_LOGDIR"] == "~/runs"
     assert s.env["TENSORBOARD_PROXY_URL"] == "/user/alice.b@lab/proxy/%PORT%/"
     assert build(base_env={**BASE_ENV, "TF_FORCE_GPU_ALLOW_GROWTH": "false"}).env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
-    off = build(tools=specs.Tools(tf_memory_growth=False, jax_preallocate=True))
+    off = build(tools=tools(tf_memory_growth=False, jax_preallocate=True))
     assert "TF_FORCE_GPU_ALLOW_GROWTH" not in off.env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in off.env
-    assert specs.tool_env(specs.Tools(), "/lab/user/a%40b")["TENSORBOARD_PROXY_URL"] == "/lab/user/a%40b/proxy/%PORT%/"
+    assert specs.tool_env(tools(), "/lab/user/a%40b")["TENSORBOARD_PROXY_URL"] == "/lab/user/a%40b/proxy/%PORT%/"
 
 
 def test_mounts_home_datasets_scratch_and_ssh_keys():
@@ -92,8 +123,8 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
         }
     )["storage"]["datasets"]
     s = build(
-        storage=specs.Storage(home="/data/home/{username}", datasets=tuple(datasets), scratch="/scratch/{uid}", scratch_target="/scratch"),
-        ssh=specs.SSHSettings(enabled=True, host_port=22007),
+        storage=storage(home="/data/home/{username}", datasets=tuple(datasets), scratch="/scratch/{uid}", scratch_target="/scratch"),
+        ssh=ssh(enabled=True, host_port=22007),
     )
     by_target = {m.target: m for m in s.mounts}
     assert by_target["/home/alice_b_lab"] == specs.MountSpec("/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", owner="user")
@@ -103,9 +134,7 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
     keys = by_target[contract.SSH_HOST_KEY_DIR]
     assert keys.source == "lab-sshhost-alice-2eb-40lab" and keys.kind == "volume" and ("gpulab.ssh-host-keys", "alice.b@lab") in keys.labels
     assert specs.host_dirs(s) == [("/data/home/alice-2eb-40lab", "user"), ("/scratch/20007", "user")]
-    on_shared = build(
-        storage=specs.Storage(home="/srv/home/{username}"), ssh=specs.SSHSettings(enabled=True, host_key_volume="/srv/ssh-host/{username}")
-    )
+    on_shared = build(storage=storage(home="/srv/home/{username}"), ssh=ssh(enabled=True, host_key_volume="/srv/ssh-host/{username}"))
     assert specs.host_dirs(on_shared) == [("/srv/home/alice-2eb-40lab", "user"), ("/srv/ssh-host/alice-2eb-40lab", "root")]
     assert s.ports == (specs.PortSpec(22, "127.0.0.1", 22007),)
     assert s.env["GPULAB_SSH"] == "1" and s.env["GPULAB_SSH_PASSWORD_LOGIN"] == "0"

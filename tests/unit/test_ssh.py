@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from gpulab.ssh import keys
-from gpulab.ssh.snippets import ssh_config
-from gpulab.ssh.spawn import host_port
-from gpulab.ssh.store import MAX_KEYS_PER_USER, SSHStore, StoreError
+from gpulab.core.ssh import keys
+from gpulab.core.ssh.clientconfig import ssh_config
+from gpulab.core.ssh.ports import host_port
+from gpulab.hub.sshstore import MAX_KEYS_PER_USER, SSHStore, StoreError
 
 
 def keygen(tmp_path, kind="ed25519", bits=None, name="k"):
@@ -104,9 +104,9 @@ def test_config_snippet_has_both_ways_with_one_host_key_alias():
 def test_hub_setup_adds_to_other_handlers_and_templates(tmp_path):
     from traitlets.config import Config
 
-    from gpulab.hubpages import TEMPLATES
-    from gpulab.siteconfig import validate_site
-    from gpulab.ssh.hubsetup import configure_ssh
+    from gpulab.core.site.model import validate_site
+    from gpulab.hub.pages.base import TEMPLATES
+    from gpulab.hub.wiring import configure_ssh
 
     c = Config()
     c.JupyterHub.extra_handlers = [(r"/other", object)]

@@ -1,4 +1,4 @@
-"""Start admission in waves (gpulab.startgate) and the spawner's own readiness check (gpulab.readiness)."""
+"""Start admission in waves (gpulab.core.startgate) and the spawner's own readiness check (gpulab.hub.readiness)."""
 
 import asyncio
 import socket
@@ -8,9 +8,9 @@ import pytest
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from gpulab import readiness
-from gpulab.startgate import StartGate, StartGates, width_for
-from gpulab.swarm import cluster
+from gpulab.backends.swarm import cluster
+from gpulab.core.startgate import StartGate, StartGates, width_for
+from gpulab.hub import readiness
 
 
 async def test_gate_admits_width_at_a_time_first_come_first_served():

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from gpulab import systemd
-from gpulab.siteconfig import load_site
+from gpulab.admin import systemd
+from gpulab.core.site.model import load_site
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPULAB_BIN = os.path.join(os.path.dirname(sys.executable), "gpulab")
@@ -94,7 +94,7 @@ def test_cli_install_on_this_machine(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "gpulab.cli",
+        "gpulab.admin.cli",
         "--site",
         path,
         "install",

@@ -1,0 +1,163 @@
+"""A container on the engine the hub talks to (this host's, or a Swarm manager's): how every
+container gpulab runs is held (:func:`held`), and ``run_job`` for a :class:`~gpulab.core.job.JobSpec`
+as such a container: rendered (:func:`job_arguments`, pure), run to its end or its timeout with its
+output followed as it comes, then removed (also when the caller gives up). Both backends use it:
+on a Swarm, jobs that need no particular node run here on the manager, next to the hub."""
+
+import asyncio
+import collections
+import threading
+
+import docker
+from docker.types import LogConfig, Mount
+
+from gpulab.core.job import NO_NETWORK, JobResult
+
+
+def docker_mount(m):
+    if m.kind == "tmpfs":
+        return Mount(target=m.target, source=None, type="tmpfs")
+    kw = {"labels": dict(m.labels)} if m.kind == "volume" and m.labels else {}
+    return Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only, **kw)
+
+
+def held(capabilities, no_new_privileges, hardening):
+    """The ``create_host_config`` arguments that hold every container gpulab runs: all capabilities
+    dropped but ``capabilities``, no new privileges, the lab's pids limit and log rotation."""
+    return {
+        "cap_drop": ["ALL"],
+        "cap_add": list(capabilities),
+        "security_opt": ["no-new-privileges:true"] if no_new_privileges else None,
+        "pids_limit": hardening.pids_limit,
+        "log_config": LogConfig(type="json-file", config={"max-size": str(hardening.log_max_size), "max-file": str(hardening.log_max_files)}),
+    }
+
+
+def cpu_quota(cpu_limit, period=100_000):
+    return {"cpu_period": period, "cpu_quota": int(cpu_limit * period)}
+
+
+def job_arguments(job):
+    """``(create_kwargs, host_config_kwargs)`` for one job: a container that is removed by
+    ``run_job`` once its end (and its output) are known, never by Docker on its own."""
+    create = {
+        "image": job.image,
+        "command": list(job.command),
+        "entrypoint": [],  # the image's entrypoint (tini, gpulab-start) is for servers
+        "environment": dict(job.env),
+        "labels": dict(job.labels),
+        "name": job.name,
+        "user": job.user,
+        "working_dir": job.working_dir,
+        "network_disabled": job.network == NO_NETWORK,
+    }
+    host = {
+        "auto_remove": False,
+        "mounts": [docker_mount(m) for m in job.mounts],
+        "network_mode": job.network,
+        "mem_limit": job.mem_limit,
+        **cpu_quota(job.cpu_limit),
+        **held(job.capabilities, True, job.hardening),
+    }
+    return create, host
+
+
+TAIL_LINES = 40
+
+
+class OutputFollower:
+    """A container's output, read in a thread as it is written: every line goes to ``on_line``
+    (progress), the last ones are kept for the result. Never the whole log on the event loop."""
+
+    def __init__(self, stream, on_line=None, keep=TAIL_LINES):
+        self.tail = collections.deque(maxlen=keep)
+        self.on_line = on_line
+        self._stream = stream
+        self._partial = b""
+        self.thread = threading.Thread(target=self._run, daemon=True, name="gpulab-job-output")
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for chunk in self._stream:
+                data = self._partial + chunk
+                *lines, self._partial = data.split(b"\n")
+                for raw in lines:
+                    self._line(raw)
+            if self._partial:
+                self._line(self._partial)
+        except Exception:  # the stream ends with the container; a broken one only loses progress
+            pass
+
+    def _line(self, raw):
+        line = raw.decode(errors="replace").rstrip("\r")
+        self.tail.append(line)
+        if self.on_line is not None:
+            try:
+                self.on_line(line)
+            except Exception:
+                pass
+
+    def text(self):
+        return "\n".join(line for line in self.tail if line.strip())
+
+    def close(self, timeout=5):
+        self.thread.join(timeout)
+        try:
+            self._stream.close()
+        except Exception:
+            pass
+
+
+async def run_job(api, job, *, on_line=None):
+    """Run ``job`` with the docker-py APIClient ``api``; returns a :class:`JobResult`.
+
+    ``on_line(line)`` is called from a thread for each line the job writes."""
+    create, host = job_arguments(job)
+    create["host_config"] = api.create_host_config(**host)
+    try:
+        container = await asyncio.to_thread(api.create_container, **create)
+    except docker.errors.ImageNotFound:
+        # a Swarm manager has the lab's images in the registry, not always on its own engine
+        await asyncio.to_thread(_pull, api, job.image)
+        container = await asyncio.to_thread(api.create_container, **create)
+    cid = container["Id"]
+    follower = None
+    try:
+        await asyncio.to_thread(api.start, cid)
+        follower = OutputFollower(api.logs(cid, stream=True, follow=True, stdout=True, stderr=True), on_line)
+        try:
+            waited = await asyncio.wait_for(asyncio.to_thread(api.wait, cid), job.timeout)
+        except asyncio.TimeoutError:
+            await asyncio.to_thread(_kill, api, cid)
+            follower.close()
+            return JobResult(status=None, output=follower.text(), timed_out=True)
+        follower.close()
+        return JobResult(status=waited.get("StatusCode"), output=follower.text())
+    finally:
+        await asyncio.to_thread(_remove, api, cid)
+
+
+def _pull(api, image):
+    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    for event in api.pull(repo, tag=tag, stream=True, decode=True):
+        if "error" in event:
+            raise docker.errors.APIError(f"pull of {image} failed: {event['error']}")
+
+
+def _kill(api, cid):
+    try:
+        api.kill(cid)
+    except docker.errors.APIError as e:
+        if e.status_code not in (404, 409):  # gone, or not running any more
+            raise
+
+
+def _remove(api, cid):
+    try:
+        api.remove_container(cid, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # removal already in progress
+            raise

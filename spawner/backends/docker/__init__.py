@@ -1,0 +1,64 @@
+"""One Docker host (``cluster.mode: single``): user servers are containers on the host's engine,
+on an isolated bridge whose gateway the hub's API listens on."""
+
+import os
+import sys
+
+from gpulab.backends import Backend
+from gpulab.core import contract
+from gpulab.core.site.facts import BASE_IMAGE
+
+
+class DockerBackend(Backend):
+    name = "docker"
+    mode = "single"
+    spawner_class = "gpulab.backends.docker.spawner.GPUDockerSpawner"
+    package = "gpulab.backends.docker"
+
+    def spawner_traits(self, site):
+        hub = site["hub"]
+        return {
+            "network_subnet": hub["subnet"],
+            "restrict_egress": hub["restrict_egress"],
+            "pull_policy": "ifnotpresent",
+        }
+
+    def hub_traits(self, site):
+        gateway = self.part("network").gateway_of(site["hub"]["subnet"])  # the network itself is made at startup
+        api = f"http://{gateway}:{site['hub']['api_port']}"
+        return {"JupyterHub": {"hub_bind_url": api, "hub_connect_url": api}}
+
+    def inventory_source(self, lab):
+        return self.part("inventory").HostInventory(lab.name, lab.gpu_settings, lab.api)
+
+    def saves(self, lab):
+        return self.part("saves").LocalSaves(lab.name, lab.docker)
+
+    def job_image(self, lab):
+        return BASE_IMAGE  # always built on a gpulab host
+
+    async def run_job(self, lab, job, on_line=None):
+        from gpulab.backends import container
+
+        return await container.run_job(lab.api(), job, on_line=on_line)
+
+    def prepare_host(self, lab, api_port):
+        network = self.part("network")
+        return network.prepare_host(
+            lab.docker(),
+            deployment=lab.name,
+            network=lab.network_name,
+            subnet=lab.network_subnet,
+            api_port=api_port,
+            restrict_egress=lab.restrict_egress,
+        )
+
+    def launch_hub(self, site, *, site_file, config_file, replace=False):
+        """The hub runs here, as this process: JupyterHub with gpulab's startup step."""
+        os.environ[contract.SITE_FILE_ENV] = os.path.abspath(site_file)
+        argv = [sys.executable, "-m", "gpulab.hub.app", "-f", os.path.abspath(config_file)]
+        print(f"gpulab up: starting {' '.join(argv)}", flush=True)
+        os.execv(sys.executable, argv)
+
+
+DOCKER = DockerBackend()

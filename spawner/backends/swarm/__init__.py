@@ -1,0 +1,91 @@
+"""A Docker Swarm of GPU servers (``cluster.mode: swarm``): the hub runs in a container on a
+manager, user servers are services placed on the node gpulab's allocator chose, each user's on an
+overlay network of their own; images come from the lab's registry, homes from shared storage."""
+
+import os
+from urllib.parse import urlparse
+
+from gpulab.backends import Backend
+from gpulab.core.site.facts import BASE_IMAGE, hub_container_name, hub_image, public_host_port, registry_name, saves_store_path
+
+
+class SwarmBackend(Backend):
+    name = "swarm"
+    mode = "swarm"
+    spawner_class = "gpulab.backends.swarm.spawner.GPUSwarmSpawner"
+    package = "gpulab.backends.swarm"
+    hub_on_host = False
+
+    def spawner_traits(self, site):
+        cluster = site["cluster"]
+        return {
+            "network_name": cluster["network"],
+            "registry": cluster["registry"],
+            "placement_constraints": cluster["constraints"],
+            "user_networks": cluster["user_networks"],
+            "network_encrypted": cluster["encrypted"],
+            "hub_container": hub_container_name(site),
+            "hub_image": hub_image(site),
+            "pull_policy": "skip",
+            "ssh_host_key_volume": os.path.join(cluster["shared_root"], "ssh-host", "{username}"),
+        }
+
+    def hub_traits(self, site):
+        """The hub in a container on a manager node, on the overlay networks, one port published."""
+        hub = site["hub"]
+        u = urlparse(hub["bind_url"])
+        return {
+            "JupyterHub": {
+                "bind_url": f"{u.scheme}://0.0.0.0:{public_host_port(hub['bind_url'])[1]}{u.path or '/'}",  # published by the container
+                "hub_bind_url": f"http://0.0.0.0:{hub['api_port']}",
+                "hub_connect_url": f"http://{hub_container_name(site)}:{hub['api_port']}",
+            },
+            # the proxy runs and dies with the hub's container: its pid file is the container's own,
+            # not the state directory's (a new container would take an old pid for a running proxy)
+            "ConfigurableHTTPProxy": {"pid_file": "/run/gpulab-proxy.pid"},
+        }
+
+    def inventory_source(self, lab):
+        return self.part("inventory").SwarmInventory(lab.name, lab.api)
+
+    def saves(self, lab):
+        return self.part("saves").SwarmSaves(
+            saves_store_path(lab.state_dir),
+            deployment=lab.name,
+            registry=lab.registry,
+            hub_image=lab.hub_image,
+            hardening=lab.hardening,
+            api_factory=lab.api,
+        )
+
+    def job_image(self, lab):
+        return registry_name(BASE_IMAGE, lab.registry) if lab.registry else BASE_IMAGE
+
+    async def run_job(self, lab, job, on_line=None):
+        jobs = self.part("jobs")
+        return await jobs.run_job(lab.api(), job, node_ids=getattr(lab.gpus.inventory_source, "node_ids", {}), on_line=on_line)
+
+    def prepare_host(self, lab, api_port):
+        return self.part("network").prepare_host(lab.docker(), deployment=lab.name, network=lab.network_name, encrypted=lab.network_encrypted)
+
+    def launch_hub(self, site, *, site_file, config_file, replace=False):
+        """On a Swarm manager: the hub runs in a container there (:mod:`.hub`)."""
+        from gpulab.backends.engine import docker_client
+
+        hub = self.part("hub")
+        client = docker_client()
+        config_dir = hub.stage_config(site, site_file, config_file, os.path.join(os.path.abspath(site["hub"]["state_dir"]), "config"))
+        container = hub.run_hub(client, site, config_dir=config_dir, config_file=config_file, replace=replace)
+        print(f"gpulab up: the hub runs in container {container.name} ({hub_image(site)}); logs: docker logs -f {container.name}")
+        return 0
+
+    def node_problems(self, client):
+        nodes = self.part("nodes")
+        out = []
+        for node in client.api.nodes():
+            name, problems = nodes.check_node(node)
+            out.append((name, problems, f"ready, engine {((node.get('Description') or {}).get('Engine') or {}).get('EngineVersion')}"))
+        return out
+
+
+SWARM = SwarmBackend()

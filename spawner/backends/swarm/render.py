@@ -1,0 +1,125 @@
+"""Apply a :class:`~gpulab.core.spec.ContainerSpec` to Docker Swarm: the same spec becomes a service.
+
+:func:`service_arguments` is pure: it returns the keyword arguments of docker-py's
+``APIClient.create_service`` for one user server:
+
+* one task, restart condition ``none`` (a stopped server stays stopped; the hub decides);
+* ``N`` GPUs asked of Swarm as the generic resource ``gpu``; Swarm picks the GPUs on the node and
+  hands the task their UUIDs in ``DOCKER_RESOURCE_GPU``;
+* placed on the node gpulab's allocator chose (``node.id == ...``), plus any node-label constraints;
+* ``/dev/shm`` as a tmpfs mount of the profile's size (services cannot set ``shm_size``);
+* the user's overlay network, endpoint mode ``dnsrr`` (no virtual IP: the hub reaches the task by name);
+* no port published on any node.
+
+:func:`job_service_arguments` does the same for a :class:`~gpulab.core.job.JobSpec` placed on a
+node (a ``replicated-job``). Both are held by :func:`held`, as the single host's renderer holds
+its containers: every capability dropped but the kind's, no new privileges, pids and log limits.
+"""
+
+from docker.types import (
+    ContainerSpec,
+    DriverConfig,
+    EndpointSpec,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    ServiceMode,
+    TaskTemplate,
+)
+
+from gpulab.core import contract
+
+
+def service_mount(m):
+    if m.kind == "tmpfs":
+        return Mount(target=m.target, source=None, type="tmpfs")
+    if m.kind == "volume":
+        labels = dict(m.labels) if m.labels else None
+        return Mount(target=m.target, source=m.source, type="volume", read_only=m.read_only, labels=labels, driver_config=DriverConfig("local"))
+    return Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+
+
+def log_driver(hardening):
+    return {"Name": "json-file", "Options": {"max-size": str(hardening.log_max_size), "max-file": str(hardening.log_max_files)}}
+
+
+def held(task, no_new_privileges, hardening):
+    """Hold a task like every container gpulab runs, on the fields docker-py does not model (set on
+    its dicts): Pids (engine API 1.41+); NoNewPrivileges (API 1.46+, Docker 27; older engines
+    ignore it, and ``gpulab check`` says so). Capabilities and logs are set where the task is built."""
+    if no_new_privileges:
+        task["ContainerSpec"].setdefault("Privileges", {})["NoNewPrivileges"] = True
+    if hardening.pids_limit:
+        task["Resources"].setdefault("Limits", {})["Pids"] = hardening.pids_limit
+    return task
+
+
+def service_arguments(spec, *, node_id=None, constraints=(), extra_container=None, extra_resources=None, extra_placement=None):
+    """``create_service`` kwargs for ``spec`` (``spec.gpu_count`` GPUs, on ``node_id`` if given)."""
+    mounts = [service_mount(m) for m in spec.mounts]
+    if spec.shm_size:
+        mounts.append(Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=int(spec.shm_size)))
+    container = {
+        "image": spec.image,
+        "args": list(spec.command),  # CMD and its arguments; the image's ENTRYPOINT (tini) stays
+        "env": dict(spec.env),
+        "labels": dict(spec.labels),
+        "mounts": mounts,
+        "workdir": spec.working_dir,
+        "hostname": spec.name,
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.capabilities),
+    }
+    container.update(extra_container or {})
+    resources = {
+        "mem_limit": spec.mem_limit,
+        "cpu_limit": int(spec.cpu_limit * 1e9) if spec.cpu_limit else None,
+        "generic_resources": {contract.GPU_RESOURCE: spec.gpus.count} if spec.gpus.count else None,
+    }
+    resources.update(extra_resources or {})
+    placement = {"constraints": ([f"node.id=={node_id}"] if node_id else []) + list(constraints)}
+    placement.update(extra_placement or {})
+    task = TaskTemplate(
+        container_spec=ContainerSpec(**container),
+        resources=Resources(**resources),
+        restart_policy=RestartPolicy(condition="none"),
+        placement=Placement(**placement),
+        networks=[spec.network] if spec.network else [],
+        log_driver=log_driver(spec.hardening),
+    )
+    held(task, spec.no_new_privileges, spec.hardening)
+    return {
+        "task_template": task,
+        "name": spec.name,
+        "labels": dict(spec.labels),
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }
+
+
+def job_service_arguments(job, node_id):
+    """``create_service`` kwargs for a job on the node ``node_id``: one task, run once to its end
+    (``replicated-job``), never restarted. Swarm has no "none" network for tasks (moby/moby#42204):
+    a job on a node runs on that node's bridge, so only jobs that need the network are placed."""
+    if job.network != "bridge":
+        raise ValueError(f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')")
+    container = ContainerSpec(
+        image=job.image,
+        command=list(job.command),
+        env=dict(job.env),
+        labels=dict(job.labels),
+        mounts=[service_mount(m) for m in job.mounts],
+        user=job.user,
+        workdir=job.working_dir,
+        cap_drop=["ALL"],
+        cap_add=list(job.capabilities),
+    )
+    task = TaskTemplate(
+        container_spec=container,
+        resources=Resources(mem_limit=job.mem_limit, cpu_limit=int(job.cpu_limit * 1e9)),
+        restart_policy=RestartPolicy(condition="none"),
+        placement=Placement(constraints=[f"node.id=={node_id}"]),
+        log_driver=log_driver(job.hardening),
+    )
+    held(task, True, job.hardening)
+    return {"task_template": task, "name": job.name, "labels": dict(job.labels), "mode": ServiceMode("replicated-job")}

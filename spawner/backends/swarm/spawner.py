@@ -1,0 +1,261 @@
+"""GPUSwarmSpawner: gpulab on a Docker Swarm of GPU servers. The same pipeline and the same spec
+as on one host (:mod:`gpulab.hub.spawner`), rendered as a Swarm service (:mod:`.render`).
+
+* gpulab's allocator chooses the node (the fullest that has enough free GPUs, within the profile's
+  and the user's constraints); Swarm then hands the task that many GPUs on it, exclusively, as
+  generic resources, and the hub records which ones the task got;
+* each user's servers live on an overlay network of their own, which only the hub also joins
+  (users cannot reach each other's servers); the hub reaches a server by its service name;
+* a node that dies is noticed at the next poll: the server is reported stopped and its GPUs come
+  back; the user's home is on shared storage, so a respawn on another node finds it.
+
+DockerSpawner's container settings (``extra_create_kwargs``, ``extra_host_config``, ``volumes``,
+``mounts``, ``links``, ``post_start_cmd``) have no meaning for a service: the settings check
+refuses them, naming the setting, instead of ignoring them.
+"""
+
+import asyncio
+import dataclasses
+
+import docker
+from tornado import web
+from traitlets import Bool, List, Unicode, default
+
+from gpulab.backends.swarm import SWARM, cluster, network
+from gpulab.backends.swarm.render import service_arguments
+from gpulab.core import spec as specs
+from gpulab.core.site.facts import registry_name
+from gpulab.core.startgate import width_for
+from gpulab.hub.crosscheck import ConfigError
+from gpulab.hub.spawner import GPULabSpawner
+
+DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
+#: DockerSpawner settings of a container that a service cannot honour (refused at startup)
+CONTAINER_ONLY = ("extra_create_kwargs", "extra_host_config", "volumes", "read_only_volumes", "mounts", "links", "post_start_cmd")
+
+
+class GPUSwarmSpawner(GPULabSpawner):
+    backend = SWARM
+    object_type = "service"
+    object_id_key = "ID"
+
+    registry = Unicode(
+        "",
+        help="""
+        The lab's registry the nodes pull from. A profile's local image name
+        (``localhost/gpulab/base:latest``) is pulled as ``<registry>/gpulab/base:latest``, which
+        ``gpulab images push`` puts there. Example: ``"registry.lab.example:5000"``.
+        """,
+    ).tag(config=True)
+    placement_constraints = List(
+        Unicode(),
+        help="""
+        Swarm placement constraints for every user server, on top of a profile's own. Example:
+        ``["node.labels.gpulab.pool==students"]``. Default: none.
+        """,
+    ).tag(config=True)
+    user_networks = Bool(
+        True,
+        help="""
+        One overlay network per user, joined only by that user's servers and the hub (users cannot
+        reach each other). Example: ``False`` puts every server on the hub's network. Default: on.
+        """,
+    ).tag(config=True)
+    network_encrypted = Bool(
+        True,
+        help="""
+        Encrypt the overlay networks gpulab creates (IPsec between nodes). Default: on.
+        """,
+    ).tag(config=True)
+    hub_container = Unicode(
+        "",
+        help="""
+        The hub's container, which joins each user's network. Default: this process's hostname
+        (the container's id inside Docker).
+        """,
+    ).tag(config=True)
+
+    hub_image = Unicode(
+        "",
+        help="""
+        The hub's image, which save jobs run on the GPU nodes. Example:
+        ``"registry.lab.example:5000/gpulab/hub:latest"`` (the site file's ``cluster.hub_image``,
+        else gpulab's hub image in the lab's registry).
+        """,
+    ).tag(config=True)
+
+    @default("pull_policy")
+    def _default_pull_policy(self):
+        return "skip"  # the node that runs the task pulls; the hub's host has no say
+
+    @default("cmd")
+    def _default_cmd(self):
+        # the image is on the nodes, not where the hub runs: its CMD cannot be inspected here;
+        # every gpulab image starts with gpulab-start (see images/base)
+        return ["gpulab-start"]
+
+    def check_settings(self):
+        super().check_settings()
+        for name in CONTAINER_ONLY:
+            if getattr(self, name):
+                raise ConfigError(
+                    f"{type(self).__name__}.{name}",
+                    "is a container setting of DockerSpawner; Swarm services do not use it (cluster.mode: swarm): remove it",
+                )
+
+    @property
+    def source(self):
+        """The Swarm's nodes as the last inventory read saw them (ids, labels, CPUs)."""
+        return self.gpu_manager.inventory_source
+
+    # --- the request ---
+
+    def option_limits(self):
+        """The GPU servers (a ``node`` option may name one) and the most GPUs any of them has."""
+        return {"nodes": set(getattr(self.source, "node_ids", {})), "largest": self.gpu_manager.allocator.largest_request()}
+
+    def limits(self, request):
+        limits = super().limits(request)
+        if limits.image.split("/", 1)[0] == "localhost" and self.registry:
+            limits = dataclasses.replace(limits, image=registry_name(limits.image, self.registry))
+        return limits
+
+    def constraints(self, request):
+        return [*self.placement_constraints, *request.profile.get("constraints", ()), *([f"node.hostname=={request.node}"] if request.node else [])]
+
+    def gpu_filter(self, request):
+        return cluster.constraint_matcher(self.constraints(request), self.source.node_labels)
+
+    # --- the service ---
+
+    def user_network(self):
+        if not self.user_networks:
+            return self.network_name
+        return network.user_network_name(self.deployment, self.escaped_name)
+
+    async def ensure_user_network(self):
+        """The user's overlay network, which the hub's container joins (to reach the server)."""
+        name = self.user_network()
+        if name == self.network_name:
+            return name
+        return await asyncio.wrap_future(
+            self.executor.submit(
+                network.ensure_user_network,
+                self.client,
+                name,
+                deployment=self.deployment,
+                username=self.user.name,
+                encrypted=self.network_encrypted,
+                hub_container=self.hub_container,
+            )
+        )
+
+    def gpu_grant(self, request, uuids):
+        # asked of Swarm on the node the allocator chose; Swarm names them in DOCKER_RESOURCE_GPU
+        return specs.GPUGrant.counted(request.gpus)
+
+    def spec_network(self):
+        return self.user_network()
+
+    async def create_object(self):
+        spec = await self.current_spec()
+        self._emit(50, f"Creating the service {spec.name}" + (f" on {self.node_name}" if self.node_name else ""))
+        await self.ensure_user_network()
+        node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
+        kwargs = service_arguments(spec, node_id=node_id, constraints=self.constraints(self._request))
+        return await self.docker("create_service", **kwargs)
+
+    async def get_task(self):
+        try:
+            tasks = await self.docker("tasks", filters={"service": self.object_name})
+        except docker.errors.NotFound:
+            return None
+        if not tasks:
+            return None
+        return max(tasks, key=lambda t: t.get("CreatedAt", ""))
+
+    async def start_object(self):
+        """Wait until the task runs, telling the user where it is and why it waits. Asked often at
+        first (a task usually runs within a second or two; the start gate bounds how many ask)."""
+        names = {v: k for k, v in self.source.node_ids.items()}
+        seen, delay = None, 0.1
+        while True:
+            task = await self.get_task()
+            if task is not None:
+                line = cluster.describe_task(task, names)
+                if line != seen:
+                    seen = line
+                    self._emit(75, line)
+                state = task["Status"]["State"]
+                if state == "running":
+                    self.node_name = names.get(task.get("NodeID"), self.node_name)
+                    uuids = cluster.task_gpus(task)
+                    if uuids:
+                        self.gpu_manager.allocator.replace(self.holder, uuids)  # the GPUs Swarm handed out
+                        self.gpu_uuids = tuple(uuids)
+                    return
+                if state in DONE_STATES:
+                    raise web.HTTPError(500, f"The server could not start: {line}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.25, 2)
+
+    async def stop_object(self):
+        pass  # removing the service stops its task
+
+    async def remove_object(self):
+        try:
+            await self.docker("remove_service", self.object_id or self.object_name)
+        except docker.errors.NotFound:
+            pass
+
+    async def _create_or_reuse(self, spec):
+        if await self.get_object():
+            await self.remove_object()  # a service is never reused: its spec is this start's
+        obj = await self.create_object()
+        self.object_id = obj[self.object_id_key]
+
+    async def start_width(self):
+        """Places in the start gate of the chosen node (:func:`~gpulab.core.startgate.width_for` of its CPUs, as
+        the GPU source last read them: no Docker call per spawn); a server Swarm places itself (no
+        GPUs, no node asked for) shares one gate sized by all nodes."""
+        cpus = self.source.node_cpus
+        return width_for(cpus.get(self.node_name, 0) if self.node_name else sum(cpus.values()), self.concurrent_starts)
+
+    async def get_ip_and_port(self):
+        return self.object_name, self.port  # the service's name, on the user's network
+
+    async def poll(self):
+        """Running, or why not: the task ended, or its node is down (a dead node's tasks look
+        alive to Swarm until the node comes back)."""
+        if await self.get_object() is None:
+            status = 0
+        else:
+            task = await self.get_task()
+            if task is None:
+                status = 0
+            elif task["Status"]["State"] in DONE_STATES:
+                status = f"task {task['Status']['State']}: {task['Status'].get('Err') or task['Status'].get('Message', '')}"
+            else:
+                status = await self._node_down(task.get("NodeID"))
+        if status is not None and self.gpu_uuids:
+            self.release_gpus()
+        return status
+
+    async def _node_down(self, node_id):
+        if not node_id:
+            return None
+        try:
+            node = await self.docker("inspect_node", node_id)
+        except docker.errors.NotFound:
+            return f"node {node_id[:12]} left the Swarm"
+        state = node["Status"]["State"]
+        return None if state == "ready" else f"node {cluster.node_name(node)} is {state}"
+
+    async def stop(self, now=False):
+        if self.object_id or await self.get_object():
+            await self.remove_object()
+        self.object_id = ""
+        self.clear_state()
+        self.release_gpus()

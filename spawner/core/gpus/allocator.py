@@ -1,0 +1,253 @@
+"""Exclusive (or N-way shared) GPU allocation with a FIFO wait queue.
+
+All state changes are synchronous methods called from the hub's single event loop,
+so check-and-claim can never interleave with another spawn: that is what makes
+allocation atomic.  Waiting is the only ``await`` (``acquire``), and a waiter that
+gives up (timeout, cancel) leaves the queue and returns anything it was granted.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from gpulab.core import contract
+
+
+class GPUsBusy(Exception):
+    """The request cannot be served now (waiting disabled or timed out)."""
+
+
+class QuotaExceeded(Exception):
+    """The request would take the user over their GPU quota (checked atomically, at the claim)."""
+
+
+@dataclass
+class Holding:
+    uuids: list
+    since: float
+
+
+@dataclass
+class Waiter:
+    holder: tuple
+    count: int
+    wanted: tuple
+    future: asyncio.Future
+    on_wait: object = None
+    where: object = None  # a GPU -> bool constraint (node, model), or None for any GPU
+    enqueued: float = field(default_factory=time.time)
+
+    def could_use(self, gpu):
+        if self.wanted:
+            return gpu.uuid in self.wanted
+        return self.where is None or self.where(gpu)
+
+    @property
+    def general(self):
+        """Any GPUs will do: such a waiter keeps its place ahead of everyone behind it."""
+        return not self.wanted and self.where is None
+
+
+class Allocator:
+    """The GPU table. GPUs carry a ``node`` ('' on a single host); one holding is on one node."""
+
+    def __init__(self, gpus):
+        self.holdings = {}  # (user, server) -> Holding
+        self.queue = []  # Waiter, in arrival order
+        self.set_inventory(gpus)
+
+    def set_inventory(self, gpus):
+        """Replace the GPUs that can be handed out (nodes come and go); holdings are kept, so a
+        GPU of a node that went away is never handed out twice when it comes back."""
+        self.gpus = {g.uuid: g for g in gpus}
+        self.order = [g.uuid for g in sorted(gpus, key=lambda g: (g.node, g.index))]
+        self._dispatch()
+
+    # --- the table ---
+
+    def users_of(self, uuid):
+        return [h for h, holding in self.holdings.items() if uuid in holding.uuids]
+
+    def free_slots(self, uuid):
+        return self.gpus[uuid].max_shared - len(self.users_of(uuid)) if uuid in self.gpus else 0
+
+    def held_by_user(self, username):
+        return sum(len(h.uuids) for (user, _), h in self.holdings.items() if user == username)
+
+    def node_of(self, holder):
+        holding = self.holdings.get(holder)
+        nodes = {self.gpus[u].node for u in holding.uuids if u in self.gpus} if holding else set()
+        return nodes.pop() if len(nodes) == 1 else ""
+
+    def load(self, holdings):
+        """Replace the table (after a hub restart) from {holder: (uuids, since)}.
+
+        Unknown GPUs are kept in the table (so they are never handed out twice if the
+        inventory shrank) but reported by ``snapshot``.
+        """
+        self.holdings = {h: Holding(list(uuids), since) for h, (uuids, since) in holdings.items()}
+        self._dispatch()
+
+    def replace(self, holder, uuids):
+        """Record the GPUs a holder really got (Swarm picks the GPUs on the node we chose)."""
+        if holder in self.holdings:
+            self.holdings[holder].uuids = list(uuids)
+
+    def _pick(self, count, wanted, where=None, exclude=()):
+        """GPUs for a request, all on one node, or None. Never ``exclude`` (wanted by others ahead)."""
+        if wanted:
+            if all(u in self.gpus and self.free_slots(u) > 0 for u in wanted) and len({self.gpus[u].node for u in wanted}) == 1:
+                return list(wanted)
+            return None
+        by_node = {}
+        for u in self.order:
+            gpu = self.gpus[u]
+            if self.free_slots(u) > 0 and u not in exclude and (where is None or where(gpu)):
+                by_node.setdefault(gpu.node, []).append(u)
+        fitting = [(len(free), node) for node, free in by_node.items() if len(free) >= count]
+        if not fitting:
+            return None
+        _, node = min(fitting)  # the fullest node that fits keeps bigger holes for bigger requests
+        # least-used first (spreads shared GPUs), then by index
+        free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
+        return free[:count]
+
+    def largest_request(self, where=None):
+        """The most GPUs one request could ever get (the largest node, free or not)."""
+        sizes = {}
+        for gpu in self.gpus.values():
+            if where is None or where(gpu):
+                sizes[gpu.node] = sizes.get(gpu.node, 0) + 1
+        return max(sizes.values(), default=0)
+
+    def _claim(self, holder, uuids):
+        self.holdings[holder] = Holding(list(uuids), time.time())
+        return list(uuids)
+
+    def release(self, holder):
+        """Give back what ``holder`` holds (no-op if nothing); wake the queue."""
+        holding = self.holdings.pop(holder, None)
+        self._dispatch()
+        return holding.uuids if holding else []
+
+    def _dispatch(self):
+        """Serve the queue in order. A waiter for any GPUs keeps everyone behind it waiting (no
+        starving of big requests); a waiter for specific GPUs or a node/model does not block those
+        behind it, who may take GPUs it cannot use."""
+        progress = True
+        while progress:
+            progress = False
+            reserved = set()  # GPUs constrained waiters ahead are waiting for
+            for waiter in list(self.queue):
+                if waiter.future.done():
+                    self.queue.remove(waiter)
+                    continue
+                got = self._pick(waiter.count, waiter.wanted, waiter.where, exclude=reserved)
+                if got is not None:
+                    self.queue.remove(waiter)
+                    waiter.future.set_result(self._claim(waiter.holder, got))
+                    progress = True
+                    break
+                if waiter.general:
+                    break
+                reserved |= {u for u, gpu in self.gpus.items() if waiter.could_use(gpu)}
+        self._tell_positions()
+
+    def _tell_positions(self):
+        for position, waiter in enumerate(self.queue, 1):
+            if waiter.on_wait:
+                waiter.on_wait(position, self.blocking_holders(waiter))
+
+    def blocking_holders(self, waiter):
+        usable = [u for u, gpu in self.gpus.items() if waiter.could_use(gpu)] or list(waiter.wanted)
+        return sorted({h for u in usable for h in self.users_of(u)})
+
+    # --- asking ---
+
+    def requested_by_user(self, username):
+        """GPUs the user holds plus those their servers wait for in the queue."""
+        return self.held_by_user(username) + sum(w.count for w in self.queue if w.holder[0] == username and not w.future.done())
+
+    async def acquire(self, holder, count, wanted=(), *, where=None, quota=None, wait=True, timeout=None, on_wait=None):
+        """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``, all on one node; returns UUIDs.
+
+        ``where`` limits the GPUs to those it accepts (a node, a model). ``quota`` caps the GPUs the holder's user may hold or wait for across all their servers
+        (None: no cap); checked here, in the same synchronous step as the claim, so two
+        concurrent spawns of one user cannot both pass it. Raises QuotaExceeded, or GPUsBusy
+        when waiting is off or ``timeout`` seconds pass.
+        """
+        wanted = tuple(wanted or ())
+        if holder in self.holdings:
+            return list(self.holdings[holder].uuids)
+        if not count and not wanted:
+            return []
+        count = len(wanted) or count
+        if quota is not None:
+            already = self.requested_by_user(holder[0])
+            if already + count > quota:
+                extra = f" ({already} already held or requested by your other servers)" if already else ""
+                raise QuotaExceeded(f"{count} is over your GPU quota of {quota}{extra}")
+        waiter = Waiter(holder, count, wanted, None, on_wait, where)
+        ahead = self.queue
+        if not ahead or not any(w.general for w in ahead if not w.future.done()):
+            reserved = {u for w in ahead if not w.future.done() for u, gpu in self.gpus.items() if w.could_use(gpu)}
+            got = self._pick(count, wanted, where, exclude=reserved)
+            if got is not None:
+                return self._claim(holder, got)
+        if not wait:
+            busy = self.blocking_holders(waiter)
+            raise GPUsBusy(f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by " + describe(busy))
+        future = waiter.future = asyncio.get_running_loop().create_future()
+        self.queue.append(waiter)
+        self._tell_positions()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except BaseException as e:
+            if future.done() and not future.cancelled():
+                self.release(holder)  # granted just as we gave up
+            else:
+                future.cancel()
+            if waiter in self.queue:
+                self.queue.remove(waiter)
+            self._dispatch()
+            if isinstance(e, asyncio.TimeoutError):
+                raise GPUsBusy(f"waited {timeout:.0f}s for {count} GPU(s); still held by " + describe(self.blocking_holders(waiter)))
+            raise
+
+    def cancel_waiting(self, holder):
+        """Drop ``holder`` from the queue (its acquire() raises CancelledError)."""
+        for waiter in list(self.queue):
+            if waiter.holder == holder:
+                waiter.future.cancel()
+        self._dispatch()
+
+    # --- views ---
+
+    def snapshot(self, show_holders=True):
+        rows = []
+        for uuid in self.order:
+            gpu = self.gpus[uuid]
+            holders = [
+                {"user": u if show_holders else "(hidden)", "server": s if show_holders else "", "since": self.holdings[(u, s)].since}
+                for (u, s) in self.users_of(uuid)
+            ]
+            rows.append({**gpu.as_dict(), "holders": holders, "free_slots": gpu.max_shared - len(holders)})
+        queue = [{"user": w.holder[0] if show_holders else "(hidden)", "gpus": w.count, "since": w.enqueued} for w in self.queue]
+        return {"gpus": rows, "queue": queue}
+
+
+def describe(holders):
+    return ", ".join(f"{u}{'/' + s if s else ''}" for u, s in holders) or "nobody (GPU does not exist or is reserved)"
+
+
+def holdings_from_containers(containers):
+    """{holder: (uuids, since)} from running gpulab containers' labels (the source of truth)."""
+    out = {}
+    for c in containers:
+        labels = c.get("Labels") or {}
+        uuids = list(contract.parse_gpu_list(labels.get(contract.L_GPUS)))
+        if not uuids:
+            continue
+        holder = (labels.get(contract.L_USER, ""), labels.get(contract.L_SERVER, ""))
+        out[holder] = (uuids, float(c.get("Created") or time.time()))
+    return out

@@ -1,0 +1,122 @@
+"""A job: a short-lived container gpulab runs for a user or for itself (a home backup or restore,
+the archive of a deleted user's home, a save on a Swarm node), as one frozen value.
+
+Every container gpulab runs goes through one door: the backend's ``run_job(JobSpec)`` renders
+this value (a container on one host, a Swarm ``replicated-job`` on a chosen node), runs it to its
+end or its timeout, and removes it. A job is held like a user's server: every capability dropped
+but those its kind needs, no new privileges, the lab's pids and log limits (:class:`~.spec.Hardening`),
+memory and CPU limits, gpulab's labels, and no network unless it asks for one. Pure: unit tests
+compare what the two backends render from the same job.
+"""
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gpulab.core import contract
+from gpulab.core.spec import Hardening, MountSpec
+
+#: What a job may use when it says nothing: one CPU and 1 GiB are enough for tar and gzip, and keep
+#: a backup from taking a GPU server's CPUs and memory away from its users.
+JOB_MEM_LIMIT = 1024**3
+JOB_CPU_LIMIT = 1.0
+
+#: Networks a job may ask for: none (the default), or the node's own bridge (to reach a registry).
+NO_NETWORK = "none"
+NODE_BRIDGE = "bridge"
+
+
+class JobError(Exception):
+    """A job could not run, failed or ran out of time; the message says which and why."""
+
+    def __init__(self, message, status=500):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job. ``node`` is where it must run ('' for where the hub's engine is); ``timeout``
+    the seconds after which it is stopped and reported as failed."""
+
+    name: str
+    kind: str  # "backup", "restore", "archive", "save": the value of the gpulab.job label
+    image: str
+    command: tuple
+    env: MappingProxyType
+    labels: MappingProxyType
+    mounts: tuple
+    user: str  # "0" or "<uid>:<gid>"
+    capabilities: tuple  # all others are dropped
+    hardening: Hardening
+    mem_limit: int
+    cpu_limit: float
+    timeout: float
+    network: str = NO_NETWORK
+    node: str = ""
+    working_dir: str = "/"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended: its exit status (None when it was stopped) and the last lines it wrote."""
+
+    status: object
+    output: str
+    timed_out: bool = False
+
+    @property
+    def ok(self):
+        return self.status == 0 and not self.timed_out
+
+
+def job_labels(deployment, kind, username=""):
+    out = {contract.L_DEPLOYMENT: deployment, contract.L_JOB: kind}
+    if username:
+        out[contract.L_USER] = username
+    return out
+
+
+def build_job(
+    *,
+    deployment,
+    name,
+    kind,
+    image,
+    command,
+    hardening,
+    timeout,
+    username="",
+    mounts=(),
+    env=None,
+    user="0",
+    capabilities=(),
+    network=NO_NETWORK,
+    node="",
+    mem_limit=JOB_MEM_LIMIT,
+    cpu_limit=JOB_CPU_LIMIT,
+):
+    """A job, with gpulab's labels on it. Pure. ``mounts`` are :class:`~.spec.MountSpec`."""
+    for m in mounts:
+        if not isinstance(m, MountSpec):
+            raise TypeError(f"job {name}: mounts must be MountSpec, got {type(m).__name__}")
+    if network not in (NO_NETWORK, NODE_BRIDGE):
+        raise ValueError(f"job {name}: network must be {NO_NETWORK!r} or {NODE_BRIDGE!r}, got {network!r}")
+    if timeout <= 0:
+        raise ValueError(f"job {name}: timeout must be positive, got {timeout}")
+    return JobSpec(
+        name=name,
+        kind=kind,
+        image=image,
+        command=tuple(command),
+        env=MappingProxyType(dict(env or {})),
+        labels=MappingProxyType(job_labels(deployment, kind, username)),
+        mounts=tuple(mounts),
+        user=str(user),
+        capabilities=tuple(capabilities),
+        hardening=hardening,
+        mem_limit=mem_limit,
+        cpu_limit=cpu_limit,
+        timeout=float(timeout),
+        network=network,
+        node=node,
+    )

@@ -1,0 +1,352 @@
+"""One spawn, one container spec: a frozen value built by a pure function.
+
+A start is a pipeline: validate the request (:mod:`.options`) -> acquire GPUs (the allocator)
+-> :func:`build_spec` (here, no I/O) -> the backend renders it in one place (a container's
+create arguments on one host, a service on a Swarm) -> the backend creates and starts it. Unit
+tests build specs without Docker or a hub, the way kubespawner tests ``make_pod``. Short-lived
+helper containers (backups, archives, save jobs) have their own value, :class:`~.job.JobSpec`,
+with the same :class:`Hardening`.
+
+Precedence, one rule (also in the spawner's trait help and docs/admin.md):
+
+1. **Isolation is gpulab's.** The GPU devices and ``NVIDIA_VISIBLE_DEVICES``, the user's
+   identity (``NB_*``), the ``gpulab.*`` labels and the home/SSH mounts always come from gpulab;
+   configuration that tries to set them stops the hub at startup, naming the setting.
+2. **What the admin set in configuration wins over the site file.** A DockerSpawner or Spawner
+   trait set in ``jupyterhub_config.py`` (``mem_limit``, ``cpu_limit``, ``environment``,
+   ``extra_host_config``, ...) overrides the profile's value for the same thing.
+3. **The site file's profile** (image, ``mem_limit``, ``cpu_limit``, ``shm_size``) comes next.
+4. **DockerSpawner's defaults** fill in the rest.
+
+The dataclasses here have no defaults of their own: what a lab may change comes from the site
+file's schema (through the spawner's traits); what it may not (the capabilities) is a constant.
+"""
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gpulab.core import contract
+
+
+def _frozen(mapping):
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    target: str
+    source: str
+    kind: str  # "volume", "bind" or "tmpfs"
+    read_only: bool = False
+    labels: tuple = ()  # (key, value) pairs for a volume gpulab creates
+    owner: str = ""  # a per-user host directory made before the start: "user" (home, scratch) or "root" (SSH host keys)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    container_port: int
+    host_ip: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the container is for. ``uid``/``login``/``home`` as in :mod:`.contract`."""
+
+    username: str
+    user_id: int
+    server_name: str
+    login: str
+    uid: int
+    gid: int
+    escaped_username: str
+    escaped_server_name: str = ""
+
+    @property
+    def home(self):
+        return contract.home_dir(self.login)
+
+    def template_namespace(self, prefix):
+        return {"username": self.escaped_username, "prefix": prefix, "uid": self.uid, "servername": self.escaped_server_name}
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The site's storage settings: templates are rendered per user by :func:`render`."""
+
+    home: str  # a volume-name template or an absolute host-path template
+    datasets: tuple  # validated dataset dicts (name, source, target, mode)
+    scratch: str  # '' for none
+    scratch_target: str
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """How users reach the container over SSH (password logins are the SSH page's policy, given apart)."""
+
+    enabled: bool
+    activity_interval: int
+    host_address: str
+    host_port: int  # 0: no direct port
+    host_key_volume: str
+    tcp_forwarding: bool
+    x11_forwarding: bool
+
+
+@dataclass(frozen=True)
+class Tools:
+    tf_memory_growth: bool
+    jax_preallocate: bool
+    tensorboard_logdir: str
+
+
+#: The capabilities a user container keeps: Docker's default set without NET_RAW (raw sockets,
+#: ARP spoofing on the bridge), MKNOD (device nodes) and SETPCAP. Enough for gpulab-start (users,
+#: homes), sshd (port 22, privilege separation) and, with sudo, apt.
+CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETFCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """How tightly every container gpulab runs is held (isolation: gpulab's, precedence rule 1):
+    the lab's limits from the site file's ``containers`` section. Servers and jobs both carry it;
+    all capabilities are dropped but those a container's kind keeps."""
+
+    pids_limit: int
+    log_max_size: int
+    log_max_files: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    image: str
+    mem_limit: int = None
+    cpu_limit: float = None
+    shm_size: int = None
+
+
+@dataclass(frozen=True)
+class GPUGrant:
+    """The GPUs a container gets, one value: exactly these devices (``uuids``, one host), or a
+    number that Swarm picks on the chosen node (``count``, named to the task in
+    ``DOCKER_RESOURCE_GPU``). No GPUs: ``GPUGrant()``."""
+
+    uuids: tuple = ()
+    count: int = 0
+
+    def __post_init__(self):
+        if self.uuids and self.count:
+            raise ValueError("a GPU grant names its devices or counts them, not both")
+        object.__setattr__(self, "uuids", tuple(self.uuids))
+
+    @classmethod
+    def devices(cls, uuids):
+        return cls(uuids=tuple(uuids))
+
+    @classmethod
+    def counted(cls, count):
+        return cls(count=int(count))
+
+    @property
+    def size(self):
+        return len(self.uuids) or self.count
+
+    def __bool__(self):
+        return bool(self.size)
+
+
+NO_GPUS = GPUGrant()
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything that makes one user's container; the only input of the backend's renderer."""
+
+    name: str
+    image: str
+    command: tuple
+    env: MappingProxyType
+    labels: MappingProxyType
+    mounts: tuple
+    working_dir: str
+    mem_limit: int
+    cpu_limit: float
+    shm_size: int
+    gpus: GPUGrant
+    ports: tuple
+    network: str
+    capabilities: tuple  # all others are dropped
+    no_new_privileges: bool  # setuid programs cannot elevate (off only when sudo is on)
+    hardening: Hardening
+    identity: Identity = field(compare=False)
+
+    @property
+    def pids_limit(self):
+        return self.hardening.pids_limit
+
+    @property
+    def log_max_size(self):
+        return self.hardening.log_max_size
+
+    @property
+    def log_max_files(self):
+        return self.hardening.log_max_files
+
+
+def render(template, identity, prefix):
+    return template.format(**identity.template_namespace(prefix))
+
+
+def is_host_path(source):
+    return source.startswith("/")
+
+
+def resolve_limits(profile, configured):
+    """The image and limits of this start: the admin's configured traits win over the profile.
+
+    ``configured`` maps trait names (``image``, ``mem_limit``, ``cpu_limit``) to the values the
+    admin set in configuration; traits left at their defaults are absent.
+    """
+    return Limits(
+        image=configured.get("image") or profile["image"],
+        mem_limit=configured["mem_limit"] if "mem_limit" in configured else profile.get("mem_limit"),
+        cpu_limit=configured["cpu_limit"] if "cpu_limit" in configured else profile.get("cpu_limit"),
+        shm_size=profile.get("shm_size"),
+    )
+
+
+def identity_env(identity, *, sudo, gpus):
+    env = {
+        contract.NB_USER: identity.login,
+        contract.NB_UID: str(identity.uid),
+        contract.NB_GID: str(identity.gid),
+        contract.NB_HOME: identity.home,
+        contract.HOME: identity.home,
+        contract.SUDO: "1" if sudo else "0",
+    }
+    if not gpus.count:
+        # exactly the allocated GPUs, or none at all (even where the image says "all")
+        env[contract.VISIBLE_DEVICES] = contract.gpu_list(gpus.uuids) or contract.NO_GPU
+    return env
+
+
+def tool_env(tools, service_prefix):
+    """Defaults for the user's tools: GPU memory, TensorBoard, pip. Users may override them."""
+    prefix = service_prefix if service_prefix.endswith("/") else service_prefix + "/"
+    env = {
+        contract.TENSORBOARD_LOGDIR: tools.tensorboard_logdir,
+        contract.TENSORBOARD_PROXY_URL: f"{prefix}proxy/%PORT%/",
+        contract.PIP_USER: "1",
+    }
+    if tools.tf_memory_growth:
+        env[contract.TF_GROWTH] = "true"
+    if not tools.jax_preallocate:
+        env[contract.JAX_PREALLOCATE] = "false"
+    return env
+
+
+def ssh_env(ssh, password_login):
+    if not ssh.enabled:
+        return {}
+    return {
+        contract.SSH: "1",
+        contract.SSH_PASSWORD_LOGIN: "1" if password_login else "0",
+        contract.SSH_ACTIVITY_INTERVAL: str(ssh.activity_interval),
+        contract.SSH_TCP_FORWARDING: "1" if ssh.tcp_forwarding else "0",
+        contract.SSH_X11_FORWARDING: "1" if ssh.x11_forwarding else "0",
+    }
+
+
+def labels(deployment, identity, profile_name, gpu_uuids):
+    return {
+        contract.L_DEPLOYMENT: deployment,
+        contract.L_USER: identity.username,
+        contract.L_SERVER: identity.server_name,
+        contract.L_PROFILE: profile_name,
+        contract.L_UID: str(identity.uid),
+        contract.L_GPUS: contract.gpu_list(gpu_uuids),
+    }
+
+
+def mounts(deployment, identity, storage, ssh, prefix):
+    """The user's home, datasets, scratch and SSH host keys."""
+    volume_labels = ((contract.L_DEPLOYMENT, deployment), (contract.L_USER, identity.username))
+
+    def own(template, target, extra_labels=(), owner="user"):
+        source = render(template, identity, prefix)
+        if is_host_path(source):
+            return MountSpec(target=target, source=source, kind="bind", owner=owner)
+        return MountSpec(target=target, source=source, kind="volume", labels=volume_labels + extra_labels)
+
+    out = [own(storage.home, identity.home)]
+    for ds in storage.datasets:
+        kind = "bind" if is_host_path(ds["source"]) else "volume"
+        out.append(MountSpec(target=ds["target"], source=ds["source"], kind=kind, read_only=ds["mode"] == "ro"))
+    if storage.scratch:
+        out.append(own(storage.scratch, storage.scratch_target))
+    if ssh.enabled:
+        out.append(own(ssh.host_key_volume, contract.SSH_HOST_KEY_DIR, ((contract.L_SSH_HOST_KEYS, identity.username),), owner="root"))
+    return tuple(out)
+
+
+def host_dirs(spec):
+    """(host path, owner) of the per-user bind mounts that must exist before the start: the
+    user's home and scratch (owned by the user), SSH host keys (root's)."""
+    return [(m.source, m.owner) for m in spec.mounts if m.kind == "bind" and m.owner]
+
+
+def build_spec(
+    *,
+    deployment,
+    name,
+    identity,
+    profile_name,
+    limits,
+    base_env,
+    command,
+    storage,
+    ssh,
+    tools,
+    sudo,
+    password_login,
+    hardening,
+    gpus=NO_GPUS,
+    network="",
+    prefix=None,
+    service_prefix="/",
+):
+    """The container for one start. Pure: same inputs, same spec.
+
+    ``base_env`` is the environment JupyterHub and the admin give (``Spawner.get_env()``:
+    ``JUPYTERHUB_*`` and the ``environment`` trait); the admin's values win over gpulab's tool
+    defaults, gpulab's identity and GPU variables win over everything (the spawner has already
+    refused configuration that names them). ``gpus`` is the :class:`GPUGrant`.
+    """
+    prefix = prefix or deployment
+    env = {**tool_env(tools, service_prefix), **ssh_env(ssh, password_login)}
+    env.update(base_env)
+    env.update(identity_env(identity, sudo=sudo, gpus=gpus))
+    env["JUPYTER_IMAGE_SPEC"] = env["JUPYTER_IMAGE"] = limits.image
+    env[contract.SERVER_MODULE] = contract.FAST_SERVER  # images without the launcher ignore it
+    ports = ()
+    if ssh.enabled and ssh.host_port:
+        ports = (PortSpec(contract.SSH_PORT, ssh.host_address, ssh.host_port),)
+    return ContainerSpec(
+        name=name,
+        image=limits.image,
+        command=tuple(command),
+        env=_frozen(env),
+        labels=_frozen(labels(deployment, identity, profile_name, gpus.uuids)),
+        mounts=mounts(deployment, identity, storage, ssh, prefix),
+        working_dir=identity.home,
+        mem_limit=limits.mem_limit,
+        cpu_limit=limits.cpu_limit,
+        shm_size=limits.shm_size,
+        gpus=gpus,
+        ports=ports,
+        network=network,
+        capabilities=CAPABILITIES,
+        no_new_privileges=not sudo,
+        hardening=hardening,
+        identity=identity,
+    )

@@ -1,0 +1,1 @@
+"""SSH: public keys and password hashes (validation), the ports and ~/.ssh/config users need."""

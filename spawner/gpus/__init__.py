@@ -1,1 +1,0 @@
-"""GPU inventory, allocation and queueing (no Docker, no hub: unit-testable)."""

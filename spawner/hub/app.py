@@ -1,0 +1,109 @@
+"""The gpulab hub: JupyterHub, plus a startup step between loading the configuration and
+opening the database.
+
+    python -m gpulab.hub.app -f jupyterhub_config.py      # what `gpulab up` runs
+
+The startup step checks the spawner settings as a whole (including traitlets an admin set by
+hand after the site file, see :mod:`.crosscheck`), builds the one
+:class:`~.deployment.Deployment` from them, and prepares the host through it (state directory,
+the backend's networks and firewall rules, the SSH key store); a problem stops the hub with one
+line naming the setting. Configuration loading itself creates nothing.
+"""
+
+import sys
+from urllib.parse import urlparse
+
+from jupyterhub.app import JupyterHub
+from jupyterhub.utils import maybe_future
+from traitlets import TraitError
+
+from gpulab.backends.engine import HostError
+from gpulab.core.site.schema import ConfigError
+from gpulab.hub.deployment import SETTINGS_KEY, Deployment
+from gpulab.hub.sshstore import SSHStore
+from gpulab.hub.userdata import remove_user_data
+
+
+def started_by_gpulab():
+    """True while the running JupyterHub application is gpulab's (configuration is being loaded)."""
+    return JupyterHub.initialized() and isinstance(JupyterHub.instance(), GPULabHub)
+
+
+class GPULabHub(JupyterHub):
+    name = "gpulab"
+    description = "gpulab: a JupyterHub for a lab's shared GPU servers"
+
+    lab = None  # the Deployment, built in init_gpulab
+
+    def init_logging(self):
+        super().init_logging()
+        self.init_gpulab()
+
+    def init_gpulab(self):
+        """Check the spawner's settings, build the deployment, prepare the host. Exits with one
+        line on a problem."""
+        if not getattr(self.spawner_class, "backend", None):
+            return  # not a gpulab spawner: plain JupyterHub
+        try:
+            spawner = self.spawner_class(config=self.config, log=self.log)
+            spawner.check_settings()
+            self.lab = Deployment.from_spawner(spawner)
+            address = self.lab.prepare_host(urlparse(self.hub_bind_url).port or 8081)
+            self.log.info(
+                "gpulab: host ready (%s backend, state %s, Docker network %s, hub API on %s)",
+                self.lab.backend.name,
+                self.lab.state_dir,
+                self.lab.network_name,
+                address,
+            )
+        except (ConfigError, TraitError) as e:
+            self._fail(f"gpulab: invalid configuration: {e}")
+        except HostError as e:
+            self._fail(f"gpulab: host not ready: {e}")
+        # handed out one way: JupyterHub's tornado settings (handlers' self.settings, users' .settings)
+        self.tornado_settings = {**self.tornado_settings, SETTINGS_KEY: self.lab}
+
+    async def start(self):
+        await super().start()
+        if self.lab is not None:
+            self.lab.start(self)
+
+    async def cleanup(self):
+        if self.lab is not None:
+            self.lab.close()
+        await super().cleanup()
+
+    async def init_users(self):
+        await super().init_users()
+        if self.lab is not None:
+            self._archive_on_delete()
+
+    def _archive_on_delete(self):
+        """Deleting a user also archives and removes what they owned (:mod:`.userdata`), whatever
+        the authenticator: the next account with that name starts with nothing of theirs."""
+        authenticator = self.authenticator
+        original = authenticator.delete_user
+        lab = self.lab
+
+        async def delete_user(user):
+            await maybe_future(original(user))
+            spawner = user.spawner
+            store = SSHStore(lab.ssh_store_path) if lab.ssh_enabled and lab.ssh_store_path else None
+            await remove_user_data(lab, user.name, escaped_name=spawner.escaped_name, uid=spawner.identity().uid, store=store, log=self.log)
+
+        authenticator.delete_user = delete_user
+
+    def _fail(self, message):
+        print(message, file=sys.stderr, flush=True)
+        self.exit(2)
+
+
+def main(argv=None):
+    GPULabHub.launch_instance(argv)
+
+
+if __name__ == "__main__":
+    # `python -m gpulab.hub.app`: run the class of the imported module, which the configuration checks for
+    from gpulab.hub.app import main as imported_main
+
+    imported_main()

@@ -1,0 +1,1 @@
+"""The hub's GPU service: the monitor, its metrics, reclaim in action."""

@@ -1,0 +1,169 @@
+"""The GPU page (``/hub/gpus``) and the reclaim APIs, served by the hub itself.
+
+* ``/hub/gpus``: every GPU with node, model, memory, holder, since, utilisation now and over the
+  last hour, idle time; the user's own warnings with a "keep" button, their GPU-hours of the last
+  7 days. Admins also see every user's usage, a stop button per held GPU and GPUs used outside
+  gpulab; users see holders only when ``gpus.show_holders`` is on.
+* ``/hub/api/gpulab/notices`` (GET) and ``/hub/api/gpulab/keep`` (POST): what the user's own
+  servers were warned about, and "keep" (scope ``custom:gpulab:notices``: the user's tokens and
+  their servers' tokens have it for that user only). The container shows these in JupyterLab and
+  in terminals and SSH sessions (``gpulab_hooks.notices``).
+* ``/hub/api/gpulab/readings`` (POST): a node's collector reports its GPUs (scope
+  ``custom:gpulab:readings``, which admins hold and may put in a token for ``gpulab collect``).
+* ``/hub/api/gpulab/gpus`` (GET): the GPU table as JSON, holders shown (scope ``admin:servers``:
+  hub admins and admin services).
+"""
+
+import json
+import time
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from gpulab.core.gpus.readings import GPUReading
+from gpulab.core.gpus.usage import by_group
+from gpulab.hub.pages.base import lab_of, scoped_user
+
+SCOPE_NOTICES = "custom:gpulab:notices"
+SCOPE_READINGS = "custom:gpulab:readings"
+SCOPES = {
+    SCOPE_NOTICES: {"description": "Read the GPU reclaim warnings of your servers and keep them."},
+    SCOPE_READINGS: {"description": "Report GPU readings of a node (gpulab collect)."},
+}
+MAX_READINGS_BYTES = 1024 * 1024
+MAX_GPUS_PER_NODE = 256
+
+
+def _service(handler):
+    service = lab_of(handler).gpu_service
+    if service is None:
+        raise web.HTTPError(503, "the GPU monitor is not running")
+    return service
+
+
+def gpu_rows(service, for_admin, now=None):
+    """The GPU table: the allocator's snapshot plus the monitor's readings."""
+    now = time.time() if now is None else now
+    snap = service.manager.snapshot(for_admin=for_admin)
+    rows = []
+    for g in snap["gpus"]:
+        view = service.monitor.gpu_view(g["uuid"], now)
+        outside = bool(view["processes"]) and not g["holders"]  # processes, but no gpulab server holds it
+        rows.append({**g, **view, "outside": outside, "idle_for": now - view["idle_since"] if view["idle_since"] else None})
+    return rows, snap["queue"]
+
+
+class GPUPageHandler(BaseHandler):
+    async def page(self, messages=(), status=200):
+        service = _service(self)
+        user = self.current_user
+        now = time.time()
+        rows, queue = gpu_rows(service, user.admin, now)
+        mine = [{"server": s, **n} for s, n in service.notices_for(user.name).items()]
+        usage = service.usage.rows(days=7, now=now, users=None if user.admin else {user.name})
+        group_usage = []
+        if user.admin:
+            groups = {u.name: [g.name for g in u.groups] for u in self.db.query(type(user.orm_user)).all()}
+            group_usage = by_group(usage, lambda name: groups.get(name, []))
+        self.set_status(status)
+        html = await self.render_template(
+            "gpus.html",
+            messages=list(messages),
+            rows=rows,
+            queue=queue,
+            mine=mine,
+            reclaims=service.recent_reclaims(user.name, now - 86400),
+            usage=usage,
+            group_usage=group_usage,
+            policy=service.policy,
+            monitor_mode=service.mode,
+            now=now,
+            admin=user.admin,
+        )
+        self.finish(html)
+
+    @web.authenticated
+    async def get(self):
+        await self.page()
+
+    @web.authenticated
+    async def post(self):
+        service = _service(self)
+        user = self.current_user
+        action = self.get_body_argument("action", "")
+        server = self.get_body_argument("server", "")[:255]
+        if action == "keep":
+            if not service.monitor.keep((user.name, server)):
+                return await self.page([("error", "That server holds no GPUs: nothing to keep.")], 400)
+            return await self.page([("ok", "Kept: the idle clock of your server starts again.")])
+        if action == "stop":
+            if not user.admin:
+                raise web.HTTPError(403, "only admins can stop other users' servers")
+            owner = self.get_body_argument("user", "")[:255]
+            if (owner, server) not in service.manager.allocator.holdings:
+                return await self.page([("error", f"{owner}{'/' + server if server else ''} holds no GPUs.")], 400)
+            self.log.warning("gpulab: admin %s stops %s/%s from the GPU page", user.name, owner, server)
+            await service.stop_server((owner, server), f"stopped by admin {user.name}")
+            return await self.page([("ok", f"Stopped {owner}{'/' + server if server else ''}; its GPUs are free.")])
+        return await self.page([("error", f"unknown action {action[:40]!r}")], 400)
+
+
+class NoticesAPIHandler(APIHandler):
+    async def get(self, user_name):
+        username = scoped_user(self, SCOPE_NOTICES, user_name).name
+        service = _service(self)
+        self.write(json.dumps({"servers": service.notices_for(username), "reclaimed": service.recent_reclaims(username, time.time() - 86400)}))
+
+
+class KeepAPIHandler(APIHandler):
+    async def post(self, user_name):
+        username = scoped_user(self, SCOPE_NOTICES, user_name).name
+        body = self.get_json_body() or {}
+        server = body.get("server", "") if isinstance(body, dict) else None
+        if not isinstance(server, str) or len(server) > 255:
+            raise web.HTTPError(400, "server: must be a server name")
+        if not _service(self).monitor.keep((username, server)):
+            raise web.HTTPError(404, "that server holds no GPUs")
+        self.write(json.dumps({"kept": True}))
+
+
+class ReadingsAPIHandler(APIHandler):
+    async def post(self):
+        if not self.has_scope(SCOPE_READINGS):
+            raise web.HTTPError(403, f"this token lacks the scope {SCOPE_READINGS}")
+        if len(self.request.body) > MAX_READINGS_BYTES:
+            raise web.HTTPError(400, f"readings: at most {MAX_READINGS_BYTES // 1024} KiB")
+        body = self.get_json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("node", ""), str) or not isinstance(body.get("gpus"), list):
+            raise web.HTTPError(400, 'readings: must be {"node": "...", "gpus": [...]}')
+        if len(body["gpus"]) > MAX_GPUS_PER_NODE:
+            raise web.HTTPError(400, f"gpus: at most {MAX_GPUS_PER_NODE} per node")
+        try:
+            readings = [GPUReading.from_dict(g) for g in body["gpus"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise web.HTTPError(400, f"gpus: each must have uuid, utilization, memory_used, memory_total ({e!s:.80})")
+        if any(not 0 <= r.utilization <= 100 for r in readings):
+            raise web.HTTPError(400, "gpus[].utilization: must be a percentage (0-100)")
+        _service(self).pushed.push(body.get("node", "")[:255], readings)
+        self.write(json.dumps({"accepted": len(readings)}))
+
+
+class GPUsAPIHandler(APIHandler):
+    @needs_scope("admin:servers")
+    async def get(self):
+        lab = lab_of(self)
+        await lab.gpus.ensure_synced()
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"deployment": lab.name, **lab.gpus.snapshot(for_admin=True)}))
+
+
+def handlers():
+    return [
+        (r"/gpus", GPUPageHandler),
+        (r"/api/gpulab/gpus", GPUsAPIHandler),
+        (r"/api/gpulab/users/([^/]+)/notices", NoticesAPIHandler),
+        (r"/api/gpulab/users/([^/]+)/keep", KeepAPIHandler),
+        (r"/api/gpulab/readings", ReadingsAPIHandler),
+    ]

@@ -1,0 +1,512 @@
+"""The spawner base both backends extend: DockerSpawner plus profiles, GPUs, persistent homes,
+datasets, SSH and progress. A start is one pipeline (see :mod:`gpulab.core.spec`):
+
+    validate the request -> acquire GPUs -> the image -> build one frozen spec
+    -> wait for a start place -> the backend creates and starts it -> wait until it answers
+
+Each backend's spawner (``gpulab.backends.docker.spawner.GPUDockerSpawner`` on one host,
+``gpulab.backends.swarm.spawner.GPUSwarmSpawner`` on a Swarm) renders the spec and talks to its
+engine; everything else is here, once. What the hub shares between spawners (the GPU table, the
+start gates, saves, the Docker thread pool, metrics) is the :class:`~.deployment.Deployment`,
+reached as ``self.lab``. Nothing is intercepted by method name and no trait is changed during a
+start (except ``image`` when no profiles are configured, exactly as DockerSpawner records the
+user's choice). With no ``profiles``, the spawner behaves as DockerSpawner (``image``,
+``allowed_images``, the ``image`` option and form); with profiles, those settings stop the hub at
+startup.
+"""
+
+import asyncio
+import dataclasses
+import time
+
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Any, default, observe, validate
+
+from gpulab.core import spec as specs
+from gpulab.core.gpus.allocator import GPUsBusy, QuotaExceeded, describe
+from gpulab.core.identity import unix_name, user_uid
+from gpulab.core.options import OptionError, SpawnRequest, options_from_form, validate_options
+from gpulab.core.progress import ProgressLog
+from gpulab.core.ssh.ports import host_port
+from gpulab.hub import crosscheck, readiness
+from gpulab.hub.deployment import Deployment
+from gpulab.hub.form import render_form
+from gpulab.hub.hostdirs import ForeignDirectory, prepare_host_dir
+from gpulab.hub.sshstore import SSHStore
+from gpulab.hub.traits import GPULabSettings
+
+PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
+
+
+class GPULabSpawner(GPULabSettings, DockerSpawner):
+    backend = None  # the backend's descriptor (gpulab.backends), set by each backend's spawner
+
+    user_options = Any(help="What the user asked for (a JSON object, else HTTP 400). Set by the hub, not config.")
+
+    # --- validation of what an admin may set by hand (the same checks as the site file) ---
+
+    @validate("user_options")
+    def _user_options_object(self, proposal):
+        # JupyterHub 5 hands any JSON body to this trait: answer a list or a string with 400, not 500
+        if proposal.value is None:
+            return {}
+        if not isinstance(proposal.value, dict):
+            raise web.HTTPError(400, f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}")
+        return proposal.value
+
+    def check_settings(self):
+        """Cross-setting checks, run once when the hub starts (``gpulab.hub.app``) and by ``gpulab check``."""
+        crosscheck.check(
+            type(self).__name__,
+            profiles=self.profiles,
+            image_configured=self._configured("image"),
+            allowed_images=self.allowed_images,
+            environment=self.environment,
+            extra_create_kwargs=self.extra_create_kwargs,
+            extra_host_config=self.extra_host_config,
+            volume_targets=[v["bind"] if isinstance(v, dict) else v for v in {**self.volumes, **self.read_only_volumes}.values()],
+            mount_targets=[m.get("target", "") if isinstance(m, dict) else getattr(m, "target", "") for m in self.mounts],
+        )
+
+    def _configured(self, name):
+        """True when the admin set trait ``name`` in configuration (for this class or a parent)."""
+        for cls in type(self).mro():
+            section = dict.get(self.config, cls.__name__)
+            if section is not None and name in section:
+                return True
+        return False
+
+    @observe(*list(DockerSpawner._deprecated_aliases))
+    def _deprecated_trait(self, change):
+        """DockerSpawner's renamed settings: warn, naming the section the admin wrote, and forward."""
+        new, version = self._deprecated_aliases[change.name]
+        if getattr(self, new) != change.new:
+            section = next(
+                (cls.__name__ for cls in type(self).mro() if change.name in (dict.get(self.config, cls.__name__) or {})), type(self).__name__
+            )
+            self.log.warning(f"{section}.{change.name} is deprecated in DockerSpawner {version}, use {section}.{new} instead")
+            setattr(self, new, change.new)
+
+    @observe("image")
+    def _image_changed(self, change):
+        # DockerSpawner re-renders the object name when the image changes; a spawner without a
+        # user (the settings check at startup) has no name to render
+        if self.user is not None:
+            self.object_name = self._object_name_default()
+
+    # --- what the hub shares between spawners ---
+
+    @property
+    def lab(self):
+        """The hub's :class:`~.deployment.Deployment` (the GPU table, start gates, saves, ...)."""
+        return Deployment.of(self)
+
+    @property
+    def executor(self):
+        """Docker calls run on the deployment's bounded pool instead of DockerSpawner's single thread."""
+        return self.lab.executor
+
+    @default("client_kwargs")
+    def _default_client_kwargs(self):
+        # one HTTP connection per pool thread, so calls do not queue on the socket
+        return {"max_pool_size": max(10, self.docker_threads)}
+
+    # --- identity ---
+
+    @default("prefix")
+    def _default_prefix(self):
+        return self.deployment
+
+    def identity(self):
+        user_id = self.user.id if getattr(self.user, "id", None) is not None else 0
+        login = unix_name(self.user.name)
+        return specs.Identity(
+            username=self.user.name,
+            user_id=user_id,
+            server_name=self.name or "",
+            login=login,
+            uid=user_uid(self.uid_base, user_id),
+            gid=self.user_gid,
+            escaped_username=self.escaped_name,
+            escaped_server_name=self.escape(self.name or ""),
+        )
+
+    # --- GPUs ---
+
+    gpu_uuids = ()  # what this server holds; kept in the spawner state
+
+    @property
+    def gpu_manager(self):
+        return self.lab.gpus
+
+    @property
+    def holder(self):
+        return (self.user.name, self.name or "")
+
+    async def gpus_synced(self):
+        await self.gpu_manager.ensure_synced()
+        return self.gpu_manager
+
+    def release_gpus(self):
+        allocator = self.gpu_manager.allocator
+        allocator.cancel_waiting(self.holder)
+        if allocator.release(self.holder):
+            self.log.info("Released GPUs %s of %s", ",".join(self.gpu_uuids), self._log_name)
+        self.gpu_uuids = ()
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.gpu_uuids = tuple(state.get("gpu_uuids", ()))
+
+    def get_state(self):
+        state = super().get_state()
+        if self.gpu_uuids:
+            state["gpu_uuids"] = list(self.gpu_uuids)
+        return state
+
+    def gpu_grant(self, request, uuids):
+        """The spec's :class:`~gpulab.core.spec.GPUGrant` for the GPUs the allocator gave (a
+        backend that lets its engine pick the devices counts them instead)."""
+        return specs.GPUGrant.devices(uuids)
+
+    # --- the form and the options ---
+
+    @default("options_form")
+    def _default_options_form(self):
+        if not self.profiles:
+            return super()._default_options_form()  # DockerSpawner's image form
+
+        async def form(spawner):
+            manager = await spawner.gpus_synced()
+            unavailable = {}
+            for p in spawner.profiles:
+                reason = await spawner.image_unavailable(p["image"])
+                if reason:
+                    unavailable[p["name"]] = reason
+            nodes = spawner.option_limits().get("nodes")
+            saves = list(spawner._saves.values()) if await spawner.user_saves() else None
+            return render_form(
+                spawner.profiles,
+                spawner.default_profile or spawner.profiles[0]["name"],
+                manager.snapshot(),
+                unavailable,
+                nodes=nodes,
+                saves=saves,
+            )
+
+        return form
+
+    @default("disable_user_config")
+    def _default_disable_user_config(self):
+        # users must not be able to change their own single-user server (config or extensions
+        # under their home): it serves pages on a shared origin (JupyterHub's security model)
+        return True
+
+    def options_from_query(self, query_data):
+        """A plain link (``GET /hub/spawn?gpus=2``) never starts a server: options come from the form."""
+        raise web.HTTPError(
+            400, "Start servers from the spawn form; a link cannot choose spawn options (" + ", ".join(sorted(query_data))[:100] + ")"
+        )
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        # JupyterHub calls it as options_from_form(formdata, spawner=self) when it takes `spawner`
+        return lambda formdata, spawner=None: options_from_form(formdata)
+
+    async def validate_request(self):
+        """Check ``user_options``; raise HTTP 400 naming the field. Creates nothing."""
+        options = self.user_options or {}
+        if not self.profiles:
+            # DockerSpawner's behaviour: an optional `image` checked against allowed_images
+            unknown = sorted(str(k)[:100] for k in options if k != "image")
+            if unknown:
+                raise web.HTTPError(400, f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)")
+            if options.get("image"):
+                self.image = await self.check_allowed(options["image"])
+            profile = {"name": "", "display_name": self.image, "image": self.image, "gpus": 0, "max_gpus": 0}
+            return SpawnRequest(profile=profile, gpus=0)
+        manager = self.gpu_manager
+        saves = await self.user_saves() if options.get("save") else None
+        try:
+            request = validate_options(
+                options,
+                self.profiles,
+                self.default_profile or self.profiles[0]["name"],
+                inventory=manager.inventory,
+                saves=saves,
+                **self.option_limits(),
+            )
+        except OptionError as e:
+            raise web.HTTPError(400, f"Invalid spawn option {e}")
+        where = self.gpu_filter(request)
+        if where is not None and request.gpus > manager.allocator.largest_request(where):
+            largest = manager.allocator.largest_request(where)
+            raise web.HTTPError(
+                400, f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}"
+            )
+        reason = await self.image_unavailable(self.limits(request).image)
+        if reason:
+            raise web.HTTPError(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
+        return request
+
+    async def user_saves(self):
+        """{tag: profile} of this user's saved environments."""
+        rows = await self.lab.saves.list_saves(self.user.name)
+        self._saves = {r["tag"]: r for r in rows}
+        return {tag: r["profile"] for tag, r in self._saves.items()}
+
+    def option_limits(self):
+        """Extra limits for the option check (a Swarm's nodes; nothing on one host)."""
+        return {}
+
+    def gpu_filter(self, request):
+        """Which GPUs may serve the request (None: any); a Swarm narrows it by placement constraints."""
+        return None
+
+    def spec_network(self):
+        return self.network_name
+
+    async def image_unavailable(self, image):
+        """Why ``image`` cannot start now, or None (a backend that can tell says so)."""
+        return None
+
+    def limits(self, request):
+        """The image and limits of this start (precedence rule 2 and 3 of :mod:`gpulab.core.spec`)."""
+        if not self.profiles:
+            return specs.Limits(image=self.image, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit)
+        configured = {name: getattr(self, name) for name in PROFILE_FIELDS if self._configured(name)}
+        limits = specs.resolve_limits(request.profile, configured)
+        if getattr(request, "save", ""):
+            limits = dataclasses.replace(limits, image=self._saves[request.save]["image"])  # the user's own saved image
+        return limits
+
+    # --- the spec ---
+
+    def ssh_settings(self, identity):
+        port = 0
+        if self.ssh_enabled and self.ssh_port_base:
+            try:
+                port = host_port(self.ssh_port_base, identity.user_id)
+            except ValueError as e:
+                raise web.HTTPError(500, str(e))
+        return specs.SSHSettings(
+            enabled=self.ssh_enabled,
+            activity_interval=self.ssh_activity_interval,
+            host_address=self.ssh_host_address,
+            host_port=port,
+            host_key_volume=self.ssh_host_key_volume,
+            tcp_forwarding=self.ssh_tcp_forwarding,
+            x11_forwarding=self.ssh_x11_forwarding,
+        )
+
+    def hardening(self):
+        return specs.Hardening(pids_limit=self.pids_limit, log_max_size=self.log_max_size, log_max_files=self.log_max_files)
+
+    def storage(self):
+        return specs.Storage(home=self.home_source, datasets=tuple(self.datasets), scratch=self.scratch_source, scratch_target=self.scratch_target)
+
+    def policy(self):
+        """(password_login, sudo): the SSH page's admin settings win over the configured ones.
+
+        sudo is granted only when users have their own origins (per-user subdomains): a user who
+        is root in their container can change their server, which must then not share the hub's.
+        """
+        if self.ssh_store_path:
+            password_login, sudo = SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
+        else:
+            password_login, sudo = self.ssh_password_login, self.allow_sudo
+        if sudo and not (getattr(self.user, "settings", None) or {}).get("subdomain_host"):
+            self.log.warning("sudo is on but users share the hub's origin (no subdomain_host): %s starts without sudo", self._log_name)
+            sudo = False
+        return password_login, sudo
+
+    async def build_spec(self, request, gpu_uuids, command):
+        identity = self.identity()
+        password_login, sudo = self.policy()
+        base_env = self.get_env()
+        return specs.build_spec(
+            deployment=self.deployment,
+            name=self.object_name,
+            identity=identity,
+            profile_name=request.profile["name"],
+            limits=self.limits(request),
+            base_env=base_env,
+            command=command,
+            storage=self.storage(),
+            ssh=self.ssh_settings(identity),
+            tools=specs.Tools(self.tf_memory_growth, self.jax_preallocate, self.tensorboard_logdir),
+            sudo=sudo,
+            password_login=password_login,
+            gpus=self.gpu_grant(request, gpu_uuids),
+            network=self.spec_network(),
+            hardening=self.hardening(),
+            prefix=self.prefix,
+            service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
+        )
+
+    async def current_spec(self):
+        """The spec of this start, or one built now from the current state (for hooks called
+        outside ``start()``, as DockerSpawner allows)."""
+        if self._spec is not None:
+            return self._spec
+        request = await self.validate_request()
+        image = self.limits(request).image
+        return await self.build_spec(request, self.gpu_uuids, await self._command_for(image))
+
+    # --- start, with progress ---
+
+    _progress = None
+    _start_future = None
+    _spec = None
+    _request = None
+    node_name = ""  # the node the server runs on ("" on one host)
+    _image_info = None  # {image: inspect_image result} of this start
+
+    def _emit(self, progress, message):
+        if self._progress is not None:
+            self._progress.emit(progress, message)
+
+    async def start(self):
+        self._spec = None
+        self._image_info = {}
+        self._progress = ProgressLog()  # before any await: the hub may ask for progress at once
+        self._start_future = asyncio.ensure_future(self._validated_start())
+        return await self._start_future
+
+    async def _validated_start(self):
+        await self.gpus_synced()  # after a hub restart, know who holds what first
+        request = self._request = await self.validate_request()  # HTTP 400 before anything exists
+        began = time.monotonic()
+        result = await self._start(request)
+        self.lab.metrics.spawned(request.profile["name"], time.monotonic() - began)
+        return result
+
+    async def _start(self, request):
+        limits = self.limits(request)
+        self._emit(5, f"Profile {request.profile['display_name']}: {limits.image}, {request.gpus} GPU(s)")
+        uuids = await self._acquire_gpus(request)
+        try:
+            await self.ensure_image(limits.image)
+            spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))
+            for path, owner in specs.host_dirs(spec):
+                uid, gid = (spec.identity.uid, spec.identity.gid) if owner == "user" else (0, 0)
+                try:
+                    await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, uid, gid))
+                except ForeignDirectory as e:
+                    raise web.HTTPError(409, f"Your storage cannot be used: {e}")
+            gate = self.lab.gates.get(self.node_name, await self.start_width())
+            async with gate.place(on_wait=self._waiting_to_start):
+                await self._create_or_reuse(spec)
+                self._emit(70, "Starting container")
+                await self.start_object()
+                if self.post_start_cmd:
+                    await self.post_start_exec()
+                ip, port = await self.get_ip_and_port()
+                self._emit(90, f"Container {self.object_name} is running; waiting for the Jupyter server to answer")
+                await self._wait_answering(ip, port)
+            return ip, port
+        except BaseException:
+            self.release_gpus()
+            raise
+
+    async def ensure_image(self, image):
+        """Make the image available where the server will run (a backend may pull it)."""
+
+    # --- admission and readiness (see gpulab.core.startgate and .readiness) ---
+
+    async def start_width(self):
+        """Places in the start gate of the host that will run this server."""
+        raise NotImplementedError
+
+    def _waiting_to_start(self, position, starting):
+        where = f" on {self.node_name}" if self.node_name else ""
+        self._emit(45, f"Waiting to start: place {position} in the queue ({starting} server(s) starting now{where})")
+
+    def follow_log(self):
+        """What the starting server writes, followed so it can be shown if it exits (None: nothing)."""
+        return None
+
+    async def _wait_answering(self, ip, port):
+        if self.internal_ssl:
+            return  # the hub checks with its own certificates
+        if not self.profiles:
+            return  # DockerSpawner mode: start() returns once the container runs, as DockerSpawner's does
+        base_url = self.server.base_url if self.server else "/"
+        log = self.follow_log()  # followed from now: the container may be gone (auto-removed) when we ask why
+        tail = (lambda: log.text()) if log else None
+        try:
+            await readiness.wait_answering(f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running)
+        except readiness.ServerExited as e:
+            raise web.HTTPError(500, f"The server stopped before it answered ({e}){await tail() if tail else ''}")
+        except TimeoutError:
+            raise web.HTTPError(500, f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await tail() if tail else ''}")
+        finally:
+            if log:
+                log.close()
+
+    async def _why_not_running(self):
+        status = await self.poll()
+        if status is None:
+            return None
+        # DockerSpawner's poll says 0 for a container that is gone (auto-removed once it exited)
+        return "exit status unknown: the container exited and was removed" if status == 0 else f"exit status {status}"
+
+    async def _acquire_gpus(self, request):
+        if not request.gpus:
+            self.gpu_uuids = ()
+            return ()
+        manager = await self.gpus_synced()
+        gpu = manager.settings
+
+        def waiting(position, holders):
+            who = describe(holders) if gpu["show_holders"] else f"{len(holders)} other server(s)"
+            self._emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
+
+        quota = manager.quota_for(self.user.name, [g.name for g in self.user.groups])
+        asked = time.monotonic()
+        try:
+            uuids = await manager.allocator.acquire(
+                self.holder,
+                request.gpus,
+                request.gpu_ids,
+                where=self.gpu_filter(request),
+                quota=quota,
+                wait=gpu["wait"],
+                timeout=gpu["wait_timeout"],
+                on_wait=waiting,
+            )
+        except QuotaExceeded as e:
+            raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")
+        except GPUsBusy as e:
+            raise web.HTTPError(409, f"GPUs busy: {e}")
+        self.lab.metrics.waited(time.monotonic() - asked)  # 0 when GPUs were free
+        self.gpu_uuids = tuple(uuids)
+        self.node_name = manager.allocator.node_of(self.holder)
+        shown = {g.uuid: g for g in manager.inventory}
+        on = f" on {self.node_name}" if self.node_name else ""
+        self._emit(9, f"Allocated {len(uuids)} GPU(s){on}: " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+        return self.gpu_uuids
+
+    # --- DockerSpawner's hooks, fed from the spec (callable outside start() too) ---
+
+    async def _command_for(self, image):
+        if self.cmd:
+            return list(self.cmd) + self.get_args()
+        info = (self._image_info or {}).get(image) or await self.docker("inspect_image", image)
+        return list(info["Config"]["Cmd"] or []) + self.get_args()
+
+    async def get_command(self):
+        return list((await self.current_spec()).command)
+
+    async def _evaluated(self, value):
+        value = self._eval_if_callable(value)
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            value = await value
+        return self._render_templates(value or {})
+
+    async def progress(self):
+        if self._progress is None:
+            return
+        async for event in self._progress.follow(self._start_future):
+            yield event

@@ -1,0 +1,59 @@
+"""The hub's usage book: GPU-hours per user and day, and every reclaim with its reason, in a
+SQLite file in the hub's state directory (``gpulab-usage.sqlite``, :func:`gpulab.core.site.facts.usage_path`),
+next to the hub database, so it survives hub restarts. The arithmetic is :mod:`gpulab.core.gpus.usage`."""
+
+import os
+import sqlite3
+import time
+
+from gpulab.core.gpus.usage import day_of, split_days
+
+_SCHEMA = """
+create table if not exists usage (
+    day text not null, user text not null,
+    held_seconds real not null default 0, used_seconds real not null default 0,
+    primary key (day, user));
+create table if not exists reclaims (
+    time real not null, user text not null, server text not null, gpus text not null, reason text not null);
+"""
+
+
+class UsageStore:
+    def __init__(self, path):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.executescript(_SCHEMA)
+        if path != ":memory:":
+            os.chmod(path, 0o600)
+
+    def record(self, start, end, per_user):
+        """Add ``per_user`` = {user: (gpus held, sum of their utilisation fractions)} over start..end."""
+        rows = []
+        for day, seconds in split_days(start, end):
+            for user, (held, used) in per_user.items():
+                rows.append((day, user, held * seconds, used * seconds))
+        if not rows:
+            return
+        self._db.executemany(
+            "insert into usage (day, user, held_seconds, used_seconds) values (?, ?, ?, ?) "
+            "on conflict (day, user) do update set held_seconds = held_seconds + excluded.held_seconds, "
+            "used_seconds = used_seconds + excluded.used_seconds",
+            rows,
+        )
+
+    def add_reclaim(self, t, user, server, uuids, reason):
+        self._db.execute("insert into reclaims values (?, ?, ?, ?, ?)", (t, user, server, ",".join(uuids), reason))
+
+    def reclaims(self, since=0.0):
+        cur = self._db.execute("select time, user, server, gpus, reason from reclaims where time >= ? order by time", (since,))
+        return [{"time": t, "user": u, "server": s, "gpus": g.split(",") if g else [], "reason": r} for t, u, s, g, r in cur]
+
+    def rows(self, days=7, now=None, users=None):
+        """[{day, user, held_hours, used_hours}] for the last ``days`` days (today included)."""
+        now = now or time.time()
+        first = day_of(now - (days - 1) * 86400)
+        cur = self._db.execute("select day, user, held_seconds, used_seconds from usage where day >= ? order by day, user", (first,))
+        return [{"day": d, "user": u, "held_hours": h / 3600, "used_hours": s / 3600} for d, u, h, s in cur if users is None or u in users]
+
+    def close(self):
+        self._db.close()

@@ -1,0 +1,97 @@
+"""What a user owns outside the hub's database, and what happens to it when the user is deleted.
+
+A deleted account's name can be taken again by someone else; nothing of the old account may
+reach them. When the hub deletes a user (admin page or ``DELETE /hub/api/users/<name>``), gpulab:
+
+* archives their home (and scratch) into the archive directory (``storage.archive``, default
+  ``<state_dir>/archive``): a named volume as ``<user>-<time>-<volume>.tar.gz``, by a job through
+  the deployment's ``run_job`` (no network, read-only, held like every container gpulab runs); a
+  host-path home moved there as a directory;
+* removes their volumes (home, SSH host keys) and any stopped containers of theirs;
+* forgets their SSH keys and container password.
+
+The next account with that name starts with an empty home and no keys.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+import time
+
+from gpulab.core import contract
+from gpulab.core import spec as specs
+from gpulab.core.job import build_job
+
+ARCHIVE_TIMEOUT = 6 * 3600
+ARCHIVE_CAPABILITIES = ("DAC_READ_SEARCH",)  # tar as root reads every file of the home
+
+
+def _safe(text):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80]
+
+
+async def _archive_volume(lab, volume, username, stamp):
+    os.makedirs(lab.archive_dir, mode=0o700, exist_ok=True)
+    name = f"{_safe(username)}-{stamp}-{_safe(volume.name)}.tar.gz"
+    job = build_job(
+        deployment=lab.name,
+        name=f"{lab.name}-archive-{_safe(volume.name)}-{stamp}"[:63].rstrip("-"),
+        kind="archive",
+        username=username,
+        image=lab.job_image(),
+        command=["tar", "-C", "/data", "-czf", f"/archive/{name}", "."],
+        mounts=[
+            specs.MountSpec(target="/data", source=volume.name, kind="volume", read_only=True),
+            specs.MountSpec(target="/archive", source=lab.archive_dir, kind="bind"),
+        ],
+        capabilities=ARCHIVE_CAPABILITIES,
+        hardening=lab.hardening,
+        timeout=ARCHIVE_TIMEOUT,
+    )
+    result = await lab.run_job(job)
+    if not result.ok:
+        raise RuntimeError(f"archiving volume {volume.name} failed ({'timed out' if result.timed_out else result.status}): {result.output[-300:]}")
+    return os.path.join(lab.archive_dir, name)
+
+
+def _move_host_dir(path, dest_dir, stamp, username, what):
+    if not os.path.isdir(path):
+        return None
+    os.makedirs(dest_dir, mode=0o700, exist_ok=True)
+    target = os.path.join(dest_dir, f"{_safe(username)}-{stamp}-{what}")
+    shutil.move(path, target)
+    return target
+
+
+async def remove_user_data(lab, username, *, escaped_name, uid, store=None, log=None):
+    """Archive and remove everything ``username`` owned; returns a list of what was done."""
+    client = lab.docker()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    done = []
+    filters = {"label": [contract.deployment_filter(lab.name), f"{contract.L_USER}={username}"]}
+    for c in await asyncio.to_thread(client.containers.list, all=True, filters=filters):
+        await asyncio.to_thread(c.remove, force=True, v=False)
+        done.append(f"removed container {c.name}")
+    for volume in await asyncio.to_thread(client.volumes.list, filters=filters):
+        labels = volume.attrs.get("Labels") or {}
+        if contract.L_SSH_HOST_KEYS not in labels:
+            done.append(f"archived volume {volume.name} to {await _archive_volume(lab, volume, username, stamp)}")
+        await asyncio.to_thread(volume.remove, force=True)
+        done.append(f"removed volume {volume.name}")
+    identity = specs.Identity(username=username, user_id=0, server_name="", login="", uid=uid, gid=lab.user_gid, escaped_username=escaped_name)
+    for what, template in (("home", lab.home_source), ("scratch", lab.scratch_source)):
+        if template and template.startswith("/"):
+            path = specs.render(template, identity, lab.name)
+            moved = await asyncio.to_thread(_move_host_dir, path, lab.archive_dir, stamp, username, what)
+            if moved:
+                done.append(f"moved {path} to {moved}")
+    if store is not None:
+        for key in store.keys(username):
+            store.remove_key(username, key.fingerprint)
+        store.clear_password(username)
+        done.append("forgot SSH keys and container password")
+    if log:
+        for line in done:
+            log.info("gpulab: deleted user %s: %s", username, line)
+    return done

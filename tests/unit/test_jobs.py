@@ -1,0 +1,104 @@
+"""Jobs (backups, archives, save jobs) as pure values, rendered by both backends with the same
+hardening as a user's server (as the spec is tested, without Docker)."""
+
+import docker
+import pytest
+
+from gpulab.backends import container
+from gpulab.backends.docker import render as docker_render
+from gpulab.backends.swarm import render as swarm_render
+from gpulab.core import spec as specs
+from gpulab.core.job import JobError, build_job
+
+from .test_spec import HARDENING, build
+
+HOME = specs.MountSpec(target="/data", source="lab-home-alice", kind="volume", read_only=True)
+OUT = specs.MountSpec(target="/archive", source="/srv/archive", kind="bind")
+
+
+def job(**kw):
+    args = dict(
+        deployment="lab",
+        name="lab-archive-alice-1",
+        kind="archive",
+        username="alice",
+        image="localhost/gpulab/base:latest",
+        command=["tar", "-C", "/data", "-czf", "/archive/a.tar.gz", "."],
+        mounts=[HOME, OUT],
+        capabilities=("DAC_READ_SEARCH",),
+        hardening=HARDENING,
+        timeout=60,
+    )
+    args.update(kw)
+    return build_job(**args)
+
+
+def host_config(host):
+    return docker.APIClient(version="1.41").create_host_config(**host)
+
+
+def test_a_job_is_frozen_labelled_and_refuses_what_it_cannot_be():
+    j = job()
+    assert dict(j.labels) == {"gpulab.deployment": "lab", "gpulab.job": "archive", "gpulab.user": "alice"}
+    assert j.network == "none" and j.user == "0" and j.command[0] == "tar"
+    with pytest.raises(TypeError):
+        j.labels["gpulab.job"] = "x"
+    with pytest.raises(ValueError, match="network must be"):
+        job(network="host")
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        job(timeout=0)
+    with pytest.raises(TypeError, match="mounts must be MountSpec"):
+        job(mounts=[{"target": "/x"}])
+
+
+def test_one_host_renders_a_job_held_like_a_server():
+    create, host = container.job_arguments(job())
+    hc = host_config(host)
+    assert create["entrypoint"] == [] and create["user"] == "0" and create["network_disabled"] is True
+    assert create["labels"]["gpulab.job"] == "archive" and create["name"] == "lab-archive-alice-1"
+    assert hc["NetworkMode"] == "none" and not hc.get("AutoRemove")
+    assert hc["CapDrop"] == ["ALL"] and hc["CapAdd"] == ["DAC_READ_SEARCH"] and hc["SecurityOpt"] == ["no-new-privileges:true"]
+    assert hc["PidsLimit"] == HARDENING.pids_limit and hc["LogConfig"]["Config"] == {"max-size": str(HARDENING.log_max_size), "max-file": "3"}
+    assert hc["Memory"] == 1024**3 and hc["CpuQuota"] == 100_000
+    assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in hc["Mounts"]] == [("/data", "volume", True), ("/archive", "bind", False)]
+    # the same hardening as a user's server rendered from the same settings
+    _, server = docker_render.create_arguments(build(), port=8888, remove=True)
+    shc = host_config(server)
+    for key in ("CapDrop", "SecurityOpt", "PidsLimit", "LogConfig"):
+        assert hc[key] == shc[key], key
+
+
+def test_a_swarm_renders_a_job_on_its_node_held_like_a_server():
+    j = job(kind="save", network="bridge", node="w1", mounts=[specs.MountSpec("/var/run/docker.sock", "/var/run/docker.sock", "bind")])
+    kw = swarm_render.job_service_arguments(j, "node-id-1")
+    task = kw["task_template"]
+    cs = task["ContainerSpec"]
+    assert kw["mode"]["ReplicatedJob"] is not None and task["RestartPolicy"]["Condition"] == "none"
+    assert task["Placement"]["Constraints"] == ["node.id==node-id-1"]
+    assert cs["CapabilityDrop"] == ["ALL"] and cs["CapabilityAdd"] == ["DAC_READ_SEARCH"] and cs["Privileges"]["NoNewPrivileges"] is True
+    assert task["Resources"]["Limits"]["Pids"] == HARDENING.pids_limit and task["Resources"]["Limits"]["MemoryBytes"] == 1024**3
+    assert task["LogDriver"]["Options"] == {"max-size": str(HARDENING.log_max_size), "max-file": "3"}
+    assert cs["Labels"]["gpulab.job"] == "save" and kw["labels"]["gpulab.user"] == "alice" and cs["User"] == "0"
+    server = swarm_render.service_arguments(build(gpus=specs.GPUGrant.counted(1)))["task_template"]
+    assert server["ContainerSpec"]["CapabilityDrop"] == cs["CapabilityDrop"] and server["LogDriver"] == task["LogDriver"]
+    assert server["ContainerSpec"]["Privileges"] == cs["Privileges"] and server["Resources"]["Limits"]["Pids"] == task["Resources"]["Limits"]["Pids"]
+
+
+def test_a_swarm_job_on_a_node_must_ask_for_the_nodes_network():
+    # Swarm offers tasks no "none" network (moby/moby#42204): refused, not silently networked
+    with pytest.raises(ValueError, match="node's bridge"):
+        swarm_render.job_service_arguments(job(node="w1"), "node-id-1")
+
+
+async def test_a_swarm_job_that_cannot_be_placed_is_a_clear_error():
+    from gpulab.backends.swarm import jobs
+
+    with pytest.raises(JobError, match="node's bridge"):
+        await jobs.run_job(object(), job(node="w1"))
+
+
+def test_the_gpu_grant_is_one_value():
+    assert specs.GPUGrant().size == 0 and not specs.GPUGrant()
+    assert specs.GPUGrant.devices(["a", "b"]).size == 2 and specs.GPUGrant.counted(3).size == 3
+    with pytest.raises(ValueError, match="not both"):
+        specs.GPUGrant(uuids=("a",), count=1)
