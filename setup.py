@@ -39,7 +39,11 @@ class build_py_with_context(build_py):
             dst = os.path.join(target, name)
             if os.path.isdir(dst):
                 shutil.rmtree(dst)
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build"))
+            shutil.copytree(
+                src,
+                dst,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build"),
+            )
 
 
 setup(

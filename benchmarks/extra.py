@@ -33,7 +33,11 @@ def tensorboard_latency(hub, name, count):
     c = _container(hub, name)
     uid = c.labels[contract.L_UID]
     assert c.exec_run(["python3", "-c", write_events(SCALAR_POINTS)], user=uid).exit_code == 0
-    c.exec_run(["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], user=uid, detach=True)
+    c.exec_run(
+        ["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"],
+        user=uid,
+        detach=True,
+    )
     c.reload()
     ip = c.attrs["NetworkSettings"]["Networks"][hub.name]["IPAddress"]
     token = hub.user_token(name)
@@ -43,7 +47,11 @@ def tensorboard_latency(hub, name, count):
     scalars = f"data/plugin/scalars/scalars?run={RUN}&tag=loss"
     out = {}
     for label, (url, headers) in (("direct", direct), ("hub", via_hub)):
-        _wait(lambda url=url, headers=headers: RUN in session.get(url, headers=headers, timeout=10).json())
+        _wait(
+            lambda url=url, headers=headers: (
+                RUN in session.get(url, headers=headers, timeout=10).json()
+            )
+        )
         for what, u in (("runs", url), ("scalars", url.replace("data/runs", scalars))):
             times = []
             for _ in range(count):
@@ -81,7 +89,12 @@ def ssh_throughput(hub, name, mib):
     with open(token_file, "w") as f:
         f.write(token)
     pub = keygen(os.path.join(work, "key"))
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": pub}, headers={"Authorization": f"token {token}"}, timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": pub},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
     r.raise_for_status()
     port = int(_container(hub, name).attrs["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"])
     src = os.path.join(work, "payload.bin")
@@ -92,7 +105,10 @@ def ssh_throughput(hub, name, mib):
     login = _container(hub, name).attrs["Config"]["Env"]
     login = next(e.split("=", 1)[1] for e in login if e.startswith("NB_USER="))
     speeds = {}
-    for label, way in (("direct", SSH.direct(port)), ("hub", SSH.via_hub(hub.url, name, token_file, port))):
+    for label, way in (
+        ("direct", SSH.direct(port)),
+        ("hub", SSH.via_hub(hub.url, name, token_file, port)),
+    ):
         t0 = time.monotonic()
         result = ssh.scp(way, login, src, "bench-payload.bin", timeout=300)
         if result.returncode != 0:
@@ -112,7 +128,10 @@ def measure_gpulab_extras(hub, client, name, args):
             "ratio": pct(tb[f"hub {what}"], p) / pct(tb[f"direct {what}"], p),
             "unit": "ms",
         }
-        for what, title in (("runs", "runs API"), ("scalars", f"plot data ({SCALAR_POINTS} points)"))
+        for what, title in (
+            ("runs", "runs API"),
+            ("scalars", f"plot data ({SCALAR_POINTS} points)"),
+        )
         for p in (50, 95)
     ]
     speeds = ssh_throughput(hub, name, args.scp_mib)

@@ -42,7 +42,9 @@ class GpulabHub(Hub):
     def __init__(self, workdir, client):
         super().__init__(workdir, client, hub_name="gpulabb-" + os.urandom(3).hex())
         self.site["hub"]["start_timeout"] = 300
-        self.site["profiles"] = [{"name": "bench", "image": BASE_IMAGE, "description": "benchmark", "max_gpus": 0}]
+        self.site["profiles"] = [
+            {"name": "bench", "image": BASE_IMAGE, "description": "benchmark", "max_gpus": 0}
+        ]
 
 
 class StockHub(Hub):

@@ -130,7 +130,11 @@ class Lab:
     async def run(self):
         quiet = logging.getLogger("gpulab.labsim")
         quiet.disabled = True
-        monitor = GPUMonitor(self, self, self.policy, interval=MIN, stop=self.stop, log=quiet) if self.policy.enabled else None
+        monitor = (
+            GPUMonitor(self, self, self.policy, interval=MIN, stop=self.stop, log=quiet)
+            if self.policy.enabled
+            else None
+        )
         sessions = list(self.trace)
         end = self.days * DAY
         while self.now < end:
@@ -140,9 +144,18 @@ class Lab:
                 self.ask(s["user"], s["gpus"])
             for user, s in self.current.items():
                 holder = (user, "")
-                if holder not in self.allocator.holdings and user not in self.pending and self.busy(user) and self.in_session(user):
+                if (
+                    holder not in self.allocator.holdings
+                    and user not in self.pending
+                    and self.busy(user)
+                    and self.in_session(user)
+                ):
                     self.ask(user, s["gpus"])  # reclaimed (or gave up waiting): ask again to train
-                if holder in self.allocator.holdings and s["stop_at_end"] and self.now >= s["leave"]:
+                if (
+                    holder in self.allocator.holdings
+                    and s["stop_at_end"]
+                    and self.now >= s["leave"]
+                ):
                     self.allocator.release(holder)
             await asyncio.sleep(0)
             for user, (asked, task) in list(self.pending.items()):
@@ -156,7 +169,9 @@ class Lab:
             if monitor:
                 await monitor.tick(self.now)
             held = sum(len(h.uuids) for h in self.allocator.holdings.values())
-            busy = sum(len(h.uuids) for (u, _), h in self.allocator.holdings.items() if self.busy(u))
+            busy = sum(
+                len(h.uuids) for (u, _), h in self.allocator.holdings.items() if self.busy(u)
+            )
             self.held_s += held * MIN
             self.idle_s += (held - busy) * MIN
             if int(self.now) % (15 * MIN) == 0:
@@ -199,7 +214,9 @@ def svg(runs, n_gpus, days, path):
     width, panel_h, left, top = 900, 150, 50, 30
     height = top + len(runs) * (panel_h + 40) + 20
     x = lambda t: left + (width - left - 20) * t / (days * DAY)  # noqa: E731
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">'
+    ]
     out.append('<rect width="100%" height="100%" fill="white"/>')
     out.append(
         f'<text x="{left}" y="18" font-size="14">GPUs held (light), busy (dark) and spawns waiting (red) in a simulated lab, {n_gpus} GPUs</text>'
@@ -209,16 +226,24 @@ def svg(runs, n_gpus, days, path):
         y = lambda v, y0=y0: y0 + panel_h - panel_h * v / n_gpus  # noqa: E731
         pts = lab.series
         for key, color in ((1, "#9ecae1"), (2, "#08519c")):
-            poly = [f"{x(pts[0][0]):.1f},{y(0):.1f}"] + [f"{x(p[0]):.1f},{y(p[key]):.1f}" for p in pts] + [f"{x(pts[-1][0]):.1f},{y(0):.1f}"]
+            poly = (
+                [f"{x(pts[0][0]):.1f},{y(0):.1f}"]
+                + [f"{x(p[0]):.1f},{y(p[key]):.1f}" for p in pts]
+                + [f"{x(pts[-1][0]):.1f},{y(0):.1f}"]
+            )
             out.append(f'<polygon points="{" ".join(poly)}" fill="{color}"/>')
         line = " ".join(f"{x(p[0]):.1f},{y(min(p[3], n_gpus)):.1f}" for p in pts)
         out.append(f'<polyline points="{line}" fill="none" stroke="#d62728" stroke-width="1.5"/>')
-        out.append(f'<rect x="{left}" y="{y0}" width="{width - left - 20}" height="{panel_h}" fill="none" stroke="#444"/>')
+        out.append(
+            f'<rect x="{left}" y="{y0}" width="{width - left - 20}" height="{panel_h}" fill="none" stroke="#444"/>'
+        )
         s = summary(lab)
         title = f"{name}: {s['gpu_hours_held_idle']:.0f} GPU-h held idle of {s['gpu_hours_held']:.0f} held; mean wait {s['mean_wait_min']:.0f} min"
         out.append(f'<text x="{left}" y="{y0 - 6}">{title}</text>')
         for d in range(days + 1):
-            out.append(f'<text x="{x(d * DAY) - 10:.1f}" y="{y0 + panel_h + 14}" fill="#444">day {d}</text>')
+            out.append(
+                f'<text x="{x(d * DAY) - 10:.1f}" y="{y0 + panel_h + 14}" fill="#444">day {d}</text>'
+            )
         out.append(f'<text x="{left - 30}" y="{y(n_gpus) + 10:.1f}" fill="#444">{n_gpus}</text>')
         out.append(f'<text x="{left - 30}" y="{y(0):.1f}" fill="#444">0</text>')
     out.append("</svg>")
@@ -233,18 +258,28 @@ def main(argv=None):
     p.add_argument("--gpus", type=int, default=16)
     p.add_argument("--days", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "img", "labsim.svg"))
+    p.add_argument(
+        "--plot",
+        default=os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "img", "labsim.svg"
+        ),
+    )
     args = p.parse_args(argv)
     trace = make_trace(args.users, args.days, args.seed)
     ways = [
         ("static (no reclaim)", reclaim.Policy(enabled=False)),
         ("reclaim 60+15 min", reclaim.Policy(enabled=True, idle_minutes=60, grace_minutes=15)),
-        ("reclaim 60+15, 20 when full", reclaim.Policy(enabled=True, idle_minutes=60, grace_minutes=15, full_idle_minutes=20)),
+        (
+            "reclaim 60+15, 20 when full",
+            reclaim.Policy(enabled=True, idle_minutes=60, grace_minutes=15, full_idle_minutes=20),
+        ),
         ("reclaim 15+5 min", reclaim.Policy(enabled=True, idle_minutes=15, grace_minutes=5)),
     ]
     runs = [(name, replay(trace, args.gpus, policy, args.days)) for name, policy in ways]
     base = summary(runs[0][1])
-    print(f"simulated lab: {args.users} students, {args.gpus} GPUs, {args.days} days, {len(trace)} sessions (seed {args.seed})")
+    print(
+        f"simulated lab: {args.users} students, {args.gpus} GPUs, {args.days} days, {len(trace)} sessions (seed {args.seed})"
+    )
     print(
         f"{'':28}{'GPU-h held':>11}{'held idle':>11}{'idle vs static':>15}{'mean wait':>11}{'p90 wait':>10}"
         f"{'reclaimed':>10}{'in session':>11}{'busy stopped':>13}"
@@ -253,7 +288,11 @@ def main(argv=None):
     for name, lab in runs:
         s = summary(lab)
         result[name] = s
-        ratio = s["gpu_hours_held_idle"] / base["gpu_hours_held_idle"] if base["gpu_hours_held_idle"] else 0.0
+        ratio = (
+            s["gpu_hours_held_idle"] / base["gpu_hours_held_idle"]
+            if base["gpu_hours_held_idle"]
+            else 0.0
+        )
         print(
             f"{name:28}{s['gpu_hours_held']:>11.0f}{s['gpu_hours_held_idle']:>11.0f}{ratio:>14.1%} "
             f"{s['mean_wait_min']:>8.0f} min{s['p90_wait_min']:>6.0f} min{s['reclaimed']:>10}{s['pauses_cut']:>11}{s['busy_reclaims']:>13}"

@@ -13,7 +13,10 @@ def burst(stock_users, gpulab_users, n, path, failed=None):
     Start. Users whose spawn failed are counted in the legend; a hub that failed outright too."""
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     failed = failed or {}
-    for label, users, color in (("stock DockerSpawner", stock_users, "#c0504d"), ("gpulab", gpulab_users, "#1f77b4")):
+    for label, users, color in (
+        ("stock DockerSpawner", stock_users, "#c0504d"),
+        ("gpulab", gpulab_users, "#1f77b4"),
+    ):
         if not users:
             reason = next(iter(failed.get(label.split()[0], {}).values()), "not measured")
             ax.plot([], [], color=color, label=f"{label}: failed ({reason[:60]})")

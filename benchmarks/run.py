@@ -37,8 +37,18 @@ def floor_docker_run(client, network, runs):
         t0 = time.monotonic()
         c = client.containers.run(
             BASE_IMAGE,
-            ["gpulab-start", "jupyter-server", "--ip=0.0.0.0", "--port=8888", "--IdentityProvider.token=bench"],
-            environment={contract.NB_USER: "jovyan", contract.NB_UID: "1000", contract.NB_GID: "100"},
+            [
+                "gpulab-start",
+                "jupyter-server",
+                "--ip=0.0.0.0",
+                "--port=8888",
+                "--IdentityProvider.token=bench",
+            ],
+            environment={
+                contract.NB_USER: "jovyan",
+                contract.NB_UID: "1000",
+                contract.NB_GID: "100",
+            },
             network=network,
             detach=True,
             labels={contract.L_DEPLOYMENT: network},
@@ -50,7 +60,13 @@ def floor_docker_run(client, network, runs):
                 c.reload()
                 ip = c.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
                 try:
-                    if ip and requests.get(f"http://{ip}:8888/api/status?token=bench", timeout=1).status_code == 200:
+                    if (
+                        ip
+                        and requests.get(
+                            f"http://{ip}:8888/api/status?token=bench", timeout=1
+                        ).status_code
+                        == 200
+                    ):
                         times.append(time.monotonic() - t0)
                         break
                 except requests.RequestException:
@@ -77,7 +93,9 @@ def watch_containers(client, deployment, t0, seen, stop):
     """Record when each user's container is first seen running (the Docker part of a spawn)."""
     while not stop.is_set():
         try:
-            for c in client.api.containers(filters={"label": contract.deployment_filter(deployment), "status": "running"}):
+            for c in client.api.containers(
+                filters={"label": contract.deployment_filter(deployment), "status": "running"}
+            ):
                 seen.setdefault(c["Labels"].get(contract.L_USER), time.monotonic() - t0)
         except docker.errors.APIError:
             pass
@@ -88,7 +106,9 @@ def concurrent_spawns(hub, n, prefix):
     """n users press Start at once: (wall, per-user results, names, when each container ran)."""
     names = _users(hub, prefix, n)
     seen, stop = {}, threading.Event()
-    watcher = threading.Thread(target=watch_containers, args=(hub.client, hub.name, time.monotonic(), seen, stop))
+    watcher = threading.Thread(
+        target=watch_containers, args=(hub.client, hub.name, time.monotonic(), seen, stop)
+    )
     watcher.start()
     try:
         wall, users = spawn_many(hub, names)
@@ -116,7 +136,10 @@ class Phases:
             print(f"[{self.kind}] {phase} failed: {reason}", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
             try:
-                print(f"[{self.kind}] the hub's log ends with:\n{self.hub.log_tail(40)}", file=sys.stderr)
+                print(
+                    f"[{self.kind}] the hub's log ends with:\n{self.hub.log_tail(40)}",
+                    file=sys.stderr,
+                )
             except Exception:
                 pass
             return None
@@ -130,30 +153,48 @@ def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
         phases.run("hub start", lambda: hub.start(timeout=120))
         if "hub start" in out["errors"]:
             return out
-        single = phases.run(f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single"))
+        single = phases.run(
+            f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single")
+        )
         if single:
             out["single"] = single
-        conc = phases.run(f"{args.n} concurrent spawns", lambda: concurrent_spawns(hub, args.n, "conc"))
+        conc = phases.run(
+            f"{args.n} concurrent spawns", lambda: concurrent_spawns(hub, args.n, "conc")
+        )
         if conc:
             wall, users, names, running = conc
-            out.update(concurrent_wall=wall, concurrent_users=users, concurrent_container_running=running)
+            out.update(
+                concurrent_wall=wall, concurrent_users=users, concurrent_container_running=running
+            )
             out["concurrent_per_user"] = [u["seconds"] for u in users if u["seconds"] is not None]
             if names and users[0]["seconds"] is not None:
-                rss = phases.run("idle RSS", lambda: extra.idle_rss(hub, client, names[0], settle=args.settle))
+                rss = phases.run(
+                    "idle RSS", lambda: extra.idle_rss(hub, client, names[0], settle=args.settle)
+                )
                 if rss:
                     out["idle_rss"] = rss  # before TensorBoard runs in it
                 if kind == "gpulab":
-                    extras = phases.run("TensorBoard and SSH", lambda: extra.measure_gpulab_extras(hub, client, names[0], args))
+                    extras = phases.run(
+                        "TensorBoard and SSH",
+                        lambda: extra.measure_gpulab_extras(hub, client, names[0], args),
+                    )
                     if extras:
                         out.update(extras)
             phases.run("stop", lambda: _stopped(hub, names))
         if args.burst:
-            burst = phases.run(f"{args.burst}-user burst", lambda: spawn_many(hub, _users(hub, "burst", args.burst), timeout=args.burst_timeout))
+            burst = phases.run(
+                f"{args.burst}-user burst",
+                lambda: spawn_many(
+                    hub, _users(hub, "burst", args.burst), timeout=args.burst_timeout
+                ),
+            )
             if burst:
                 out["burst_wall"], out["burst_users"] = burst
                 phases.run("stop", lambda: _stopped(hub, [u["user"] for u in out["burst_users"]]))
         if kind == "gpulab":
-            floor = phases.run("floor: docker run", lambda: floor_docker_run(client, hub.name, args.runs))
+            floor = phases.run(
+                "floor: docker run", lambda: floor_docker_run(client, hub.name, args.runs)
+            )
             if floor:
                 out["floor"] = floor
     finally:
@@ -193,7 +234,11 @@ def report(stock, gpulab, n, burst):
         return fn(value) if value else None
 
     med = statistics.median
-    row("single spawn, POST to ready (median)", get(stock, "single", med), get(gpulab, "single", med))
+    row(
+        "single spawn, POST to ready (median)",
+        get(stock, "single", med),
+        get(gpulab, "single", med),
+    )
     floor = get(gpulab, "floor", med)
     rows.append(
         {
@@ -204,7 +249,11 @@ def report(stock, gpulab, n, burst):
             "unit": "s",
         }
     )
-    row(f"{n} concurrent spawns, wall time", stock.get("concurrent_wall"), gpulab.get("concurrent_wall"))
+    row(
+        f"{n} concurrent spawns, wall time",
+        stock.get("concurrent_wall"),
+        gpulab.get("concurrent_wall"),
+    )
     for p in (50, 95):
         row(
             f"{n} concurrent spawns, per-user p{p}",
@@ -242,8 +291,19 @@ def report(stock, gpulab, n, burst):
             k: (pct(side["burst_ok"], 50) / side["burst_wall"] if side.get("burst_ok") else None)
             for k, side in (("stock", stock), ("gpulab", gpulab))
         }
-        row(f"{burst}-user burst: per-user p50 / wall time", share["stock"], share["gpulab"], unit="", ratio=False)
-    row("idle RSS of one user container", get(stock, "idle_rss", lambda v: v / 2**20), get(gpulab, "idle_rss", lambda v: v / 2**20), "MiB")
+        row(
+            f"{burst}-user burst: per-user p50 / wall time",
+            share["stock"],
+            share["gpulab"],
+            unit="",
+            ratio=False,
+        )
+    row(
+        "idle RSS of one user container",
+        get(stock, "idle_rss", lambda v: v / 2**20),
+        get(gpulab, "idle_rss", lambda v: v / 2**20),
+        "MiB",
+    )
     for key in ("tensorboard", "ssh"):
         rows.extend(gpulab.get(key) or [])
     return rows
@@ -254,35 +314,77 @@ def print_table(rows, failed):
     for r in rows:
 
         def fmt(v, unit=r["unit"]):
-            return "failed" if v is None else f"{v:.2f} {unit}".strip() if isinstance(v, float) else f"{v} {unit}".strip()
+            return (
+                "failed"
+                if v is None
+                else f"{v:.2f} {unit}".strip()
+                if isinstance(v, float)
+                else f"{v} {unit}".strip()
+            )
 
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         print(f"{r['metric']:62} {fmt(r['stock']):>12} {fmt(r['gpulab']):>12} {ratio:>7}")
-    print("ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path")
-    print("(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;")
-    print("the floor row's baseline is a bare docker run of the same image (no hub), its gpulab column the single spawn;")
-    print("the swarm rows compare a Swarm of GPU servers (Docker-in-Docker nodes on this machine) with one host.")
+    print(
+        "ratio = gpulab / baseline. Baseline: stock DockerSpawner for spawn and memory rows; the direct path"
+    )
+    print(
+        "(container port) for the TensorBoard and SSH rows, whose gpulab column is the path through the hub;"
+    )
+    print(
+        "the floor row's baseline is a bare docker run of the same image (no hub), its gpulab column the single spawn;"
+    )
+    print(
+        "the swarm rows compare a Swarm of GPU servers (Docker-in-Docker nodes on this machine) with one host."
+    )
     for side, errors in failed.items():
         for phase, reason in errors.items():
             print(f"FAILED {side}: {phase}: {reason}")
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=20, help="concurrent spawns (default 20)")
     p.add_argument("--burst", type=int, default=40, help="users in the burst (default 40; 0: none)")
-    p.add_argument("--burst-timeout", type=int, default=300, help="seconds a burst spawn may take (default 300)")
+    p.add_argument(
+        "--burst-timeout",
+        type=int,
+        default=300,
+        help="seconds a burst spawn may take (default 300)",
+    )
     p.add_argument("--runs", type=int, default=5, help="single-spawn runs per hub (default 5)")
-    p.add_argument("--requests", type=int, default=50, help="TensorBoard requests per path (default 50)")
-    p.add_argument("--scp-mib", type=int, default=64, help="size of the SSH throughput file (default 64 MiB)")
-    p.add_argument("--settle", type=float, default=5, help="seconds before reading idle RSS (default 5)")
-    p.add_argument("--plot", default="docs/img/bench-burst.png", help="PNG of per-user burst latency ('' for none)")
-    p.add_argument("--swarm", action="store_true", help="also measure a hub for a Swarm of GPU servers (Docker-in-Docker nodes)")
-    p.add_argument("--only", choices=["stock", "gpulab"], help=argparse.SUPPRESS)  # development: one side
+    p.add_argument(
+        "--requests", type=int, default=50, help="TensorBoard requests per path (default 50)"
+    )
+    p.add_argument(
+        "--scp-mib", type=int, default=64, help="size of the SSH throughput file (default 64 MiB)"
+    )
+    p.add_argument(
+        "--settle", type=float, default=5, help="seconds before reading idle RSS (default 5)"
+    )
+    p.add_argument(
+        "--plot",
+        default="docs/img/bench-burst.png",
+        help="PNG of per-user burst latency ('' for none)",
+    )
+    p.add_argument(
+        "--swarm",
+        action="store_true",
+        help="also measure a hub for a Swarm of GPU servers (Docker-in-Docker nodes)",
+    )
+    p.add_argument(
+        "--only", choices=["stock", "gpulab"], help=argparse.SUPPRESS
+    )  # development: one side
     # tests: a baseline that fails (an image that does not exist), to check the benchmark survives it
     p.add_argument("--stock-image", default=BASE_IMAGE, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if not 1 <= args.n <= 40 or not 0 <= args.burst <= 40 or not 1 <= args.runs <= 10 or not 1 <= args.requests <= 500:
+    if (
+        not 1 <= args.n <= 40
+        or not 0 <= args.burst <= 40
+        or not 1 <= args.runs <= 10
+        or not 1 <= args.requests <= 500
+    ):
         p.error("keep the load bounded: --n 1..40, --burst 0..40, --runs 1..10, --requests 1..500")
     client = docker.from_env(version="auto")
     client.ping()
@@ -292,7 +394,11 @@ def main(argv=None):
             if args.only != "gpulab"
             else {"errors": {"all": "not run (--only)"}}
         )
-        gpulab = measure("gpulab", GpulabHub, client, args, workdir) if args.only != "stock" else {"errors": {"all": "not run (--only)"}}
+        gpulab = (
+            measure("gpulab", GpulabHub, client, args, workdir)
+            if args.only != "stock"
+            else {"errors": {"all": "not run (--only)"}}
+        )
     rows = report(stock, gpulab, args.n, args.burst)
     raw = {"stock": stock, "gpulab": gpulab}
     if args.swarm:
@@ -305,9 +411,23 @@ def main(argv=None):
     if args.plot and args.burst:
         from benchmarks import plot
 
-        plot.burst(stock.get("burst_users"), gpulab.get("burst_users"), args.burst, args.plot, failed)
+        plot.burst(
+            stock.get("burst_users"), gpulab.get("burst_users"), args.burst, args.plot, failed
+        )
         print(f"plot: {args.plot}")
-    print("BENCH_JSON " + json.dumps({"n": args.n, "burst": args.burst, "runs": args.runs, "rows": rows, "raw": raw, "failed": failed}))
+    print(
+        "BENCH_JSON "
+        + json.dumps(
+            {
+                "n": args.n,
+                "burst": args.burst,
+                "runs": args.runs,
+                "rows": rows,
+                "raw": raw,
+                "failed": failed,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

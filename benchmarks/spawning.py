@@ -34,7 +34,9 @@ def spawn_and_wait(hub, name, options=None, timeout=300):
         raise SpawnFailed(f"POST answered {r.status_code}: {r.text[:200]}")
     remaining = max(1.0, timeout - (time.monotonic() - t0))
     try:
-        with requests.get(url + "/progress", headers=headers, stream=True, timeout=(30, remaining)) as s:
+        with requests.get(
+            url + "/progress", headers=headers, stream=True, timeout=(30, remaining)
+        ) as s:
             if s.status_code != 200:
                 raise SpawnFailed(f"progress answered {s.status_code}: {s.text[:200]}")
             for line in s.iter_lines():
@@ -63,7 +65,12 @@ def spawn_many(hub, names, options=None, timeout=300):
         except SpawnFailed as e:
             seconds, error = None, str(e)
         with lock:
-            results[name] = {"user": name, "seconds": seconds, "error": error, "done": time.monotonic() - t0}
+            results[name] = {
+                "user": name,
+                "seconds": seconds,
+                "error": error,
+                "done": time.monotonic() - t0,
+            }
 
     with ThreadPoolExecutor(len(names)) as pool:
         list(pool.map(one, names))

@@ -22,13 +22,18 @@ def measure(client, args):
     try:
         _measure(client, args, out)
     except Exception as e:
-        out["errors"]["swarm"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        out["errors"]["swarm"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[
+            :300
+        ]
         traceback.print_exc(file=sys.stderr)
     return out
 
 
 def _measure(client, args, out):
-    with tempfile.TemporaryDirectory(prefix="gpulab-bench-swarm-") as shared, SwarmLab(client, f"glbs{int(time.time()) % 100000}", shared) as lab:
+    with (
+        tempfile.TemporaryDirectory(prefix="gpulab-bench-swarm-") as shared,
+        SwarmLab(client, f"glbs{int(time.time()) % 100000}", shared) as lab,
+    ):
         hub = lab.hub
         print("[swarm] warming the workers (first pull of the image)", file=sys.stderr, flush=True)
         for node in lab.cluster.workers:
@@ -65,7 +70,9 @@ def rows(swarm, gpulab, n):
     """Rows for the table: ratio = swarm / single host (the single-host gpulab numbers of the same run)."""
     single_swarm = statistics.median(swarm["single"]) if swarm.get("single") else None
     single_host = statistics.median(gpulab["single"]) if gpulab.get("single") else None
-    spread = ", ".join(f"{k.rsplit('-', 1)[-1]}: {v}" for k, v in sorted(swarm.get("nodes", {}).items()))
+    spread = ", ".join(
+        f"{k.rsplit('-', 1)[-1]}: {v}" for k, v in sorted(swarm.get("nodes", {}).items())
+    )
     conc_swarm, conc_host = swarm.get("concurrent_wall"), gpulab.get("concurrent_wall")
     return [
         {

@@ -18,7 +18,9 @@ def chromium():
 
     for path in (CHROMIUM, CHROMEDRIVER):
         if not os.access(path, os.X_OK):
-            raise AssertionError(f"{path} is missing: apt-get install chromium chromium-driver (scripts/setup-host.sh does)")
+            raise AssertionError(
+                f"{path} is missing: apt-get install chromium chromium-driver (scripts/setup-host.sh does)"
+            )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (

@@ -17,7 +17,9 @@ import subprocess
 import sys
 
 FIXTURE_MARK = "TEST FIXTURE"
-FAKE_GPUS = [{"index": i, "uuid": f"GPU-test-{i}", "model": "Test GPU", "memory": "16G"} for i in range(3)]
+FAKE_GPUS = [
+    {"index": i, "uuid": f"GPU-test-{i}", "model": "Test GPU", "memory": "16G"} for i in range(3)
+]
 
 
 def is_fixture(path):
@@ -29,7 +31,9 @@ def is_fixture(path):
 
 
 def docker_runtimes():
-    proc = subprocess.run(["docker", "info", "--format", "{{json .Runtimes}}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker", "info", "--format", "{{json .Runtimes}}"], capture_output=True, text=True
+    )
     try:
         return json.loads(proc.stdout) or {}
     except ValueError:
@@ -60,8 +64,13 @@ def devices(nvml_loader=None):
 
     nvml = (nvml_loader or load_pynvml)()
     if nvml is None:
-        raise RuntimeError("this host has a real NVIDIA runtime but NVML does not answer; see nvidia-smi")
-    return [{"index": g.index, "uuid": g.uuid, "model": g.model, "memory": g.memory_total} for g in from_nvml(nvml)]
+        raise RuntimeError(
+            "this host has a real NVIDIA runtime but NVML does not answer; see nvidia-smi"
+        )
+    return [
+        {"index": g.index, "uuid": g.uuid, "model": g.model, "memory": g.memory_total}
+        for g in from_nvml(nvml)
+    ]
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class HubClient:
 
     def api(self, method, path, token=None, **kw):
         headers = {"Authorization": f"token {token or self.token}"}
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw
+        )
 
     def create_user(self, name):
         r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}")
@@ -96,7 +98,9 @@ class HubClient:
         return self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()
 
     def user_token(self, name):
-        r = self.api("POST", f"/users/{requests.utils.quote(name, safe='')}/tokens", json={"note": "test"})
+        r = self.api(
+            "POST", f"/users/{requests.utils.quote(name, safe='')}/tokens", json={"note": "test"}
+        )
         assert r.status_code == 201, r.text
         return r.json()["token"]
 
@@ -117,7 +121,9 @@ class HubClient:
             if server and server.get("ready"):
                 return server
             if not server:
-                raise AssertionError(f"server for {name} is gone (spawn failed?)\n{self.log_tail()}")
+                raise AssertionError(
+                    f"server for {name} is gone (spawn failed?)\n{self.log_tail()}"
+                )
             time.sleep(0.25)
         raise AssertionError(f"server for {name} not ready in {timeout}s\n{self.log_tail()}")
 
@@ -135,7 +141,9 @@ class HubClient:
     def user_url(self, name, path=""):
         """The user's server URL as the hub publishes it (JupyterHub's own escaping; a full URL
         on the user's own host name when the hub gives users subdomains)."""
-        server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][""]
+        server = self.api("GET", f"/users/{requests.utils.quote(name, safe='')}").json()["servers"][
+            ""
+        ]
         return (server["url"] if "://" in server["url"] else self.url + server["url"]) + path
 
     def progress(self, name):
@@ -160,7 +168,11 @@ class HubClient:
         """
         quoted = requests.utils.quote(name, safe="")
         result = {}
-        poster = threading.Thread(target=lambda: result.update(r=self.api("POST", f"/users/{quoted}/server", json=options or {})))
+        poster = threading.Thread(
+            target=lambda: result.update(
+                r=self.api("POST", f"/users/{quoted}/server", json=options or {})
+            )
+        )
         poster.start()
         deadline = time.monotonic() + 30
         while True:
@@ -177,7 +189,17 @@ class HubClient:
 class Hub(HubClient):
     app_module = "gpulab.hub.app"  # how gpulab's hub starts (gpulab up runs the same)
 
-    def __init__(self, workdir, client, *, site_overrides=None, hub_name=None, extra_config="", site_auth=False, subdomains=False):
+    def __init__(
+        self,
+        workdir,
+        client,
+        *,
+        site_overrides=None,
+        hub_name=None,
+        extra_config="",
+        site_auth=False,
+        subdomains=False,
+    ):
         self.workdir = str(workdir)
         self.client = client
         self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
@@ -201,10 +223,22 @@ class Hub(HubClient):
             },
             "auth": {"admin_users": ["admin"]},
             "profiles": [
-                {"name": "base", "image": BASE_IMAGE, "description": "test", "mem_limit": "2G", "cpu_limit": 1, "shm_size": "256M", "max_gpus": 0},
+                {
+                    "name": "base",
+                    "image": BASE_IMAGE,
+                    "description": "test",
+                    "mem_limit": "2G",
+                    "cpu_limit": 1,
+                    "shm_size": "256M",
+                    "max_gpus": 0,
+                },
                 {"name": "small", "image": BASE_IMAGE, "description": "test 2", "mem_limit": "1G"},
             ],
-            "storage": {"datasets": [{"name": "shared", "source": self.datasets_dir, "target": "/datasets/shared"}]},
+            "storage": {
+                "datasets": [
+                    {"name": "shared", "source": self.datasets_dir, "target": "/datasets/shared"}
+                ]
+            },
             # per-user SSH ports are port_base + user id: a free random base keeps test hubs apart
             "ssh": {"port_base": free_port_base()},
         }
@@ -219,15 +253,23 @@ class Hub(HubClient):
         self.config_path = os.path.join(self.workdir, "test_jupyterhub_config.py")
         self.log_path = os.path.join(self.workdir, "hub.log")
         self.proc = None
-        self.extra_config = extra_config  # plain traitlets after the committed config, as an admin would add
-        self.site_auth = site_auth  # True: the site file's authenticator (native by default), not the test one
+        self.extra_config = (
+            extra_config  # plain traitlets after the committed config, as an admin would add
+        )
+        self.site_auth = (
+            site_auth  # True: the site file's authenticator (native by default), not the test one
+        )
 
     def write_files(self):
         with open(self.site_path, "w") as f:
             yaml.safe_dump(self.site, f)
         with open(self.config_path, "w") as f:
             auth = "" if self.site_auth else DUMMY_AUTH.format(password=self.password)
-            f.write(TEST_CONFIG.format(config=os.path.join(REPO, "jupyterhub_config.py"), auth=auth, token=self.token))
+            f.write(
+                TEST_CONFIG.format(
+                    config=os.path.join(REPO, "jupyterhub_config.py"), auth=auth, token=self.token
+                )
+            )
             f.write(self.extra_config)
 
     def env(self):
@@ -292,7 +334,11 @@ class Hub(HubClient):
         return self.client.volumes.list(filters={"label": filters})
 
     def home_volumes(self, username):
-        return [v for v in self.volumes(username) if contract.L_SSH_HOST_KEYS not in (v.attrs.get("Labels") or {})]
+        return [
+            v
+            for v in self.volumes(username)
+            if contract.L_SSH_HOST_KEYS not in (v.attrs.get("Labels") or {})
+        ]
 
     def cleanup(self):
         """Remove what this hub made. A container or volume that went away meanwhile (a spawner

@@ -22,7 +22,9 @@ def ws_status(url, token=None):
 
     async def go():
         try:
-            conn = await websocket_connect(HTTPRequest("ws" + url[4:], headers=_headers(token), follow_redirects=False))
+            conn = await websocket_connect(
+                HTTPRequest("ws" + url[4:], headers=_headers(token), follow_redirects=False)
+            )
         except HTTPClientError as e:
             return e.code
         conn.close()
@@ -45,7 +47,9 @@ def ws_echo(url, token, message):
 def kernel_run(server_url, token, code, timeout=90, while_alive=None):
     """Start a kernel, run ``code``, return (stdout, [html displays]); the kernel is deleted
     after ``while_alive(stdout, htmls)`` (if given) returns: its child processes live until then."""
-    r = requests.post(server_url + "api/kernels", headers=_headers(token), json={"name": "python3"}, timeout=30)
+    r = requests.post(
+        server_url + "api/kernels", headers=_headers(token), json={"name": "python3"}, timeout=30
+    )
     assert r.status_code == 201, r.text
     kernel_id = r.json()["id"]
     try:
@@ -54,17 +58,41 @@ def kernel_run(server_url, token, code, timeout=90, while_alive=None):
             while_alive(out, html)
         return out, html
     finally:
-        requests.delete(server_url + f"api/kernels/{kernel_id}", headers=_headers(token), timeout=30)
+        requests.delete(
+            server_url + f"api/kernels/{kernel_id}", headers=_headers(token), timeout=30
+        )
 
 
 async def _execute(server_url, token, kernel_id, code, timeout):
     url = "ws" + server_url[4:] + f"api/kernels/{kernel_id}/channels"
     conn = await websocket_connect(HTTPRequest(url, headers=_headers(token)))
     msg_id, session = uuid.uuid4().hex, uuid.uuid4().hex
-    header = {"msg_id": msg_id, "username": "test", "session": session, "msg_type": "execute_request", "version": "5.3"}
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    header = {
+        "msg_id": msg_id,
+        "username": "test",
+        "session": session,
+        "msg_type": "execute_request",
+        "version": "5.3",
+    }
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
     await conn.write_message(
-        json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []})
+        json.dumps(
+            {
+                "header": header,
+                "parent_header": {},
+                "metadata": {},
+                "content": content,
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
     )
     out, html, deadline = [], [], time.monotonic() + timeout
     try:
@@ -94,7 +122,11 @@ def terminal_run(server_url, token, command, marker, timeout=60):
     name = r.json()["name"]
 
     async def go():
-        conn = await websocket_connect(HTTPRequest("ws" + server_url[4:] + f"terminals/websocket/{name}", headers=_headers(token)))
+        conn = await websocket_connect(
+            HTTPRequest(
+                "ws" + server_url[4:] + f"terminals/websocket/{name}", headers=_headers(token)
+            )
+        )
         await conn.write_message(json.dumps(["stdin", command + "\r"]))
         text, deadline = "", time.monotonic() + timeout
         while marker not in text:

@@ -44,7 +44,9 @@ class Prometheus:
 
     def __enter__(self):
         if not os.access(PROMETHEUS, os.X_OK):
-            raise AssertionError(f"{PROMETHEUS} is missing: apt-get install prometheus (scripts/setup-host.sh does)")
+            raise AssertionError(
+                f"{PROMETHEUS} is missing: apt-get install prometheus (scripts/setup-host.sh does)"
+            )
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [

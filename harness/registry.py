@@ -29,21 +29,32 @@ class Registry:
 
     def start(self, timeout=30):
         if not os.access(BINARY, os.X_OK):
-            raise AssertionError(f"{BINARY} is missing: apt-get install docker-registry (scripts/setup-host.sh does)")
+            raise AssertionError(
+                f"{BINARY} is missing: apt-get install docker-registry (scripts/setup-host.sh does)"
+            )
         config = os.path.join(self.dir, "config.yml")
         with open(config, "w") as f:
             f.write(
                 "version: 0.1\nlog: {level: warn}\n"
                 f"storage: {{filesystem: {{rootdirectory: {self.dir}/data}}, delete: {{enabled: true}}}}\n"
-                f"http: {{addr: {self.address}" + (f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}" if self.tls else "") + "}\n"
+                f"http: {{addr: {self.address}"
+                + (f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}" if self.tls else "")
+                + "}\n"
             )
         self.log = open(os.path.join(self.dir, "registry.log"), "ab")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen([BINARY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 scheme = "https" if self.tls else "http"
-                if requests.get(f"{scheme}://{self.address}/v2/", timeout=1, verify=False).status_code == 200:
+                if (
+                    requests.get(
+                        f"{scheme}://{self.address}/v2/", timeout=1, verify=False
+                    ).status_code
+                    == 200
+                ):
                     return self
             except requests.RequestException:
                 time.sleep(0.1)

@@ -12,7 +12,18 @@ GPULAB_CLIENT = os.path.join(os.path.dirname(sys.executable), "gpulab-client")
 
 
 def keygen(path, kind="ed25519", bits=None):
-    args = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"test-{os.path.basename(path)}", "-f", str(path)]
+    args = [
+        "ssh-keygen",
+        "-q",
+        "-t",
+        kind,
+        "-N",
+        "",
+        "-C",
+        f"test-{os.path.basename(path)}",
+        "-f",
+        str(path),
+    ]
     if bits:
         args += ["-b", str(bits)]
     subprocess.run(args, check=True)
@@ -41,8 +52,24 @@ class SSH:
             "LogLevel=ERROR",
         ]
         if password:
-            return opts + ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"]
-        return opts + ["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PreferredAuthentications=publickey", "-i", str(self.key)]
+            return opts + [
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ]
+        return opts + [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+            "-i",
+            str(self.key),
+        ]
 
     @staticmethod
     def direct(port):
@@ -62,9 +89,23 @@ class SSH:
             with open(askpass, "w") as f:
                 f.write("#!/bin/sh\nprintf '%s\\n' \"$GPULAB_TEST_PASSWORD\"\n")
             os.chmod(askpass, 0o700)
-            env.update(SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY=":0", GPULAB_TEST_PASSWORD=password)
-        args = ["ssh", *self.options(strict, password is not None), *extra, f"{login}@{host}", "--", *command]
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+            env.update(
+                SSH_ASKPASS=askpass,
+                SSH_ASKPASS_REQUIRE="force",
+                DISPLAY=":0",
+                GPULAB_TEST_PASSWORD=password,
+            )
+        args = [
+            "ssh",
+            *self.options(strict, password is not None),
+            *extra,
+            f"{login}@{host}",
+            "--",
+            *command,
+        ]
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
 
     def popen(self, way, login, *command):
         extra, host = way
@@ -84,8 +125,15 @@ class SSH:
 
 
 def host_key_fingerprints(port):
-    scan = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519,ecdsa,rsa", "127.0.0.1"], capture_output=True, text=True, timeout=30)
-    fps = subprocess.run(["ssh-keygen", "-lf", "-"], input=scan.stdout, capture_output=True, text=True)
+    scan = subprocess.run(
+        ["ssh-keyscan", "-p", str(port), "-t", "ed25519,ecdsa,rsa", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    fps = subprocess.run(
+        ["ssh-keygen", "-lf", "-"], input=scan.stdout, capture_output=True, text=True
+    )
     return sorted(line.split()[1] for line in fps.stdout.splitlines())
 
 
@@ -97,7 +145,13 @@ class Browser:
         self.s = requests.Session()
         self.s.get(hub.url + "/hub/login", timeout=30)
         r = self.s.post(
-            hub.url + "/hub/login", data={"username": name, "password": hub.password, "_xsrf": self.s.cookies.get("_xsrf", "")}, timeout=30
+            hub.url + "/hub/login",
+            data={
+                "username": name,
+                "password": hub.password,
+                "_xsrf": self.s.cookies.get("_xsrf", ""),
+            },
+            timeout=30,
         )
         assert r.status_code == 200 and "/hub/login" not in r.url, (r.status_code, r.url)
 
@@ -118,8 +172,16 @@ class Browser:
     def post(self, **form):
         r = self._get()
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', r.text).group(1)
-        return self.s.post(self.hub.url + "/hub/ssh", data={"_xsrf": xsrf, **form}, cookies=self.cookies(), timeout=60)
+        return self.s.post(
+            self.hub.url + "/hub/ssh",
+            data={"_xsrf": xsrf, **form},
+            cookies=self.cookies(),
+            timeout=60,
+        )
 
 
 def messages(page, kind):
-    return [html.unescape(m.strip()) for m in re.findall(rf'class="alert [^"]* gpulab-{kind}"[^>]*>(.*?)</div>', page, re.S)]
+    return [
+        html.unescape(m.strip())
+        for m in re.findall(rf'class="alert [^"]* gpulab-{kind}"[^>]*>(.*?)</div>', page, re.S)
+    ]

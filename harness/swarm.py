@@ -51,14 +51,22 @@ def build_node_image(client):
     try:
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
             f.write(NODE_DOCKERFILE.format(base=TRIXIE_BASE))
-        subprocess.run(["docker", "build", "-q", "-t", NODE_IMAGE, ctx], check=True, capture_output=True, timeout=900)
+        subprocess.run(
+            ["docker", "build", "-q", "-t", NODE_IMAGE, ctx],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
 
 
 def free_subnet(client, second=31):
     used = [
-        ipaddress.ip_network(c["Subnet"]) for n in client.networks.list() for c in (n.attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")
+        ipaddress.ip_network(c["Subnet"])
+        for n in client.networks.list()
+        for c in (n.attrs.get("IPAM") or {}).get("Config") or []
+        if c.get("Subnet")
     ]
     for third in range(10, 250):
         candidate = ipaddress.ip_network(f"172.{second}.{third}.0/24")
@@ -92,7 +100,9 @@ class SwarmCluster:
 
     def engine(self, name):
         """docker-py client of one node's engine (through the socket exposed to the host)."""
-        return docker.DockerClient(base_url=f"unix://{self.socket(name)}", version="auto", timeout=120)
+        return docker.DockerClient(
+            base_url=f"unix://{self.socket(name)}", version="auto", timeout=120
+        )
 
     @property
     def gateway(self):
@@ -108,8 +118,12 @@ class SwarmCluster:
     def create_network(self):
         """The machines' network (this host is its gateway); returns the gateway address."""
         self.subnet = str(free_subnet(self.client))
-        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet, gateway=self.gateway)])
-        self.network = self.client.networks.create(self.prefix, driver="bridge", ipam=ipam, labels={"gpulab.test": self.prefix})
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=self.subnet, gateway=self.gateway)]
+        )
+        self.network = self.client.networks.create(
+            self.prefix, driver="bridge", ipam=ipam, labels={"gpulab.test": self.prefix}
+        )
         return self.gateway
 
     def start(self, registry_address, registry_ca):
@@ -128,7 +142,11 @@ class SwarmCluster:
         mgr.swarm.init(advertise_addr=self.ip("mgr"))
         token = mgr.swarm.attrs["JoinTokens"]["Worker"]
         for name in self.workers:
-            self.engine(name).swarm.join(remote_addrs=[f"{self.ip('mgr')}:2377"], join_token=token, advertise_addr=self.ip(name))
+            self.engine(name).swarm.join(
+                remote_addrs=[f"{self.ip('mgr')}:2377"],
+                join_token=token,
+                advertise_addr=self.ip(name),
+            )
         self.wait_ready(len(self.workers) + 1)
         for node in mgr.nodes.list():
             host = node.attrs["Description"]["Hostname"]
@@ -141,7 +159,12 @@ class SwarmCluster:
     def _run_node(self, name):
         node = self.node_name(name)
         os.makedirs(os.path.dirname(self.socket(name)), exist_ok=True)
-        args = ["dockerd", "--host=unix:///var/run/docker.sock", "--host=unix:///gpulab-sock/docker.sock", f"--cgroup-parent=/{node}"]
+        args = [
+            "dockerd",
+            "--host=unix:///var/run/docker.sock",
+            "--host=unix:///gpulab-sock/docker.sock",
+            f"--cgroup-parent=/{node}",
+        ]
         for gpu in self.gpus_of(name):
             args.append(f"--node-generic-resource=gpu={gpu}")
         api = self.client.api
@@ -161,7 +184,10 @@ class SwarmCluster:
             tmpfs={"/run": ""},
             network_mode=self.network.name,
         )
-        host["MaskedPaths"], host["ReadonlyPaths"] = [], []  # what `--security-opt systempaths=unconfined` means
+        host["MaskedPaths"], host["ReadonlyPaths"] = (
+            [],
+            [],
+        )  # what `--security-opt systempaths=unconfined` means
         created = api.create_container(
             NODE_IMAGE,
             args,
@@ -182,7 +208,9 @@ class SwarmCluster:
                 return
             except (docker.errors.DockerException, OSError):
                 time.sleep(0.5)
-        raise RuntimeError(f"node {node} did not start:\n{self.nodes[name].logs()[-3000:].decode(errors='replace')}")
+        raise RuntimeError(
+            f"node {node} did not start:\n{self.nodes[name].logs()[-3000:].decode(errors='replace')}"
+        )
 
     def wait_ready(self, count, timeout=90):
         deadline = time.monotonic() + timeout
@@ -198,7 +226,9 @@ class SwarmCluster:
         self.nodes[name].kill()
 
     def remove(self):
-        for c in self.client.containers.list(all=True, filters={"label": f"gpulab.test={self.prefix}"}):
+        for c in self.client.containers.list(
+            all=True, filters={"label": f"gpulab.test={self.prefix}"}
+        ):
             c.remove(force=True, v=True)
         for name in ["mgr", *self.workers]:
             try:
@@ -226,17 +256,47 @@ class SwarmHub(HubClient):
         self.password = os.urandom(9).hex()
         self.client = cluster.client
         self.site = {
-            "hub": {"name": name, "bind_url": "http://0.0.0.0:8000", "state_dir": os.path.join(shared, f"{name}-state"), "start_timeout": 240},
+            "hub": {
+                "name": name,
+                "bind_url": "http://0.0.0.0:8000",
+                "state_dir": os.path.join(shared, f"{name}-state"),
+                "start_timeout": 240,
+            },
             "auth": {"admin_users": ["admin"]},
             # encrypted: false only because this machine's kernel has no IPsec ESP (CONFIG_INET_ESP is
             # not set: dockerd logs "Failed Adding ... SA ... function not implemented"); labs keep it on
-            "cluster": {"mode": "swarm", "registry": registry, "shared_root": shared, "constraints": ["node.role==worker"], "encrypted": False},
+            "cluster": {
+                "mode": "swarm",
+                "registry": registry,
+                "shared_root": shared,
+                "constraints": ["node.role==worker"],
+                "encrypted": False,
+            },
             "storage": {"home": os.path.join(shared, "home", "{username}")},
             "ssh": {"port_base": 0},
             "profiles": [
-                {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "128M"},
-                {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G"},
-                {"name": "big", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 4, "mem_limit": "1G"},
+                {
+                    "name": "gpu",
+                    "image": "localhost/gpulab/base:latest",
+                    "gpus": 1,
+                    "max_gpus": 2,
+                    "mem_limit": "1G",
+                    "shm_size": "128M",
+                },
+                {
+                    "name": "cpu",
+                    "image": "localhost/gpulab/base:latest",
+                    "gpus": 0,
+                    "max_gpus": 0,
+                    "mem_limit": "1G",
+                },
+                {
+                    "name": "big",
+                    "image": "localhost/gpulab/base:latest",
+                    "gpus": 0,
+                    "max_gpus": 4,
+                    "mem_limit": "1G",
+                },
             ],
             "gpus": {"wait_timeout": 300},
         }
@@ -244,9 +304,18 @@ class SwarmHub(HubClient):
             self.site[key] = value
         with open(os.path.join(self.conf_dir, "gpulab.yaml"), "w") as f:
             yaml.safe_dump(self.site, f)
-        shutil.copy(os.path.join(REPO, "jupyterhub_config.py"), os.path.join(self.conf_dir, "jupyterhub_config.py"))
+        shutil.copy(
+            os.path.join(REPO, "jupyterhub_config.py"),
+            os.path.join(self.conf_dir, "jupyterhub_config.py"),
+        )
         with open(os.path.join(self.conf_dir, "test_jupyterhub_config.py"), "w") as f:
-            f.write(TEST_CONFIG.format(config="/etc/gpulab/jupyterhub_config.py", auth=DUMMY_AUTH.format(password=self.password), token=self.token))
+            f.write(
+                TEST_CONFIG.format(
+                    config="/etc/gpulab/jupyterhub_config.py",
+                    auth=DUMMY_AUTH.format(password=self.password),
+                    token=self.token,
+                )
+            )
             f.write(extra_config)
 
     def start(self, timeout=180):
@@ -278,7 +347,10 @@ class SwarmHub(HubClient):
             except requests.RequestException:
                 pass
             self.container.reload()
-            if self.container.status == "exited" or self.container.attrs.get("RestartCount", 0) >= 2:
+            if (
+                self.container.status == "exited"
+                or self.container.attrs.get("RestartCount", 0) >= 2
+            ):
                 break  # it stopped, or keeps stopping (restart policy): the log says why
             time.sleep(1)
         raise RuntimeError(f"the hub did not come up:\n{self.log_tail()}")
@@ -296,14 +368,20 @@ class SwarmHub(HubClient):
     # --- what runs where ---
 
     def services(self, username=None):
-        labels = [f"gpulab.deployment={self.name}"] + ([f"gpulab.user={username}"] if username else [])
+        labels = [f"gpulab.deployment={self.name}"] + (
+            [f"gpulab.user={username}"] if username else []
+        )
         return self.cluster.engine("mgr").api.services(filters={"label": labels})
 
     def task(self, username):
         """(node name, task) of the user's running task."""
         mgr = self.cluster.engine("mgr").api
         (service,) = self.services(username)
-        tasks = [t for t in mgr.tasks(filters={"service": service["ID"]}) if t["Status"]["State"] == "running"]
+        tasks = [
+            t
+            for t in mgr.tasks(filters={"service": service["ID"]})
+            if t["Status"]["State"] == "running"
+        ]
         (task,) = tasks
         node = mgr.inspect_node(task["NodeID"])["Description"]["Hostname"]
         return node, task
@@ -312,7 +390,9 @@ class SwarmHub(HubClient):
         """The docker-py container of the user's task, on whichever node runs it."""
         node, task = self.task(username)
         short = node.removeprefix(self.cluster.prefix + "-")
-        return short, self.cluster.engine(short).containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+        return short, self.cluster.engine(short).containers.get(
+            task["Status"]["ContainerStatus"]["ContainerID"]
+        )
 
     def cleanup(self):
         mgr = self.cluster.engine("mgr")
@@ -348,18 +428,28 @@ class SwarmLab:
             build_node_image(self.client)
             ca = TestCA()
             gateway = self.cluster.create_network()
-            self.registry = Registry(host=gateway, port=free_port(), tls=ca.issue("registry", ips=[gateway])).start()
+            self.registry = Registry(
+                host=gateway, port=free_port(), tls=ca.issue("registry", ips=[gateway])
+            ).start()
             self.certs = f"/etc/docker/certs.d/{self.registry.address}"  # this machine's engine trusts the test CA there
             os.makedirs(self.certs, exist_ok=True)
             shutil.copy(ca.cert, os.path.join(self.certs, "ca.crt"))
             gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
             push = subprocess.run(
-                [gpulab, "images", "push", "--registry", self.registry.address, "base", "hub"], capture_output=True, text=True, timeout=900
+                [gpulab, "images", "push", "--registry", self.registry.address, "base", "hub"],
+                capture_output=True,
+                text=True,
+                timeout=900,
             )
             if push.returncode != 0:
                 raise RuntimeError(f"gpulab images push failed:\n{push.stdout}{push.stderr}")
             self.cluster.start(self.registry.address, ca.cert)
-            self.hub = SwarmHub(self.cluster, self.registry.address, name=f"{self.prefix}h", extra_config=self.extra_config).start()
+            self.hub = SwarmHub(
+                self.cluster,
+                self.registry.address,
+                name=f"{self.prefix}h",
+                extra_config=self.extra_config,
+            ).start()
             return self
         except BaseException:
             self.__exit__(None, None, None)

@@ -37,12 +37,41 @@ class TestCA:
         """(cert, key) paths of a server certificate for these IP addresses and DNS names."""
         key, csr, cert = (os.path.join(self.dir, f"{name}.{ext}") for ext in ("key", "csr", "crt"))
         self._openssl(
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}"
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            f"/CN={name}",
         )
         ext = os.path.join(self.dir, f"{name}.ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join([f"IP:{ip}" for ip in ips] + [f"DNS:{d}" for d in dns]) + "\n")
+            f.write(
+                "subjectAltName="
+                + ",".join([f"IP:{ip}" for ip in ips] + [f"DNS:{d}" for d in dns])
+                + "\n"
+            )
         self._openssl(
-            "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial", "-out", cert, "-days", "3", "-extfile", ext
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            self.cert,
+            "-CAkey",
+            self.key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "3",
+            "-extfile",
+            ext,
         )
         return cert, key

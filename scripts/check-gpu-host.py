@@ -32,8 +32,15 @@ def import_gpulab():
 
 def smi(query, kind="gpu"):
     flag = "--query-gpu" if kind == "gpu" else "--query-compute-apps"
-    out = subprocess.run(["nvidia-smi", f"{flag}={query}", "--format=csv,noheader,nounits"], capture_output=True, text=True, check=True).stdout
-    return [[f.strip() for f in line.split(",")] for line in out.strip().splitlines() if line.strip()]
+    out = subprocess.run(
+        ["nvidia-smi", f"{flag}={query}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        [f.strip() for f in line.split(",")] for line in out.strip().splitlines() if line.strip()
+    ]
 
 
 LOAD = """
@@ -62,7 +69,13 @@ def process_memory(source, pid):
 
 
 def run_with_reading(code, args, env, source, settle=2.0):
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.kill()
@@ -85,9 +98,9 @@ def main():
     smi_gpus = smi("index,uuid,name,memory.total")
     report["inventory"] = [g.as_dict() for g in gpus]
     report["nvidia_smi"] = smi_gpus
-    report["inventory_matches_nvidia_smi"] = [(str(g.index), g.uuid, g.model, str(g.memory_total // 2**20)) for g in gpus] == [
-        tuple(row) for row in smi_gpus
-    ]
+    report["inventory_matches_nvidia_smi"] = [
+        (str(g.index), g.uuid, g.model, str(g.memory_total // 2**20)) for g in gpus
+    ] == [tuple(row) for row in smi_gpus]
 
     # 2. readings
     source = NVMLSource()
@@ -137,9 +150,20 @@ def main():
         "labels": nodesetup.node_labels(gpus),
     }
     # 5. make test's GPU path
-    report["tools"] = {t: shutil.which(t) for t in ("docker", "dockerd", "nvidia-container-runtime-hook", "nvidia-ctk", "nvidia-container-cli")}
+    report["tools"] = {
+        t: shutil.which(t)
+        for t in (
+            "docker",
+            "dockerd",
+            "nvidia-container-runtime-hook",
+            "nvidia-ctk",
+            "nvidia-container-cli",
+        )
+    }
     hook = shutil.which("nvidia-container-runtime-hook")
-    report["make_test_gpu_mode"] = gpuhost.decide({}, hook) if not shutil.which("docker") else gpuhost.mode()
+    report["make_test_gpu_mode"] = (
+        gpuhost.decide({}, hook) if not shutil.which("docker") else gpuhost.mode()
+    )
     source.close()
     print(json.dumps(report, indent=1, default=str))
 

@@ -9,7 +9,8 @@ def parser():
     from . import envs, gpus, homes, sshproxy
 
     p = argparse.ArgumentParser(
-        prog="gpulab-client", description="gpulab on your own machine: SSH through the hub, the GPU table, saved environments."
+        prog="gpulab-client",
+        description="gpulab on your own machine: SSH through the hub, the GPU table, saved environments.",
     )
     sub = p.add_subparsers(dest="command", required=True)
     sshproxy.add_parser(sub)

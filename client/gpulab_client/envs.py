@@ -10,7 +10,9 @@ from .hub import HubError, add_user_arguments, connect
 
 
 def add_parser(sub):
-    p = sub.add_parser("env", help="save your running server as an environment; list and delete your saves")
+    p = sub.add_parser(
+        "env", help="save your running server as an environment; list and delete your saves"
+    )
     p.add_argument("action", choices=("list", "save", "rm"))
     p.add_argument("name", nargs="?", help="rm: the save to delete (its date, as `list` shows)")
     p.add_argument("--note", default="", help="save: a note, e.g. 'before upgrading CUDA'")
@@ -28,13 +30,17 @@ def main(args):
             rows = hub.api("GET", path)
             print(f"{'NAME':16} {'PROFILE':14} {'SIZE':>9}  NOTE")
             for r in rows:
-                print(f"{r['tag']:16} {r['profile'][:14]:14} {r['bytes'] / 1024**2:>5.0f} MiB  {r['note']}")
+                print(
+                    f"{r['tag']:16} {r['profile'][:14]:14} {r['bytes'] / 1024**2:>5.0f} MiB  {r['note']}"
+                )
             if not rows:
                 print("(no saves)")
         elif args.action == "save":
             t0 = time.monotonic()
             r = hub.api("POST", path, {"server": args.server, "note": args.note})
-            print(f"saved as {r['tag']} ({r['bytes'] / 1024**2:.0f} MiB, profile {r['profile']}) in {time.monotonic() - t0:.0f} s")
+            print(
+                f"saved as {r['tag']} ({r['bytes'] / 1024**2:.0f} MiB, profile {r['profile']}) in {time.monotonic() - t0:.0f} s"
+            )
         else:
             if not args.name:
                 raise HubError("rm: name the save (see `gpulab-client env list`)")

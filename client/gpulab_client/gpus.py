@@ -19,7 +19,11 @@ def table(data, now=None):
         holders = g["holders"] or [None]
         for i, h in enumerate(holders):
             node = f"{(g.get('node') or '-')[:14]:14} " if nodes else ""
-            head = f"{node}{g['index']:<4} {g['model'][:28]:28} {mem:>9}" if i == 0 else " " * (len(node_col) + 44)
+            head = (
+                f"{node}{g['index']:<4} {g['model'][:28]:28} {mem:>9}"
+                if i == 0
+                else " " * (len(node_col) + 44)
+            )
             if h is None:
                 lines.append(f"{head}  {'-':32} -")
             else:
@@ -28,16 +32,32 @@ def table(data, now=None):
                 lines.append(f"{head}  {who[:32]:32} {since} ({int(now - h['since']) // 60} min)")
     if data.get("queue"):
         lines.append("")
-        lines.append("waiting: " + ", ".join(f"{q['user']} ({q['gpus']} GPU)" for q in data["queue"]))
+        lines.append(
+            "waiting: " + ", ".join(f"{q['user']} ({q['gpus']} GPU)" for q in data["queue"])
+        )
     return "\n".join(lines)
 
 
 def add_parser(sub):
     p = sub.add_parser("gpus", help="who holds which GPU, from the running hub (admin token)")
-    p.add_argument("--hub", "--hub-url", dest="hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL (default: $GPULAB_HUB_URL)")
-    p.add_argument("--token", default="", help="admin API token (default: $JUPYTERHUB_API_TOKEN / $GPULAB_TOKEN / --token-file)")
+    p.add_argument(
+        "--hub",
+        "--hub-url",
+        dest="hub",
+        default=os.environ.get("GPULAB_HUB_URL"),
+        help="the hub's URL (default: $GPULAB_HUB_URL)",
+    )
+    p.add_argument(
+        "--token",
+        default="",
+        help="admin API token (default: $JUPYTERHUB_API_TOKEN / $GPULAB_TOKEN / --token-file)",
+    )
     p.add_argument("--token-file", default="", help="file with an admin API token")
-    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) for the hub's TLS certificate")
+    p.add_argument(
+        "--ca-file",
+        default=os.environ.get("GPULAB_CA_FILE"),
+        help="CA certificate(s) for the hub's TLS certificate",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON the hub serves")
     p.set_defaults(func=main)
     return p

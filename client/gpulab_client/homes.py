@@ -9,7 +9,9 @@ from .hub import HubError, add_user_arguments, connect
 
 
 def add_parser(sub):
-    p = sub.add_parser("home", help="back up your home, list the backups, restore one into a new folder")
+    p = sub.add_parser(
+        "home", help="back up your home, list the backups, restore one into a new folder"
+    )
     p.add_argument("action", choices=("backup", "list", "restore"))
     p.add_argument("name", nargs="?", help="restore: the backup (as `list` shows)")
     add_user_arguments(p)
@@ -19,7 +21,11 @@ def add_parser(sub):
 
 
 def _show(job):
-    done = f"{job['progress'] / 1024**2:.1f} MiB" if job["unit"] == "bytes" else f"{job['progress']} files"
+    done = (
+        f"{job['progress'] / 1024**2:.1f} MiB"
+        if job["unit"] == "bytes"
+        else f"{job['progress']} files"
+    )
     return f"{job['kind']} {job['state']}: {done}"
 
 
@@ -42,7 +48,9 @@ def main(args):
             print(_show(job), file=sys.stderr, flush=True)
             time.sleep(1)
             job = hub.api("GET", path)["job"]
-        print(_show(job) + (f" ({job['target']})" if job["state"] == "done" else f": {job['error']}"))
+        print(
+            _show(job) + (f" ({job['target']})" if job["state"] == "done" else f": {job['error']}")
+        )
         return 0 if job["state"] in ("done", "running") else 1
     except HubError as e:
         print(f"gpulab-client home: {e}", file=sys.stderr)

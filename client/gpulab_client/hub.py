@@ -20,10 +20,24 @@ class HubError(Exception):
 
 def add_user_arguments(p):
     """--hub, --user, --token-file, --ca-file: what a command run with the user's own token takes."""
-    p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL (default: $GPULAB_HUB_URL)")
-    p.add_argument("--user", help="your hub user name (default: the token's; admins may name another user)")
-    p.add_argument("--token-file", default="", help="file with your API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)")
-    p.add_argument("--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) for the hub's TLS certificate")
+    p.add_argument(
+        "--hub",
+        default=os.environ.get("GPULAB_HUB_URL"),
+        help="the hub's URL (default: $GPULAB_HUB_URL)",
+    )
+    p.add_argument(
+        "--user", help="your hub user name (default: the token's; admins may name another user)"
+    )
+    p.add_argument(
+        "--token-file",
+        default="",
+        help="file with your API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)",
+    )
+    p.add_argument(
+        "--ca-file",
+        default=os.environ.get("GPULAB_CA_FILE"),
+        help="CA certificate(s) for the hub's TLS certificate",
+    )
 
 
 def connect(args):
@@ -58,7 +72,9 @@ def read_token(token_file="", environ=os.environ):
 
 def ssl_context(ca_file=None):
     """Verify the hub's certificate against the system CAs, or ``ca_file`` (a lab's own CA)."""
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    context = (
+        ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    )
     return context
 
 
@@ -74,7 +90,9 @@ class Hub:
 
     def _open(self, method, path, body=None, timeout=None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + "/hub/api" + path, data=data, method=method, headers=self.headers)
+        req = urllib.request.Request(
+            self.url + "/hub/api" + path, data=data, method=method, headers=self.headers
+        )
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
@@ -129,7 +147,9 @@ class Hub:
                     break
         server = self.server(user)
         if failed or not server or not server.get("ready"):
-            raise HubError(f"the server of {user} did not start: {'; '.join(failed) or 'not ready'}")
+            raise HubError(
+                f"the server of {user} did not start: {'; '.join(failed) or 'not ready'}"
+            )
         return server
 
     def websocket_url(self, server_url):

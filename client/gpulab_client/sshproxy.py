@@ -68,12 +68,24 @@ def run(hub_url, user, token, *, log, ca_file=None, stdin_fd=0, stdout_fd=1):
 
 
 def add_parser(sub):
-    p = sub.add_parser("ssh-proxy", help="carry an SSH connection through the hub (use as ssh's ProxyCommand)")
-    p.add_argument("--hub", default=os.environ.get("GPULAB_HUB_URL"), help="the hub's URL, e.g. https://hub.lab.example (default: $GPULAB_HUB_URL)")
-    p.add_argument("--user", default="", help="hub user name (default: the token's owner)")
-    p.add_argument("--token-file", default="", help="file with a hub API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)")
+    p = sub.add_parser(
+        "ssh-proxy", help="carry an SSH connection through the hub (use as ssh's ProxyCommand)"
+    )
     p.add_argument(
-        "--ca-file", default=os.environ.get("GPULAB_CA_FILE"), help="CA certificate(s) that signed the hub's TLS certificate, if not a public CA"
+        "--hub",
+        default=os.environ.get("GPULAB_HUB_URL"),
+        help="the hub's URL, e.g. https://hub.lab.example (default: $GPULAB_HUB_URL)",
+    )
+    p.add_argument("--user", default="", help="hub user name (default: the token's owner)")
+    p.add_argument(
+        "--token-file",
+        default="",
+        help="file with a hub API token (default: $GPULAB_TOKEN, else ~/.config/gpulab/token)",
+    )
+    p.add_argument(
+        "--ca-file",
+        default=os.environ.get("GPULAB_CA_FILE"),
+        help="CA certificate(s) that signed the hub's TLS certificate, if not a public CA",
     )
     p.set_defaults(func=main)
     return p

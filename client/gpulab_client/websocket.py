@@ -49,7 +49,9 @@ def mask(data, key):
         ones = int.from_bytes(b"\x01\x00\x00\x00" * words, "little")
         if len(_ONES) < 64:
             _ONES[words] = ones
-    body = (int.from_bytes(data[: n - tail], "little") ^ (int.from_bytes(key, "little") * ones)).to_bytes(n - tail, "little")
+    body = (
+        int.from_bytes(data[: n - tail], "little") ^ (int.from_bytes(key, "little") * ones)
+    ).to_bytes(n - tail, "little")
     if tail:
         body += bytes(data[n - tail + i] ^ key[i] for i in range(tail))
     return body
@@ -113,7 +115,11 @@ class WebSocket:
             if status != 101:
                 wanted = min(int(response_headers.get("content-length") or 0), 2048)
                 body = rest + _read_some(sock, wanted - len(rest))
-                raise WebSocketError(f"the server answered HTTP {status} instead of switching to a websocket", status, body)
+                raise WebSocketError(
+                    f"the server answered HTTP {status} instead of switching to a websocket",
+                    status,
+                    body,
+                )
             if response_headers.get("sec-websocket-accept") != accept_value(key):
                 raise WebSocketError("the server's Sec-WebSocket-Accept does not match our key")
             sock.settimeout(None)

@@ -43,7 +43,9 @@ COMMANDS = [*hubcmds.COMMANDS, *imagecmds.COMMANDS, *nodecmds.COMMANDS, *ops.COM
 
 def parser(commands=COMMANDS):
     p = argparse.ArgumentParser(prog="gpulab", description="Run and manage a gpulab hub.")
-    p.add_argument("--site", default=site_path(), help="site file (default: $GPULAB_CONFIG or ./gpulab.yaml)")
+    p.add_argument(
+        "--site", default=site_path(), help="site file (default: $GPULAB_CONFIG or ./gpulab.yaml)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     groups = {}
     for cmd in commands:
@@ -51,7 +53,9 @@ def parser(commands=COMMANDS):
         where = sub
         if len(words) == 2:
             if words[0] not in groups:
-                groups[words[0]] = sub.add_parser(words[0], help=GROUPS[words[0]]).add_subparsers(dest=f"{words[0]}_command", required=True)
+                groups[words[0]] = sub.add_parser(words[0], help=GROUPS[words[0]]).add_subparsers(
+                    dest=f"{words[0]}_command", required=True
+                )
             where = groups[words[0]]
         one = where.add_parser(words[-1], help=cmd.help)
         if cmd.arguments:

@@ -12,4 +12,8 @@ class Command:
 
 
 def config_argument(p):
-    p.add_argument("--config", default="jupyterhub_config.py", help="JupyterHub config file (default ./jupyterhub_config.py)")
+    p.add_argument(
+        "--config",
+        default="jupyterhub_config.py",
+        help="JupyterHub config file (default ./jupyterhub_config.py)",
+    )

@@ -52,10 +52,16 @@ def check(site_file, *, need_images="all"):
     except HostError as e:
         _bad(str(e))
         return problems + 1
-    wanted = site["profiles"] if need_images == "all" else [p for p in site["profiles"] if p["name"] == site["default_profile"]]
+    wanted = (
+        site["profiles"]
+        if need_images == "all"
+        else [p for p in site["profiles"] if p["name"] == site["default_profile"]]
+    )
     if not backend.hub_on_host:
         wanted = []  # the nodes pull from the registry (gpulab images push); the hub image has the proxy
-        print(f"  note  {backend.name} mode: images come from {site['cluster']['registry']} (gpulab images push)")
+        print(
+            f"  note  {backend.name} mode: images come from {site['cluster']['registry']} (gpulab images push)"
+        )
     import docker.errors
 
     for profile in wanted:
@@ -64,7 +70,9 @@ def check(site_file, *, need_images="all"):
             _ok(f"image {profile['image']} (profile {profile['name']}) is present")
         except docker.errors.ImageNotFound:
             problems += 1
-            _bad(f"image {profile['image']} (profile {profile['name']}) is missing: run `gpulab images build`")
+            _bad(
+                f"image {profile['image']} (profile {profile['name']}) is missing: run `gpulab images build`"
+            )
     for profile in site["profiles"]:
         if profile not in wanted:
             print(f"  note  profile {profile['name']}: image {profile['image']} not checked")
@@ -78,7 +86,9 @@ def check(site_file, *, need_images="all"):
         _ok(f"configurable-http-proxy installed ({chp})")
     else:
         problems += 1
-        _bad("configurable-http-proxy is not installed: `npm install -g configurable-http-proxy` (make up does)")
+        _bad(
+            "configurable-http-proxy is not installed: `npm install -g configurable-http-proxy` (make up does)"
+        )
     print("gpulab check: " + ("all good" if not problems else f"{problems} problem(s)"))
     return problems
 
@@ -127,7 +137,10 @@ def cmd_check(args):
     if not select(site).hub_on_host:
         node_problems = check_nodes(site)
         problems += node_problems
-        print("gpulab check: Swarm nodes " + ("all good" if not node_problems else f"{node_problems} problem(s)"))
+        print(
+            "gpulab check: Swarm nodes "
+            + ("all good" if not node_problems else f"{node_problems} problem(s)")
+        )
     return 1 if problems else 0
 
 
@@ -158,12 +171,17 @@ def cmd_up(args):
     import docker.errors
 
     try:
-        return backend.launch_hub(site, site_file=args.site, config_file=args.config, replace=args.replace)
+        return backend.launch_hub(
+            site, site_file=args.site, config_file=args.config, replace=args.replace
+        )
     except (HostError, OSError) as e:
         print(f"gpulab up: {e}", file=sys.stderr)
         return 1
     except docker.errors.APIError as e:
-        print(f"gpulab up: Docker refused to start the hub container: {e.explanation or e}", file=sys.stderr)
+        print(
+            f"gpulab up: Docker refused to start the hub container: {e.explanation or e}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -192,7 +210,10 @@ def cmd_admin_create(args):
         print(f"gpulab admin create: {e}", file=sys.stderr)
         return 2
     if site["auth"]["type"] != "native":
-        print(f"gpulab admin create: auth.type is {site['auth']['type']}: accounts live at the identity provider", file=sys.stderr)
+        print(
+            f"gpulab admin create: auth.type is {site['auth']['type']}: accounts live at the identity provider",
+            file=sys.stderr,
+        )
         return 2
     try:
         password = read_password(args.password_file)
@@ -208,14 +229,20 @@ def cmd_admin_create(args):
     session_factory = orm.new_session_factory(facts.db_url(site))
     with session_factory() as db:
         create_account(db, args.name, password)
-    role = "an admin" if args.name in site["auth"]["admin_users"] else "approved, not an admin (add them to auth.admin_users)"
+    role = (
+        "an admin"
+        if args.name in site["auth"]["admin_users"]
+        else "approved, not an admin (add them to auth.admin_users)"
+    )
     print(f"gpulab admin create: account {args.name!r} is ready: {role}")
     return 0
 
 
 def _up_arguments(p):
     config_argument(p)
-    p.add_argument("--replace", action="store_true", help="swarm mode: replace a running hub container")
+    p.add_argument(
+        "--replace", action="store_true", help="swarm mode: replace a running hub container"
+    )
 
 
 def _create_arguments(p):
@@ -226,6 +253,15 @@ def _create_arguments(p):
 COMMANDS = [
     Command("up", "check the host, then start the hub", cmd_up, _up_arguments),
     Command("check", "validate the site file and the host", cmd_check),
-    Command("prepare", "create the state directory, Docker network and SSH store (gpulab up does)", cmd_prepare),
-    Command("admin create", "create (or reset) an approved account, e.g. the first admin", cmd_admin_create, _create_arguments),
+    Command(
+        "prepare",
+        "create the state directory, Docker network and SSH store (gpulab up does)",
+        cmd_prepare,
+    ),
+    Command(
+        "admin create",
+        "create (or reset) an approved account, e.g. the first admin",
+        cmd_admin_create,
+        _create_arguments,
+    ),
 ]

@@ -26,7 +26,10 @@ def cmd_images_build(args):
             return 2
     unknown = [n for n in names if n not in images.IMAGES]
     if unknown:
-        print(f"gpulab images build: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})", file=sys.stderr)
+        print(
+            f"gpulab images build: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})",
+            file=sys.stderr,
+        )
         return 2
     if args.if_missing:
         names = [n for n in names if not images.image_exists(images.IMAGES[n].tag)]
@@ -38,12 +41,20 @@ def cmd_images_build(args):
         roots = [n for n in images.build_order(names) if images.IMAGES[n].depends_on is None]
         if args.bootstrap_if_unpullable and not base_image and roots:
             for default in {images.default_base(n) for n in roots}:
-                if not images.image_exists(default) and subprocess.run(["docker", "pull", default], capture_output=True).returncode != 0:
-                    print(f"gpulab images build: cannot pull {default}; falling back to a local Debian base")
+                if (
+                    not images.image_exists(default)
+                    and subprocess.run(["docker", "pull", default], capture_output=True).returncode
+                    != 0
+                ):
+                    print(
+                        f"gpulab images build: cannot pull {default}; falling back to a local Debian base"
+                    )
                     args.bootstrap_base = True
                     break
         if args.bootstrap_base:
-            print(f"gpulab images build: bootstrapping a Debian base as {images.BOOTSTRAP_TAG} (debootstrap)")
+            print(
+                f"gpulab images build: bootstrapping a Debian base as {images.BOOTSTRAP_TAG} (debootstrap)"
+            )
             images.bootstrap_base(mirror=args.apt_mirror)
             base_image = base_image or images.BOOTSTRAP_TAG
         print(f"gpulab images build: build context {images.REPO_ROOT}", flush=True)
@@ -68,7 +79,10 @@ def cmd_images_push(args):
     names = args.names or ["base"]
     unknown = [n for n in names if n not in images.IMAGES]
     if unknown:
-        print(f"gpulab images push: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})", file=sys.stderr)
+        print(
+            f"gpulab images push: unknown image {unknown[0]!r} (known: {', '.join(images.IMAGES)})",
+            file=sys.stderr,
+        )
         return 2
     registry = args.registry
     if not registry:
@@ -78,7 +92,10 @@ def cmd_images_push(args):
             print(f"gpulab images push: {e}", file=sys.stderr)
             return 2
     if not registry:
-        print("gpulab images push: give --registry (or cluster.registry in the site file)", file=sys.stderr)
+        print(
+            "gpulab images push: give --registry (or cluster.registry in the site file)",
+            file=sys.stderr,
+        )
         return 2
     try:
         for target in images.push_images(names, registry):
@@ -101,30 +118,63 @@ def cmd_images_list(args):
 
 
 def _build_arguments(build):
-    build.add_argument("names", nargs="*", help=f"images to build: {', '.join(images.IMAGES)} (dependencies are built first)")
-    build.add_argument("--bootstrap-base", action="store_true", help="make a Debian base with debootstrap (for hosts that cannot pull the CUDA base)")
     build.add_argument(
-        "--bootstrap-if-unpullable", action="store_true", help="use the CUDA base if it is present or can be pulled, else --bootstrap-base"
+        "names",
+        nargs="*",
+        help=f"images to build: {', '.join(images.IMAGES)} (dependencies are built first)",
     )
-    build.add_argument("--base-image", help=f"FROM image for base (default {images.DEFAULT_BASE_IMAGE})")
+    build.add_argument(
+        "--bootstrap-base",
+        action="store_true",
+        help="make a Debian base with debootstrap (for hosts that cannot pull the CUDA base)",
+    )
+    build.add_argument(
+        "--bootstrap-if-unpullable",
+        action="store_true",
+        help="use the CUDA base if it is present or can be pulled, else --bootstrap-base",
+    )
+    build.add_argument(
+        "--base-image", help=f"FROM image for base (default {images.DEFAULT_BASE_IMAGE})"
+    )
     build.add_argument("--pip-index-url", help="PyPI mirror used inside the build")
     build.add_argument("--apt-mirror", help="Debian/Ubuntu mirror used inside the build")
     build.add_argument(
-        "--ca-bundle", help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)"
+        "--ca-bundle",
+        help=f"CA bundle for HTTPS inside the build, passed as a BuildKit secret (default {images.HOST_CA_BUNDLE} if present)",
     )
-    build.add_argument("--if-missing", action="store_true", help="only build images that are not present")
-    build.add_argument("--refresh", action="store_true", help="reinstall the Python packages now (by default they refresh weekly)")
-    build.add_argument("--for-site", action="store_true", help="also build every image the site file's profiles name that gpulab knows how to build")
+    build.add_argument(
+        "--if-missing", action="store_true", help="only build images that are not present"
+    )
+    build.add_argument(
+        "--refresh",
+        action="store_true",
+        help="reinstall the Python packages now (by default they refresh weekly)",
+    )
+    build.add_argument(
+        "--for-site",
+        action="store_true",
+        help="also build every image the site file's profiles name that gpulab knows how to build",
+    )
     build.add_argument("-v", "--verbose", action="store_true", help="show every build output line")
 
 
 def _push_arguments(push):
-    push.add_argument("names", nargs="*", help=f"images to push: {', '.join(images.IMAGES)} (default: base)")
-    push.add_argument("--registry", help="registry address, e.g. registry.lab.example:5000 (default: cluster.registry)")
+    push.add_argument(
+        "names", nargs="*", help=f"images to push: {', '.join(images.IMAGES)} (default: base)"
+    )
+    push.add_argument(
+        "--registry",
+        help="registry address, e.g. registry.lab.example:5000 (default: cluster.registry)",
+    )
 
 
 COMMANDS = [
     Command("images build", "build images (default: base)", cmd_images_build, _build_arguments),
     Command("images list", "list gpulab images on this host", cmd_images_list),
-    Command("images push", "push built images to the lab's registry (swarm mode: the nodes pull them)", cmd_images_push, _push_arguments),
+    Command(
+        "images push",
+        "push built images to the lab's registry (swarm mode: the nodes pull them)",
+        cmd_images_push,
+        _push_arguments,
+    ),
 ]

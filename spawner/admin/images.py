@@ -39,7 +39,9 @@ def find_build_context(package_dir=None):
     checkout = package_dir.parent
     if (checkout / "images").is_dir() and (checkout / "hooks").is_dir():
         return checkout
-    raise FileNotFoundError(f"no image build context: neither {packaged} nor {checkout} holds images/ and hooks/")
+    raise FileNotFoundError(
+        f"no image build context: neither {packaged} nor {checkout} holds images/ and hooks/"
+    )
 
 
 try:
@@ -69,7 +71,14 @@ IMAGES = {
         "images/base/Dockerfile",
         "localhost/gpulab/base:latest",
         None,
-        ("BASE_IMAGE", "JUPYTERHUB_VERSION", "SERVER_PACKAGES", "PIP_REFRESH", "PIP_INDEX_URL", "APT_MIRROR"),
+        (
+            "BASE_IMAGE",
+            "JUPYTERHUB_VERSION",
+            "SERVER_PACKAGES",
+            "PIP_REFRESH",
+            "PIP_INDEX_URL",
+            "APT_MIRROR",
+        ),
     ),
     "pytorch": ImageSpec(
         "pytorch",
@@ -86,13 +95,26 @@ def prepare_hub_context(repo_root):
     checkout, and requirements.txt (their dependencies, JupyterHub at the hub's version)."""
     repo_root = Path(repo_root)
     if not (repo_root / "setup.py").is_file():
-        raise ImageBuildError(f"the hub image is built from a checkout of gpulab (no setup.py in {repo_root})")
+        raise ImageBuildError(
+            f"the hub image is built from a checkout of gpulab (no setup.py in {repo_root})"
+        )
     ctx = Path(tempfile.mkdtemp(prefix="gpulab-hub-"))
     (ctx / "images" / "hub").mkdir(parents=True)
     shutil.copy(repo_root / "images" / "hub" / "Dockerfile", ctx / "images" / "hub" / "Dockerfile")
     wheels = ctx / "wheels"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(repo_root), str(repo_root / "client")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(repo_root),
+            str(repo_root / "client"),
+        ],
         capture_output=True,
         text=True,
     )
@@ -101,20 +123,33 @@ def prepare_hub_context(repo_root):
     requires = []
     for wheel in wheels.glob("gpulab-[0-9]*.whl"):
         with zipfile.ZipFile(wheel) as z:
-            meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
-        requires += [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+            meta = z.read(
+                next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            ).decode()
+        requires += [
+            line.split(":", 1)[1].strip()
+            for line in meta.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line
+        ]
 
     def name(requirement):
         return re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
 
     # gpulab-client is a wheel here; JupyterHub is pinned to the hub's own major.minor
-    requires = [r for r in requires if name(r) not in ("gpulab-client", "jupyterhub")] + [default_jupyterhub_spec()]
+    requires = [r for r in requires if name(r) not in ("gpulab-client", "jupyterhub")] + [
+        default_jupyterhub_spec()
+    ]
     (ctx / "requirements.txt").write_text("\n".join(requires) + "\n")
     return ctx
 
 
 IMAGES["hub"] = ImageSpec(
-    "hub", "images/hub/Dockerfile", "localhost/gpulab/hub:latest", None, ("BASE_IMAGE", "PIP_REFRESH", "PIP_INDEX_URL"), prepare_hub_context
+    "hub",
+    "images/hub/Dockerfile",
+    "localhost/gpulab/hub:latest",
+    None,
+    ("BASE_IMAGE", "PIP_REFRESH", "PIP_INDEX_URL"),
+    prepare_hub_context,
 )
 
 
@@ -136,7 +171,9 @@ def default_jupyterhub_spec() -> str:
     try:
         version = metadata.version("jupyterhub")
     except metadata.PackageNotFoundError:
-        raise ImageBuildError("jupyterhub is not installed in this Python; pass jupyterhub_spec explicitly") from None
+        raise ImageBuildError(
+            "jupyterhub is not installed in this Python; pass jupyterhub_spec explicitly"
+        ) from None
     major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
     return f"jupyterhub=={major}.{minor}.*"
 
@@ -213,13 +250,17 @@ def build_command(
 
 def week_stamp(now=None):
     """The ISO week, e.g. ``2026-W48``: the default PIP_REFRESH, so pip layers rebuild weekly."""
-    year, week, _ = datetime.date.fromtimestamp(now if now is not None else time.time()).isocalendar()
+    year, week, _ = datetime.date.fromtimestamp(
+        now if now is not None else time.time()
+    ).isocalendar()
     return f"{year}-W{week:02d}"
 
 
 def _client_major(docker, run) -> int | None:
     try:
-        proc = run([docker, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
+        proc = run(
+            [docker, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True
+        )
     except OSError:
         return None
     match = re.match(r"\s*(\d+)\.", proc.stdout or "")
@@ -277,7 +318,15 @@ def step_lines(on_line=print):
 
 def _stream(argv, env, on_line, popen):
     tail = collections.deque(maxlen=40)
-    proc = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env, bufsize=1)
+    proc = popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        env=env,
+        bufsize=1,
+    )
     with proc:
         for line in proc.stdout:
             line = line.rstrip("\n")
@@ -351,7 +400,9 @@ def build_images(
                 shutil.rmtree(context, ignore_errors=True)
         elapsed[name] = time.monotonic() - start
         if rc != 0:
-            raise ImageBuildError(f"building image {name!r} failed (exit {rc}); last output:\n" + "\n".join(tail))
+            raise ImageBuildError(
+                f"building image {name!r} failed (exit {rc}); last output:\n" + "\n".join(tail)
+            )
         on_line(f"gpulab: built {name} as {tags.get(name, spec.tag)} in {elapsed[name]:.0f}s")
     return elapsed
 
@@ -363,7 +414,9 @@ def push_images(names, registry, *, docker="docker", run=subprocess.run, on_line
         tag = IMAGES[name].tag
         target = registry_name(tag, registry)
         if run([docker, "tag", tag, target], capture_output=True).returncode != 0:
-            raise ImageBuildError(f"image {tag} is not built here: run `gpulab images build {name}` first")
+            raise ImageBuildError(
+                f"image {tag} is not built here: run `gpulab images build {name}` first"
+            )
         on_line(f"gpulab: pushing {target}")
         proc = run([docker, "push", target], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -383,7 +436,16 @@ def _mounts_under(path):
     return sorted((p for p in points if p.startswith(prefix)), reverse=True)
 
 
-def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=False, docker="docker", run=subprocess.run, workdir=None) -> bool:
+def bootstrap_base(
+    tag=BOOTSTRAP_TAG,
+    suite="bookworm",
+    mirror=None,
+    *,
+    force=False,
+    docker="docker",
+    run=subprocess.run,
+    workdir=None,
+) -> bool:
     """debootstrap a minimal Debian rootfs and ``docker import`` it as ``tag``.
 
     For hosts that cannot pull the registry CUDA base. Needs root and debootstrap.
@@ -399,7 +461,10 @@ def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=Fa
             cmd.append(mirror)
         if run(cmd).returncode != 0:
             raise ImageBuildError(f"debootstrap failed: {shlex.join(cmd)}")
-        sources = [f"deb {mirror or 'http://deb.debian.org/debian'} {s} main" for s in (suite, f"{suite}-updates")]
+        sources = [
+            f"deb {mirror or 'http://deb.debian.org/debian'} {s} main"
+            for s in (suite, f"{suite}-updates")
+        ]
         if not mirror:
             sources.append(f"deb http://deb.debian.org/debian-security {suite}-security main")
         Path(rootfs, "etc/apt/sources.list").write_text("\n".join(sources) + "\n")
@@ -428,7 +493,17 @@ def bootstrap_base(tag=BOOTSTRAP_TAG, suite="bookworm", mirror=None, *, force=Fa
 def list_images(docker="docker", run=subprocess.run) -> list[dict]:
     """Local images labelled ``gpulab.image``: repository, tag, id, size, created."""
     proc = run(
-        [docker, "image", "ls", "--filter", "label=gpulab.image", "--filter", "dangling=false", "--format", "{{json .}}"],
+        [
+            docker,
+            "image",
+            "ls",
+            "--filter",
+            "label=gpulab.image",
+            "--filter",
+            "dangling=false",
+            "--format",
+            "{{json .}}",
+        ],
         capture_output=True,
         text=True,
     )
@@ -436,6 +511,12 @@ def list_images(docker="docker", run=subprocess.run) -> list[dict]:
         raise ImageBuildError(f"docker image ls failed: {proc.stderr.strip()}")
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return [
-        {"repository": r.get("Repository"), "tag": r.get("Tag"), "id": r.get("ID"), "size": r.get("Size"), "created": r.get("CreatedAt")}
+        {
+            "repository": r.get("Repository"),
+            "tag": r.get("Tag"),
+            "id": r.get("ID"),
+            "size": r.get("Size"),
+            "created": r.get("CreatedAt"),
+        }
         for r in rows
     ]

@@ -32,7 +32,10 @@ def cmd_usage(args):
         return 2
     path = facts.usage_path(facts.state_dir(site))
     if not os.path.exists(path):
-        print(f"gpulab usage: no usage recorded yet ({path} does not exist: the hub writes it)", file=sys.stderr)
+        print(
+            f"gpulab usage: no usage recorded yet ({path} does not exist: the hub writes it)",
+            file=sys.stderr,
+        )
         return 1
     store = UsageStore(path)
     rows = store.rows(days=args.days, users={args.user} if args.user else None)
@@ -54,7 +57,10 @@ def cmd_install(args):
     if site is None:
         return 2
     if not os.path.exists(args.config):
-        print(f"gpulab install: {args.config} does not exist (run it where jupyterhub_config.py is, or pass --config)", file=sys.stderr)
+        print(
+            f"gpulab install: {args.config} does not exist (run it where jupyterhub_config.py is, or pass --config)",
+            file=sys.stderr,
+        )
         return 2
     unit = systemd.render_unit(site, site_file=args.site, config_file=args.config)
     if args.print:
@@ -67,7 +73,9 @@ def cmd_install(args):
         return 2
     name = systemd.unit_name(site)
     print(f"gpulab install: wrote {path}, enabled{'' if args.no_start else ' and started'} {name}.")
-    print(f"  status: systemctl status {name}   logs: journalctl -u {name} -f   stop: systemctl stop {name}")
+    print(
+        f"  status: systemctl status {name}   logs: journalctl -u {name} -f   stop: systemctl stop {name}"
+    )
     return 0
 
 
@@ -97,7 +105,9 @@ def cmd_restore(args):
         print(f"gpulab restore: {e}", file=sys.stderr)
         return 2
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(manifest["time"]))
-    print(f"gpulab restore: hub {manifest['hub']!r} as of {when} restored into {facts.state_dir(site)}:")
+    print(
+        f"gpulab restore: hub {manifest['hub']!r} as of {when} restored into {facts.state_dir(site)}:"
+    )
     for path in written:
         print(f"  {path}")
     print("Compare gpulab.yaml.restored with your site file, then start the hub (gpulab up).")
@@ -111,7 +121,9 @@ def cmd_collect(args):
 
 
 def _usage_arguments(p):
-    p.add_argument("--days", type=int, default=7, help="the last N days, today included (default 7)")
+    p.add_argument(
+        "--days", type=int, default=7, help="the last N days, today included (default 7)"
+    )
     p.add_argument("--by", choices=("user", "group"), default="user")
     p.add_argument("--user", help="only this user")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -120,12 +132,16 @@ def _usage_arguments(p):
 def _install_arguments(p):
     config_argument(p)
     p.add_argument("--print", action="store_true", help="only print the unit file")
-    p.add_argument("--no-start", action="store_true", help="enable it for the next boot, do not start it now")
+    p.add_argument(
+        "--no-start", action="store_true", help="enable it for the next boot, do not start it now"
+    )
     p.add_argument("--unit-dir", default="/etc/systemd/system")
 
 
 def _backup_arguments(p):
-    p.add_argument("--to", help="directory for the archive (default: hub.backup_dir, else <state_dir>/backups)")
+    p.add_argument(
+        "--to", help="directory for the archive (default: hub.backup_dir, else <state_dir>/backups)"
+    )
 
 
 def _restore_arguments(p):
@@ -134,18 +150,42 @@ def _restore_arguments(p):
 
 def _collect_arguments(p):
     p.add_argument("--hub", required=True, help="the hub's URL, e.g. http://gpulab-hub:8000")
-    p.add_argument("--token-file", required=True, help="a file with a token that has the scope custom:gpulab:readings")
+    p.add_argument(
+        "--token-file",
+        required=True,
+        help="a file with a token that has the scope custom:gpulab:readings",
+    )
     p.add_argument("--node", help="this node's name (default: the host name)")
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--once", action="store_true", help="report once and exit (2 on failure)")
 
 
 COMMANDS = [
-    Command("usage", "GPU-hours held and used per user (or group) and day", cmd_usage, _usage_arguments),
-    Command("install", "install and start the hub as a systemd service (boot, journal, restarts)", cmd_install, _install_arguments),
     Command(
-        "backup", "write the hub's state (database, cookie secret, SSH keys, usage, site file) to a dated archive", cmd_backup, _backup_arguments
+        "usage", "GPU-hours held and used per user (or group) and day", cmd_usage, _usage_arguments
     ),
-    Command("restore", "unpack a backup into the site file's state directory (which must hold no hub state)", cmd_restore, _restore_arguments),
-    Command("collect", "report this node's GPU readings (NVML) to the hub, every --interval seconds", cmd_collect, _collect_arguments),
+    Command(
+        "install",
+        "install and start the hub as a systemd service (boot, journal, restarts)",
+        cmd_install,
+        _install_arguments,
+    ),
+    Command(
+        "backup",
+        "write the hub's state (database, cookie secret, SSH keys, usage, site file) to a dated archive",
+        cmd_backup,
+        _backup_arguments,
+    ),
+    Command(
+        "restore",
+        "unpack a backup into the site file's state directory (which must hold no hub state)",
+        cmd_restore,
+        _restore_arguments,
+    ),
+    Command(
+        "collect",
+        "report this node's GPU readings (NVML) to the hub, every --interval seconds",
+        cmd_collect,
+        _collect_arguments,
+    ),
 ]

@@ -67,13 +67,20 @@ def backup(site, site_file, to_dir, now=None):
             raise StateBackupError(
                 f"hub.db_url is {db_url(site).split(':', 1)[0]}: back the database up with its own tools (pg_dump), then run this again for the rest"
             )
-        raise StateBackupError(f"no hub database at {_sqlite_path(db_url(site))}: has this hub ever started?")
+        raise StateBackupError(
+            f"no hub database at {_sqlite_path(db_url(site))}: has this hub ever started?"
+        )
     os.makedirs(to_dir, mode=0o700, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
     target = os.path.join(to_dir, f"gpulab-state-{site['hub']['name']}-{stamp}.tar.gz")
     if os.path.exists(target):
         raise StateBackupError(f"{target} exists")
-    manifest = {"gpulab_backup": 1, "hub": site["hub"]["name"], "time": now, "files": [name for name, _, _ in files] + ["gpulab.yaml"]}
+    manifest = {
+        "gpulab_backup": 1,
+        "hub": site["hub"]["name"],
+        "time": now,
+        "files": [name for name, _, _ in files] + ["gpulab.yaml"],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         fd = os.open(target + ".part", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -113,12 +120,20 @@ def restore(archive, site):
     state = state_dir(site)
     present = [path for _, path, _ in state_files(site)]
     if present:
-        raise StateBackupError(f"{state} already has hub state ({', '.join(os.path.basename(p) for p in present)}): restore into a new state_dir")
+        raise StateBackupError(
+            f"{state} already has hub state ({', '.join(os.path.basename(p) for p in present)}): restore into a new state_dir"
+        )
     db = _sqlite_path(db_url(site))
     if db is None:
-        raise StateBackupError("hub.db_url is not SQLite: restore the database with its own tools; this restores SQLite hubs")
+        raise StateBackupError(
+            "hub.db_url is not SQLite: restore the database with its own tools; this restores SQLite hubs"
+        )
     os.makedirs(state, mode=0o700, exist_ok=True)
-    where = {"jupyterhub.sqlite": db, COOKIE_SECRET: os.path.join(state, COOKIE_SECRET), SSH_STORE: os.path.join(state, SSH_STORE)}
+    where = {
+        "jupyterhub.sqlite": db,
+        COOKIE_SECRET: os.path.join(state, COOKIE_SECRET),
+        SSH_STORE: os.path.join(state, SSH_STORE),
+    }
     where[USAGE_BOOK] = os.path.join(state, USAGE_BOOK)
     where["gpulab.yaml"] = os.path.join(state, "gpulab.yaml.restored")
     written = []

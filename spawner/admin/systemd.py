@@ -30,10 +30,15 @@ class InstallError(Exception):
 def render_unit(site, *, site_file, config_file, gpulab_bin=None, path_dirs=()):
     """The unit file text. Paths are made absolute; ``path_dirs`` go first on PATH (the venv's bin,
     where configurable-http-proxy is)."""
-    gpulab_bin = os.path.abspath(gpulab_bin or os.path.join(os.path.dirname(sys.executable), "gpulab"))
+    gpulab_bin = os.path.abspath(
+        gpulab_bin or os.path.join(os.path.dirname(sys.executable), "gpulab")
+    )
     site_file, config_file = os.path.abspath(site_file), os.path.abspath(config_file)
     path = ":".join(
-        [*(os.path.abspath(p) for p in path_dirs or [os.path.dirname(gpulab_bin)]), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        [
+            *(os.path.abspath(p) for p in path_dirs or [os.path.dirname(gpulab_bin)]),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ]
     )
     name = site["hub"]["name"]
     up = f"{gpulab_bin} --site {site_file} up --config {config_file}"
@@ -82,7 +87,9 @@ def install(site, unit_text, *, unit_dir=UNIT_DIR, start=True, run=subprocess.ru
         )
     path = os.path.join(unit_dir, unit_name(site))
     if os.path.exists(path):
-        raise InstallError(f"{path} exists: remove it (systemctl disable --now {unit_name(site)}) or edit it")
+        raise InstallError(
+            f"{path} exists: remove it (systemctl disable --now {unit_name(site)}) or edit it"
+        )
     with open(path, "x") as f:
         f.write(unit_text)
     os.chmod(path, 0o644)
@@ -94,7 +101,9 @@ def install(site, unit_text, *, unit_dir=UNIT_DIR, start=True, run=subprocess.ru
         ):
             r = run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
-                raise InstallError(f"`{' '.join(cmd)}` failed: {(r.stderr or r.stdout).strip()[:500]}")
+                raise InstallError(
+                    f"`{' '.join(cmd)}` failed: {(r.stderr or r.stdout).strip()[:500]}"
+                )
     except BaseException:
         os.unlink(path)
         run(["systemctl", "daemon-reload"], capture_output=True, text=True)

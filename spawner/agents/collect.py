@@ -38,9 +38,13 @@ def run(hub_url, token, *, node=None, interval=30.0, once=False, source=None, lo
         try:
             answer = post(hub_url, token, payload(source, node))
             if once:
-                log(f"gpulab collect: {answer.get('accepted', 0)} GPU reading(s) of {node} accepted by {hub_url}")
+                log(
+                    f"gpulab collect: {answer.get('accepted', 0)} GPU reading(s) of {node} accepted by {hub_url}"
+                )
         except urllib.error.HTTPError as e:
-            log(f"gpulab collect: the hub answered {e.code}: {e.read()[:200].decode(errors='replace')}")
+            log(
+                f"gpulab collect: the hub answered {e.code}: {e.read()[:200].decode(errors='replace')}"
+            )
             if e.code in (401, 403) or once:
                 return 2
         except (OSError, ValueError) as e:
@@ -59,4 +63,11 @@ def main(args):
     except OSError as e:
         print(f"gpulab collect: {e}", file=sys.stderr)
         return 2
-    return run(args.hub, token, node=args.node, interval=args.interval, once=args.once, log=lambda m: print(m, file=sys.stderr, flush=True))
+    return run(
+        args.hub,
+        token,
+        node=args.node,
+        interval=args.interval,
+        once=args.once,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )

@@ -23,17 +23,30 @@ def main():
     try:
         container = client.containers.get(job["container"])
         _, own = rules.commit(
-            client, container, repository=job["repository"], tag=job["tag"], labels=job["labels"], max_new_bytes=job["max_new_bytes"]
+            client,
+            container,
+            repository=job["repository"],
+            tag=job["tag"],
+            labels=job["labels"],
+            max_new_bytes=job["max_new_bytes"],
         )
         for line in client.api.push(job["repository"], tag=job["tag"], stream=True, decode=True):
             if "error" in line:
                 raise RuntimeError(f"push to the registry failed: {line['error']}")
-        print(json.dumps({"gpulab_save": "ok", "image": f"{job['repository']}:{job['tag']}", "bytes": own}), flush=True)
+        print(
+            json.dumps(
+                {"gpulab_save": "ok", "image": f"{job['repository']}:{job['tag']}", "bytes": own}
+            ),
+            flush=True,
+        )
     except SaveError as e:
         print(json.dumps({"gpulab_save": "refused", "message": str(e)}), flush=True)
         sys.exit(1)
     except Exception as e:
-        print(json.dumps({"gpulab_save": "failed", "message": f"{type(e).__name__}: {e}"[:500]}), flush=True)
+        print(
+            json.dumps({"gpulab_save": "failed", "message": f"{type(e).__name__}: {e}"[:500]}),
+            flush=True,
+        )
         sys.exit(1)
 
 

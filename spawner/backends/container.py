@@ -29,7 +29,13 @@ def held(capabilities, no_new_privileges, hardening):
         "cap_add": list(capabilities),
         "security_opt": ["no-new-privileges:true"] if no_new_privileges else None,
         "pids_limit": hardening.pids_limit,
-        "log_config": LogConfig(type="json-file", config={"max-size": str(hardening.log_max_size), "max-file": str(hardening.log_max_files)}),
+        "log_config": LogConfig(
+            type="json-file",
+            config={
+                "max-size": str(hardening.log_max_size),
+                "max-file": str(hardening.log_max_files),
+            },
+        ),
     }
 
 
@@ -125,7 +131,9 @@ async def run_job(api, job, *, on_line=None):
     follower = None
     try:
         await asyncio.to_thread(api.start, cid)
-        follower = OutputFollower(api.logs(cid, stream=True, follow=True, stdout=True, stderr=True), on_line)
+        follower = OutputFollower(
+            api.logs(cid, stream=True, follow=True, stdout=True, stderr=True), on_line
+        )
         try:
             waited = await asyncio.wait_for(asyncio.to_thread(api.wait, cid), job.timeout)
         except asyncio.TimeoutError:
@@ -139,7 +147,9 @@ async def run_job(api, job, *, on_line=None):
 
 
 def _pull(api, image):
-    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    repo, _, tag = (
+        image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    )
     for event in api.pull(repo, tag=tag, stream=True, decode=True):
         if "error" in event:
             raise docker.errors.APIError(f"pull of {image} failed: {event['error']}")

@@ -14,7 +14,9 @@ def docker_client(timeout=30):
         client.ping()
         return client
     except (docker.errors.DockerException, OSError) as e:
-        raise HostError(f"the Docker engine is not reachable ({e}); start it (e.g. `dockerd`) or run `make up`")
+        raise HostError(
+            f"the Docker engine is not reachable ({e}); start it (e.g. `dockerd`) or run `make up`"
+        )
 
 
 def api_client(timeout=30):

@@ -85,7 +85,17 @@ SITE_FILE_ENV = "GPULAB_CONFIG"
 SAVE_JOB_ENV = "GPULAB_SAVE_JOB"
 
 #: Variables that only gpulab may set: an admin's ``environment`` naming one stops the hub at startup.
-OWNED_ENV = (NB_USER, NB_UID, NB_GID, NB_HOME, SUDO, VISIBLE_DEVICES, SWARM_GPUS, "CUDA_VISIBLE_DEVICES", SSH)
+OWNED_ENV = (
+    NB_USER,
+    NB_UID,
+    NB_GID,
+    NB_HOME,
+    SUDO,
+    VISIBLE_DEVICES,
+    SWARM_GPUS,
+    "CUDA_VISIBLE_DEVICES",
+    SSH,
+)
 
 # --- labels ---
 LABEL_PREFIX = "gpulab."
@@ -96,7 +106,9 @@ L_PROFILE = "gpulab.profile"
 L_UID = "gpulab.uid"
 L_GPUS = "gpulab.gpus"
 L_SSH_HOST_KEYS = "gpulab.ssh-host-keys"
-L_JOB = "gpulab.job"  # a job container or service: its kind ("backup", "restore", "archive", "save")
+L_JOB = (
+    "gpulab.job"  # a job container or service: its kind ("backup", "restore", "archive", "save")
+)
 L_ROLE = "gpulab.role"  # the hub's own container on a Swarm: "hub"
 L_IMAGE = "gpulab.image"  # an image gpulab builds: its name
 L_SAVE = "gpulab.save"  # a saved environment
@@ -139,7 +151,9 @@ PROTECTED_TARGETS = (
     "/root",
 )
 
-SAVES_REPOSITORY = "localhost/gpulab/saves"  # saved environments on one host (a Swarm: <registry>/gpulab/saves)
+SAVES_REPOSITORY = (
+    "localhost/gpulab/saves"  # saved environments on one host (a Swarm: <registry>/gpulab/saves)
+)
 
 
 def home_dir(login):
@@ -162,4 +176,7 @@ def deployment_filter(deployment):
 
 def is_protected(target):
     """True when a mount at ``target`` would hide part of the container system or a home."""
-    return any(target == path or (path != "/" and target.startswith(path + "/")) for path in PROTECTED_TARGETS)
+    return any(
+        target == path or (path != "/" and target.startswith(path + "/"))
+        for path in PROTECTED_TARGETS
+    )

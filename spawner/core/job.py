@@ -100,7 +100,9 @@ def build_job(
         if not isinstance(m, MountSpec):
             raise TypeError(f"job {name}: mounts must be MountSpec, got {type(m).__name__}")
     if network not in (NO_NETWORK, NODE_BRIDGE):
-        raise ValueError(f"job {name}: network must be {NO_NETWORK!r} or {NODE_BRIDGE!r}, got {network!r}")
+        raise ValueError(
+            f"job {name}: network must be {NO_NETWORK!r} or {NODE_BRIDGE!r}, got {network!r}"
+        )
     if timeout <= 0:
         raise ValueError(f"job {name}: timeout must be positive, got {timeout}")
     return JobSpec(

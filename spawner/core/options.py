@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 MAX_TEXT = 200
 KNOWN_FIELDS = ("profile", "gpus", "gpu_ids", "save")
-SWARM_FIELDS = ("profile", "gpus", "node", "save")  # on a Swarm: a node may be chosen, specific GPUs not
+SWARM_FIELDS = (
+    "profile",
+    "gpus",
+    "node",
+    "save",
+)  # on a Swarm: a node may be chosen, specific GPUs not
 MAX_GPU_IDS = 64
 
 
@@ -28,7 +33,9 @@ class SpawnRequest:
     gpus: int
     gpu_ids: tuple = ()  # specific GPUs (UUIDs), empty = any free ones
     node: str = ""  # swarm mode: the GPU server chosen, empty = any
-    save: str = ""  # start from this saved environment of the user (its tag), empty = the profile's image
+    save: str = (
+        ""  # start from this saved environment of the user (its tag), empty = the profile's image
+    )
 
 
 def options_from_form(formdata):
@@ -65,7 +72,9 @@ def _gpu_ids(value, inventory):
     if isinstance(value, str):
         value = [v for v in value.replace(",", " ").split() if v]
     if not isinstance(value, list):
-        raise OptionError("gpu_ids", f"must be a list of GPU indices or UUIDs, got {type(value).__name__}")
+        raise OptionError(
+            "gpu_ids", f"must be a list of GPU indices or UUIDs, got {type(value).__name__}"
+        )
     if len(value) > MAX_GPU_IDS:
         raise OptionError("gpu_ids", f"lists more than {MAX_GPU_IDS} GPUs")
     by_index = {str(g.index): g.uuid for g in inventory}
@@ -73,19 +82,25 @@ def _gpu_ids(value, inventory):
     out = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, (int, str)) or len(str(item)) > MAX_TEXT:
-            raise OptionError("gpu_ids", f"entries must be GPU indices or UUIDs, got {str(item)[:40]!r}")
+            raise OptionError(
+                "gpu_ids", f"entries must be GPU indices or UUIDs, got {str(item)[:40]!r}"
+            )
         key = str(item).strip()
         uuid = by_index.get(key) or (key if key in uuids else None)
         if uuid is None:
             have = ", ".join(sorted(by_index, key=int)) or "none"
-            raise OptionError("gpu_ids", f"GPU {key[:40]!r} does not exist on this host (GPUs: {have})")
+            raise OptionError(
+                "gpu_ids", f"GPU {key[:40]!r} does not exist on this host (GPUs: {have})"
+            )
         if uuid in out:
             raise OptionError("gpu_ids", f"GPU {key!r} is listed twice")
         out.append(uuid)
     return tuple(out)
 
 
-def validate_options(user_options, profiles, default_profile, *, inventory=(), nodes=None, largest=None, saves=None):
+def validate_options(
+    user_options, profiles, default_profile, *, inventory=(), nodes=None, largest=None, saves=None
+):
     """Check ``user_options`` against the site's profiles and GPU limits; return a SpawnRequest.
 
     ``inventory`` is the host's GPUs. On a Swarm, ``nodes`` names the GPU servers (a ``node``
@@ -118,10 +133,16 @@ def validate_options(user_options, profiles, default_profile, *, inventory=(), n
     if len(name) > MAX_TEXT:
         raise OptionError("profile", f"is longer than {MAX_TEXT} characters")
     if name not in by_name:
-        raise OptionError("profile", f"{name!r} is not an offered profile (choose from: {', '.join(by_name)})")
+        raise OptionError(
+            "profile", f"{name!r} is not an offered profile (choose from: {', '.join(by_name)})"
+        )
     profile = by_name[name]
 
-    gpu_ids = _gpu_ids(user_options["gpu_ids"], inventory) if user_options.get("gpu_ids") not in (None, "", []) else ()
+    gpu_ids = (
+        _gpu_ids(user_options["gpu_ids"], inventory)
+        if user_options.get("gpu_ids") not in (None, "", [])
+        else ()
+    )
     available = (largest or 0) if nodes is not None else len(inventory)
     default = len(gpu_ids) if gpu_ids else min(profile["gpus"], available)
     gpus = user_options.get("gpus", default)
@@ -129,15 +150,23 @@ def validate_options(user_options, profiles, default_profile, *, inventory=(), n
         gpus = default
     gpus = _as_int("gpus", gpus, 0, 1024)
     if gpus > profile["max_gpus"]:
-        raise OptionError("gpus", f"{gpus} is over the limit of {profile['max_gpus']} for profile {profile['name']!r}")
+        raise OptionError(
+            "gpus",
+            f"{gpus} is over the limit of {profile['max_gpus']} for profile {profile['name']!r}",
+        )
     if gpu_ids and gpus != len(gpu_ids):
         raise OptionError("gpus", f"asks for {gpus} GPU(s) but gpu_ids names {len(gpu_ids)}")
     node = user_options.get("node") or ""
     if node and (not isinstance(node, str) or node not in (nodes or ())):
-        raise OptionError("node", f"{str(node)[:40]!r} is not a GPU server of this lab (servers: {', '.join(sorted(nodes or ())) or 'none'})")
+        raise OptionError(
+            "node",
+            f"{str(node)[:40]!r} is not a GPU server of this lab (servers: {', '.join(sorted(nodes or ())) or 'none'})",
+        )
     if nodes is not None:
         if gpus > (largest or 0):
-            raise OptionError("gpus", f"{gpus} requested but no GPU server has more than {largest or 0} GPU(s)")
+            raise OptionError(
+                "gpus", f"{gpus} requested but no GPU server has more than {largest or 0} GPU(s)"
+            )
     elif gpus > len(inventory):
         raise OptionError("gpus", f"{gpus} requested but this host has {len(inventory)} GPU(s)")
     return SpawnRequest(profile=profile, gpus=gpus, gpu_ids=gpu_ids, node=node, save=save)

@@ -48,13 +48,17 @@ def check_note(note):
 
 def check_count(existing, max_count):
     if len(existing) >= max_count:
-        raise SaveError(f"you have {len(existing)} saved environment(s), the limit is {max_count}: delete one first")
+        raise SaveError(
+            f"you have {len(existing)} saved environment(s), the limit is {max_count}: delete one first"
+        )
 
 
 def check_size(own, max_new_bytes):
     """Refuse a save whose own layer is over what the user's limit leaves, before anything is written."""
     if own > max_new_bytes:
-        raise SaveError(f"this save would be {gib(own)}, over what your limit leaves ({gib(max(0, max_new_bytes))}); {TRIM}")
+        raise SaveError(
+            f"this save would be {gib(own)}, over what your limit leaves ({gib(max(0, max_new_bytes))}); {TRIM}"
+        )
 
 
 def save_labels(deployment, username, profile, note, now):
@@ -88,9 +92,18 @@ def commit_config(source_config, container_env, labels, own):
     would otherwise keep the container's values), the source's labels plus ``labels`` and the size."""
     env = list(source_config.get("Env") or [])
     named = {e.split("=", 1)[0] for e in env}
-    env += [f"{k}=" for k in dict.fromkeys(e.split("=", 1)[0] for e in container_env or []) if k not in named]
+    env += [
+        f"{k}="
+        for k in dict.fromkeys(e.split("=", 1)[0] for e in container_env or [])
+        if k not in named
+    ]
     merged = {**(source_config.get("Labels") or {}), **labels, contract.L_SAVE_BYTES: str(own)}
-    return {"Env": env, "Cmd": source_config.get("Cmd"), "Entrypoint": source_config.get("Entrypoint"), "Labels": merged}
+    return {
+        "Env": env,
+        "Cmd": source_config.get("Cmd"),
+        "Entrypoint": source_config.get("Entrypoint"),
+        "Labels": merged,
+    }
 
 
 def commit(client, container, *, repository, tag, labels, max_new_bytes):
@@ -100,6 +113,10 @@ def commit(client, container, *, repository, tag, labels, max_new_bytes):
     (listed,) = client.api.containers(all=True, size=True, filters={"id": container.id})
     own = int(listed.get("SizeRw") or 0)  # the save's own size: known before committing
     check_size(own, max_new_bytes)
-    source = client.images.get(container.attrs["Image"])  # the image it was started from (a profile's or a save)
-    conf = commit_config(source.attrs.get("Config") or {}, container.attrs["Config"].get("Env"), labels, own)
+    source = client.images.get(
+        container.attrs["Image"]
+    )  # the image it was started from (a profile's or a save)
+    conf = commit_config(
+        source.attrs.get("Config") or {}, container.attrs["Config"].get("Env"), labels, own
+    )
     return container.commit(repository=repository, tag=tag, conf=conf, pause=True), own

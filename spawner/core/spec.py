@@ -67,7 +67,12 @@ class Identity:
         return contract.home_dir(self.login)
 
     def template_namespace(self, prefix):
-        return {"username": self.escaped_username, "prefix": prefix, "uid": self.uid, "servername": self.escaped_server_name}
+        return {
+            "username": self.escaped_username,
+            "prefix": prefix,
+            "uid": self.uid,
+            "servername": self.escaped_server_name,
+        }
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,19 @@ class Tools:
 #: The capabilities a user container keeps: Docker's default set without NET_RAW (raw sockets,
 #: ARP spoofing on the bridge), MKNOD (device nodes) and SETPCAP. Enough for gpulab-start (users,
 #: homes), sshd (port 22, privilege separation) and, with sudo, apt.
-CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETFCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE")
+CAPABILITIES = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "AUDIT_WRITE",
+)
 
 
 @dataclass(frozen=True)
@@ -209,8 +226,12 @@ def resolve_limits(profile, configured):
     """
     return Limits(
         image=configured.get("image") or profile["image"],
-        mem_limit=configured["mem_limit"] if "mem_limit" in configured else profile.get("mem_limit"),
-        cpu_limit=configured["cpu_limit"] if "cpu_limit" in configured else profile.get("cpu_limit"),
+        mem_limit=configured["mem_limit"]
+        if "mem_limit" in configured
+        else profile.get("mem_limit"),
+        cpu_limit=configured["cpu_limit"]
+        if "cpu_limit" in configured
+        else profile.get("cpu_limit"),
         shm_size=profile.get("shm_size"),
     )
 
@@ -276,16 +297,29 @@ def mounts(deployment, identity, storage, ssh, prefix):
         source = render(template, identity, prefix)
         if is_host_path(source):
             return MountSpec(target=target, source=source, kind="bind", owner=owner)
-        return MountSpec(target=target, source=source, kind="volume", labels=volume_labels + extra_labels)
+        return MountSpec(
+            target=target, source=source, kind="volume", labels=volume_labels + extra_labels
+        )
 
     out = [own(storage.home, identity.home)]
     for ds in storage.datasets:
         kind = "bind" if is_host_path(ds["source"]) else "volume"
-        out.append(MountSpec(target=ds["target"], source=ds["source"], kind=kind, read_only=ds["mode"] == "ro"))
+        out.append(
+            MountSpec(
+                target=ds["target"], source=ds["source"], kind=kind, read_only=ds["mode"] == "ro"
+            )
+        )
     if storage.scratch:
         out.append(own(storage.scratch, storage.scratch_target))
     if ssh.enabled:
-        out.append(own(ssh.host_key_volume, contract.SSH_HOST_KEY_DIR, ((contract.L_SSH_HOST_KEYS, identity.username),), owner="root"))
+        out.append(
+            own(
+                ssh.host_key_volume,
+                contract.SSH_HOST_KEY_DIR,
+                ((contract.L_SSH_HOST_KEYS, identity.username),),
+                owner="root",
+            )
+        )
     return tuple(out)
 
 

@@ -89,7 +89,14 @@ class GPULabHub(JupyterHub):
             await maybe_future(original(user))
             spawner = user.spawner
             store = SSHStore(lab.ssh_store_path) if lab.ssh_enabled and lab.ssh_store_path else None
-            await remove_user_data(lab, user.name, escaped_name=spawner.escaped_name, uid=spawner.identity().uid, store=store, log=self.log)
+            await remove_user_data(
+                lab,
+                user.name,
+                escaped_name=spawner.escaped_name,
+                uid=spawner.identity().uid,
+                store=store,
+                log=self.log,
+            )
 
         authenticator.delete_user = delete_user
 

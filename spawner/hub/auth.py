@@ -31,7 +31,10 @@ class SignUpHandler(native_handlers.SignUpHandler):
         password = self.get_body_argument("signup_password", "", strip=False)
         key = None
         if password and len(password) <= MAX_PASSWORD and not auth.allow_self_approval_for:
-            key = (auth.normalize_username(self.get_body_argument("username", "", strip=False)), password)
+            key = (
+                auth.normalize_username(self.get_body_argument("username", "", strip=False)),
+                password,
+            )
             auth._prehashed[key] = await auth.hash_password(password)
         try:
             return await super().post()
@@ -61,17 +64,24 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         self._prehashed = {}  # (username, password) -> bcrypt hash, for the sign-up under way
 
     def get_handlers(self, app):
-        return [(route, SignUpHandler if handler is native_handlers.SignUpHandler else handler) for route, handler in super().get_handlers(app)]
+        return [
+            (route, SignUpHandler if handler is native_handlers.SignUpHandler else handler)
+            for route, handler in super().get_handlers(app)
+        ]
 
     async def hash_password(self, password):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._checks, lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt()))
+        return await loop.run_in_executor(
+            self._checks, lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt())
+        )
 
     @property
     def _checks(self):
         cls = type(self)
         if cls._pool is None:
-            cls._pool = ThreadPoolExecutor(max(1, self.password_check_threads), thread_name_prefix="gpulab-bcrypt")
+            cls._pool = ThreadPoolExecutor(
+                max(1, self.password_check_threads), thread_name_prefix="gpulab-bcrypt"
+            )
         return cls._pool
 
     def create_user(self, username, password, **kwargs):
@@ -82,12 +92,20 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         """
         username = self.normalize_username(username)
         if username in self.admin_users:
-            self.log.warning("Refused a sign-up as admin name %r: create admins with `gpulab admin create`", username)
+            self.log.warning(
+                "Refused a sign-up as admin name %r: create admins with `gpulab admin create`",
+                username,
+            )
             return None
         hashed = self._prehashed.pop((username, password), None)
         if hashed is None:
             return super().create_user(username, password, **kwargs)
-        if self.user_exists(username) or not self.validate_username(username) or not self.is_password_strong(password) or not self.enable_signup:
+        if (
+            self.user_exists(username)
+            or not self.validate_username(username)
+            or not self.is_password_strong(password)
+            or not self.enable_signup
+        ):
             return None
         infos = {"username": username, "password": hashed, **kwargs}
         if self.open_signup or username in self.get_authed_users():

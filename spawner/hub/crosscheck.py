@@ -57,15 +57,22 @@ def check(
     if isinstance(environment, dict):
         for name in environment:
             if name in contract.OWNED_ENV:
-                raise ConfigError(f"{cls_name}.environment.{name}", "is set by gpulab for each user (identity and GPUs); remove it")
+                raise ConfigError(
+                    f"{cls_name}.environment.{name}",
+                    "is set by gpulab for each user (identity and GPUs); remove it",
+                )
     if isinstance(extra_create_kwargs, dict):
         for key in extra_create_kwargs:
             if key in OWNED_CREATE:
-                raise ConfigError(f"{cls_name}.extra_create_kwargs.{key}", f"is built by gpulab for each user; use {OWNED_CREATE[key]} instead")
+                raise ConfigError(
+                    f"{cls_name}.extra_create_kwargs.{key}",
+                    f"is built by gpulab for each user; use {OWNED_CREATE[key]} instead",
+                )
         for label in extra_create_kwargs.get("labels") or {}:
             if str(label).startswith(contract.LABEL_PREFIX):
                 raise ConfigError(
-                    f"{cls_name}.extra_create_kwargs.labels.{label}", "gpulab.* labels are gpulab's (its GPU table is rebuilt from them)"
+                    f"{cls_name}.extra_create_kwargs.labels.{label}",
+                    "gpulab.* labels are gpulab's (its GPU table is rebuilt from them)",
                 )
     if isinstance(extra_host_config, dict):
         for key in extra_host_config:
@@ -78,5 +85,11 @@ def check(
         for target in targets:
             if not isinstance(target, str) or "{" in target:
                 continue  # a template, rendered per user; Docker refuses clashes at create
-            if target.rstrip("/") in (contract.HOME_ROOT, contract.SSH_HOST_KEY_DIR) or target.startswith(contract.HOME_ROOT + "/"):
-                raise ConfigError(f"{cls_name}.{key}", f"{target} would cover the user's home or SSH keys, which gpulab mounts itself")
+            if target.rstrip("/") in (
+                contract.HOME_ROOT,
+                contract.SSH_HOST_KEY_DIR,
+            ) or target.startswith(contract.HOME_ROOT + "/"):
+                raise ConfigError(
+                    f"{cls_name}.{key}",
+                    f"{target} would cover the user's home or SSH keys, which gpulab mounts itself",
+                )

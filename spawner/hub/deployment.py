@@ -38,7 +38,9 @@ class Deployment:
         self.network_name = s.network_name
         self.network_subnet = s.network_subnet
         self.restrict_egress = s.restrict_egress
-        self.hardening = Hardening(pids_limit=s.pids_limit, log_max_size=s.log_max_size, log_max_files=s.log_max_files)
+        self.hardening = Hardening(
+            pids_limit=s.pids_limit, log_max_size=s.log_max_size, log_max_files=s.log_max_files
+        )
         self.home_source = s.home_source
         self.scratch_source = s.scratch_source
         self.uid_base = s.uid_base
@@ -61,7 +63,9 @@ class Deployment:
         self.network_encrypted = getattr(s, "network_encrypted", False)
 
         self.docker_threads = s.docker_threads
-        self.executor = ThreadPoolExecutor(max(1, s.docker_threads), thread_name_prefix="gpulab-docker")
+        self.executor = ThreadPoolExecutor(
+            max(1, s.docker_threads), thread_name_prefix="gpulab-docker"
+        )
         self._docker = None
         self._api = None
         self.gates = StartGates()
@@ -99,7 +103,9 @@ class Deployment:
         if self._docker is None:
             import docker
 
-            self._docker = docker.from_env(version="auto", timeout=DOCKER_TIMEOUT, max_pool_size=self.docker_threads + 4)
+            self._docker = docker.from_env(
+                version="auto", timeout=DOCKER_TIMEOUT, max_pool_size=self.docker_threads + 4
+            )
         return self._docker
 
     def api(self):

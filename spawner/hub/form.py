@@ -36,15 +36,24 @@ def render_gpu_table(snapshot, now=None):
     for g in snapshot["gpus"]:
         node = f"<td>{escape(g.get('node') or '')}</td>" if by_node else ""
         if g["holders"]:
-            who = ", ".join(f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})" for h in g["holders"])
-            state = f"held by {who}" + (f"; {g['free_slots']} slot(s) free" if g["free_slots"] > 0 else "")
+            who = ", ".join(
+                f"{escape(h['user'])}{'/' + escape(h['server']) if h['server'] else ''} ({_ago(h['since'], now)})"
+                for h in g["holders"]
+            )
+            state = f"held by {who}" + (
+                f"; {g['free_slots']} slot(s) free" if g["free_slots"] > 0 else ""
+            )
         else:
             state = "free"
         rows.append(
             f'<tr data-gpu-uuid="{escape(g["uuid"])}" data-free="{g["free_slots"]}">{node}<td>{g["index"]}</td><td>{escape(g["model"])}</td>'
             f"<td>{_gib(g['memory_total'])}</td><td>{state}</td></tr>"
         )
-    queue = f"<p class='text-muted'>{len(snapshot['queue'])} spawn(s) waiting for GPUs.</p>" if snapshot["queue"] else ""
+    queue = (
+        f"<p class='text-muted'>{len(snapshot['queue'])} spawn(s) waiting for GPUs.</p>"
+        if snapshot["queue"]
+        else ""
+    )
     return (
         f'<table class="table table-sm gpulab-gpus"><thead><tr>{"<th>Node</th>" if by_node else ""}<th>GPU</th><th>Model</th><th>Memory</th><th>Status</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>{queue}"
@@ -77,7 +86,9 @@ def _start_from(saves):
   </div>"""
 
 
-def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None, saves=None):
+def render_form(
+    profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None, saves=None
+):
     """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability.
 
     ``unavailable`` maps profile names to the reason they cannot start now (shown, not selectable).
@@ -90,10 +101,16 @@ def render_form(profiles, default_profile, gpu_snapshot=None, unavailable=None, 
         default_profile = choosable[0]
     rows = []
     for p in profiles:
-        checked = " checked" if p["name"] == default_profile and p["name"] not in unavailable else ""
+        checked = (
+            " checked" if p["name"] == default_profile and p["name"] not in unavailable else ""
+        )
         reason = unavailable.get(p["name"])
         disabled = " disabled" if reason else ""
-        note = f'<div class="text-danger small gpulab-unavailable">Unavailable: {escape(reason)}</div>' if reason else ""
+        note = (
+            f'<div class="text-danger small gpulab-unavailable">Unavailable: {escape(reason)}</div>'
+            if reason
+            else ""
+        )
         rows.append(
             f"""
   <label class="gpulab-profile list-group-item{disabled}" style="display:block;cursor:{"not-allowed" if reason else "pointer"}">

@@ -47,7 +47,14 @@ def list_archives(lab, escaped_user):
         names = sorted((n for n in os.listdir(folder) if ARCHIVE.fullmatch(n)), reverse=True)
     except FileNotFoundError:
         return []
-    return [{"name": n, "bytes": os.path.getsize(os.path.join(folder, n)), "time": ARCHIVE.fullmatch(n).group(1)} for n in names]
+    return [
+        {
+            "name": n,
+            "bytes": os.path.getsize(os.path.join(folder, n)),
+            "time": ARCHIVE.fullmatch(n).group(1),
+        }
+        for n in names
+    ]
 
 
 class Job:
@@ -88,7 +95,9 @@ class HomeBackups:
     def _busy(self, username):
         job = self.jobs.get(username)
         if job and job.state == "running":
-            raise HomeBackupError(f"a {job.kind} of this home is running: wait for it to finish", 409)
+            raise HomeBackupError(
+                f"a {job.kind} of this home is running: wait for it to finish", 409
+            )
 
     def _job_spec(self, spawner, kind, stamp, command, mounts, capabilities):
         return build_job(
@@ -115,7 +124,11 @@ class HomeBackups:
         if os.path.exists(os.path.join(folder, name)):
             raise HomeBackupError("a backup was made this second: try again", 409)
         part = f".{name}.part"
-        command = ["sh", "-c", f'tar -C /home-src -czf "/backup/{part}" . && chmod 600 "/backup/{part}" && mv "/backup/{part}" "/backup/{name}"']
+        command = [
+            "sh",
+            "-c",
+            f'tar -C /home-src -czf "/backup/{part}" . && chmod 600 "/backup/{part}" && mv "/backup/{part}" "/backup/{name}"',
+        ]
         mounts = [
             specs.MountSpec(target="/home-src", source=source, kind=kind, read_only=True),
             specs.MountSpec(target="/backup", source=folder, kind="bind"),
@@ -124,7 +137,13 @@ class HomeBackups:
         self.jobs[username] = job
         spec = self._job_spec(spawner, "backup", stamp, command, mounts, BACKUP_CAPABILITIES)
         # progress: the archive's bytes so far (the .part file, then the finished archive)
-        asyncio.ensure_future(self._run(job, spec, lambda: _size(os.path.join(folder, part)) or _size(os.path.join(folder, name))))
+        asyncio.ensure_future(
+            self._run(
+                job,
+                spec,
+                lambda: _size(os.path.join(folder, part)) or _size(os.path.join(folder, name)),
+            )
+        )
         return job.as_dict()
 
     def start_restore(self, spawner, archive, now=None):
@@ -147,7 +166,12 @@ class HomeBackups:
         ]
         mounts = [
             specs.MountSpec(target="/home-dst", source=source, kind=kind),
-            specs.MountSpec(target="/backup", source=user_dir(self.lab, spawner.escaped_name), kind="bind", read_only=True),
+            specs.MountSpec(
+                target="/backup",
+                source=user_dir(self.lab, spawner.escaped_name),
+                kind="bind",
+                read_only=True,
+            ),
         ]
         job = Job("restore", username, target)
         self.jobs[username] = job
@@ -169,7 +193,10 @@ class HomeBackups:
             if result.timed_out:
                 raise HomeBackupError(f"{job.kind} did not finish in {spec.timeout:.0f} s", 500)
             if not result.ok:
-                raise HomeBackupError(f"{job.kind} failed: {result.output[-300:].strip() or 'exit ' + str(result.status)}", 500)
+                raise HomeBackupError(
+                    f"{job.kind} failed: {result.output[-300:].strip() or 'exit ' + str(result.status)}",
+                    500,
+                )
             if measure:
                 job.progress = measure()
             job.state = "done"

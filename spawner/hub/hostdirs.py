@@ -21,4 +21,6 @@ def prepare_host_dir(path, uid, gid):
         return
     owner = os.stat(path).st_uid
     if owner != uid and os.listdir(path):
-        raise ForeignDirectory(f"{path} holds files of uid {owner}, not of this user (uid {uid}): an admin must archive or re-own it")
+        raise ForeignDirectory(
+            f"{path} holds files of uid {owner}, not of this user (uid {uid}): an admin must archive or re-own it"
+        )

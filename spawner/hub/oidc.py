@@ -23,7 +23,14 @@ async def provider_problem(url, timeout=PROBE_SECONDS):
     origin = f"{u.scheme}://{u.netloc}/"
     try:
         response = await AsyncHTTPClient().fetch(
-            HTTPRequest(origin, method="GET", connect_timeout=timeout, request_timeout=timeout, follow_redirects=False), raise_error=False
+            HTTPRequest(
+                origin,
+                method="GET",
+                connect_timeout=timeout,
+                request_timeout=timeout,
+                follow_redirects=False,
+            ),
+            raise_error=False,
         )
     except Exception as e:  # DNS, TLS
         return str(e) or type(e).__name__

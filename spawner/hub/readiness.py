@@ -32,7 +32,9 @@ async def wait_answering(url, timeout, *, alive=None, interval=0.05, alive_every
     next_alive = time.monotonic() + alive_every
     while True:
         try:
-            await client.fetch(HTTPRequest(url, connect_timeout=2, request_timeout=5, follow_redirects=False))
+            await client.fetch(
+                HTTPRequest(url, connect_timeout=2, request_timeout=5, follow_redirects=False)
+            )
             return
         except HTTPClientError as e:
             if e.code != 599:
@@ -59,7 +61,9 @@ class LogTail:
         self._stream = None
         self._closed = False
         if container_id:
-            threading.Thread(target=self._follow, args=(api, container_id), daemon=True, name="gpulab-log-tail").start()
+            threading.Thread(
+                target=self._follow, args=(api, container_id), daemon=True, name="gpulab-log-tail"
+            ).start()
 
     def _follow(self, api, container_id):
         try:

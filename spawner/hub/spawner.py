@@ -42,7 +42,9 @@ PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a p
 class GPULabSpawner(GPULabSettings, DockerSpawner):
     backend = None  # the backend's descriptor (gpulab.backends), set by each backend's spawner
 
-    user_options = Any(help="What the user asked for (a JSON object, else HTTP 400). Set by the hub, not config.")
+    user_options = Any(
+        help="What the user asked for (a JSON object, else HTTP 400). Set by the hub, not config."
+    )
 
     # --- validation of what an admin may set by hand (the same checks as the site file) ---
 
@@ -52,7 +54,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         if proposal.value is None:
             return {}
         if not isinstance(proposal.value, dict):
-            raise web.HTTPError(400, f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}")
+            raise web.HTTPError(
+                400,
+                f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}",
+            )
         return proposal.value
 
     def check_settings(self):
@@ -65,8 +70,14 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             environment=self.environment,
             extra_create_kwargs=self.extra_create_kwargs,
             extra_host_config=self.extra_host_config,
-            volume_targets=[v["bind"] if isinstance(v, dict) else v for v in {**self.volumes, **self.read_only_volumes}.values()],
-            mount_targets=[m.get("target", "") if isinstance(m, dict) else getattr(m, "target", "") for m in self.mounts],
+            volume_targets=[
+                v["bind"] if isinstance(v, dict) else v
+                for v in {**self.volumes, **self.read_only_volumes}.values()
+            ],
+            mount_targets=[
+                m.get("target", "") if isinstance(m, dict) else getattr(m, "target", "")
+                for m in self.mounts
+            ],
         )
 
     def _configured(self, name):
@@ -83,9 +94,16 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         new, version = self._deprecated_aliases[change.name]
         if getattr(self, new) != change.new:
             section = next(
-                (cls.__name__ for cls in type(self).mro() if change.name in (dict.get(self.config, cls.__name__) or {})), type(self).__name__
+                (
+                    cls.__name__
+                    for cls in type(self).mro()
+                    if change.name in (dict.get(self.config, cls.__name__) or {})
+                ),
+                type(self).__name__,
             )
-            self.log.warning(f"{section}.{change.name} is deprecated in DockerSpawner {version}, use {section}.{new} instead")
+            self.log.warning(
+                f"{section}.{change.name} is deprecated in DockerSpawner {version}, use {section}.{new} instead"
+            )
             setattr(self, new, change.new)
 
     @observe("image")
@@ -206,7 +224,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     def options_from_query(self, query_data):
         """A plain link (``GET /hub/spawn?gpus=2``) never starts a server: options come from the form."""
         raise web.HTTPError(
-            400, "Start servers from the spawn form; a link cannot choose spawn options (" + ", ".join(sorted(query_data))[:100] + ")"
+            400,
+            "Start servers from the spawn form; a link cannot choose spawn options ("
+            + ", ".join(sorted(query_data))[:100]
+            + ")",
         )
 
     @default("options_from_form")
@@ -221,10 +242,19 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             # DockerSpawner's behaviour: an optional `image` checked against allowed_images
             unknown = sorted(str(k)[:100] for k in options if k != "image")
             if unknown:
-                raise web.HTTPError(400, f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)")
+                raise web.HTTPError(
+                    400,
+                    f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)",
+                )
             if options.get("image"):
                 self.image = await self.check_allowed(options["image"])
-            profile = {"name": "", "display_name": self.image, "image": self.image, "gpus": 0, "max_gpus": 0}
+            profile = {
+                "name": "",
+                "display_name": self.image,
+                "image": self.image,
+                "gpus": 0,
+                "max_gpus": 0,
+            }
             return SpawnRequest(profile=profile, gpus=0)
         manager = self.gpu_manager
         saves = await self.user_saves() if options.get("save") else None
@@ -243,11 +273,14 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         if where is not None and request.gpus > manager.allocator.largest_request(where):
             largest = manager.allocator.largest_request(where)
             raise web.HTTPError(
-                400, f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}"
+                400,
+                f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}",
             )
         reason = await self.image_unavailable(self.limits(request).image)
         if reason:
-            raise web.HTTPError(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
+            raise web.HTTPError(
+                400, f"Profile {request.profile['name']!r} is unavailable: {reason}"
+            )
         return request
 
     async def user_saves(self):
@@ -274,11 +307,17 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     def limits(self, request):
         """The image and limits of this start (precedence rule 2 and 3 of :mod:`gpulab.core.spec`)."""
         if not self.profiles:
-            return specs.Limits(image=self.image, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit)
-        configured = {name: getattr(self, name) for name in PROFILE_FIELDS if self._configured(name)}
+            return specs.Limits(
+                image=self.image, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit
+            )
+        configured = {
+            name: getattr(self, name) for name in PROFILE_FIELDS if self._configured(name)
+        }
         limits = specs.resolve_limits(request.profile, configured)
         if getattr(request, "save", ""):
-            limits = dataclasses.replace(limits, image=self._saves[request.save]["image"])  # the user's own saved image
+            limits = dataclasses.replace(
+                limits, image=self._saves[request.save]["image"]
+            )  # the user's own saved image
         return limits
 
     # --- the spec ---
@@ -301,10 +340,19 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         )
 
     def hardening(self):
-        return specs.Hardening(pids_limit=self.pids_limit, log_max_size=self.log_max_size, log_max_files=self.log_max_files)
+        return specs.Hardening(
+            pids_limit=self.pids_limit,
+            log_max_size=self.log_max_size,
+            log_max_files=self.log_max_files,
+        )
 
     def storage(self):
-        return specs.Storage(home=self.home_source, datasets=tuple(self.datasets), scratch=self.scratch_source, scratch_target=self.scratch_target)
+        return specs.Storage(
+            home=self.home_source,
+            datasets=tuple(self.datasets),
+            scratch=self.scratch_source,
+            scratch_target=self.scratch_target,
+        )
 
     def policy(self):
         """(password_login, sudo): the SSH page's admin settings win over the configured ones.
@@ -313,11 +361,16 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         is root in their container can change their server, which must then not share the hub's.
         """
         if self.ssh_store_path:
-            password_login, sudo = SSHStore(self.ssh_store_path).policy(self.ssh_password_login, self.allow_sudo)
+            password_login, sudo = SSHStore(self.ssh_store_path).policy(
+                self.ssh_password_login, self.allow_sudo
+            )
         else:
             password_login, sudo = self.ssh_password_login, self.allow_sudo
         if sudo and not (getattr(self.user, "settings", None) or {}).get("subdomain_host"):
-            self.log.warning("sudo is on but users share the hub's origin (no subdomain_host): %s starts without sudo", self._log_name)
+            self.log.warning(
+                "sudo is on but users share the hub's origin (no subdomain_host): %s starts without sudo",
+                self._log_name,
+            )
             sudo = False
         return password_login, sudo
 
@@ -384,15 +437,21 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     async def _start(self, request):
         limits = self.limits(request)
-        self._emit(5, f"Profile {request.profile['display_name']}: {limits.image}, {request.gpus} GPU(s)")
+        self._emit(
+            5, f"Profile {request.profile['display_name']}: {limits.image}, {request.gpus} GPU(s)"
+        )
         uuids = await self._acquire_gpus(request)
         try:
             await self.ensure_image(limits.image)
-            spec = self._spec = await self.build_spec(request, uuids, await self._command_for(limits.image))
+            spec = self._spec = await self.build_spec(
+                request, uuids, await self._command_for(limits.image)
+            )
             for path, owner in specs.host_dirs(spec):
                 uid, gid = (spec.identity.uid, spec.identity.gid) if owner == "user" else (0, 0)
                 try:
-                    await asyncio.wrap_future(self.executor.submit(prepare_host_dir, path, uid, gid))
+                    await asyncio.wrap_future(
+                        self.executor.submit(prepare_host_dir, path, uid, gid)
+                    )
                 except ForeignDirectory as e:
                     raise web.HTTPError(409, f"Your storage cannot be used: {e}")
             gate = self.lab.gates.get(self.node_name, await self.start_width())
@@ -403,7 +462,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 if self.post_start_cmd:
                     await self.post_start_exec()
                 ip, port = await self.get_ip_and_port()
-                self._emit(90, f"Container {self.object_name} is running; waiting for the Jupyter server to answer")
+                self._emit(
+                    90,
+                    f"Container {self.object_name} is running; waiting for the Jupyter server to answer",
+                )
                 await self._wait_answering(ip, port)
             return ip, port
         except BaseException:
@@ -421,7 +483,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     def _waiting_to_start(self, position, starting):
         where = f" on {self.node_name}" if self.node_name else ""
-        self._emit(45, f"Waiting to start: place {position} in the queue ({starting} server(s) starting now{where})")
+        self._emit(
+            45,
+            f"Waiting to start: place {position} in the queue ({starting} server(s) starting now{where})",
+        )
 
     def follow_log(self):
         """What the starting server writes, followed so it can be shown if it exits (None: nothing)."""
@@ -433,14 +498,23 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         if not self.profiles:
             return  # DockerSpawner mode: start() returns once the container runs, as DockerSpawner's does
         base_url = self.server.base_url if self.server else "/"
-        log = self.follow_log()  # followed from now: the container may be gone (auto-removed) when we ask why
+        log = (
+            self.follow_log()
+        )  # followed from now: the container may be gone (auto-removed) when we ask why
         tail = (lambda: log.text()) if log else None
         try:
-            await readiness.wait_answering(f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running)
+            await readiness.wait_answering(
+                f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running
+            )
         except readiness.ServerExited as e:
-            raise web.HTTPError(500, f"The server stopped before it answered ({e}){await tail() if tail else ''}")
+            raise web.HTTPError(
+                500, f"The server stopped before it answered ({e}){await tail() if tail else ''}"
+            )
         except TimeoutError:
-            raise web.HTTPError(500, f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await tail() if tail else ''}")
+            raise web.HTTPError(
+                500,
+                f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await tail() if tail else ''}",
+            )
         finally:
             if log:
                 log.close()
@@ -450,7 +524,11 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         if status is None:
             return None
         # DockerSpawner's poll says 0 for a container that is gone (auto-removed once it exited)
-        return "exit status unknown: the container exited and was removed" if status == 0 else f"exit status {status}"
+        return (
+            "exit status unknown: the container exited and was removed"
+            if status == 0
+            else f"exit status {status}"
+        )
 
     async def _acquire_gpus(self, request):
         if not request.gpus:
@@ -461,7 +539,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
         def waiting(position, holders):
             who = describe(holders) if gpu["show_holders"] else f"{len(holders)} other server(s)"
-            self._emit(8, f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}")
+            self._emit(
+                8,
+                f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}",
+            )
 
         quota = manager.quota_for(self.user.name, [g.name for g in self.user.groups])
         asked = time.monotonic()
@@ -485,7 +566,11 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         self.node_name = manager.allocator.node_of(self.holder)
         shown = {g.uuid: g for g in manager.inventory}
         on = f" on {self.node_name}" if self.node_name else ""
-        self._emit(9, f"Allocated {len(uuids)} GPU(s){on}: " + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids))
+        self._emit(
+            9,
+            f"Allocated {len(uuids)} GPU(s){on}: "
+            + ", ".join(f"{shown[u].index} ({shown[u].model})" if u in shown else u for u in uuids),
+        )
         return self.gpu_uuids
 
     # --- DockerSpawner's hooks, fed from the spec (callable outside start() too) ---

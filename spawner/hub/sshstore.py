@@ -57,14 +57,23 @@ class SSHStore:
 
     def keys(self, username):
         with self._db() as db:
-            rows = db.execute("SELECT * FROM ssh_keys WHERE username = ? ORDER BY added", (username,)).fetchall()
-        return [PublicKey(r["type"], r["blob"], r["comment"], r["bits"], r["fingerprint"]) for r in rows]
+            rows = db.execute(
+                "SELECT * FROM ssh_keys WHERE username = ? ORDER BY added", (username,)
+            ).fetchall()
+        return [
+            PublicKey(r["type"], r["blob"], r["comment"], r["bits"], r["fingerprint"]) for r in rows
+        ]
 
     def add_key(self, username, key):
         with self._db() as db:
-            if db.execute("SELECT 1 FROM ssh_keys WHERE username = ? AND fingerprint = ?", (username, key.fingerprint)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM ssh_keys WHERE username = ? AND fingerprint = ?",
+                (username, key.fingerprint),
+            ).fetchone():
                 raise StoreError(f"key {key.fingerprint} is already registered")
-            (count,) = db.execute("SELECT COUNT(*) FROM ssh_keys WHERE username = ?", (username,)).fetchone()
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM ssh_keys WHERE username = ?", (username,)
+            ).fetchone()
             if count >= MAX_KEYS_PER_USER:
                 raise StoreError(f"at most {MAX_KEYS_PER_USER} keys per user; remove one first")
             db.execute(
@@ -74,20 +83,31 @@ class SSHStore:
 
     def remove_key(self, username, fingerprint):
         with self._db() as db:
-            return db.execute("DELETE FROM ssh_keys WHERE username = ? AND fingerprint = ?", (username, fingerprint)).rowcount > 0
+            return (
+                db.execute(
+                    "DELETE FROM ssh_keys WHERE username = ? AND fingerprint = ?",
+                    (username, fingerprint),
+                ).rowcount
+                > 0
+            )
 
     # --- container passwords (hashes only) ---
 
     def password_hash(self, username):
         with self._db() as db:
-            row = db.execute("SELECT hash FROM ssh_passwords WHERE username = ?", (username,)).fetchone()
+            row = db.execute(
+                "SELECT hash FROM ssh_passwords WHERE username = ?", (username,)
+            ).fetchone()
         return row["hash"] if row else None
 
     def set_password_hash(self, username, hashed):
         if not hashed.startswith("$2b$"):
             raise StoreError("only bcrypt hashes are stored")
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO ssh_passwords VALUES (?, ?, ?)", (username, hashed, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO ssh_passwords VALUES (?, ?, ?)",
+                (username, hashed, time.time()),
+            )
 
     def clear_password(self, username):
         with self._db() as db:
@@ -108,7 +128,9 @@ class SSHStore:
     def set_setting(self, name, value):
         assert name in SETTINGS, name
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO ssh_settings VALUES (?, ?)", (name, "1" if value else "0"))
+            db.execute(
+                "INSERT OR REPLACE INTO ssh_settings VALUES (?, ?)", (name, "1" if value else "0")
+            )
 
 
 class _Tx:

@@ -16,7 +16,15 @@ from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, valid
 from traitlets.config import LoggingConfigurable
 
 from gpulab.core.site import default as site_default
-from gpulab.core.site.model import NAME, check_datasets, check_gpus, check_mount_target, check_profiles, check_template, gpu_defaults
+from gpulab.core.site.model import (
+    NAME,
+    check_datasets,
+    check_gpus,
+    check_mount_target,
+    check_profiles,
+    check_template,
+    gpu_defaults,
+)
 from gpulab.core.site.schema import ConfigError
 
 
@@ -297,7 +305,11 @@ class GPULabSettings(LoggingConfigurable):
 
     @validate("profiles")
     def _valid_profiles(self, proposal):
-        return _checked(check_profiles, proposal, f"{type(self).__name__}.profiles") if proposal.value else []
+        return (
+            _checked(check_profiles, proposal, f"{type(self).__name__}.profiles")
+            if proposal.value
+            else []
+        )
 
     @validate("datasets")
     def _valid_datasets(self, proposal):
@@ -322,5 +334,7 @@ class GPULabSettings(LoggingConfigurable):
     @validate("deployment")
     def _valid_deployment(self, proposal):
         if not re.fullmatch(NAME, proposal.value):
-            raise TraitError(f"{type(self).__name__}.deployment: must be lowercase letters, digits, '-' or '_', got {proposal.value!r}")
+            raise TraitError(
+                f"{type(self).__name__}.deployment: must be lowercase letters, digits, '-' or '_', got {proposal.value!r}"
+            )
         return proposal.value

@@ -42,18 +42,34 @@ class UsageStore:
         )
 
     def add_reclaim(self, t, user, server, uuids, reason):
-        self._db.execute("insert into reclaims values (?, ?, ?, ?, ?)", (t, user, server, ",".join(uuids), reason))
+        self._db.execute(
+            "insert into reclaims values (?, ?, ?, ?, ?)",
+            (t, user, server, ",".join(uuids), reason),
+        )
 
     def reclaims(self, since=0.0):
-        cur = self._db.execute("select time, user, server, gpus, reason from reclaims where time >= ? order by time", (since,))
-        return [{"time": t, "user": u, "server": s, "gpus": g.split(",") if g else [], "reason": r} for t, u, s, g, r in cur]
+        cur = self._db.execute(
+            "select time, user, server, gpus, reason from reclaims where time >= ? order by time",
+            (since,),
+        )
+        return [
+            {"time": t, "user": u, "server": s, "gpus": g.split(",") if g else [], "reason": r}
+            for t, u, s, g, r in cur
+        ]
 
     def rows(self, days=7, now=None, users=None):
         """[{day, user, held_hours, used_hours}] for the last ``days`` days (today included)."""
         now = now or time.time()
         first = day_of(now - (days - 1) * 86400)
-        cur = self._db.execute("select day, user, held_seconds, used_seconds from usage where day >= ? order by day, user", (first,))
-        return [{"day": d, "user": u, "held_hours": h / 3600, "used_hours": s / 3600} for d, u, h, s in cur if users is None or u in users]
+        cur = self._db.execute(
+            "select day, user, held_seconds, used_seconds from usage where day >= ? order by day, user",
+            (first,),
+        )
+        return [
+            {"day": d, "user": u, "held_hours": h / 3600, "used_hours": s / 3600}
+            for d, u, h, s in cur
+            if users is None or u in users
+        ]
 
     def close(self):
         self._db.close()

@@ -51,7 +51,9 @@ async def _archive_volume(lab, volume, username, stamp):
     )
     result = await lab.run_job(job)
     if not result.ok:
-        raise RuntimeError(f"archiving volume {volume.name} failed ({'timed out' if result.timed_out else result.status}): {result.output[-300:]}")
+        raise RuntimeError(
+            f"archiving volume {volume.name} failed ({'timed out' if result.timed_out else result.status}): {result.output[-300:]}"
+        )
     return os.path.join(lab.archive_dir, name)
 
 
@@ -76,14 +78,26 @@ async def remove_user_data(lab, username, *, escaped_name, uid, store=None, log=
     for volume in await asyncio.to_thread(client.volumes.list, filters=filters):
         labels = volume.attrs.get("Labels") or {}
         if contract.L_SSH_HOST_KEYS not in labels:
-            done.append(f"archived volume {volume.name} to {await _archive_volume(lab, volume, username, stamp)}")
+            done.append(
+                f"archived volume {volume.name} to {await _archive_volume(lab, volume, username, stamp)}"
+            )
         await asyncio.to_thread(volume.remove, force=True)
         done.append(f"removed volume {volume.name}")
-    identity = specs.Identity(username=username, user_id=0, server_name="", login="", uid=uid, gid=lab.user_gid, escaped_username=escaped_name)
+    identity = specs.Identity(
+        username=username,
+        user_id=0,
+        server_name="",
+        login="",
+        uid=uid,
+        gid=lab.user_gid,
+        escaped_username=escaped_name,
+    )
     for what, template in (("home", lab.home_source), ("scratch", lab.scratch_source)):
         if template and template.startswith("/"):
             path = specs.render(template, identity, lab.name)
-            moved = await asyncio.to_thread(_move_host_dir, path, lab.archive_dir, stamp, username, what)
+            moved = await asyncio.to_thread(
+                _move_host_dir, path, lab.archive_dir, stamp, username, what
+            )
             if moved:
                 done.append(f"moved {path} to {moved}")
     if store is not None:

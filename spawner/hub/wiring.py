@@ -37,12 +37,17 @@ def _auth(c, auth, environ):
         c.NativeAuthenticator.check_common_password = True
         c.NativeAuthenticator.allowed_failed_logins = auth["failed_logins"]
         c.NativeAuthenticator.seconds_before_next_try = auth["lockout_seconds"]
-        c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
+        c.JupyterHub.template_paths = [
+            os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")
+        ]
         return
     block = auth[kind]
     secret = environ.get(block["client_secret_env"])
     if not secret:
-        raise ConfigError(f"auth.{kind}.client_secret_env", f"environment variable {block['client_secret_env']} is not set")
+        raise ConfigError(
+            f"auth.{kind}.client_secret_env",
+            f"environment variable {block['client_secret_env']} is not set",
+        )
     cls = {
         "github": "oauthenticator.github.GitHubOAuthenticator",
         "gitlab": "oauthenticator.gitlab.GitLabOAuthenticator",
@@ -76,7 +81,8 @@ def _auth(c, auth, environ):
             section.admin_groups = set(block["admin_groups"])
     if not block["allowed_users"] and not block["allowed_groups"]:
         raise ConfigError(
-            f"auth.{kind}.allowed_users", "list the users or groups allowed in (an empty allowlist would let anyone with an account in)"
+            f"auth.{kind}.allowed_users",
+            "list the users or groups allowed in (an empty allowlist would let anyone with an account in)",
         )
 
 
@@ -129,7 +135,11 @@ def configure_ssh(c, site, state_dir):
         return
     from gpulab.hub.pages import ssh as pages
 
-    add_pages(c, pages.handlers(), {"gpulab_ssh": True, "gpulab_native_auth": site["auth"]["type"] == "native"})
+    add_pages(
+        c,
+        pages.handlers(),
+        {"gpulab_ssh": True, "gpulab_native_auth": site["auth"]["type"] == "native"},
+    )
     s.ssh_store_path = facts.ssh_store_path(state_dir)
     s.ssh_password_login = ssh["password_login"]
     s.ssh_host_address = ssh["host_address"]
@@ -147,7 +157,9 @@ def _pages(c):
     from gpulab.hub.pages import environments, gpus, homes
 
     handlers = [*gpus.handlers(), *environments.handlers(), *homes.handlers()]
-    add_pages(c, handlers, {"gpulab_gpus": True, "gpulab_gpu_notices": banner, "gpulab_saves": True})
+    add_pages(
+        c, handlers, {"gpulab_gpus": True, "gpulab_gpu_notices": banner, "gpulab_saves": True}
+    )
 
 
 def _roles(c, idle_timeout, admin_users=(), reclaim=False):
@@ -166,14 +178,30 @@ def _roles(c, idle_timeout, admin_users=(), reclaim=False):
         {
             "name": "user",
             "description": "Default permissions for users",
-            "scopes": ["self", f"{SCOPE_KEYS}!user", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user", f"{SCOPE_SAVES}!user"],
+            "scopes": [
+                "self",
+                f"{SCOPE_KEYS}!user",
+                f"{SCOPE_LOGIN}!user",
+                f"{SCOPE_NOTICES}!user",
+                f"{SCOPE_SAVES}!user",
+            ],
         },
         {
             "name": "server",
             "description": "Post activity, read its owner's SSH keys and GPU notices",
-            "scopes": ["users:activity!user", "access:servers!server", f"{SCOPE_LOGIN}!user", f"{SCOPE_NOTICES}!user"],
+            "scopes": [
+                "users:activity!user",
+                "access:servers!server",
+                f"{SCOPE_LOGIN}!user",
+                f"{SCOPE_NOTICES}!user",
+            ],
         },
-        {"name": "gpulab-readings", "description": "Report GPU readings (gpulab collect)", "scopes": [SCOPE_READINGS], "users": list(admin_users)},
+        {
+            "name": "gpulab-readings",
+            "description": "Report GPU readings (gpulab collect)",
+            "scopes": [SCOPE_READINGS],
+            "users": list(admin_users),
+        },
     ]
     if idle_timeout:
         # servers holding GPUs are left to the GPU reclaim policy when it is on (their browser
@@ -190,7 +218,9 @@ def _roles(c, idle_timeout, admin_users=(), reclaim=False):
 
 def proxy_command():
     """configurable-http-proxy: on PATH, else next to this Python (make up installs it into .venv/bin)."""
-    return shutil.which("configurable-http-proxy") or os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+    return shutil.which("configurable-http-proxy") or os.path.join(
+        os.path.dirname(sys.executable), "configurable-http-proxy"
+    )
 
 
 def missing_host_paths(site):
@@ -251,7 +281,13 @@ def _tls(c, hub):
     c.JupyterHub.ssl_key = tls["key"]
     if tls["redirect_port"]:
         https_port = urlparse(hub["bind_url"]).port or 443
-        c.ConfigurableHTTPProxy.command = [proxy_command(), "--redirect-port", str(tls["redirect_port"]), "--redirect-to", str(https_port)]
+        c.ConfigurableHTTPProxy.command = [
+            proxy_command(),
+            "--redirect-port",
+            str(tls["redirect_port"]),
+            "--redirect-to",
+            str(https_port),
+        ]
 
 
 def configure_or_exit(c, environ=os.environ):

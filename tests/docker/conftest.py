@@ -34,11 +34,15 @@ def docker_client():
         client = docker.from_env(version="auto")
         client.ping()
     except Exception as e:
-        pytest.fail(f"Docker engine not reachable ({e}). The Docker tests need one: run `make test`, which starts it.")
+        pytest.fail(
+            f"Docker engine not reachable ({e}). The Docker tests need one: run `make test`, which starts it."
+        )
     try:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"image {BASE_IMAGE} is missing: run `gpulab images build --bootstrap-base base` (make test does)")
+        pytest.fail(
+            f"image {BASE_IMAGE} is missing: run `gpulab images build --bootstrap-base base` (make test does)"
+        )
     return client
 
 

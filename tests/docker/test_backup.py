@@ -14,7 +14,9 @@ GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 
 def gpulab(hub, *args):
     env = dict(os.environ, GPULAB_CONFIG=hub.site_path)
-    return subprocess.run([GPULAB, *args], env=env, cwd=hub.workdir, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [GPULAB, *args], env=env, cwd=hub.workdir, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_backup_of_a_running_hub_restores_users_tokens_and_keys(make_hub, tmp_path):
@@ -23,7 +25,12 @@ def test_backup_of_a_running_hub_restores_users_tokens_and_keys(make_hub, tmp_pa
     old.create_user("bob")
     token = old.user_token("alice")
     auth = {"Authorization": f"token {token}"}
-    r = requests.post(old.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(tmp_path / "k")}, headers=auth, timeout=30)
+    r = requests.post(
+        old.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": keygen(tmp_path / "k")},
+        headers=auth,
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     fingerprint = r.json()["fingerprint"]
 

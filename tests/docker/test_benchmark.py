@@ -9,20 +9,51 @@ import sys
 
 from harness.hub import REPO
 
-NO_RATIO = ("servers ready", "per-user p50 / wall time")  # counts and shares: both columns, no ratio
-SMALL = ["--n", "2", "--burst", "3", "--runs", "1", "--requests", "5", "--scp-mib", "4", "--settle", "1"]
+NO_RATIO = (
+    "servers ready",
+    "per-user p50 / wall time",
+)  # counts and shares: both columns, no ratio
+SMALL = [
+    "--n",
+    "2",
+    "--burst",
+    "3",
+    "--runs",
+    "1",
+    "--requests",
+    "5",
+    "--scp-mib",
+    "4",
+    "--settle",
+    "1",
+]
 
 
 def _run(args, timeout=900):
-    env = dict(os.environ, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO,
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("BENCH_JSON "))
     return proc, json.loads(line[len("BENCH_JSON ") :])
 
 
 def _leftovers(docker_client):
-    return [c.name for c in docker_client.containers.list(all=True) if c.name.startswith(("gpulabb-", "stockb-"))]
+    return [
+        c.name
+        for c in docker_client.containers.list(all=True)
+        if c.name.startswith(("gpulabb-", "stockb-"))
+    ]
 
 
 def test_benchmark_smoke_run(docker_client, tmp_path):
@@ -46,7 +77,9 @@ def test_benchmark_smoke_run(docker_client, tmp_path):
         rows = [r for m, r in metrics.items() if key in m and not m.endswith(NO_RATIO)]
         assert rows, f"no {key!r} row in {list(metrics)}"
         for row in rows:
-            assert row["ratio"] is not None and math.isfinite(row["ratio"]) and row["ratio"] > 0, row
+            assert row["ratio"] is not None and math.isfinite(row["ratio"]) and row["ratio"] > 0, (
+                row
+            )
     ready = metrics["3-user burst: servers ready"]
     assert (ready["stock"], ready["gpulab"]) == (3, 3), ready
     assert 0 < metrics["3-user burst: per-user p50 / wall time"]["gpulab"] <= 1

@@ -30,7 +30,9 @@ def _load_ms(driver, url):
     driver.get(url)
     WebDriverWait(driver, 60).until(lambda d: d.execute_script(RUN_VISIBLE))
     visible = (time.monotonic() - t0) * 1000
-    load = driver.execute_script("const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime")
+    load = driver.execute_script(
+        "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime"
+    )
     return load, visible
 
 
@@ -43,15 +45,28 @@ def test_login_spawn_and_open_tensorboard_from_the_launcher(hub, driver):
         driver.find_element(By.XPATH, "//form//*[@type='submit']").click()
 
         # the spawn form: pick a profile, no GPU, Start
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[name=profile][value=small]"))).click()
+        wait.until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "input[name=profile][value=small]"))
+        ).click()
         gpus = driver.find_element(By.NAME, "gpus")
         gpus.clear()
         gpus.send_keys("0")
-        driver.find_element(By.XPATH, "//form[.//input[@name='profile']]//*[@type='submit']").click()
+        driver.find_element(
+            By.XPATH, "//form[.//input[@name='profile']]//*[@type='submit']"
+        ).click()
 
-        tile = wait.until(EC.element_to_be_clickable((By.XPATH, "//div[contains(@class,'jp-LauncherCard')][starts-with(@title,'TensorBoard')]")))
+        tile = wait.until(
+            EC.element_to_be_clickable(
+                (
+                    By.XPATH,
+                    "//div[contains(@class,'jp-LauncherCard')][starts-with(@title,'TensorBoard')]",
+                )
+            )
+        )
         assert f"/user/{USER}/lab" in driver.current_url
-        icon = tile.find_element(By.CSS_SELECTOR, ".jp-LauncherCard-icon img, .jp-LauncherCard-icon svg")
+        icon = tile.find_element(
+            By.CSS_SELECTOR, ".jp-LauncherCard-icon img, .jp-LauncherCard-icon svg"
+        )
         assert icon.is_displayed()
         (c,) = hub.containers(USER)
         assert c.labels["gpulab.profile"] == "small"
@@ -60,15 +75,23 @@ def test_login_spawn_and_open_tensorboard_from_the_launcher(hub, driver):
 
         lab = driver.current_window_handle
         tile.click()
-        wait.until(lambda d: len(d.window_handles) > 1)  # the launcher opens TensorBoard in a new tab
+        wait.until(
+            lambda d: len(d.window_handles) > 1
+        )  # the launcher opens TensorBoard in a new tab
         driver.switch_to.window(next(h for h in driver.window_handles if h != lab))
         WebDriverWait(driver, 120).until(lambda d: d.execute_script(RUN_VISIBLE))
-        assert driver.current_url.startswith(f"{hub.url}/user/{USER}/tensorboard/"), driver.current_url
+        assert driver.current_url.startswith(f"{hub.url}/user/{USER}/tensorboard/"), (
+            driver.current_url
+        )
         assert "TensorBoard" in driver.title
         driver.save_screenshot(os.path.join(_artifact_dir(hub), "tensorboard.png"))
 
         # measured once: the TensorBoard page through the hub vs straight to the container port
-        _as_user(c, ["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], detach=True)
+        _as_user(
+            c,
+            ["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"],
+            detach=True,
+        )
         c.reload()
         direct = f"http://{c.attrs['NetworkSettings']['Networks'][hub.name]['IPAddress']}:6006/"
         _poll(lambda: _reachable(direct + "data/runs"))

@@ -25,7 +25,19 @@ def upstream_tests():
     if not os.path.isdir(os.path.join(root, "tests")):
         os.makedirs(CACHE, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", f"dockerspawner=={version}", "-d", CACHE],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"dockerspawner=={version}",
+                "-d",
+                CACHE,
+            ],
             check=True,
             timeout=300,
         )
@@ -36,7 +48,12 @@ def upstream_tests():
 
 def run_suite(root, target, workdir):
     junit = os.path.join(workdir, f"{target}.xml")
-    env = dict(os.environ, GPULAB_DS_TARGET=target, PYTHONPATH=REPO, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env = dict(
+        os.environ,
+        GPULAB_DS_TARGET=target,
+        PYTHONPATH=REPO,
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    )
     proc = subprocess.run(
         [
             sys.executable,
@@ -65,7 +82,9 @@ def run_suite(root, target, workdir):
     )
     results = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        module = os.path.basename(case.get("file") or case.get("classname").replace(".", "/") + ".py")
+        module = os.path.basename(
+            case.get("file") or case.get("classname").replace(".", "/") + ".py"
+        )
         name = f"{module}::{case.get('name')}"
         failed = any(child.tag in ("failure", "error") for child in case)
         skipped = any(child.tag == "skipped" for child in case)
@@ -81,15 +100,26 @@ def test_dockerspawner_suite_passes_against_gpulab(tmp_path):
     root = upstream_tests()
     stock, stock_log = run_suite(root, "stock", str(tmp_path))
     gpulab, gpulab_log = run_suite(root, "gpulab", str(tmp_path))
-    passed = {t: sorted(n for n, r in res.items() if r == "passed") for t, res in (("stock", stock), ("gpulab", gpulab))}
+    passed = {
+        t: sorted(n for n, r in res.items() if r == "passed")
+        for t, res in (("stock", stock), ("gpulab", gpulab))
+    }
     print(
         f"\n[gpulab] DockerSpawner {metadata.version('dockerspawner')} suite: {len(stock)} tests; "
         f"stock passes {len(passed['stock'])}, gpulab passes {len(passed['gpulab'])}"
     )
-    assert len(stock) >= 30 and set(stock) == set(gpulab), "both runs collected the same upstream tests"
-    regressions = [n for n in passed["stock"] if gpulab[n] != "passed" and not listed(n, ADAPTATIONS)]
-    assert not regressions, f"pass with DockerSpawner, fail with gpulab: {regressions}\n{gpulab_log}"
+    assert len(stock) >= 30 and set(stock) == set(gpulab), (
+        "both runs collected the same upstream tests"
+    )
+    regressions = [
+        n for n in passed["stock"] if gpulab[n] != "passed" and not listed(n, ADAPTATIONS)
+    ]
+    assert not regressions, (
+        f"pass with DockerSpawner, fail with gpulab: {regressions}\n{gpulab_log}"
+    )
     stale = [n for n in gpulab if listed(n, ADAPTATIONS) and gpulab[n] == "passed"]
     assert not stale, f"listed as adaptations but pass: {stale} (update adaptations.py)"
     unexplained = [n for n in stock if stock[n] != "passed" and not listed(n, ENVIRONMENT)]
-    assert not unexplained, f"fail with stock DockerSpawner for no listed reason: {unexplained}\n{stock_log}"
+    assert not unexplained, (
+        f"fail with stock DockerSpawner for no listed reason: {unexplained}\n{stock_log}"
+    )

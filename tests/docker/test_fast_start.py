@@ -32,11 +32,18 @@ def test_starts_wait_their_turn_and_see_their_place(make_hub):
     for name in names:
         h.create_user(name)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda n: h.spawn_following_progress(n, {"profile": "small"}), names))
+        results = list(
+            pool.map(lambda n: h.spawn_following_progress(n, {"profile": "small"}), names)
+        )
     for name, (status, events) in zip(names, results, strict=True):
         assert status in (201, 202), (name, events)
         assert events[-1].get("ready") is True, (name, events)
-    places = [e["message"] for _, events in results for e in events if e.get("message", "").startswith("Waiting to start: place")]
+    places = [
+        e["message"]
+        for _, events in results
+        for e in events
+        if e.get("message", "").startswith("Waiting to start: place")
+    ]
     assert places, "nobody was told their place in the start queue"
     assert any("place 2 in the queue (1 server(s) starting now)" in m for m in places), places
     # one at a time: each container was created only after the one before it answered
@@ -57,7 +64,9 @@ def test_a_server_that_exits_is_reported_at_once_with_its_log(make_hub):
     failed = [e for e in events if e.get("failed")]
     assert failed, events
     assert "stopped before it answered (exit status" in failed[-1]["message"], failed
-    assert "gpulab-start" in failed[-1]["message"] or "hook" in failed[-1]["message"], "the container's log is shown"
+    assert "gpulab-start" in failed[-1]["message"] or "hook" in failed[-1]["message"], (
+        "the container's log is shown"
+    )
     assert took < 30, f"reported after {took:.0f} s, not at once (hub.start_timeout is 120 s)"
     assert not h.api("GET", "/users/quitter").json()["servers"], "no server left behind"
 
@@ -78,5 +87,7 @@ def test_the_server_runs_through_gpulabs_launcher(hub):
         timeout=30,
     )
     assert r.status_code in (200, 201), r.text
-    assert c.exec_run(["cat", f"{c.attrs['Config']['WorkingDir']}/launcher-check.txt"]).output == b"ok"
+    assert (
+        c.exec_run(["cat", f"{c.attrs['Config']['WorkingDir']}/launcher-check.txt"]).output == b"ok"
+    )
     hub.stop_server("swift")

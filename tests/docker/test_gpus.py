@@ -15,12 +15,29 @@ GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 GPUS = gpuhost.devices()  # three made-up GPUs with the test hook; the real ones on a GPU host
 UUIDS = [g["uuid"] for g in GPUS]
 if len(GPUS) < 3:
-    pytest.skip(f"these tests need 3 GPUs; this host's real runtime has {len(GPUS)}", allow_module_level=True)
+    pytest.skip(
+        f"these tests need 3 GPUs; this host's real runtime has {len(GPUS)}",
+        allow_module_level=True,
+    )
 SITE = {
     "gpus": {"devices": GPUS, "wait_timeout": 120, "quota": {"default": 2, "users": {"quinn": 1}}},
     "profiles": [
-        {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "64M"},
-        {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G", "shm_size": "64M"},
+        {
+            "name": "gpu",
+            "image": "localhost/gpulab/base:latest",
+            "gpus": 1,
+            "max_gpus": 2,
+            "mem_limit": "1G",
+            "shm_size": "64M",
+        },
+        {
+            "name": "cpu",
+            "image": "localhost/gpulab/base:latest",
+            "gpus": 0,
+            "max_gpus": 0,
+            "mem_limit": "1G",
+            "shm_size": "64M",
+        },
     ],
 }
 
@@ -84,18 +101,38 @@ def test_two_users_get_different_gpus_third_waits(gpu_hub):
     assert visible_devices(d) == UUIDS[2] == d.labels["gpulab.gpus"]
 
     # the admin's table, from the running hub through its REST API
-    cli = subprocess.run([GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.token], capture_output=True, text=True, timeout=30)
+    cli = subprocess.run(
+        [GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.token],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert cli.returncode == 0, cli.stderr
     lines = cli.stdout.splitlines()
     assert lines[0].split()[:4] == ["GPU", "MODEL", "MEMORY", "HOLDER"]
-    assert {line.split()[0]: line.split()[5] for line in lines[1:4]} == {str(int(va[-1])): "alice", str(int(vb[-1])): "bob", "2": "dave"}
-    denied = subprocess.run([GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.user_token("alice")], capture_output=True, text=True, timeout=30)
+    assert {line.split()[0]: line.split()[5] for line in lines[1:4]} == {
+        str(int(va[-1])): "alice",
+        str(int(vb[-1])): "bob",
+        "2": "dave",
+    }
+    denied = subprocess.run(
+        [GPULAB, "gpus", "--hub-url", hub.url, "--token", hub.user_token("alice")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert denied.returncode == 1 and "403" in denied.stderr, "only admins see the table"
 
     # carol waits; the spawn page's progress shows her place and who holds the GPUs
     result = {}
     follower = threading.Thread(
-        target=lambda: result.update(zip(("status", "events"), hub.spawn_following_progress("carol", {"profile": "gpu"}), strict=True))
+        target=lambda: result.update(
+            zip(
+                ("status", "events"),
+                hub.spawn_following_progress("carol", {"profile": "gpu"}),
+                strict=True,
+            )
+        )
     )
     follower.start()
     deadline = time.monotonic() + 30
@@ -137,7 +174,9 @@ def test_cancelling_a_queued_spawn_leaves_the_queue(gpu_hub):
     assert hub.containers("ned") == []
     hub.stop_server("kim")
     time.sleep(1)
-    assert all("ned" not in h for h in holders_by_gpu(hub).values()), "a cancelled spawn gets nothing later"
+    assert all("ned" not in h for h in holders_by_gpu(hub).values()), (
+        "a cancelled spawn gets nothing later"
+    )
     stop_all(hub, ["lee", "max"])
 
 
@@ -166,7 +205,9 @@ def test_zero_gpu_server_sees_void(gpu_hub, docker_client):
     assert visible_devices(c) == "void"
     assert requested_ids(c) == []
     # not even through the login shell's profile
-    r = c.exec_run(["bash", "-lc", 'printf %s "$NVIDIA_VISIBLE_DEVICES"'], user=c.labels["gpulab.uid"])
+    r = c.exec_run(
+        ["bash", "-lc", 'printf %s "$NVIDIA_VISIBLE_DEVICES"'], user=c.labels["gpulab.uid"]
+    )
     assert r.output.decode() == "void"
     hub.stop_server("erin")
 
@@ -194,7 +235,11 @@ def test_bad_gpu_requests_are_400_and_create_nothing(gpu_hub, user, body, text):
 def test_users_cannot_override_visible_devices(gpu_hub):
     hub = gpu_hub
     hub.create_user("gina")
-    r = hub.api("POST", "/users/gina/server", json={"profile": "cpu", "env": {"NVIDIA_VISIBLE_DEVICES": "all"}})
+    r = hub.api(
+        "POST",
+        "/users/gina/server",
+        json={"profile": "cpu", "env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
+    )
     assert r.status_code == 400 and "env" in r.json()["message"]
 
 
@@ -206,7 +251,10 @@ def test_hub_restart_rebuilds_the_table(gpu_hub):
     hub.spawn("ivy", {"profile": "gpu"})
     before = holders_by_gpu(hub)
     hub.stop()
-    assert {c.labels["gpulab.user"] for c in hub.containers() if c.status == "running"} >= {"hank", "ivy"}
+    assert {c.labels["gpulab.user"] for c in hub.containers() if c.status == "running"} >= {
+        "hank",
+        "ivy",
+    }
     hub.start()
     hub.wait_ready("hank")
     assert holders_by_gpu(hub) == before, "rebuilt from the running containers"
@@ -232,8 +280,14 @@ def test_randomized_concurrent_spawns_and_stops(gpu_hub):
         n = rng.choice(users)
         server = hub.api("GET", f"/users/{n}").json()["servers"].get("")
         if server is None:
-            r = hub.api("POST", f"/users/{n}/server", json={"profile": "gpu", "gpus": rng.choice([0, 1, 1, 1, 2])})
-            assert r.status_code in (201, 202, 400), r.text  # 400: over quota with another server... not here
+            r = hub.api(
+                "POST",
+                f"/users/{n}/server",
+                json={"profile": "gpu", "gpus": rng.choice([0, 1, 1, 1, 2])},
+            )
+            assert r.status_code in (201, 202, 400), (
+                r.text
+            )  # 400: over quota with another server... not here
         elif server.get("pending") in (None, "spawn"):
             r = hub.api("DELETE", f"/users/{n}/server")
             assert r.status_code in (202, 204, 400), r.text  # 400: already stopping
@@ -246,12 +300,17 @@ def test_randomized_concurrent_spawns_and_stops(gpu_hub):
     settle = time.monotonic() + 120
     while time.monotonic() < settle:
         servers = [hub.api("GET", f"/users/{n}").json()["servers"].get("") for n in users]
-        if all(s is None or (s.get("ready") or (s.get("pending") is None)) for s in servers) and not admin_gpus(hub)["queue"]:
+        if (
+            all(s is None or (s.get("ready") or (s.get("pending") is None)) for s in servers)
+            and not admin_gpus(hub)["queue"]
+        ):
             break
         time.sleep(1)
     held = running_holdings(hub)
     assert all(len(v) == 1 for v in held.values()), held
-    assert {u: v for u, v in holders_by_gpu(hub).items() if v} == held, "table matches the containers"
+    assert {u: v for u, v in holders_by_gpu(hub).items() if v} == held, (
+        "table matches the containers"
+    )
     stop_all(hub, users)
     time.sleep(1)
     assert running_holdings(hub) == {}

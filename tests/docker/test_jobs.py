@@ -23,7 +23,10 @@ class JobWatcher:
     """Inspect every job container of a deployment while it exists (polled every 20 ms)."""
 
     def __init__(self, client, deployment, kind):
-        self.client, self.filters = client, {"label": [contract.deployment_filter(deployment), f"{contract.L_JOB}={kind}"]}
+        self.client, self.filters = (
+            client,
+            {"label": [contract.deployment_filter(deployment), f"{contract.L_JOB}={kind}"]},
+        )
         self.seen = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -48,18 +51,26 @@ class JobWatcher:
 
 def assert_held(info, capabilities, network="none"):
     hc = info["HostConfig"]
-    assert hc["CapDrop"] == ["ALL"] and sorted(c.removeprefix("CAP_") for c in hc["CapAdd"]) == sorted(capabilities), hc
+    assert hc["CapDrop"] == ["ALL"] and sorted(
+        c.removeprefix("CAP_") for c in hc["CapAdd"]
+    ) == sorted(capabilities), hc
     assert "no-new-privileges:true" in hc["SecurityOpt"] and hc["PidsLimit"] == 4096, hc
     assert hc["Memory"] == 1024**3 and hc["NanoCpus"] in (0, None) and hc["CpuQuota"] == 100_000, hc
-    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": str(20 * 1024**2)}}, hc
-    assert hc["NetworkMode"] == network and not info["Config"].get("ExposedPorts"), hc
+    assert hc["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": "3", "max-size": str(20 * 1024**2)},
+    }, hc
+    assert hc["NetworkMode"] == network and not hc.get("PortBindings"), hc
     assert hc.get("Privileged") is False and not hc.get("Devices") and not hc.get("DeviceRequests")
 
 
 def big_home(hub, name):
     """A home worth a few seconds of gzip, so its jobs can be watched while they run."""
     (c,) = [c for c in hub.containers(name) if c.status == "running"]
-    code, out = c.exec_run(["sh", "-c", "head -c 120000000 /dev/urandom > ~/big.bin && echo ok > ~/small.txt"], user=c.labels["gpulab.uid"])
+    code, out = c.exec_run(
+        ["sh", "-c", "head -c 120000000 /dev/urandom > ~/big.bin && echo ok > ~/small.txt"],
+        user=c.labels["gpulab.uid"],
+    )
     assert code == 0, out
     return c
 
@@ -68,7 +79,11 @@ def wait_job(hub, name, kind, timeout=300):
     token = hub.user_token(name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = requests.get(f"{hub.url}/hub/api/gpulab/users/{name}/home-backups", headers={"Authorization": f"token {token}"}, timeout=30).json()
+        job = requests.get(
+            f"{hub.url}/hub/api/gpulab/users/{name}/home-backups",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        ).json()
         if job["job"] and job["job"]["kind"] == kind and job["job"]["state"] != "running":
             assert job["job"]["state"] == "done", job
             return job
@@ -90,19 +105,33 @@ def test_home_backup_and_restore_run_held_and_leave_nothing(make_hub, docker_cli
     (backup,) = watch.stop()
     assert_held(backup, ["DAC_READ_SEARCH"])
     assert backup["Config"]["User"] == "0" and backup["Config"]["Labels"][contract.L_USER] == "jo"
-    assert {m["Destination"]: m["RW"] for m in backup["Mounts"]} == {"/home-src": False, "/backup": True}
+    assert {m["Destination"]: m["RW"] for m in backup["Mounts"]} == {
+        "/home-src": False,
+        "/backup": True,
+    }
 
     watch = JobWatcher(docker_client, hub.name, "restore")
     archive = listed["archives"][0]["name"]
-    r = requests.post(f"{hub.url}/hub/api/gpulab/users/jo/home-backups/{archive}/restore", headers=auth, timeout=30)
+    r = requests.post(
+        f"{hub.url}/hub/api/gpulab/users/jo/home-backups/{archive}/restore",
+        headers=auth,
+        timeout=30,
+    )
     assert r.status_code == 202, r.text
     done = wait_job(hub, "jo", "restore")
     (restore,) = watch.stop()
     assert_held(restore, ["CHOWN", "DAC_OVERRIDE", "FOWNER"])
-    assert {m["Destination"]: m["RW"] for m in restore["Mounts"]} == {"/home-dst": True, "/backup": False}
-    code, out = c.exec_run(["cat", f"/home/jo/{done['job']['target']}/small.txt"], user=c.labels["gpulab.uid"])
+    assert {m["Destination"]: m["RW"] for m in restore["Mounts"]} == {
+        "/home-dst": True,
+        "/backup": False,
+    }
+    code, out = c.exec_run(
+        ["cat", f"/home/jo/{done['job']['target']}/small.txt"], user=c.labels["gpulab.uid"]
+    )
     assert code == 0 and out == b"ok\n", out
-    jobs = docker_client.containers.list(all=True, filters={"label": [contract.deployment_filter(hub.name), contract.L_JOB]})
+    jobs = docker_client.containers.list(
+        all=True, filters={"label": [contract.deployment_filter(hub.name), contract.L_JOB]}
+    )
     assert jobs == [], "every job container is removed"
     hub.stop_server("jo")
 
@@ -118,8 +147,17 @@ def test_deleting_a_user_archives_the_home_through_a_held_job(make_hub, docker_c
     assert r.status_code == 204, r.text
     (archive,) = watch.stop()
     assert_held(archive, ["DAC_READ_SEARCH"])
-    assert archive["Config"]["Cmd"][:2] == ["tar", "-C"] and archive["Config"]["Labels"][contract.L_USER] == "kim"
-    assert hub.volumes("kim") == [] and docker_client.containers.list(all=True, filters={"label": [contract.L_JOB + "=archive"]}) == []
+    assert (
+        archive["Config"]["Cmd"][:2] == ["tar", "-C"]
+        and archive["Config"]["Labels"][contract.L_USER] == "kim"
+    )
+    assert (
+        hub.volumes("kim") == []
+        and docker_client.containers.list(
+            all=True, filters={"label": [contract.L_JOB + "=archive"]}
+        )
+        == []
+    )
 
 
 def test_a_job_that_runs_too_long_is_stopped_and_removed(docker_client):

@@ -33,10 +33,24 @@ def install_provider():
     if not os.path.isdir(os.path.join(CACHE, "node_modules", "oidc-provider")):
         os.makedirs(CACHE, exist_ok=True)
         r = subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", CACHE, OIDC_PROVIDER], capture_output=True, text=True
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                CACHE,
+                OIDC_PROVIDER,
+            ],
+            capture_output=True,
+            text=True,
         )
         assert r.returncode == 0, f"npm install {OIDC_PROVIDER} failed: {r.stderr[-2000:]}"
-    shutil.copy(os.path.join(REPO, "tests", "fixtures", "oidc", "provider.mjs"), os.path.join(CACHE, "provider.mjs"))
+    shutil.copy(
+        os.path.join(REPO, "tests", "fixtures", "oidc", "provider.mjs"),
+        os.path.join(CACHE, "provider.mjs"),
+    )
 
 
 class Provider:
@@ -56,7 +70,13 @@ class Provider:
 
     def start(self):
         self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(["node", "provider.mjs"], cwd=CACHE, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            ["node", "provider.mjs"],
+            cwd=CACHE,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -80,7 +100,9 @@ def oidc(make_hub, tmp_path_factory):
     work = tmp_path_factory.mktemp("oidc")
     secret = os.urandom(16).hex()
     hub = make_hub(start=False, site_auth=True)
-    provider = Provider(free_port(), f"{hub.url}/hub/oauth_callback", secret, str(work / "provider.log")).start()
+    provider = Provider(
+        free_port(), f"{hub.url}/hub/oauth_callback", secret, str(work / "provider.log")
+    ).start()
     hub.site["auth"] = {
         "type": "oidc",
         "admin_users": ["ada"],
@@ -114,11 +136,18 @@ def login(driver, hub, name):
     driver.get(hub.url + "/hub/login")
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "a[href*='oauth_login']"))).click()
     wait.until(EC.presence_of_element_located((By.NAME, "login"))).send_keys(name)
-    driver.find_element(By.NAME, "password").send_keys("any password: the provider's development login")
+    driver.find_element(By.NAME, "password").send_keys(
+        "any password: the provider's development login"
+    )
     driver.find_element(By.CSS_SELECTOR, "button.login-submit").click()
     back = hub.url + "/"
     for _ in range(3):  # the consent page ("Continue"), then back to the hub
-        wait.until(lambda d: d.current_url.startswith(back) or d.find_elements(By.CSS_SELECTOR, "button.login-submit"))
+        wait.until(
+            lambda d: (
+                d.current_url.startswith(back)
+                or d.find_elements(By.CSS_SELECTOR, "button.login-submit")
+            )
+        )
         if driver.current_url.startswith(back):
             return
         driver.find_element(By.CSS_SELECTOR, "button.login-submit").click()
@@ -132,16 +161,23 @@ def test_login_groups_admins_and_refusals_through_a_real_provider(oidc):
         with artifacts_on_failure(driver, os.path.join(ARTIFACTS, "browser", hub.name + "-oidc")):
             for name in ("bob", "cora", "ada"):
                 login(driver, hub, name)
-                WebDriverWait(driver, 30).until(lambda d: "/hub/spawn" in d.current_url or "/hub/home" in d.current_url)
+                WebDriverWait(driver, 30).until(
+                    lambda d: "/hub/spawn" in d.current_url or "/hub/home" in d.current_url
+                )
                 assert name in driver.find_element(By.TAG_NAME, "body").text
             users = {u["name"]: u for u in hub.api("GET", "/users").json()}
-            assert users["bob"]["admin"] is False and sorted(users["bob"]["groups"]) == ["gpu-users", "vision"]
+            assert users["bob"]["admin"] is False and sorted(users["bob"]["groups"]) == [
+                "gpu-users",
+                "vision",
+            ]
             assert users["cora"]["admin"] is True  # through the provider's gpu-admins group
             assert users["ada"]["admin"] is True  # auth.admin_users
             # eve's groups are not allowed: the hub refuses her after the provider vouched for her
             login(driver, hub, "eve")
             page = driver.find_element(By.TAG_NAME, "body").text
-            assert "403" in page and "eve" not in {u["name"] for u in hub.api("GET", "/users").json()}
+            assert "403" in page and "eve" not in {
+                u["name"] for u in hub.api("GET", "/users").json()
+            }
     finally:
         driver.quit()
 
@@ -151,7 +187,11 @@ def test_a_clear_page_when_the_provider_is_down(oidc):
     provider.stop()
     r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
     assert r.status_code == 503
-    assert "sign-in service (127.0.0.1:" in r.text and "not answering" in r.text and "tell your lab" in r.text
+    assert (
+        "sign-in service (127.0.0.1:" in r.text
+        and "not answering" in r.text
+        and "tell your lab" in r.text
+    )
     provider.start()
     r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
     assert r.status_code == 302 and r.headers["Location"].startswith(provider.url + "/auth?")

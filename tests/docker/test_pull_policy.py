@@ -33,7 +33,9 @@ def push_version(client, ref, content):
         info = tarfile.TarInfo("version.txt")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    subprocess.run(["docker", "import", "-", ref], input=buf.getvalue(), check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "import", "-", ref], input=buf.getvalue(), check=True, capture_output=True
+    )
     subprocess.run(["docker", "push", ref], check=True, capture_output=True, timeout=120)
     return client.images.get(ref).id
 
@@ -63,10 +65,14 @@ async def test_pull_policies(registry, docker_client):
         await spawner.pull_image(ref)
         assert local_id(docker_client, ref) == first
         messages = [e["message"] for e in spawner._progress.events]
-        assert messages[0] == f"Pulling image {ref}" and messages[-1] == f"Pulled image {ref}", messages
+        assert messages[0] == f"Pulling image {ref}" and messages[-1] == f"Pulled image {ref}", (
+            messages
+        )
 
         second = push_version(docker_client, ref, "two")
-        docker_client.images.get(first).tag(ref)  # locally the old version again, the registry has the new one
+        docker_client.images.get(first).tag(
+            ref
+        )  # locally the old version again, the registry has the new one
         await spawner.pull_image(ref)
         assert local_id(docker_client, ref) == first, "ifnotpresent keeps what is present"
         spawner.pull_policy = "Always"

@@ -24,7 +24,10 @@ from .test_tensorboard import _as_user, _poll
 GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 GPUS = gpuhost.devices()
 if len(GPUS) < 3:
-    pytest.skip(f"these tests need 3 GPUs; this host's real runtime has {len(GPUS)}", allow_module_level=True)
+    pytest.skip(
+        f"these tests need 3 GPUs; this host's real runtime has {len(GPUS)}",
+        allow_module_level=True,
+    )
 UUIDS = [g["uuid"] for g in GPUS]
 IDLE_S, GRACE_S = 6, 30
 SITE = {
@@ -33,11 +36,31 @@ SITE = {
         "readings": "push",
         "wait_timeout": 300,
         "quota": {"default": 2},
-        "reclaim": {"enabled": True, "interval": 1, "idle_percent": 5, "idle_minutes": IDLE_S / 60, "grace_minutes": GRACE_S / 60},
+        "reclaim": {
+            "enabled": True,
+            "interval": 1,
+            "idle_percent": 5,
+            "idle_minutes": IDLE_S / 60,
+            "grace_minutes": GRACE_S / 60,
+        },
     },
     "profiles": [
-        {"name": "gpu", "image": "localhost/gpulab/base:latest", "gpus": 1, "max_gpus": 2, "mem_limit": "1G", "shm_size": "64M"},
-        {"name": "cpu", "image": "localhost/gpulab/base:latest", "gpus": 0, "max_gpus": 0, "mem_limit": "1G", "shm_size": "64M"},
+        {
+            "name": "gpu",
+            "image": "localhost/gpulab/base:latest",
+            "gpus": 1,
+            "max_gpus": 2,
+            "mem_limit": "1G",
+            "shm_size": "64M",
+        },
+        {
+            "name": "cpu",
+            "image": "localhost/gpulab/base:latest",
+            "gpus": 0,
+            "max_gpus": 0,
+            "mem_limit": "1G",
+            "shm_size": "64M",
+        },
     ],
 }
 
@@ -55,13 +78,25 @@ class Collector:
     def body(self):
         return {
             "node": "",
-            "gpus": [{"uuid": u, "utilization": v, "memory_used": 1 << 30, "memory_total": 16 << 30, "processes": []} for u, v in self.util.items()],
+            "gpus": [
+                {
+                    "uuid": u,
+                    "utilization": v,
+                    "memory_used": 1 << 30,
+                    "memory_total": 16 << 30,
+                    "processes": [],
+                }
+                for u, v in self.util.items()
+            ],
         }
 
     def _run(self):
         while not self._stop.is_set():
             r = requests.post(
-                f"{self.hub.url}/hub/api/gpulab/readings", json=self.body(), headers={"Authorization": f"token {self.token}"}, timeout=10
+                f"{self.hub.url}/hub/api/gpulab/readings",
+                json=self.body(),
+                headers={"Authorization": f"token {self.token}"},
+                timeout=10,
             )
             self.answers.append(r.status_code)
             self._stop.wait(0.5)
@@ -110,7 +145,11 @@ def browser_session(hub, name):
     """A logged-in session, as a user's browser has (hub pages take cookies, not tokens)."""
     s = requests.Session()
     s.get(f"{hub.url}/hub/login", timeout=30)
-    r = s.post(f"{hub.url}/hub/login", data={"username": name, "password": hub.password, "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
+    r = s.post(
+        f"{hub.url}/hub/login",
+        data={"username": name, "password": hub.password, "_xsrf": s.cookies.get("_xsrf")},
+        timeout=30,
+    )
     assert r.ok and not r.url.endswith("/hub/login"), r.text[-500:]
     return s
 
@@ -124,7 +163,11 @@ def post_quietly(hub, path, body):
 
 
 def notices(hub, name, token):
-    r = requests.get(f"{hub.url}/hub/api/gpulab/users/{name}/notices", headers={"Authorization": f"token {token}"}, timeout=10)
+    r = requests.get(
+        f"{hub.url}/hub/api/gpulab/users/{name}/notices",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -136,14 +179,24 @@ def running(hub, name):
 def test_readings_api_checks_scope_and_input(hub, collector):
     assert set(collector.answers) <= {200}, collector.answers
     user_token = hub.user_token(hub.create_user("nosy")["name"])
-    r = requests.post(f"{hub.url}/hub/api/gpulab/readings", json=collector.body(), headers={"Authorization": f"token {user_token}"}, timeout=10)
+    r = requests.post(
+        f"{hub.url}/hub/api/gpulab/readings",
+        json=collector.body(),
+        headers={"Authorization": f"token {user_token}"},
+        timeout=10,
+    )
     assert r.status_code == 403
     for bad, what in (
         ({"gpus": "x"}, "readings"),
         ({"gpus": [{"uuid": "x"}]}, "gpus"),
         ({"gpus": [{**collector.body()["gpus"][0], "utilization": 300}]}, "utilization"),
     ):
-        r = requests.post(f"{hub.url}/hub/api/gpulab/readings", json=bad, headers={"Authorization": f"token {collector.token}"}, timeout=10)
+        r = requests.post(
+            f"{hub.url}/hub/api/gpulab/readings",
+            json=bad,
+            headers={"Authorization": f"token {collector.token}"},
+            timeout=10,
+        )
         assert r.status_code == 400 and what in r.json()["message"], r.text
 
 
@@ -157,24 +210,48 @@ def test_an_idle_gpu_is_warned_then_reclaimed_and_goes_to_the_next_in_the_queue(
     (a,) = hub.containers("alice")
     assert _as_user(a, ["sh", "-c", "echo kept > /home/alice/thesis.txt"]).exit_code == 0
     # carol waits: every GPU is held
-    carol = threading.Thread(target=post_quietly, args=(hub, "/users/carol/server", {"profile": "gpu", "gpus": 1}))
+    carol = threading.Thread(
+        target=post_quietly, args=(hub, "/users/carol/server", {"profile": "gpu", "gpus": 1})
+    )
     carol.start()
-    _poll(lambda: hub.api("GET", "/users/carol").json().get("servers", {}).get("", {}).get("pending") == "spawn", 20)
+    _poll(
+        lambda: (
+            hub.api("GET", "/users/carol").json().get("servers", {}).get("", {}).get("pending")
+            == "spawn"
+        ),
+        20,
+    )
     assert notices(hub, "alice", tokens["alice"])["servers"] == {}
     collector.util[a_gpu] = 0.0  # alice went home; bob trains
     t_idle = time.monotonic()
 
     warned = _poll(lambda: notices(hub, "alice", tokens["alice"])["servers"].get(""), IDLE_S + 10)
-    assert warned["reason"] == "idle" and "under 5% utilisation" in warned["text"] and warned["gpus"] == [a_gpu]
+    assert (
+        warned["reason"] == "idle"
+        and "under 5% utilisation" in warned["text"]
+        and warned["gpus"] == [a_gpu]
+    )
     assert time.monotonic() - t_idle >= IDLE_S - 1
     # where alice sees it: the hub's pages, and her own server (the container relays the hub's word)
     alice_browser = browser_session(hub, "alice")
     home = alice_browser.get(f"{hub.url}/hub/home", timeout=10)
     assert "gpulab-reclaim-warning" in home.text and "will be stopped at" in home.text
-    relay = requests.get(hub.user_url("alice", "gpulab/notices"), headers={"Authorization": f"token {tokens['alice']}"}, timeout=10)
-    assert relay.status_code == 200 and relay.json()["notice"]["reason"] == "idle" and "will be stopped" in relay.json()["message"]
+    relay = requests.get(
+        hub.user_url("alice", "gpulab/notices"),
+        headers={"Authorization": f"token {tokens['alice']}"},
+        timeout=10,
+    )
+    assert (
+        relay.status_code == 200
+        and relay.json()["notice"]["reason"] == "idle"
+        and "will be stopped" in relay.json()["message"]
+    )
     # a user's token answers for that user only
-    r = requests.get(f"{hub.url}/hub/api/gpulab/users/alice/notices", headers={"Authorization": f"token {tokens['bob']}"}, timeout=10)
+    r = requests.get(
+        f"{hub.url}/hub/api/gpulab/users/alice/notices",
+        headers={"Authorization": f"token {tokens['bob']}"},
+        timeout=10,
+    )
     assert r.status_code in (403, 404)
     assert notices(hub, "bob", tokens["bob"])["servers"] == {}
 
@@ -184,10 +261,14 @@ def test_an_idle_gpu_is_warned_then_reclaimed_and_goes_to_the_next_in_the_queue(
     carol.join(60)
     hub.wait_ready("carol", 90)
     assert gpu_of(hub, "carol") == a_gpu  # the reclaimed GPU went to the first in the queue
-    assert running(hub, "bob") and notices(hub, "bob", tokens["bob"])["servers"] == {}  # busy: never touched
+    assert (
+        running(hub, "bob") and notices(hub, "bob", tokens["bob"])["servers"] == {}
+    )  # busy: never touched
 
     gone = notices(hub, "alice", tokens["alice"])["reclaimed"]
-    assert [(r["user"], r["gpus"]) for r in gone] == [("alice", [a_gpu])] and "under 5%" in gone[0]["reason"]
+    assert [(r["user"], r["gpus"]) for r in gone] == [("alice", [a_gpu])] and "under 5%" in gone[0][
+        "reason"
+    ]
     home = alice_browser.get(f"{hub.url}/hub/home", timeout=10)
     assert "gpulab-reclaimed" in home.text and "Your files are kept" in home.text
     # alice's files are intact
@@ -198,12 +279,24 @@ def test_an_idle_gpu_is_warned_then_reclaimed_and_goes_to_the_next_in_the_queue(
 
     # the usage book: bob held 2 busy GPUs; alice 1, busy for seconds, then idle until reclaimed
     env = dict(os.environ, GPULAB_CONFIG=hub.site_path)
-    out = subprocess.run([GPULAB, "usage", "--format", "json"], env=env, cwd=hub.workdir, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [GPULAB, "usage", "--format", "json"],
+        env=env,
+        cwd=hub.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     rows = {r["user"]: r for r in json.loads(out.stdout)}
-    assert rows["alice"]["held_hours"] > 0 and rows["alice"]["used_hours"] < 0.5 * rows["alice"]["held_hours"]
+    assert (
+        rows["alice"]["held_hours"] > 0
+        and rows["alice"]["used_hours"] < 0.5 * rows["alice"]["held_hours"]
+    )
     assert rows["bob"]["used_hours"] > 0.8 * rows["bob"]["held_hours"] > 0
-    table = subprocess.run([GPULAB, "usage"], env=env, cwd=hub.workdir, capture_output=True, text=True, timeout=60).stdout
+    table = subprocess.run(
+        [GPULAB, "usage"], env=env, cwd=hub.workdir, capture_output=True, text=True, timeout=60
+    ).stdout
     assert "GPU-h held" in table and "bob" in table
     hub.stop_server("carol")
     hub.stop_server("bob")
@@ -229,7 +322,11 @@ def test_keep_in_jupyterlab_resets_the_clock_and_the_gpu_page(hub, collector):
             collector.util[gpu] = 0.0
             warned = _poll(lambda: notices(hub, "erin", token)["servers"].get(""), IDLE_S + 10)
             # JupyterLab's own notification, with gpulab's action
-            keep = WebDriverWait(driver, 25).until(EC.element_to_be_clickable((By.XPATH, "//button[.//text()[contains(., 'Keep my GPUs')]]")))
+            keep = WebDriverWait(driver, 25).until(
+                EC.element_to_be_clickable(
+                    (By.XPATH, "//button[.//text()[contains(., 'Keep my GPUs')]]")
+                )
+            )
             toast = driver.execute_script("return document.body.innerText")
             assert "will be stopped at" in toast and "its GPUs given back" in toast
             keep.click()
@@ -241,13 +338,17 @@ def test_keep_in_jupyterlab_resets_the_clock_and_the_gpu_page(hub, collector):
 
             # the GPU page, as erin (read-only) and as an admin would see it
             driver.get(hub.url + "/hub/gpus")
-            table = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "table.gpulab-gpu-table")))
+            table = wait.until(
+                EC.presence_of_element_located((By.CSS_SELECTOR, "table.gpulab-gpu-table"))
+            )
             row = table.find_element(By.CSS_SELECTOR, f"tr[data-gpu-uuid='{gpu}']")
             assert "erin" in row.text and "80%" in row.text
             assert not driver.find_elements(By.CSS_SELECTOR, ".gpulab-stop")  # not an admin
             assert "erin" in driver.find_element(By.CSS_SELECTOR, "table.gpulab-usage").text
             os.makedirs(ARTIFACTS, exist_ok=True)
-            shot = os.path.join(ARTIFACTS, "gpu-page.png")  # kept after every run: what the page looks like
+            shot = os.path.join(
+                ARTIFACTS, "gpu-page.png"
+            )  # kept after every run: what the page looks like
             driver.save_screenshot(shot)
             assert os.path.getsize(shot) > 10_000
     finally:
@@ -265,17 +366,30 @@ def test_gpu_page_admin_stop_and_outside_use(hub, collector):
     for g in body["gpus"]:
         if g["uuid"] == other:
             g["processes"] = [{"pid": 4242, "memory_used": 1 << 30}]
-    assert requests.post(f"{hub.url}/hub/api/gpulab/readings", json=body, headers={"Authorization": f"token {collector.token}"}, timeout=10).ok
+    assert requests.post(
+        f"{hub.url}/hub/api/gpulab/readings",
+        json=body,
+        headers={"Authorization": f"token {collector.token}"},
+        timeout=10,
+    ).ok
     admin = browser_session(hub, "admin")
     page = admin.get(f"{hub.url}/hub/gpus", timeout=30)
     assert page.status_code == 200 and "gpulab-stop" in page.text and "Stop frank" in page.text
     xsrf = admin.cookies.get("_xsrf")
-    r = admin.post(f"{hub.url}/hub/gpus", data={"action": "stop", "user": "frank", "server": "", "_xsrf": xsrf}, timeout=60)
+    r = admin.post(
+        f"{hub.url}/hub/gpus",
+        data={"action": "stop", "user": "frank", "server": "", "_xsrf": xsrf},
+        timeout=60,
+    )
     assert r.status_code == 200 and "Stopped frank" in r.text, r.text[-2000:]
     _poll(lambda: not running(hub, "frank"), 30)
     # a user cannot stop others
     user = browser_session(hub, "nosy")
-    r = user.post(f"{hub.url}/hub/gpus", data={"action": "stop", "user": "bob", "server": "", "_xsrf": user.cookies.get("_xsrf")}, timeout=30)
+    r = user.post(
+        f"{hub.url}/hub/gpus",
+        data={"action": "stop", "user": "bob", "server": "", "_xsrf": user.cookies.get("_xsrf")},
+        timeout=30,
+    )
     assert r.status_code == 403
 
 

@@ -72,21 +72,42 @@ def subdomains(make_hub):
 def test_narrow_and_server_tokens_cannot_add_ssh_keys(flat, tmp_path):
     key = keygen(tmp_path / "k")
     url = flat.url + "/hub/api/gpulab/ssh/keys"
-    narrow = flat.api("POST", "/users/alice/tokens", json={"scopes": ["access:servers!user=alice"], "note": "narrow"}).json()["token"]
+    narrow = flat.api(
+        "POST",
+        "/users/alice/tokens",
+        json={"scopes": ["access:servers!user=alice"], "note": "narrow"},
+    ).json()["token"]
     (c,) = flat.containers("alice")
-    server_token = next(e.split("=", 1)[1] for e in c.attrs["Config"]["Env"] if e.startswith("JUPYTERHUB_API_TOKEN="))
+    server_token = next(
+        e.split("=", 1)[1]
+        for e in c.attrs["Config"]["Env"]
+        if e.startswith("JUPYTERHUB_API_TOKEN=")
+    )
     for label, token in (("narrow", narrow), ("server", server_token)):
-        r = requests.post(url, json={"key": key}, headers={"Authorization": f"token {token}"}, timeout=30)
+        r = requests.post(
+            url, json={"key": key}, headers={"Authorization": f"token {token}"}, timeout=30
+        )
         assert r.status_code == 403, (label, r.status_code, r.text)
         assert "custom:gpulab:ssh-keys" in r.json()["message"]
     # the server token may still read its owner's keys for sshd, and only those
-    r = requests.get(flat.url + "/hub/api/gpulab/ssh/authorized_keys", headers={"Authorization": f"token {server_token}"}, timeout=30)
+    r = requests.get(
+        flat.url + "/hub/api/gpulab/ssh/authorized_keys",
+        headers={"Authorization": f"token {server_token}"},
+        timeout=30,
+    )
     assert r.status_code == 200
     full = flat.user_token("alice")
-    r = requests.post(url, json={"key": key}, headers={"Authorization": f"token {full}"}, timeout=30)
+    r = requests.post(
+        url, json={"key": key}, headers={"Authorization": f"token {full}"}, timeout=30
+    )
     assert r.status_code == 201, r.text
     fingerprint = r.json()["fingerprint"]
-    r = requests.delete(url, params={"fingerprint": fingerprint}, headers={"Authorization": f"token {full}"}, timeout=30)
+    r = requests.delete(
+        url,
+        params={"fingerprint": fingerprint},
+        headers={"Authorization": f"token {full}"},
+        timeout=30,
+    )
     assert r.status_code == 204
 
 
@@ -155,14 +176,28 @@ def lan_host():
         sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", host_ip)
         port = free_port()
         server = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-m", "http.server", "--bind", peer_ip, str(port)],
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                peer_ip,
+                str(port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection((peer_ip, port), timeout=1):
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection((peer_ip, port), timeout=1),
+                ):
                     break
                 time.sleep(0.2)
             yield peer_ip, port
@@ -212,11 +247,19 @@ def test_the_server_ignores_what_the_user_plants(flat):
     flat.stop_server("bob")
     flat.spawn("bob")
     (c,) = flat.containers("bob")
-    r = requests.get(flat.user_url("bob", "api/status"), headers={"Authorization": f"token {flat.token}"}, timeout=30)
+    r = requests.get(
+        flat.user_url("bob", "api/status"),
+        headers={"Authorization": f"token {flat.token}"},
+        timeout=30,
+    )
     assert r.status_code == 200 and "X-Planted" not in r.headers, dict(r.headers)
-    assert run_as(c, "test -e /tmp/planted-sitecustomize-ran", "0")[0] != 0, "the user's site packages ran in the server"
+    assert run_as(c, "test -e /tmp/planted-sitecustomize-ran", "0")[0] != 0, (
+        "the user's site packages ran in the server"
+    )
     # ...while the user's own Python (kernels, terminals) still sees ~/.local
-    code, out, _ = run_as(c, "python3 -c 'import usercustomize' && cat /tmp/planted-sitecustomize-ran", uid)
+    code, out, _ = run_as(
+        c, "python3 -c 'import usercustomize' && cat /tmp/planted-sitecustomize-ran", uid
+    )
     assert code == 0 and out == "yes"
     run_as(
         c,
@@ -228,7 +271,9 @@ def test_the_server_ignores_what_the_user_plants(flat):
 def test_a_link_cannot_start_a_server(flat):
     flat.create_user("carl")
     page = Browser(flat, "carl")
-    r = page.s.get(flat.url + "/hub/spawn/carl?profile=base&gpus=1", timeout=30, allow_redirects=False)
+    r = page.s.get(
+        flat.url + "/hub/spawn/carl?profile=base&gpus=1", timeout=30, allow_redirects=False
+    )
     assert r.status_code == 400 and "spawn form" in r.text, r.text[:500]
     assert not flat.api("GET", "/users/carl").json()["servers"], "no server was started"
 
@@ -238,18 +283,27 @@ def test_a_profile_whose_image_is_missing_is_a_clear_400(make_hub):
         {
             "profiles": [
                 {"name": "base", "image": "localhost/gpulab/base:latest", "mem_limit": "1G"},
-                {"name": "ghost", "image": "localhost/gpulab/never-built:latest", "description": "not built"},
+                {
+                    "name": "ghost",
+                    "image": "localhost/gpulab/never-built:latest",
+                    "description": "not built",
+                },
             ]
         }
     )
     hub.create_user("gil")
     r = hub.api("POST", "/users/gil/server", json={"profile": "ghost"})
     assert r.status_code == 400, r.text
-    assert "Profile 'ghost' is unavailable: its image localhost/gpulab/never-built:latest has not been built" in r.json()["message"]
+    assert (
+        "Profile 'ghost' is unavailable: its image localhost/gpulab/never-built:latest has not been built"
+        in r.json()["message"]
+    )
     assert hub.containers("gil") == [] and not hub.api("GET", "/users/gil").json()["servers"]
     form = Browser(hub, "gil").s.get(hub.url + "/hub/spawn", timeout=30).text
     ghost = re.search(r'<label class="gpulab-profile[^"]*disabled".*?</label>', form, re.S)
-    assert ghost and 'value="ghost"' in ghost.group(0) and "Unavailable: its image" in ghost.group(0)
+    assert (
+        ghost and 'value="ghost"' in ghost.group(0) and "Unavailable: its image" in ghost.group(0)
+    )
 
 
 # --- inside the container -------------------------------------------------------------------
@@ -259,7 +313,11 @@ def test_keys_in_authorized_keys_are_ignored(flat, tmp_path):
     (c,) = flat.containers("alice")
     key = tmp_path / "planted"
     pub = keygen(key)
-    code, _, err = run_as(c, f"mkdir -p ~/.ssh && echo '{pub}' >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys", uid_of(c))
+    code, _, err = run_as(
+        c,
+        f"mkdir -p ~/.ssh && echo '{pub}' >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys",
+        uid_of(c),
+    )
     assert code == 0, err
     binding = c.attrs["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"]
     r = SSH(str(tmp_path), key).run(SSH.direct(int(binding)), "alice", "true")
@@ -287,7 +345,10 @@ def test_limits_a_fork_bomb_and_the_logs(flat):
     assert int(out.split()[0]) < 256, f"{out} processes: not bounded by the pids limit"
     host = c.attrs["HostConfig"]
     assert host["PidsLimit"] == 256
-    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": str(20 * 1024**2), "max-file": "3"}}
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": str(20 * 1024**2), "max-file": "3"},
+    }
 
 
 def test_no_raw_sockets_no_device_nodes_no_setuid_without_sudo(flat):
@@ -299,7 +360,11 @@ def test_no_raw_sockets_no_device_nodes_no_setuid_without_sudo(flat):
         code, _, err = run_as(c, command, "0")  # even as the container's root
         assert code != 0 and ("not permitted" in err or "Permission" in err), (command, err)
     host = c.attrs["HostConfig"]
-    assert host["CapDrop"] == ["ALL"] and "NET_RAW" not in host["CapAdd"] and "MKNOD" not in host["CapAdd"]
+    assert (
+        host["CapDrop"] == ["ALL"]
+        and "NET_RAW" not in host["CapAdd"]
+        and "MKNOD" not in host["CapAdd"]
+    )
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
 
 
@@ -310,11 +375,16 @@ def test_with_sudo_root_stays_in_a_box_and_setuid_leftovers_die_with_sudo(subdom
     uid = uid_of(c)
     code, out, err = run_as(c, "sudo -n id -u", uid)
     assert code == 0 and out.strip() == "0", err
-    for command in ("python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)'", "mknod /tmp/dev-null c 1 3"):
+    for command in (
+        "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)'",
+        "mknod /tmp/dev-null c 1 3",
+    ):
         code, _, err = run_as(c, f"sudo -n {command}", uid)
         assert code != 0, (command, "worked as root with sudo")
     # a setuid-root shell planted while sudo is on...
-    code, _, err = run_as(c, "sudo -n install -m 4755 /bin/bash ~/rootbash && ls -l ~/rootbash", uid)
+    code, _, err = run_as(
+        c, "sudo -n install -m 4755 /bin/bash ~/rootbash && ls -l ~/rootbash", uid
+    )
     assert code == 0, err
     admin = Browser(hub, "admin")
     try:
@@ -384,10 +454,15 @@ def test_a_page_from_a_changed_server_cannot_act_as_its_visitor(subdomains, tmp_
     )
     assert code == 0, err
     auth = {"Authorization": f"token {hub.token}"}
-    assert requests.get(hub.user_url("mallory", "api/nbconvert"), headers=auth, timeout=30).status_code == 200  # the import
+    assert (
+        requests.get(hub.user_url("mallory", "api/nbconvert"), headers=auth, timeout=30).status_code
+        == 200
+    )  # the import
     evil_url = hub.user_url("mallory", "evil")
     assert evil_url.startswith(f"http://mallory.localhost:{hub.port}/"), evil_url
-    assert "<title>waiting</title>" in requests.get(evil_url, timeout=10).text, "the changed server serves anyone"
+    assert "<title>waiting</title>" in requests.get(evil_url, timeout=10).text, (
+        "the changed server serves anyone"
+    )
     driver = chromium()
     try:
         with artifacts_on_failure(driver, os.path.join(ARTIFACTS, "browser-security", hub.name)):
@@ -403,7 +478,11 @@ def test_a_page_from_a_changed_server_cannot_act_as_its_visitor(subdomains, tmp_
         driver.quit()
     assert "status 201" not in title, title
     token = hub.user_token("alice")
-    keys = requests.get(hub.url + "/hub/api/gpulab/ssh/keys", headers={"Authorization": f"token {token}"}, timeout=30).json()
+    keys = requests.get(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    ).json()
     assert keys == [], f"mallory's page added a key to alice's account ({title})"
     print(f"\n[gpulab] mallory's page, opened by alice: {title}")
     hub.stop_server("mallory")
@@ -415,12 +494,19 @@ def test_a_page_from_a_changed_server_cannot_act_as_its_visitor(subdomains, tmp_
 @pytest.fixture(scope="module")
 def native(make_hub, tmp_path_factory):
     """The site file's own login (NativeAuthenticator); its first admin made by `gpulab admin create`."""
-    hub = make_hub({"auth": {"admin_users": ["boss"], "failed_logins": 3, "lockout_seconds": 600}}, site_auth=True, start=False)
+    hub = make_hub(
+        {"auth": {"admin_users": ["boss"], "failed_logins": 3, "lockout_seconds": 600}},
+        site_auth=True,
+        start=False,
+    )
     hub.write_files()
     pw = tmp_path_factory.mktemp("pw") / "pw"
     pw.write_text("a long admin password\n")
     r = subprocess.run(
-        [GPULAB, "--site", hub.site_path, "admin", "create", "boss", "--password-file", str(pw)], capture_output=True, text=True, cwd=hub.workdir
+        [GPULAB, "--site", hub.site_path, "admin", "create", "boss", "--password-file", str(pw)],
+        capture_output=True,
+        text=True,
+        cwd=hub.workdir,
     )
     assert r.returncode == 0 and "is ready: an admin" in r.stdout, r.stderr
     hub.start()
@@ -431,7 +517,11 @@ def native(make_hub, tmp_path_factory):
 def login(hub, name, password, session=None):
     s = session or requests.Session()
     s.get(hub.url + "/hub/login", timeout=30)
-    r = s.post(hub.url + "/hub/login", data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf", "")}, timeout=60)
+    r = s.post(
+        hub.url + "/hub/login",
+        data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf", "")},
+        timeout=60,
+    )
     return r.status_code == 200 and "/hub/login" not in r.url and "/hub/signup" not in r.url
 
 
@@ -466,7 +556,12 @@ def test_the_first_admin_is_made_by_a_command_not_by_a_race(native):
 def signup(hub, name, password):
     s = requests.Session()
     s.get(hub.url + "/hub/signup", timeout=30)
-    data = {"username": name, "signup_password": password, "signup_password_confirmation": password, "_xsrf": s.cookies.get("_xsrf", "")}
+    data = {
+        "username": name,
+        "signup_password": password,
+        "signup_password_confirmation": password,
+        "_xsrf": s.cookies.get("_xsrf", ""),
+    }
     return s.post(hub.url + "/hub/signup", data=data, timeout=60)
 
 
@@ -493,7 +588,9 @@ def test_a_signup_and_login_flood_does_not_stall_the_hub(native):
             latencies.append(time.monotonic() - t0)
             time.sleep(0.1)
 
-    threads = [threading.Thread(target=flood, args=(i,)) for i in range(6)] + [threading.Thread(target=probe)]
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(6)] + [
+        threading.Thread(target=probe)
+    ]
     for t in threads:
         t.start()
     time.sleep(15)
@@ -502,14 +599,18 @@ def test_a_signup_and_login_flood_does_not_stall_the_hub(native):
         t.join(60)
     latencies.sort()
     median, p90 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.9)]
-    print(f"\n[gpulab] hub API during a 6-client sign-up+login flood: n={len(latencies)}, median {median * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms")
+    print(
+        f"\n[gpulab] hub API during a 6-client sign-up+login flood: n={len(latencies)}, median {median * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms"
+    )
     assert len(latencies) > 30 and median < 0.3 and p90 < 1.0, latencies[-5:]
 
 
 def test_guessing_a_password_locks_the_account(native):
     for _ in range(3):
         assert not login(native, "boss", "a wrong guess!")
-    assert not login(native, "boss", native.admin_password), "locked for auth.lockout_seconds, even with the right password"
+    assert not login(native, "boss", native.admin_password), (
+        "locked for auth.lockout_seconds, even with the right password"
+    )
 
 
 def test_the_image_meets_the_version_floors(docker_client):
@@ -518,10 +619,16 @@ def test_the_image_meets_the_version_floors(docker_client):
     from gpulab.core import versions
     from harness.hub import BASE_IMAGE
 
-    out = docker_client.containers.run(BASE_IMAGE, ["python3", "-m", "pip", "list", "--format", "json"], entrypoint=[], remove=True)
+    out = docker_client.containers.run(
+        BASE_IMAGE, ["python3", "-m", "pip", "list", "--format", "json"], entrypoint=[], remove=True
+    )
     installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
     for name, spec in versions.IMAGE.items():
-        assert name in installed and SpecifierSet(spec).contains(installed[name]), (name, spec, installed.get(name))
+        assert name in installed and SpecifierSet(spec).contains(installed[name]), (
+            name,
+            spec,
+            installed.get(name),
+        )
 
 
 def test_odd_user_names_reach_sshd_intact(flat):
@@ -542,7 +649,10 @@ def test_a_deleted_user_leaves_nothing_for_the_next_one(flat, tmp_path):
     flat.create_user(name)
     token = flat.user_token(name)
     r = requests.post(
-        flat.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(tmp_path / "k")}, headers={"Authorization": f"token {token}"}, timeout=30
+        flat.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": keygen(tmp_path / "k")},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
     )
     assert r.status_code == 201
     flat.spawn(name)
@@ -560,7 +670,11 @@ def test_a_deleted_user_leaves_nothing_for_the_next_one(flat, tmp_path):
     # someone new takes the name
     flat.create_user(name)
     token = flat.user_token(name)
-    keys = requests.get(flat.url + "/hub/api/gpulab/ssh/keys", headers={"Authorization": f"token {token}"}, timeout=30).json()
+    keys = requests.get(
+        flat.url + "/hub/api/gpulab/ssh/keys",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    ).json()
     assert keys == []
     flat.spawn(name)
     (c,) = flat.containers(name)

@@ -23,7 +23,11 @@ def test_spawn_persist_home_and_respawn(hub):
     elapsed = hub.spawn(name, {"profile": "base"})
     print(f"\n[gpulab] spawn, API POST to ready: {elapsed:.1f}s")
 
-    status = requests.get(hub.user_url(name, "api/status"), headers={"Authorization": f"token {hub.token}"}, timeout=10)
+    status = requests.get(
+        hub.user_url(name, "api/status"),
+        headers={"Authorization": f"token {hub.token}"},
+        timeout=10,
+    )
     assert status.status_code == 200, status.text
 
     (c,) = hub.containers(name)
@@ -109,8 +113,18 @@ def test_progress_events_in_order_and_serializable(hub):
     messages = [e.get("message", "") for e in events]
     for e in events:
         json.dumps(e)
-    ours = [m for m in messages if m.startswith(("Profile", "Image", "Creating", "Starting", "Container"))]
-    assert [m.split()[0] for m in ours] == ["Profile", "Image", "Creating", "Starting", "Container"], messages
+    ours = [
+        m
+        for m in messages
+        if m.startswith(("Profile", "Image", "Creating", "Starting", "Container"))
+    ]
+    assert [m.split()[0] for m in ours] == [
+        "Profile",
+        "Image",
+        "Creating",
+        "Starting",
+        "Container",
+    ], messages
     numbers = [e["progress"] for e in events if "progress" in e]
     assert numbers == sorted(numbers), numbers
     assert events[-1].get("ready") is True, events
@@ -127,7 +141,10 @@ def test_two_users_never_share(hub):
     assert a.id != b.id and a.name != b.name
     va, vb = hub.home_volumes(names[0]), hub.home_volumes(names[1])
     assert len(va) == len(vb) == 1 and va[0].name != vb[0].name
-    servers = [hub.api("GET", f"/users/{requests.utils.quote(n, safe='')}").json()["servers"][""] for n in names]
+    servers = [
+        hub.api("GET", f"/users/{requests.utils.quote(n, safe='')}").json()["servers"][""]
+        for n in names
+    ]
     assert servers[0]["url"] != servers[1]["url"]
     a.reload(), b.reload()
     net = hub.site["hub"].get("network") or hub.name
@@ -136,15 +153,32 @@ def test_two_users_never_share(hub):
     assert ip_a != ip_b
     # only each user's own SSH port is published (on 127.0.0.1); never the notebook port
     ports = [c.attrs["HostConfig"]["PortBindings"] for c in (a, b)]
-    assert all(list(p) == ["22/tcp"] and p["22/tcp"][0]["HostIp"] == "127.0.0.1" for p in ports), ports
-    assert ports[0]["22/tcp"][0]["HostPort"] != ports[1]["22/tcp"][0]["HostPort"], "SSH ports collide"
+    assert all(list(p) == ["22/tcp"] and p["22/tcp"][0]["HostIp"] == "127.0.0.1" for p in ports), (
+        ports
+    )
+    assert ports[0]["22/tcp"][0]["HostPort"] != ports[1]["22/tcp"][0]["HostPort"], (
+        "SSH ports collide"
+    )
     # one user's token cannot open the other's server
     token_b = hub.user_token(names[1])
-    r = requests.get(hub.user_url(names[0], "api/status"), headers={"Authorization": f"token {hub.token}"}, timeout=10)
+    r = requests.get(
+        hub.user_url(names[0], "api/status"),
+        headers={"Authorization": f"token {hub.token}"},
+        timeout=10,
+    )
     assert r.status_code == 200, "the unicode user's server answers its URL"
-    r = requests.get(hub.user_url(names[0], "api/status"), headers={"Authorization": f"token {token_b}"}, timeout=10, allow_redirects=False)
+    r = requests.get(
+        hub.user_url(names[0], "api/status"),
+        headers={"Authorization": f"token {token_b}"},
+        timeout=10,
+        allow_redirects=False,
+    )
     assert r.status_code == 403, (r.status_code, r.text[:300])
-    r = requests.get(hub.user_url(names[1], "api/status"), headers={"Authorization": f"token {token_b}"}, timeout=10)
+    r = requests.get(
+        hub.user_url(names[1], "api/status"),
+        headers={"Authorization": f"token {token_b}"},
+        timeout=10,
+    )
     assert r.status_code == 200
     # and their home mounts are different volumes
     mounts_a = {m["Destination"]: m.get("Name") for m in a.attrs["Mounts"]}
@@ -174,7 +208,9 @@ def test_invalid_site_file_stops_startup(tmp_path):
         timeout=60,
     )
     assert proc.returncode != 0
-    assert 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"' in proc.stderr, proc.stderr[-2000:]
+    assert 'storage.datasets[1].mode: must be "ro" or "rw", got "rx"' in proc.stderr, proc.stderr[
+        -2000:
+    ]
     assert time.monotonic() - t0 < 30
 
 
@@ -189,8 +225,12 @@ def test_plain_jupyterhub_is_told_to_use_gpulab(make_hub):
         text=True,
         timeout=60,
     )
-    assert proc.returncode != 0 and "start the hub with `gpulab up`" in proc.stderr, proc.stderr[-2000:]
-    assert not os.path.exists(h.site["hub"]["state_dir"]), "loading the configuration created nothing"
+    assert proc.returncode != 0 and "start the hub with `gpulab up`" in proc.stderr, proc.stderr[
+        -2000:
+    ]
+    assert not os.path.exists(h.site["hub"]["state_dir"]), (
+        "loading the configuration created nothing"
+    )
     assert not h.client.networks.list(names=[h.name]), "no network either"
 
 
@@ -201,8 +241,14 @@ def test_plain_jupyterhub_is_told_to_use_gpulab(make_hub):
             'c.DockerSpawner.extra_host_config = {"privileged": True}',
             "GPUDockerSpawner.extra_host_config.privileged: would change which devices users see",
         ),
-        ('c.GPUDockerSpawner.profiles = [{"name": "x", "image": "y", "max_gpus": -1}]', "GPUDockerSpawner.profiles[0].max_gpus: must be at least 0"),
-        ('c.DockerSpawner.image = "other/image:1"', "GPUDockerSpawner.image: profiles are configured"),
+        (
+            'c.GPUDockerSpawner.profiles = [{"name": "x", "image": "y", "max_gpus": -1}]',
+            "GPUDockerSpawner.profiles[0].max_gpus: must be at least 0",
+        ),
+        (
+            'c.DockerSpawner.image = "other/image:1"',
+            "GPUDockerSpawner.image: profiles are configured",
+        ),
     ],
 )
 def test_a_bad_hand_set_trait_stops_startup_naming_it(make_hub, extra, text):
@@ -220,7 +266,9 @@ def test_readme_override_example_reaches_the_container(make_hub):
     h.spawn("olive", {"profile": "base"})  # the profile says mem_limit 2G
     (c,) = h.containers("olive")
     assert c.attrs["HostConfig"]["Memory"] == 768 * 1024**2
-    assert c.attrs["HostConfig"]["NanoCpus"] == 0 and c.attrs["HostConfig"]["CpuQuota"] == 100_000, "cpu_limit still from the profile"
+    assert (
+        c.attrs["HostConfig"]["NanoCpus"] == 0 and c.attrs["HostConfig"]["CpuQuota"] == 100_000
+    ), "cpu_limit still from the profile"
     assert c.attrs["HostConfig"]["ShmSize"] == 256 * 1024**2
     h.stop_server("olive")
 
@@ -231,7 +279,9 @@ def test_hub_api_listens_only_on_the_container_bridge(hub):
     port = hub.site["hub"]["api_port"]
     gateway = str(next(ipaddress.ip_network(hub.site["hub"]["subnet"]).hosts()))
     assert requests.get(f"http://{gateway}:{port}/hub/api/", timeout=5).status_code == 200
-    listeners = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout.split("\n")
+    listeners = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     local = sorted(line.split()[3] for line in listeners if line.strip())
     assert local == [f"{gateway}:{port}"], local
     with pytest.raises(requests.ConnectionError):

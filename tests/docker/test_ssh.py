@@ -19,7 +19,10 @@ from harness.hub import free_port, free_port_base
 from harness.jupyter_ws import terminal_run, ws_status
 from harness.ssh import SSH, Browser, host_key_fingerprints, keygen, messages
 
-ENV_NAMES = re.compile(r"^(PATH|LD_LIBRARY_PATH|NVIDIA_[A-Z_]+|CUDA_[A-Z_]+|TF_[A-Z_]+|XLA_[A-Z_]+|PIP_USER)=(.*)$", re.M)
+ENV_NAMES = re.compile(
+    r"^(PATH|LD_LIBRARY_PATH|NVIDIA_[A-Z_]+|CUDA_[A-Z_]+|TF_[A-Z_]+|XLA_[A-Z_]+|PIP_USER)=(.*)$",
+    re.M,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +36,25 @@ def lab(make_hub, tmp_path_factory):
         token_file = work / f"{name}.token"
         token_file.write_text(hub.user_token(name))
         key = work / f"{name}_key"
-        port = int(re.search(r"^ +Port (\d+)$", Browser(hub, name).page(), re.M).group(1))  # from the page's ~/.ssh/config
-        lab[name] = {"id": port - lab["port_base"], "key": key, "pub": keygen(key), "token_file": token_file, "port": port}
+        port = int(
+            re.search(r"^ +Port (\d+)$", Browser(hub, name).page(), re.M).group(1)
+        )  # from the page's ~/.ssh/config
+        lab[name] = {
+            "id": port - lab["port_base"],
+            "key": key,
+            "pub": keygen(key),
+            "token_file": token_file,
+            "port": port,
+        }
     page = Browser(hub, "alice")
     r = page.post(action="add_key", key=lab["alice"]["pub"])
     assert r.status_code == 200 and messages(r.text, "ok"), r.text
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": lab["bob"]["pub"]}, headers=token("bob", lab), timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": lab["bob"]["pub"]},
+        headers=token("bob", lab),
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     hub.spawn("alice")
     hub.spawn("bob")
@@ -80,16 +96,28 @@ def test_page_is_in_the_nav_and_rejects_bad_input(lab, tmp_path):
     for what, (key, reason) in bad.items():
         r = page.post(action="add_key", key=key)
         errors = messages(r.text, "error")
-        assert r.status_code == 400 and errors and reason in errors[0], (what, r.status_code, errors)
+        assert r.status_code == 400 and errors and reason in errors[0], (
+            what,
+            r.status_code,
+            errors,
+        )
     r = page.post(action="add_key", key="ssh-ed25519 " + "A" * 40000)
     assert r.status_code == 400 and "larger than 32 KiB" in messages(r.text, "error")[0]
     for pw, reason in (("short", "at least 10"), ("x" * 80, "longer than 72")):
         r = page.post(action="set_password", password=pw)
         assert r.status_code == 400 and reason in messages(r.text, "error")[0]
     carol_token = {"Authorization": f"token {hub.user_token('carol')}"}
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": "ssh-ed25519 AAAA"}, headers=carol_token, timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": "ssh-ed25519 AAAA"},
+        headers=carol_token,
+        timeout=30,
+    )
     assert r.status_code == 400 and "key not added" in r.text
-    assert requests.get(hub.url + "/hub/api/gpulab/ssh/keys", headers=carol_token, timeout=30).json() == []
+    assert (
+        requests.get(hub.url + "/hub/api/gpulab/ssh/keys", headers=carol_token, timeout=30).json()
+        == []
+    )
     assert "No keys yet" in page.page() and "No password is set" in page.page()
 
 
@@ -106,7 +134,13 @@ def test_both_ways_reach_the_notebooks_container(lab):
     ssh = ssh_for(lab, "alice")
     direct = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "cat", "~/marker.txt")
     assert direct.returncode == 0 and direct.stdout == marker, direct.stderr
-    via_hub = ssh.run(SSH.via_hub(hub.url, "alice", lab["alice"]["token_file"], lab["alice"]["port"]), "alice", "cat", "~/marker.txt", strict="yes")
+    via_hub = ssh.run(
+        SSH.via_hub(hub.url, "alice", lab["alice"]["token_file"], lab["alice"]["port"]),
+        "alice",
+        "cat",
+        "~/marker.txt",
+        strict="yes",
+    )
     assert via_hub.returncode == 0 and via_hub.stdout == marker, via_hub.stderr
     who = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "id", "-u")
     assert who.stdout.strip() == str(20000 + lab["alice"]["id"])
@@ -115,11 +149,15 @@ def test_both_ways_reach_the_notebooks_container(lab):
 def test_users_roots_passwords_and_strangers_are_kept_out(lab):
     hub, alice, bob = lab["hub"], lab["alice"], lab["bob"]
     as_bob = ssh_for(lab, "bob")
-    assert as_bob.run(SSH.direct(bob["port"]), "bob", "true").returncode == 0  # bob's key works for bob
+    assert (
+        as_bob.run(SSH.direct(bob["port"]), "bob", "true").returncode == 0
+    )  # bob's key works for bob
     for login in ("alice", "bob"):
         r = as_bob.run(SSH.direct(alice["port"]), login, "true")
         assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
-    r = as_bob.run(SSH.via_hub(hub.url, "bob", bob["token_file"], bob["port"]), "alice", "true", strict="no")
+    r = as_bob.run(
+        SSH.via_hub(hub.url, "bob", bob["token_file"], bob["port"]), "alice", "true", strict="no"
+    )
     assert r.returncode == 255 and "Permission denied" in r.stderr
     as_alice = ssh_for(lab, "alice")
     r = as_alice.run(SSH.direct(alice["port"]), "root", "true")
@@ -131,7 +169,9 @@ def test_users_roots_passwords_and_strangers_are_kept_out(lab):
     assert ws_status(route, bob["token_file"].read_text()) == 403
     assert ws_status(route, alice["token_file"].read_text()) == 101
     # bob's token can neither read alice's keys nor pass for her container
-    r = requests.get(hub.url + "/hub/api/gpulab/ssh/authorized_keys", headers=token("bob", lab), timeout=30)
+    r = requests.get(
+        hub.url + "/hub/api/gpulab/ssh/authorized_keys", headers=token("bob", lab), timeout=30
+    )
     assert alice["pub"].split()[1] not in r.text
 
 
@@ -140,11 +180,19 @@ def test_keys_reach_a_running_container_at_once(lab, tmp_path):
     new_pub = keygen(tmp_path / "laptop")
     ssh = SSH(str(lab["work"]), tmp_path / "laptop")
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 255
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": new_pub}, headers=token("alice", lab), timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": new_pub},
+        headers=token("alice", lab),
+        timeout=30,
+    )
     assert r.status_code == 201
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 0
     r = requests.delete(
-        hub.url + "/hub/api/gpulab/ssh/keys", params={"fingerprint": r.json()["fingerprint"]}, headers=token("alice", lab), timeout=30
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        params={"fingerprint": r.json()["fingerprint"]},
+        headers=token("alice", lab),
+        timeout=30,
     )
     assert r.status_code == 204
     assert ssh.run(SSH.direct(alice["port"]), "alice", "true").returncode == 255
@@ -152,9 +200,16 @@ def test_keys_reach_a_running_container_at_once(lab, tmp_path):
 
 def test_ssh_sees_the_notebook_terminals_environment(lab):
     hub = lab["hub"]
-    term = terminal_run(hub.user_url("alice"), lab["alice"]["token_file"].read_text(), "env | sort; echo END-$((6*7))", "END-42")
+    term = terminal_run(
+        hub.user_url("alice"),
+        lab["alice"]["token_file"].read_text(),
+        "env | sort; echo END-$((6*7))",
+        "END-42",
+    )
     term_env = dict(ENV_NAMES.findall(term.replace("\r", "")))
-    assert "/opt/gpulab/venv/bin" in term_env["PATH"] and "NVIDIA_VISIBLE_DEVICES" in term_env, term_env
+    assert "/opt/gpulab/venv/bin" in term_env["PATH"] and "NVIDIA_VISIBLE_DEVICES" in term_env, (
+        term_env
+    )
     assert {"TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE"} <= set(term_env), term_env
     ssh = ssh_for(lab, "alice")
     for command in (["env"], ["bash", "-lc", "env"]):
@@ -168,7 +223,9 @@ def test_an_open_ssh_session_is_activity(lab):
 
     def activity():
         model = hub.api("GET", "/users/alice").json()
-        return datetime.fromisoformat(model["last_activity"].rstrip("Z")), datetime.fromisoformat(model["servers"][""]["last_activity"].rstrip("Z"))
+        return datetime.fromisoformat(model["last_activity"].rstrip("Z")), datetime.fromisoformat(
+            model["servers"][""]["last_activity"].rstrip("Z")
+        )
 
     session = ssh_for(lab, "alice").popen(SSH.direct(lab["alice"]["port"]), "alice", "sleep", "14")
     time.sleep(4)  # logged in (the key lookup itself may count as activity)
@@ -176,7 +233,12 @@ def test_an_open_ssh_session_is_activity(lab):
     time.sleep(8)  # nothing but the open SSH session
     user_after, server_after = activity()
     session.wait(30)
-    assert user_after > user_before and server_after > server_before, (user_before, user_after, server_before, server_after)
+    assert user_after > user_before and server_after > server_before, (
+        user_before,
+        user_after,
+        server_before,
+        server_after,
+    )
 
 
 def test_host_key_survives_restart_and_ssh_proxy_starts_the_server(lab):
@@ -185,10 +247,18 @@ def test_host_key_survives_restart_and_ssh_proxy_starts_the_server(lab):
     assert len(before) == 2  # ed25519 and ecdsa
     ssh = ssh_for(lab, "alice")
     # learn the host key (accept-new) and leave a file in the home, as a notebook would
-    first = ssh.run(SSH.direct(alice["port"]), "alice", "echo 'written by the notebook' > ~/marker.txt")
+    first = ssh.run(
+        SSH.direct(alice["port"]), "alice", "echo 'written by the notebook' > ~/marker.txt"
+    )
     assert first.returncode == 0, first.stderr
     hub.stop_server("alice")
-    r = ssh.run(SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]), "alice", "cat", "~/marker.txt", strict="yes")
+    r = ssh.run(
+        SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]),
+        "alice",
+        "cat",
+        "~/marker.txt",
+        strict="yes",
+    )
     assert r.returncode == 0 and "written by the notebook" in r.stdout, r.stderr
     assert "starting the server of alice" in r.stderr and "%]" in r.stderr, r.stderr
     assert host_key_fingerprints(alice["port"]) == before
@@ -203,7 +273,9 @@ def test_admin_policy_password_login_and_sudo(lab):
     assert "Admin: SSH policy" in admin_page.page() and "Admin: SSH policy" not in alice_page.page()
     # sudo needs per-user subdomains (test_security.py runs a hub with them): refused here, nothing saved
     refused = admin_page.post(action="admin_settings", password_login="1", sudo="1")
-    assert refused.status_code == 400 and "sudo needs per-user subdomains" in html.unescape(refused.text)
+    assert refused.status_code == 400 and "sudo needs per-user subdomains" in html.unescape(
+        refused.text
+    )
     ssh = ssh_for(lab, "alice")
     try:
         assert admin_page.post(action="admin_settings", password_login="1").status_code == 200
@@ -211,7 +283,12 @@ def test_admin_policy_password_login_and_sudo(lab):
         hub.spawn("alice")
         shadow = hub.containers("alice")[0].exec_run(["getent", "shadow", "alice"]).output.decode()
         assert "$2b$" in shadow and password not in shadow
-        assert ssh.run(SSH.direct(alice["port"]), "alice", "true", password="wrong password!").returncode == 255
+        assert (
+            ssh.run(
+                SSH.direct(alice["port"]), "alice", "true", password="wrong password!"
+            ).returncode
+            == 255
+        )
         r = ssh.run(SSH.direct(alice["port"]), "alice", "id", "-un", password=password)
         assert r.returncode == 0 and r.stdout.strip() == "alice", r.stderr
         r = ssh.run(SSH.direct(alice["port"]), "alice", "sudo", "-n", "true", password=password)
@@ -242,7 +319,9 @@ def test_scp_large_file_both_ways(lab, tmp_path):
         assert r.returncode == 0, r.stderr
         check = ssh.run(SSH.direct(alice["port"]), "alice", "sha256sum", "big.bin")
         assert check.stdout.split()[0] == digest
-        print(f"\n[gpulab] scp {size // 2**20} MiB {label}: {seconds:.1f}s, {size / 2**20 / seconds:.0f} MiB/s")
+        print(
+            f"\n[gpulab] scp {size // 2**20} MiB {label}: {seconds:.1f}s, {size / 2**20 / seconds:.0f} MiB/s"
+        )
     ssh.run(SSH.direct(alice["port"]), "alice", "rm", "-f", "big.bin")
 
 
@@ -266,8 +345,15 @@ def test_sftp_and_rsync_both_ways_in(lab, tmp_path):
         opts, host = _ssh_args(ssh, way)
         back = tmp_path / f"back-{label}.bin"
         batch = tmp_path / f"batch-{label}"
-        batch.write_text(f"put {payload} sftp-{label}.bin\nget sftp-{label}.bin {back}\nrm sftp-{label}.bin\n")
-        r = subprocess.run(["sftp", "-b", str(batch), *opts, f"alice@{host}"], capture_output=True, text=True, timeout=120)
+        batch.write_text(
+            f"put {payload} sftp-{label}.bin\nget sftp-{label}.bin {back}\nrm sftp-{label}.bin\n"
+        )
+        r = subprocess.run(
+            ["sftp", "-b", str(batch), *opts, f"alice@{host}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, (label, r.stderr)
         assert back.read_bytes() == payload.read_bytes(), label
     src = tmp_path / "tree"
@@ -275,10 +361,15 @@ def test_sftp_and_rsync_both_ways_in(lab, tmp_path):
     (src / "sub" / "a.txt").write_text("rsync me\n")
     opts, host = _ssh_args(ssh, SSH.direct(alice["port"]))
     r = subprocess.run(
-        ["rsync", "-a", "-e", shlex.join(["ssh", *opts]), f"{src}/", f"alice@{host}:tree/"], capture_output=True, text=True, timeout=120
+        ["rsync", "-a", "-e", shlex.join(["ssh", *opts]), f"{src}/", f"alice@{host}:tree/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    assert ssh.run(SSH.direct(alice["port"]), "alice", "cat", "tree/sub/a.txt").stdout == "rsync me\n"
+    assert (
+        ssh.run(SSH.direct(alice["port"]), "alice", "cat", "tree/sub/a.txt").stdout == "rsync me\n"
+    )
 
 
 class _Page(http.server.BaseHTTPRequestHandler):
@@ -298,16 +389,31 @@ def test_port_forwarding_local_and_remote_and_vscode_needs(lab):
     ssh = ssh_for(lab, "alice")
     (container,) = hub.containers("alice")
     marker = f"served in the container {time.time()}"
-    r = container.exec_run(["sh", "-c", f"mkdir -p /tmp/fw && echo '{marker}' > /tmp/fw/index.html"], user=container.labels["gpulab.uid"])
+    r = container.exec_run(
+        ["sh", "-c", f"mkdir -p /tmp/fw && echo '{marker}' > /tmp/fw/index.html"],
+        user=container.labels["gpulab.uid"],
+    )
     assert r.exit_code == 0
     container.exec_run(
-        ["python3", "-m", "http.server", "7000", "--bind", "127.0.0.1", "--directory", "/tmp/fw"], user=container.labels["gpulab.uid"], detach=True
+        ["python3", "-m", "http.server", "7000", "--bind", "127.0.0.1", "--directory", "/tmp/fw"],
+        user=container.labels["gpulab.uid"],
+        detach=True,
     )
     # -L through the hub: a laptop port reaches a port inside the container (TensorBoard, a demo app)
     local = free_port()
     opts, host = _ssh_args(ssh, SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]))
     tunnel = subprocess.Popen(
-        ["ssh", *opts, "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:127.0.0.1:7000", f"alice@{host}"], stderr=subprocess.PIPE
+        [
+            "ssh",
+            *opts,
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            f"{local}:127.0.0.1:7000",
+            f"alice@{host}",
+        ],
+        stderr=subprocess.PIPE,
     )
     try:
 
@@ -327,25 +433,45 @@ def test_port_forwarding_local_and_remote_and_vscode_needs(lab):
         tunnel.wait(10)
     # -R on the direct port: a port inside the container reaches one on the laptop
     page = f"served on the laptop {time.time()}".encode()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Page", (_Page,), {"body": page}))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("Page", (_Page,), {"body": page})
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         opts, host = _ssh_args(ssh, SSH.direct(alice["port"]))
-        cmd = ["ssh", *opts, "-o", "ExitOnForwardFailure=yes", "-R", f"7001:127.0.0.1:{server.server_port}", f"alice@{host}", "--"]
-        r = subprocess.run([*cmd, "curl", "-s", "--max-time", "10", "http://127.0.0.1:7001/"], capture_output=True, timeout=60)
+        cmd = [
+            "ssh",
+            *opts,
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            f"7001:127.0.0.1:{server.server_port}",
+            f"alice@{host}",
+            "--",
+        ]
+        r = subprocess.run(
+            [*cmd, "curl", "-s", "--max-time", "10", "http://127.0.0.1:7001/"],
+            capture_output=True,
+            timeout=60,
+        )
         assert r.returncode == 0 and r.stdout == page, r.stderr
     finally:
         server.shutdown()
     # VS Code Remote-SSH: a login shell, tar, forwarding (above)
     r = ssh.run(SSH.direct(alice["port"]), "alice", "bash", "-lc", "'echo $SHELL; command -v tar'")
-    assert r.returncode == 0 and r.stdout.split() == ["/bin/bash", "/usr/bin/tar"], (r.stdout, r.stderr)
+    assert r.returncode == 0 and r.stdout.split() == ["/bin/bash", "/usr/bin/tar"], (
+        r.stdout,
+        r.stderr,
+    )
 
 
 @pytest.fixture(scope="module")
 def xvfb(tmp_path_factory):
     display = next(n for n in range(91, 200) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
     proc = subprocess.Popen(
-        ["Xvfb", f":{display}", "-nolisten", "tcp", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ["Xvfb", f":{display}", "-nolisten", "tcp", "-screen", "0", "800x600x24"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 20
     while not os.path.exists(f"/tmp/.X11-unix/X{display}"):
@@ -360,7 +486,10 @@ def test_x11_forwarding_reaches_a_local_x_server(lab, xvfb, tmp_path):
     hub, alice = lab["hub"], lab["alice"]
     ssh = ssh_for(lab, "alice")
     env = dict(os.environ, DISPLAY=xvfb, XAUTHORITY=str(tmp_path / "Xauthority"))
-    for way in (SSH.direct(alice["port"]), SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"])):
+    for way in (
+        SSH.direct(alice["port"]),
+        SSH.via_hub(hub.url, "alice", alice["token_file"], alice["port"]),
+    ):
         opts, host = _ssh_args(ssh, way)
         cmd = [
             "ssh",
@@ -372,25 +501,46 @@ def test_x11_forwarding_reaches_a_local_x_server(lab, xvfb, tmp_path):
             "-c",
             "'echo DISPLAY=$DISPLAY; xdpyinfo | grep -E \"(name of display|vendor string|dimensions):\"'",
         ]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+        )
         assert r.returncode == 0, r.stderr
         assert re.search(r"DISPLAY=localhost:\d+\.0", r.stdout), r.stdout
         assert "800x600 pixels" in r.stdout, r.stdout  # the X server on this (the user's) machine
 
 
 def test_forwarding_off_when_the_admin_says_so(make_hub, tmp_path):
-    hub = make_hub({"ssh": {"port_base": free_port_base(), "tcp_forwarding": False, "x11_forwarding": False}})
+    hub = make_hub(
+        {"ssh": {"port_base": free_port_base(), "tcp_forwarding": False, "x11_forwarding": False}}
+    )
     hub.create_user("dora")
     token = hub.user_token("dora")
     key = tmp_path / "key"
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(key)}, headers={"Authorization": f"token {token}"}, timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": keygen(key)},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     hub.spawn("dora")
-    port = int(hub.containers("dora")[0].attrs["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"])
+    port = int(
+        hub.containers("dora")[0].attrs["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"]
+    )
     ssh = SSH(str(tmp_path), key)
     opts, host = _ssh_args(ssh, SSH.direct(port))
     r = subprocess.run(
-        ["ssh", *opts, "-o", "ExitOnForwardFailure=yes", "-R", "7002:127.0.0.1:22", f"dora@{host}", "--", "true"],
+        [
+            "ssh",
+            *opts,
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            "7002:127.0.0.1:22",
+            f"dora@{host}",
+            "--",
+            "true",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -398,14 +548,21 @@ def test_forwarding_off_when_the_admin_says_so(make_hub, tmp_path):
     )
     assert r.returncode != 0 and "remote port forwarding failed" in r.stderr, r.stderr
     local = free_port()
-    tunnel = subprocess.Popen(["ssh", *opts, "-N", "-L", f"{local}:127.0.0.1:22", f"dora@{host}"], stderr=subprocess.DEVNULL)
+    tunnel = subprocess.Popen(
+        ["ssh", *opts, "-N", "-L", f"{local}:127.0.0.1:22", f"dora@{host}"],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
-        while True:  # the listener is on this side; the container refuses each connection through it
+        while (
+            True
+        ):  # the listener is on this side; the container refuses each connection through it
             try:
                 with socket.create_connection(("127.0.0.1", local), timeout=5) as conn:
                     conn.settimeout(5)
-                    assert conn.recv(100) == b""  # closed at once: no SSH banner from the container's port 22
+                    assert (
+                        conn.recv(100) == b""
+                    )  # closed at once: no SSH banner from the container's port 22
                     break
             except ConnectionRefusedError:
                 assert time.monotonic() < deadline
@@ -414,7 +571,9 @@ def test_forwarding_off_when_the_admin_says_so(make_hub, tmp_path):
         tunnel.terminate()
         try:
             tunnel.wait(10)
-        except subprocess.TimeoutExpired:  # an ssh still in its handshake may not act on SIGTERM at once
+        except (
+            subprocess.TimeoutExpired
+        ):  # an ssh still in its handshake may not act on SIGTERM at once
             tunnel.kill()
             tunnel.wait(10)
     r = subprocess.run(

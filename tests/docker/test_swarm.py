@@ -25,7 +25,10 @@ GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 def lab(docker_client, tmp_path_factory):
     # the hub checks every server every 5 s (default 30 s): a dead node is noticed quickly
     with SwarmLab(
-        docker_client, f"glsw{os.getpid() % 100000}", str(tmp_path_factory.mktemp("shared")), extra_config="c.Spawner.poll_interval = 5\n"
+        docker_client,
+        f"glsw{os.getpid() % 100000}",
+        str(tmp_path_factory.mktemp("shared")),
+        extra_config="c.Spawner.poll_interval = 5\n",
     ) as swarm:
         try:
             yield {"cluster": swarm.cluster, "hub": swarm.hub, "registry": swarm.registry}
@@ -43,29 +46,50 @@ def test_spawns_land_where_gpus_are_free_and_see_only_their_own(lab):
     hub = lab["hub"]
     for name in ("alice", "bob"):
         hub.create_user(name)
-    status, events = hub.spawn_following_progress("alice", {"profile": "gpu", "gpus": 1}, timeout=300)
+    status, events = hub.spawn_following_progress(
+        "alice", {"profile": "gpu", "gpus": 1}, timeout=300
+    )
     assert status in (201, 202) and events[-1].get("ready"), events
     messages = [e.get("message", "") for e in events]
-    assert any("on glsw" in m and "w2" in m for m in messages), messages  # the progress names the node
+    assert any("on glsw" in m and "w2" in m for m in messages), (
+        messages
+    )  # the progress names the node
     node_a, c_a = hub.container_of("alice")
     assert node_a == "w2", "one GPU from the node that has one: w1 keeps its pair free"
     assert env_of(c_a, "DOCKER_RESOURCE_GPU") == "GPU-w2-0" == env_of(c_a, "NVIDIA_VISIBLE_DEVICES")
     hub.spawn("bob", {"profile": "gpu", "gpus": 2}, timeout=300)
     node_b, c_b = hub.container_of("bob")
-    assert node_b == "w1" and sorted(env_of(c_b, "DOCKER_RESOURCE_GPU").split(",")) == ["GPU-w1-0", "GPU-w1-1"]
-    r = requests.get(hub.user_url("bob", "api/status"), headers={"Authorization": f"token {hub.token}"}, timeout=30)
+    assert node_b == "w1" and sorted(env_of(c_b, "DOCKER_RESOURCE_GPU").split(",")) == [
+        "GPU-w1-0",
+        "GPU-w1-1",
+    ]
+    r = requests.get(
+        hub.user_url("bob", "api/status"),
+        headers={"Authorization": f"token {hub.token}"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     gpus = hub.api("GET", "/gpulab/gpus").json()
     held = {g["uuid"]: [h["user"] for h in g["holders"]] for g in gpus["gpus"]}
     assert held == {"GPU-w1-0": ["bob"], "GPU-w1-1": ["bob"], "GPU-w2-0": ["alice"]}, gpus
     prefix = lab["cluster"].prefix
-    assert {g["uuid"]: g["node"] for g in gpus["gpus"]} == {"GPU-w1-0": f"{prefix}-w1", "GPU-w1-1": f"{prefix}-w1", "GPU-w2-0": f"{prefix}-w2"}
+    assert {g["uuid"]: g["node"] for g in gpus["gpus"]} == {
+        "GPU-w1-0": f"{prefix}-w1",
+        "GPU-w1-1": f"{prefix}-w1",
+        "GPU-w2-0": f"{prefix}-w2",
+    }
 
 
 def test_gpulab_check_verifies_every_node(lab):
     hub, prefix = lab["hub"], lab["cluster"].prefix
     env = dict(os.environ, DOCKER_HOST=f"unix://{lab['cluster'].socket('mgr')}")
-    r = subprocess.run([GPULAB, "--site", os.path.join(hub.conf_dir, "gpulab.yaml"), "check"], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [GPULAB, "--site", os.path.join(hub.conf_dir, "gpulab.yaml"), "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     for name in ("mgr", "w1", "w2"):
         assert re.search(rf"ok +node {prefix}-{name}: ready, engine 26\.", r.stdout), r.stdout
     assert "Swarm nodes all good" in r.stdout and r.returncode == 0, r.stdout + r.stderr
@@ -75,7 +99,9 @@ def test_a_request_larger_than_any_node_is_a_400(lab):
     hub = lab["hub"]
     hub.create_user("erin")
     r = hub.api("POST", "/users/erin/server", json={"profile": "big", "gpus": 3})
-    assert r.status_code == 400 and "no GPU server has more than 2 GPU(s)" in r.json()["message"], r.text
+    assert r.status_code == 400 and "no GPU server has more than 2 GPU(s)" in r.json()["message"], (
+        r.text
+    )
     r = hub.api("POST", "/users/erin/server", json={"profile": "gpu", "gpus": 1, "node": "nowhere"})
     assert r.status_code == 400 and "not a GPU server of this lab" in r.json()["message"], r.text
     assert hub.services("erin") == [] and not hub.api("GET", "/users/erin").json()["servers"]
@@ -87,7 +113,13 @@ def test_when_every_gpu_is_held_the_next_waits_in_line(lab):
     hub.create_user("carol")
     result = {}
     follower = threading.Thread(
-        target=lambda: result.update(zip(("status", "events"), hub.spawn_following_progress("carol", {"profile": "gpu"}, timeout=300), strict=True))
+        target=lambda: result.update(
+            zip(
+                ("status", "events"),
+                hub.spawn_following_progress("carol", {"profile": "gpu"}, timeout=300),
+                strict=True,
+            )
+        )
     )
     follower.start()
     deadline = time.monotonic() + 30
@@ -110,7 +142,9 @@ def test_a_server_without_gpus_sees_none(lab):
     hub.spawn("dave", {"profile": "cpu"}, timeout=300)
     node, c = hub.container_of("dave")
     assert node in ("w1", "w2"), "user servers stay off the manager (cluster.constraints)"
-    assert env_of(c, "NVIDIA_VISIBLE_DEVICES") == "void" and env_of(c, "DOCKER_RESOURCE_GPU") is None
+    assert (
+        env_of(c, "NVIDIA_VISIBLE_DEVICES") == "void" and env_of(c, "DOCKER_RESOURCE_GPU") is None
+    )
     hub.stop_server("dave")
 
 
@@ -118,10 +152,24 @@ def test_users_cannot_reach_each_other_across_the_lab(lab):
     hub = lab["hub"]
     _, c = hub.container_of("carol")
     code = c.exec_run(
-        ["python3", "-c", "import socket; socket.create_connection((__import__('sys').argv[1], 8888), timeout=3)", f"{hub.name}-bob"]
+        [
+            "python3",
+            "-c",
+            "import socket; socket.create_connection((__import__('sys').argv[1], 8888), timeout=3)",
+            f"{hub.name}-bob",
+        ]
     ).exit_code
     assert code != 0, "carol's server reached bob's (they are on different overlay networks)"
-    assert c.exec_run(["python3", "-c", f"import socket; socket.create_connection(('{hub.name}-hub', 8081), timeout=3)"]).exit_code == 0
+    assert (
+        c.exec_run(
+            [
+                "python3",
+                "-c",
+                f"import socket; socket.create_connection(('{hub.name}-hub', 8081), timeout=3)",
+            ]
+        ).exit_code
+        == 0
+    )
 
 
 def test_tensorboard_and_ssh_through_the_hub_reach_a_worker(lab, tmp_path):
@@ -131,31 +179,51 @@ def test_tensorboard_and_ssh_through_the_hub_reach_a_worker(lab, tmp_path):
     hub = lab["hub"]
     node, c = hub.container_of("bob")
     uid = c.labels.get("gpulab.uid") or c.attrs["Config"]["Labels"]["gpulab.uid"]
-    assert c.exec_run(["python", "-c", WRITE_EVENTS], user=uid, environment={"HOME": "/home/bob"}).exit_code == 0
+    assert (
+        c.exec_run(
+            ["python", "-c", WRITE_EVENTS], user=uid, environment={"HOME": "/home/bob"}
+        ).exit_code
+        == 0
+    )
     token = hub.user_token("bob")
     deadline = time.monotonic() + 90
     while True:
-        r = requests.get(hub.user_url("bob", "tensorboard/data/runs"), headers={"Authorization": f"token {token}"}, timeout=30)
+        r = requests.get(
+            hub.user_url("bob", "tensorboard/data/runs"),
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
         if r.status_code == 200 and RUN in r.text:
             break
         assert time.monotonic() < deadline, (r.status_code, r.text[:300])
         time.sleep(2)
     key = tmp_path / "k"
-    r = requests.post(hub.url + "/hub/api/gpulab/ssh/keys", json={"key": keygen(key)}, headers={"Authorization": f"token {token}"}, timeout=30)
+    r = requests.post(
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": keygen(key)},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     token_file = tmp_path / "token"
     token_file.write_text(token)
     r = SSH(str(tmp_path), key).run(
-        SSH.via_hub(hub.url, "bob", token_file, 1), "bob", "hostname && cat /proc/1/cgroup | head -1 && echo $NVIDIA_VISIBLE_DEVICES"
+        SSH.via_hub(hub.url, "bob", token_file, 1),
+        "bob",
+        "hostname && cat /proc/1/cgroup | head -1 && echo $NVIDIA_VISIBLE_DEVICES",
     )
-    assert r.returncode == 0 and ("GPU-w1-0,GPU-w1-1" in r.stdout or "GPU-w1-1,GPU-w1-0" in r.stdout), (r.stdout, r.stderr)
+    assert r.returncode == 0 and (
+        "GPU-w1-0,GPU-w1-1" in r.stdout or "GPU-w1-1,GPU-w1-0" in r.stdout
+    ), (r.stdout, r.stderr)
 
 
 def test_home_follows_the_user_to_another_node(lab):
     hub = lab["hub"]
     node, c = hub.container_of("carol")
     uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
-    assert c.exec_run(["bash", "-c", f"echo written-on-{node} > ~/where.txt"], user=uid).exit_code == 0
+    assert (
+        c.exec_run(["bash", "-c", f"echo written-on-{node} > ~/where.txt"], user=uid).exit_code == 0
+    )
     hub.stop_server("carol")
     other = f"{lab['cluster'].prefix}-w1" if node == "w2" else f"{lab['cluster'].prefix}-w2"
     hub.spawn("carol", {"profile": "cpu", "node": other}, timeout=300)
@@ -176,28 +244,60 @@ def test_a_save_made_on_one_node_starts_on_the_other(lab):
     assert node == "w1"
     tool = "printf '#!/bin/sh\\necho saved on w1\\n' > /usr/local/bin/svtool && chmod 755 /usr/local/bin/svtool"
     assert c.exec_run(["sh", "-c", tool], user="0").exit_code == 0  # a change outside the home
-    r = requests.post(f"{hub.url}/hub/api/gpulab/users/sven/saves", json={"note": "on w1"}, headers=auth, timeout=600)
+    r = requests.post(
+        f"{hub.url}/hub/api/gpulab/users/sven/saves",
+        json={"note": "on w1"},
+        headers=auth,
+        timeout=600,
+    )
     assert r.status_code == 201, r.text
     save = r.json()
-    assert save["image"].startswith(f"{lab['registry'].address}/gpulab/saves/") and save["profile"] == "cpu" and save["bytes"] > 0
+    assert (
+        save["image"].startswith(f"{lab['registry'].address}/gpulab/saves/")
+        and save["profile"] == "cpu"
+        and save["bytes"] > 0
+    )
     mgr = lab["cluster"].engine("mgr").api
-    assert not [s for s in mgr.services() if s["Spec"].get("Labels", {}).get("gpulab.job")], "the save job is gone"
-    assert [x["tag"] for x in requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json()] == [save["tag"]]
+    assert not [s for s in mgr.services() if s["Spec"].get("Labels", {}).get("gpulab.job")], (
+        "the save job is gone"
+    )
+    assert [
+        x["tag"]
+        for x in requests.get(
+            f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30
+        ).json()
+    ] == [save["tag"]]
     hub.stop_server("sven")
     hub.spawn("sven", {"profile": "cpu", "save": save["tag"], "node": f"{prefix}-w2"}, timeout=300)
     node, c = hub.container_of("sven")
-    assert node == "w2" and c.exec_run(["svtool"]).output == b"saved on w1\n"  # pulled from the registry
+    assert (
+        node == "w2" and c.exec_run(["svtool"]).output == b"saved on w1\n"
+    )  # pulled from the registry
     hub.stop_server("sven")
-    assert requests.delete(f"{hub.url}/hub/api/gpulab/users/sven/saves/{save['tag']}", headers=auth, timeout=30).status_code == 204
-    assert requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json() == []
+    assert (
+        requests.delete(
+            f"{hub.url}/hub/api/gpulab/users/sven/saves/{save['tag']}", headers=auth, timeout=30
+        ).status_code
+        == 204
+    )
+    assert (
+        requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json()
+        == []
+    )
 
 
 def test_a_hub_restart_keeps_every_holding(lab):
     hub = lab["hub"]
-    before = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    before = {
+        g["uuid"]: [h["user"] for h in g["holders"]]
+        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
+    }
     assert any(before.values()), before
     hub.restart()
-    after = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    after = {
+        g["uuid"]: [h["user"] for h in g["holders"]]
+        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
+    }
     assert after == before
     assert hub.wait_ready("bob")
 
@@ -209,15 +309,22 @@ def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
     node, c = hub.container_of("bob")
     assert node == "w1"
     uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
-    assert c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
+    assert (
+        c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
+    )
     cluster.kill("w1")
     deadline = time.monotonic() + 90
     while hub.api("GET", "/users/bob").json()["servers"]:
         assert time.monotonic() < deadline, "the hub never noticed that bob's node died"
         time.sleep(2)
-    held = {g["uuid"]: [h["user"] for h in g["holders"]] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}
+    held = {
+        g["uuid"]: [h["user"] for h in g["holders"]]
+        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
+    }
     assert not any("bob" in users for users in held.values()), held
     hub.spawn("bob", {"profile": "gpu", "gpus": 1}, timeout=300)
     node2, c2 = hub.container_of("bob")
     assert node2 == "w2" and env_of(c2, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
-    assert c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
+    assert (
+        c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
+    )

@@ -81,11 +81,15 @@ def test_tensorboard_serves_the_users_run_through_the_hub(hub, owner):
 
     t0 = time.monotonic()
     runs = _poll(lambda: _runs(url, token), timeout=90)
-    print(f"\n[gpulab] TensorBoard first request (on-demand start) to run listed: {time.monotonic() - t0:.1f}s; runs={runs}")
+    print(
+        f"\n[gpulab] TensorBoard first request (on-demand start) to run listed: {time.monotonic() - t0:.1f}s; runs={runs}"
+    )
     tags = _get(url + "tensorboard/data/plugin/scalars/tags", token).json()
     assert "loss" in tags[RUN], tags
     page = _get(url + "tensorboard/", token)
-    assert page.status_code == 200 and "<tb-webapp>" in page.text and "tb-relative-root" in page.text
+    assert (
+        page.status_code == 200 and "<tb-webapp>" in page.text and "tb-relative-root" in page.text
+    )
 
     _assert_owner_only(hub, url + "tensorboard/", token, other, url + "tensorboard/")
     assert _get(url + "tensorboard/data/runs", other).status_code == 403
@@ -106,7 +110,12 @@ def test_tensorboard_magic_frames_load_through_the_hub(hub, owner):
     def check(out, html):
         assert out.split()[0] == prefix + "proxy/%PORT%/"
         assert any(json.dumps(frame_url) in h for h in html), html  # the iframe's src
-        runs = _poll(lambda: (r := _get(hub.url + frame_url + "data/runs", token)).status_code == 200 and r.json())
+        runs = _poll(
+            lambda: (
+                (r := _get(hub.url + frame_url + "data/runs", token)).status_code == 200
+                and r.json()
+            )
+        )
         assert RUN in runs
 
     code = "import os; print(os.environ['TENSORBOARD_PROXY_URL'])\n%load_ext tensorboard\n%tensorboard --logdir /home/tina/runs --port 6011"
@@ -127,7 +136,9 @@ def test_page_load_through_hub_vs_direct(hub, owner):
     c, _, token, _ = owner
     c.reload()
     ip = c.attrs["NetworkSettings"]["Networks"][hub.name]["IPAddress"]
-    _as_user(c, ["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], detach=True)
+    _as_user(
+        c, ["bash", "-c", "exec tensorboard --logdir ~/runs --port 6006 --bind_all"], detach=True
+    )
     direct = f"http://{ip}:6006/"
     via_hub = hub.user_url(OWNER, "tensorboard/")
     _poll(lambda: _runs(hub.user_url(OWNER), token))
@@ -143,4 +154,6 @@ def test_page_load_through_hub_vs_direct(hub, owner):
 
     hub_s, size = load(via_hub, token)
     direct_s, _ = load(direct, None)
-    print(f"\n[gpulab] TensorBoard page+bundle+runs ({size / 1e6:.1f} MB): via hub {hub_s * 1000:.0f} ms, direct {direct_s * 1000:.0f} ms")
+    print(
+        f"\n[gpulab] TensorBoard page+bundle+runs ({size / 1e6:.1f} MB): via hub {hub_s * 1000:.0f} ms, direct {direct_s * 1000:.0f} ms"
+    )

@@ -38,8 +38,14 @@ def test_https_with_the_labs_certificate_and_a_redirect(tls_hub):
     assert r.status_code == 200 and "<form" in r.text
     with pytest.raises(requests.exceptions.SSLError):  # a client that does not trust the lab's CA
         requests.get(hub.url + "/hub/login", verify=requests.certs.where(), timeout=30)
-    r = requests.get(f"http://127.0.0.1:{hub.redirect_port}/hub/login?next=%2Fhub%2Fhome", allow_redirects=False, timeout=30)
-    assert r.status_code == 301 and r.headers["Location"] == f"{hub.url}/hub/login?next=%2Fhub%2Fhome"
+    r = requests.get(
+        f"http://127.0.0.1:{hub.redirect_port}/hub/login?next=%2Fhub%2Fhome",
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert (
+        r.status_code == 301 and r.headers["Location"] == f"{hub.url}/hub/login?next=%2Fhub%2Fhome"
+    )
     with pytest.raises(requests.exceptions.ConnectionError):  # no plain HTTP on the HTTPS port
         requests.get(f"http://127.0.0.1:{hub.port}/hub/login", timeout=10)
 
@@ -52,7 +58,10 @@ def test_ssh_through_the_hub_over_wss(tls_hub, tmp_path):
     key = tmp_path / "key"
     pub = keygen(key)
     r = requests.post(
-        hub.url + "/hub/api/gpulab/ssh/keys", json={"key": pub}, headers={"Authorization": f"token {token_file.read_text()}"}, timeout=30
+        hub.url + "/hub/api/gpulab/ssh/keys",
+        json={"key": pub},
+        headers={"Authorization": f"token {token_file.read_text()}"},
+        timeout=30,
     )
     assert r.status_code == 201, r.text
     hub.spawn("tess")
@@ -61,7 +70,10 @@ def test_ssh_through_the_hub_over_wss(tls_hub, tmp_path):
     out = SSH(str(tmp_path), key).run(way, "tess", "echo", "over-wss")
     assert out.returncode == 0 and out.stdout.strip() == "over-wss", out.stderr
     # without the lab's CA the client refuses the hub's certificate
-    untrusted = (["-o", f"ProxyCommand={proxy.rsplit(' --ca-file', 1)[0]}", "-o", "HostKeyAlias=gpulab-tls"], "gpulab-hub")
+    untrusted = (
+        ["-o", f"ProxyCommand={proxy.rsplit(' --ca-file', 1)[0]}", "-o", "HostKeyAlias=gpulab-tls"],
+        "gpulab-hub",
+    )
     bad = SSH(str(tmp_path), key).run(untrusted, "tess", "true", timeout=60)
     assert bad.returncode != 0 and "certificate" in bad.stderr.lower(), bad.stderr
     hub.stop_server("tess")

@@ -31,7 +31,9 @@ SKIP_FOR_TAGS = {"test_image_pull_policy"}  # its images must stay absent: it te
 if TARGET == "gpulab":
     from gpulab.backends.docker.spawner import GPUDockerSpawner
 
-    dockerspawner.DockerSpawner = GPUDockerSpawner  # what `from dockerspawner import DockerSpawner` gets
+    dockerspawner.DockerSpawner = (
+        GPUDockerSpawner  # what `from dockerspawner import DockerSpawner` gets
+    )
     SPAWNER = GPUDockerSpawner
 else:
     SPAWNER = dockerspawner.DockerSpawner
@@ -55,7 +57,10 @@ def image_refs(test_dir):
         with open(path) as f:
             tree = ast.parse(f.read())
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in SKIP_FOR_TAGS:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name in SKIP_FOR_TAGS
+            ):
                 for inner in ast.walk(node):
                     inner._gpulab_skip = True
         for node in ast.walk(tree):
@@ -90,8 +95,12 @@ def test_network(docker_client, request):
         if not any(ipaddress.ip_network(f"172.31.{i}.0/24").overlaps(u) for u in used)
     )
     gateway = str(next(subnet.hosts()))
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)])
-    net = docker_client.networks.create(RUN, driver="bridge", ipam=ipam, labels={"gpulab.deployment": RUN})
+    ipam = docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)]
+    )
+    net = docker_client.networks.create(
+        RUN, driver="bridge", ipam=ipam, labels={"gpulab.deployment": RUN}
+    )
     yield {"name": RUN, "gateway": gateway}
     for c in docker_client.containers.list(all=True, filters={"network": RUN}):
         c.remove(force=True, v=True)
@@ -154,7 +163,16 @@ def dockerspawner_configured_app(app, named_servers, test_network, monkeypatch):
         monkeypatch.setitem(app.config.GPUDockerSpawner, "deployment", RUN)
     else:
         # gpulab's image needs a login name; gpulab's spawner gives one, stock DockerSpawner does not
-        monkeypatch.setitem(cfg, "environment", {"NB_USER": "jovyan", "NB_UID": "1000", "NB_GID": "100", "NVIDIA_VISIBLE_DEVICES": "void"})
+        monkeypatch.setitem(
+            cfg,
+            "environment",
+            {
+                "NB_USER": "jovyan",
+                "NB_UID": "1000",
+                "NB_GID": "100",
+                "NVIDIA_VISIBLE_DEVICES": "void",
+            },
+        )
     monkeypatch.setitem(app.config.Spawner, "start_timeout", 120)
     monkeypatch.setitem(app.config.Spawner, "http_timeout", 120)
     yield app

@@ -49,7 +49,9 @@ def populate(site, tmp_path):
             group.users.append(user)
         db.add(group)
         db.commit()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True
+    )
     key = keys.parse_public_key((tmp_path / "k.pub").read_text())
     SSHStore(store_path(state)).add_key("alice", key)
     with open(os.path.join(state, "jupyterhub_cookie_secret"), "w") as f:
@@ -67,7 +69,9 @@ def users_and_keys(site):
 
     with orm.new_session_factory(db_url(site))() as db:
         users = sorted((u.name, sorted(g.name for g in u.groups)) for u in db.query(orm.User))
-    return users, [k.fingerprint for k in SSHStore(store_path(site["hub"]["state_dir"])).keys("alice")]
+    return users, [
+        k.fingerprint for k in SSHStore(store_path(site["hub"]["state_dir"])).keys("alice")
+    ]
 
 
 def test_backup_then_restore_into_a_fresh_state_dir(tmp_path):
@@ -77,11 +81,21 @@ def test_backup_then_restore_into_a_fresh_state_dir(tmp_path):
     assert archive.endswith("gpulab-state-lab-20231114-221320.tar.gz")
     assert oct(os.stat(archive).st_mode & 0o777) == "0o600"
     manifest = read_manifest(archive)
-    assert set(manifest["files"]) == {"jupyterhub.sqlite", "jupyterhub_cookie_secret", "gpulab-ssh.sqlite", "gpulab-usage.sqlite", "gpulab.yaml"}
+    assert set(manifest["files"]) == {
+        "jupyterhub.sqlite",
+        "jupyterhub_cookie_secret",
+        "gpulab-ssh.sqlite",
+        "gpulab-usage.sqlite",
+        "gpulab.yaml",
+    }
 
     new, _ = make_site(tmp_path, "new")
     written = restore(archive, new)
-    assert users_and_keys(new) == ([("alice", ["phd"]), ("bob", ["phd"])], [key.fingerprint]) == users_and_keys(site)
+    assert (
+        users_and_keys(new)
+        == ([("alice", ["phd"]), ("bob", ["phd"])], [key.fingerprint])
+        == users_and_keys(site)
+    )
     with open(os.path.join(new["hub"]["state_dir"], "jupyterhub_cookie_secret")) as f:
         assert f.read() == "ab" * 32
     assert all(oct(os.stat(p).st_mode & 0o777) == "0o600" for p in written)
@@ -112,11 +126,19 @@ def test_backup_refuses_what_it_cannot_do(tmp_path):
 def test_cli_backup_and_restore(tmp_path):
     site, site_file = make_site(tmp_path, "old")
     populate(site, tmp_path)
-    out = subprocess.run([*GPULAB, "--site", site_file, "backup", "--to", str(tmp_path / "b")], capture_output=True, text=True)
+    out = subprocess.run(
+        [*GPULAB, "--site", site_file, "backup", "--to", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and "wrote" in out.stdout, out.stderr
     (archive,) = (tmp_path / "b").iterdir()
     _, new_file = make_site(tmp_path, "new")
-    out = subprocess.run([*GPULAB, "--site", new_file, "restore", str(archive)], capture_output=True, text=True)
+    out = subprocess.run(
+        [*GPULAB, "--site", new_file, "restore", str(archive)], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "restored into" in out.stdout, out.stderr
-    out = subprocess.run([*GPULAB, "--site", new_file, "restore", str(archive)], capture_output=True, text=True)
+    out = subprocess.run(
+        [*GPULAB, "--site", new_file, "restore", str(archive)], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "already has hub state" in out.stderr

@@ -22,7 +22,9 @@ SERVER_STACK = ("jupyterhub", "dockerspawner", "docker", "tornado", "traitlets",
 
 def test_the_client_imports_no_server_stack():
     code = "import sys, gpulab_client.cli, gpulab_client.sshproxy, gpulab_client.gpus; print(sorted({m.split('.')[0] for m in sys.modules}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     loaded = set(json.loads(out.replace("'", '"')))
     assert not loaded & set(SERVER_STACK), loaded & set(SERVER_STACK)
 
@@ -38,11 +40,24 @@ def test_ssh_proxy_starts_within_150ms(tmp_path):
     for _ in range(7):
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [CLIENT, "ssh-proxy", "--hub", f"http://127.0.0.1:{port}", "--user", "x", "--token-file", str(token)], capture_output=True, text=True
+            [
+                CLIENT,
+                "ssh-proxy",
+                "--hub",
+                f"http://127.0.0.1:{port}",
+                "--user",
+                "x",
+                "--token-file",
+                str(token),
+            ],
+            capture_output=True,
+            text=True,
         )
         times.append(time.perf_counter() - t0)
         assert proc.returncode == 1 and "cannot reach the hub" in proc.stderr, proc.stderr
-    print(f"\n[gpulab] gpulab-client ssh-proxy start to first connect: median {statistics.median(times) * 1000:.0f} ms")
+    print(
+        f"\n[gpulab] gpulab-client ssh-proxy start to first connect: median {statistics.median(times) * 1000:.0f} ms"
+    )
     assert statistics.median(times) <= 0.15, times
 
 
@@ -70,21 +85,39 @@ def test_masking_and_frame_lengths(n):
     assert b1 == 0x82 and b2 & 0x80
     size = b2 & 0x7F
     header = 2 + (2 if size == 126 else 8 if size == 127 else 0)
-    length = size if size < 126 else struct.unpack("!H" if size == 126 else "!Q", frame[2:header])[0]
-    assert length == n and frame[header : header + 4] == key and ws.mask(frame[header + 4 :], key) == data
+    length = (
+        size if size < 126 else struct.unpack("!H" if size == 126 else "!Q", frame[2:header])[0]
+    )
+    assert (
+        length == n
+        and frame[header : header + 4] == key
+        and ws.mask(frame[header + 4 :], key) == data
+    )
 
 
 def server_frame(opcode, payload, fin=True):
     n = len(payload)
     head = bytes([(0x80 if fin else 0) | opcode])
-    head += bytes([n]) if n < 126 else (bytes([126]) + struct.pack("!H", n) if n < 65536 else bytes([127]) + struct.pack("!Q", n))
+    head += (
+        bytes([n])
+        if n < 126
+        else (
+            bytes([126]) + struct.pack("!H", n)
+            if n < 65536
+            else bytes([127]) + struct.pack("!Q", n)
+        )
+    )
     return head + payload
 
 
 def test_recv_fragments_ping_and_close():
     a, b = socket.socketpair()
     client = ws.WebSocket(a)
-    b.sendall(server_frame(ws.OP_PING, b"hi") + server_frame(ws.OP_BINARY, b"x" * 70000, fin=False) + server_frame(ws.OP_CONT, b"yz"))
+    b.sendall(
+        server_frame(ws.OP_PING, b"hi")
+        + server_frame(ws.OP_BINARY, b"x" * 70000, fin=False)
+        + server_frame(ws.OP_CONT, b"yz")
+    )
     assert client.recv() == b"x" * 70000 + b"yz"
     pong = b.recv(100)
     assert pong[0] == 0x80 | ws.OP_PONG and ws.mask(pong[6:8], pong[2:6]) == b"hi"
@@ -141,12 +174,22 @@ def test_handshake_against_a_real_websocket_server():
 def test_admin_table_with_and_without_nodes():
     data = {
         "gpus": [
-            {"index": 0, "model": "A100", "memory_total": 40 << 30, "holders": [{"user": "alice", "server": "", "since": 0}]},
+            {
+                "index": 0,
+                "model": "A100",
+                "memory_total": 40 << 30,
+                "holders": [{"user": "alice", "server": "", "since": 0}],
+            },
             {"index": 1, "model": "A100", "memory_total": 40 << 30, "holders": []},
         ],
         "queue": [{"user": "bob", "gpus": 1}],
     }
     text = table(data, now=3600)
-    assert "alice" in text and "60 min" in text and "waiting: bob (1 GPU)" in text and "NODE" not in text
+    assert (
+        "alice" in text
+        and "60 min" in text
+        and "waiting: bob (1 GPU)" in text
+        and "NODE" not in text
+    )
     data["gpus"][0]["node"] = "gpu-node-1"
     assert "gpu-node-1" in table(data, now=3600).splitlines()[1]

@@ -10,7 +10,13 @@ from gpulab.hub.form import render_form
 
 @pytest.mark.parametrize(
     "username, login",
-    [("alice", "alice"), ("Bob.Smith@uni.edu", "bob_smith_uni_edu"), ("7seven", "u7seven"), ("名前", "u__"), ("x" * 60, "x" * 32)],
+    [
+        ("alice", "alice"),
+        ("Bob.Smith@uni.edu", "bob_smith_uni_edu"),
+        ("7seven", "u7seven"),
+        ("名前", "u__"),
+        ("x" * 60, "x" * 32),
+    ],
 )
 def test_unix_name_is_valid_login(username, login):
     assert container.unix_name(username) == login
@@ -34,7 +40,9 @@ def test_form_lists_only_profiles_escaped():
     profiles = validate_site(
         {
             "auth": {"admin_users": ["a"]},
-            "profiles": [{"name": "b", "image": "i", "display_name": "<script>x</script>", "max_gpus": 2}],
+            "profiles": [
+                {"name": "b", "image": "i", "display_name": "<script>x</script>", "max_gpus": 2}
+            ],
         }
     )["profiles"]
     html = render_form(profiles, "b")
@@ -55,7 +63,14 @@ def test_form_shows_live_gpu_availability():
                 "holders": [{"user": "<bob>", "server": "", "since": 0}],
                 "free_slots": 0,
             },
-            {"index": 1, "uuid": "GPU-b", "model": "A100", "memory_total": 40 << 30, "holders": [], "free_slots": 1},
+            {
+                "index": 1,
+                "uuid": "GPU-b",
+                "model": "A100",
+                "memory_total": 40 << 30,
+                "holders": [],
+                "free_slots": 1,
+            },
         ],
         "queue": [{"user": "carol", "gpus": 1, "since": 0}],
     }
@@ -69,20 +84,58 @@ def test_form_on_a_swarm_shows_nodes_and_offers_a_node_not_gpu_ids():
     from gpulab.core.options import options_from_form, validate_options
     from gpulab.hub.form import render_form
 
-    profiles = [{"name": "a", "display_name": "A", "image": "i", "description": "", "gpus": 1, "max_gpus": 2}]
+    profiles = [
+        {
+            "name": "a",
+            "display_name": "A",
+            "image": "i",
+            "description": "",
+            "gpus": 1,
+            "max_gpus": 2,
+        }
+    ]
     snap = {
         "gpus": [
-            {"index": 0, "uuid": "GPU-a", "model": "T4", "memory_total": 16 << 30, "holders": [], "free_slots": 1, "node": "w1"},
-            {"index": 0, "uuid": "GPU-b", "model": "T4", "memory_total": 16 << 30, "holders": [], "free_slots": 1, "node": "<w2>"},
+            {
+                "index": 0,
+                "uuid": "GPU-a",
+                "model": "T4",
+                "memory_total": 16 << 30,
+                "holders": [],
+                "free_slots": 1,
+                "node": "w1",
+            },
+            {
+                "index": 0,
+                "uuid": "GPU-b",
+                "model": "T4",
+                "memory_total": 16 << 30,
+                "holders": [],
+                "free_slots": 1,
+                "node": "<w2>",
+            },
         ],
         "queue": [],
     }
     html = render_form(profiles, "a", snap, nodes={"w1", "<w2>"})
-    assert "<th>Node</th>" in html and "<td>w1</td>" in html and "&lt;w2&gt;" in html and "<w2>" not in html
+    assert (
+        "<th>Node</th>" in html
+        and "<td>w1</td>" in html
+        and "&lt;w2&gt;" in html
+        and "<w2>" not in html
+    )
     assert 'name="node"' in html and 'name="gpu_ids"' not in html and "GPUs in this lab" in html
     # what the form posts is accepted: "any" node, or one of them
     for node in ("", "w1"):
-        request = validate_options(options_from_form({"profile": ["a"], "gpus": ["1"], "node": [node]}), profiles, "a", nodes={"w1"}, largest=2)
+        request = validate_options(
+            options_from_form({"profile": ["a"], "gpus": ["1"], "node": [node]}),
+            profiles,
+            "a",
+            nodes={"w1"},
+            largest=2,
+        )
         assert request.node == node
     single = render_form(profiles, "a", {**snap, "gpus": [{**g, "node": ""} for g in snap["gpus"]]})
-    assert "<th>Node</th>" not in single and 'name="gpu_ids"' in single and 'name="node"' not in single
+    assert (
+        "<th>Node</th>" not in single and 'name="gpu_ids"' in single and 'name="node"' not in single
+    )

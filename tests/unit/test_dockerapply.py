@@ -13,14 +13,41 @@ def host_config(host):
 
 
 def test_create_arguments_carry_the_whole_spec():
-    s = build(gpus=specs.GPUGrant.devices(("GPU-a",)), ssh=ssh(enabled=True, host_port=22007), network="lab")
+    s = build(
+        gpus=specs.GPUGrant.devices(("GPU-a",)),
+        ssh=ssh(enabled=True, host_port=22007),
+        network="lab",
+    )
     create, host = dockerapply.create_arguments(s, port=8888, remove=True)
-    assert create["image"] == s.image and create["name"] == s.name and create["command"] == list(s.command)
-    assert create["environment"]["NVIDIA_VISIBLE_DEVICES"] == "GPU-a" and create["labels"]["gpulab.gpus"] == "GPU-a"
-    assert create["ports"] == {"8888/tcp": None, "22/tcp": None} and create["working_dir"] == "/home/alice_b_lab"
+    assert (
+        create["image"] == s.image
+        and create["name"] == s.name
+        and create["command"] == list(s.command)
+    )
+    assert (
+        create["environment"]["NVIDIA_VISIBLE_DEVICES"] == "GPU-a"
+        and create["labels"]["gpulab.gpus"] == "GPU-a"
+    )
+    assert (
+        create["ports"] == {"8888/tcp": None, "22/tcp": None}
+        and create["working_dir"] == "/home/alice_b_lab"
+    )
     hc = host_config(host)
-    assert hc["Memory"] == 16 << 30 and hc["CpuQuota"] == 400_000 and hc["CpuPeriod"] == 100_000 and hc["ShmSize"] == 2 << 30
-    assert hc["DeviceRequests"] == [{"Driver": "nvidia", "Count": 0, "DeviceIDs": ["GPU-a"], "Capabilities": [["gpu"]], "Options": {}}]
+    assert (
+        hc["Memory"] == 16 << 30
+        and hc["CpuQuota"] == 400_000
+        and hc["CpuPeriod"] == 100_000
+        and hc["ShmSize"] == 2 << 30
+    )
+    assert hc["DeviceRequests"] == [
+        {
+            "Driver": "nvidia",
+            "Count": 0,
+            "DeviceIDs": ["GPU-a"],
+            "Capabilities": [["gpu"]],
+            "Options": {},
+        }
+    ]
     assert hc["PortBindings"] == {"22/tcp": [{"HostIp": "127.0.0.1", "HostPort": "22007"}]}
     assert hc["NetworkMode"] == "lab" and hc["AutoRemove"] is True
     assert [m["Target"] for m in hc["Mounts"]] == ["/home/alice_b_lab", "/etc/gpulab/ssh-host"]
@@ -41,10 +68,16 @@ def test_admin_extras_merge_last_as_in_dockerspawner():
     )
     hc = host_config(host)
     assert hc["ShmSize"] == 1 << 20 and hc["CpuPeriod"] == 50_000 and hc["CpuQuota"] == 200_000
-    create, _ = dockerapply.create_arguments(build(), port=8888, remove=True, extra_create={"labels": {"team": "vision"}})
+    create, _ = dockerapply.create_arguments(
+        build(), port=8888, remove=True, extra_create={"labels": {"team": "vision"}}
+    )
     assert create["labels"]["team"] == "vision" and create["labels"]["gpulab.user"] == "alice.b@lab"
 
 
 def test_published_notebook_port_only_without_internal_ip():
-    _, host = dockerapply.create_arguments(build(), port=8888, remove=True, use_internal_ip=False, host_ip="127.0.0.1")
-    assert host_config(host)["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    _, host = dockerapply.create_arguments(
+        build(), port=8888, remove=True, use_internal_ip=False, host_ip="127.0.0.1"
+    )
+    assert host_config(host)["PortBindings"] == {
+        "8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    }

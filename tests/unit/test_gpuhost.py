@@ -30,4 +30,6 @@ def test_devices_in_real_mode_come_from_nvml(monkeypatch):
 
     monkeypatch.setenv("GPULAB_TEST_GPU_MODE", "real")
     nvml = FakeNVML([{"uuid": "GPU-5a1c", "name": "NVIDIA H100", "mem": 80 << 30}])
-    assert gpuhost.devices(lambda: nvml) == [{"index": 0, "uuid": "GPU-5a1c", "model": "NVIDIA H100", "memory": 80 << 30}]
+    assert gpuhost.devices(lambda: nvml) == [
+        {"index": 0, "uuid": "GPU-5a1c", "model": "NVIDIA H100", "memory": 80 << 30}
+    ]

@@ -60,13 +60,19 @@ def test_inventory_from_nvml_bytes_and_str():
 
 def test_discover_auto_without_nvml_is_empty_and_static_list_works():
     assert discover(SITE, nvml_loader=lambda: None) == []
-    static = dict(SITE, devices=[{"index": 0, "uuid": "GPU-x", "model": "T4", "memory": 16 << 30}], mode="shared")
+    static = dict(
+        SITE,
+        devices=[{"index": 0, "uuid": "GPU-x", "model": "T4", "memory": 16 << 30}],
+        mode="shared",
+    )
     (g,) = discover(static)
     assert g.uuid == "GPU-x" and g.max_shared == 2
 
 
 def test_discover_per_gpu_sharing_override():
-    nvml = FakeNVML([{"uuid": "GPU-a", "name": "A", "mem": 1}, {"uuid": "GPU-b", "name": "B", "mem": 1}])
+    nvml = FakeNVML(
+        [{"uuid": "GPU-a", "name": "A", "mem": 1}, {"uuid": "GPU-b", "name": "B", "mem": 1}]
+    )
     found = discover(dict(SITE, shared_overrides={"GPU-b": 4, "0": 1}), nvml_loader=lambda: nvml)
     assert [g.max_shared for g in found] == [1, 4]
 
@@ -137,11 +143,17 @@ async def test_timeout_and_cancel_leave_the_queue():
 async def test_quota_is_enforced_by_the_claim_itself():
     a = Allocator(gpus(4))
     assert await a.acquire(("alice", "one"), 1, quota=2) == ["GPU-0000"]
-    with pytest.raises(QuotaExceeded, match=r"2 is over your GPU quota of 2 \(1 already held or requested"):
+    with pytest.raises(
+        QuotaExceeded, match=r"2 is over your GPU quota of 2 \(1 already held or requested"
+    ):
         await a.acquire(("alice", "two"), 2, quota=2)
     assert ("alice", "two") not in a.holdings and a.queue == []
     # two concurrent spawns of one user: the second sees the first's claim, never a stale snapshot
-    results = await asyncio.gather(a.acquire(("bob", "x"), 2, quota=2), a.acquire(("bob", "y"), 1, quota=2), return_exceptions=True)
+    results = await asyncio.gather(
+        a.acquire(("bob", "x"), 2, quota=2),
+        a.acquire(("bob", "y"), 1, quota=2),
+        return_exceptions=True,
+    )
     assert sorted(type(r).__name__ for r in results) == ["QuotaExceeded", "list"]
     assert a.held_by_user("bob") == 2
 
@@ -159,7 +171,10 @@ async def test_quota_counts_what_the_user_waits_for():
 
 async def test_rebuild_from_container_labels():
     containers = [
-        {"Labels": {"gpulab.user": "alice", "gpulab.server": "", "gpulab.gpus": "GPU-0001"}, "Created": 100},
+        {
+            "Labels": {"gpulab.user": "alice", "gpulab.server": "", "gpulab.gpus": "GPU-0001"},
+            "Created": 100,
+        },
         {"Labels": {"gpulab.user": "bob", "gpulab.server": "x", "gpulab.gpus": ""}, "Created": 100},
     ]
     a = Allocator(gpus(2))
@@ -177,7 +192,9 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
         for _ in range(8):
             holder = (f"u{i}", "")
             try:
-                got = await a.acquire(holder, rng.choice([1, 1, 2]), timeout=rng.choice([None, 0.02]))
+                got = await a.acquire(
+                    holder, rng.choice([1, 1, 2]), timeout=rng.choice([None, 0.02])
+                )
             except GPUsBusy:
                 continue
             held = [u for h in a.holdings.values() for u in h.uuids]
@@ -198,7 +215,13 @@ async def test_randomized_concurrency_no_double_allocation_no_leak():
 def test_quota_user_entry_wins_then_largest_group_then_default():
     from gpulab.core.gpus.manager import GPUManager
 
-    m = GPUManager({"devices": [], "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}}}, inventory_source=None)
+    m = GPUManager(
+        {
+            "devices": [],
+            "quota": {"default": 1, "users": {"alice": 0}, "groups": {"phd": 2, "staff": 4}},
+        },
+        inventory_source=None,
+    )
     assert m.quota_for("alice", ["staff"]) == 0
     assert m.quota_for("bob", ["phd", "staff"]) == 4
     assert m.quota_for("carol", []) == 1
@@ -226,7 +249,9 @@ async def test_manager_rebuilds_from_its_source_before_anything_is_handed_out():
     source = StaticSource(gpus(2), {("alice", ""): (["GPU-0000"], 1.0)})
     m = GPUManager({"devices": []}, source)
     await m.ensure_synced()
-    assert await m.allocator.acquire(("bob", ""), 1) == ["GPU-0001"], "alice's GPU, known from what runs, is not handed out"
+    assert await m.allocator.acquire(("bob", ""), 1) == ["GPU-0001"], (
+        "alice's GPU, known from what runs, is not handed out"
+    )
     await m.ensure_synced()
     assert source.reads == 1, "a host's GPUs are read once"
     source.refresh_every = 0
@@ -246,7 +271,13 @@ def test_admin_table():
                 "memory_total": 40 << 30,
                 "holders": [{"user": "alice", "server": "big", "since": 0}],
             },
-            {"index": 1, "uuid": "GPU-b", "model": "NVIDIA A100", "memory_total": 40 << 30, "holders": []},
+            {
+                "index": 1,
+                "uuid": "GPU-b",
+                "model": "NVIDIA A100",
+                "memory_total": 40 << 30,
+                "holders": [],
+            },
         ],
         "queue": [{"user": "bob", "gpus": 1, "since": 0}],
     }
@@ -259,12 +290,18 @@ def test_admin_table():
 
 def cluster(layout):
     """GPUs on nodes, e.g. {"w1": 2, "w2": 1}."""
-    return [GPU(i, f"GPU-{node}-{i}", "Test", 16 << 30, node=node) for node, n in layout.items() for i in range(n)]
+    return [
+        GPU(i, f"GPU-{node}-{i}", "Test", 16 << 30, node=node)
+        for node, n in layout.items()
+        for i in range(n)
+    ]
 
 
 async def test_a_request_is_served_on_one_node_the_fullest_that_fits():
     a = Allocator(cluster({"w1": 2, "w2": 1}))
-    assert await a.acquire(("alice", ""), 1) == ["GPU-w2-0"], "one GPU from the node that has just one: w1 keeps its pair"
+    assert await a.acquire(("alice", ""), 1) == ["GPU-w2-0"], (
+        "one GPU from the node that has just one: w1 keeps its pair"
+    )
     assert sorted(await a.acquire(("bob", ""), 2)) == ["GPU-w1-0", "GPU-w1-1"]
     assert a.node_of(("bob", "")) == "w1"
     with pytest.raises(GPUsBusy):
@@ -303,7 +340,9 @@ async def test_a_waiter_for_any_gpus_keeps_its_place():
     await asyncio.sleep(0)
     small = asyncio.ensure_future(a.acquire(("carol", ""), 1))
     await asyncio.sleep(0)
-    assert not big.done() and not small.done(), "the free GPU waits for bob's turn (no starving big requests)"
+    assert not big.done() and not small.done(), (
+        "the free GPU waits for bob's turn (no starving big requests)"
+    )
     a.release(("alice", ""))
     assert sorted(await big) == ["GPU-w1-0", "GPU-w1-1"]
     assert not small.done()

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 
-HOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "hooks", "python")
+HOOKS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "hooks", "python"
+)
 sys.path.insert(0, HOOKS)
 
 from gpulab_hooks import serverproxy, tensorboard  # noqa: E402
@@ -37,7 +39,13 @@ def run_python(tmp_path, code, **env):
     log = tmp_path / "calls.jsonl"
     full_env = {k: v for k, v in os.environ.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
     full_env.update(PYTHONPATH=HOOKS, FAKE_TF_LOG=str(log), FAKE_DIR=str(fake), **env)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return out.stdout, calls
@@ -56,7 +64,9 @@ ARM_THEN_IMPORT = """
 
 
 def test_import_triggers_memory_growth_once_per_gpu(tmp_path):
-    out, calls = run_python(tmp_path, ARM_THEN_IMPORT, TF_FORCE_GPU_ALLOW_GROWTH="true", FAKE_TF_GPUS="3")
+    out, calls = run_python(
+        tmp_path, ARM_THEN_IMPORT, TF_FORCE_GPU_ALLOW_GROWTH="true", FAKE_TF_GPUS="3"
+    )
     assert "armed True False" in out
     assert calls == [[f"/physical_device:GPU:{i}", True] for i in range(3)]
     assert "hook left False" in out

@@ -55,7 +55,10 @@ def test_pip_layers_refresh_weekly_and_floors_come_from_one_place():
     assert images.week_stamp(1795657151) == "2026-W48"  # 2026-11-26
     argv = images.build_command("base", repo_root="/repo")
     assert f"PIP_REFRESH={images.week_stamp()}" in _build_args(argv)
-    assert any(a.startswith("SERVER_PACKAGES=") and "jupyter-server>=" in a and "tornado>=" in a for a in _build_args(argv))
+    assert any(
+        a.startswith("SERVER_PACKAGES=") and "jupyter-server>=" in a and "tornado>=" in a
+        for a in _build_args(argv)
+    )
 
 
 def test_secret_only_when_ca_bundle_given():
@@ -76,8 +79,16 @@ def test_unset_options_are_not_passed_and_defaults_apply():
 
 
 def test_pytorch_is_built_from_base_tag_without_base_only_args():
-    argv = images.build_command("pytorch", repo_root="/repo", jupyterhub_spec="jupyterhub==6.1.*", apt_mirror="http://apt.lab/debian")
-    assert _build_args(argv) == ["BASE_IMAGE=localhost/gpulab/base:latest", f"PIP_REFRESH={images.week_stamp()}"]
+    argv = images.build_command(
+        "pytorch",
+        repo_root="/repo",
+        jupyterhub_spec="jupyterhub==6.1.*",
+        apt_mirror="http://apt.lab/debian",
+    )
+    assert _build_args(argv) == [
+        "BASE_IMAGE=localhost/gpulab/base:latest",
+        f"PIP_REFRESH={images.week_stamp()}",
+    ]
     assert argv[argv.index("-t") + 1] == "localhost/gpulab/pytorch:latest"
     assert argv[-1] == "/repo"
 
@@ -98,9 +109,13 @@ def fake_runner(buildx_ok=(), versions=None):
     def run(argv, **kw):
         calls.append(argv)
         if argv[1:] == ["buildx", "version"]:
-            return SimpleNamespace(returncode=0 if argv[0] in buildx_ok else 1, stdout="", stderr="")
+            return SimpleNamespace(
+                returncode=0 if argv[0] in buildx_ok else 1, stdout="", stderr=""
+            )
         if argv[1] == "version":
-            return SimpleNamespace(returncode=0, stdout=(versions or {}).get(argv[0], ""), stderr="")
+            return SimpleNamespace(
+                returncode=0, stdout=(versions or {}).get(argv[0], ""), stderr=""
+            )
         raise AssertionError(argv)
 
     run.calls = calls
@@ -119,7 +134,9 @@ def test_prefers_buildx():
 
 
 def test_falls_back_to_old_cli_with_docker_buildkit():
-    run = fake_runner(versions={"/usr/local/bin/docker": "28.2.2\n", "/usr/bin/docker": "20.10.24+dfsg1\n"})
+    run = fake_runner(
+        versions={"/usr/local/bin/docker": "28.2.2\n", "/usr/bin/docker": "20.10.24+dfsg1\n"}
+    )
     prefix, env = images.find_buildkit_cli(run=run, which=which_both)
     assert prefix == ["/usr/bin/docker", "build"]
     assert env == {"DOCKER_BUILDKIT": "1"}
@@ -175,7 +192,14 @@ def test_build_images_builds_in_order_and_streams(monkeypatch):
 def test_build_failure_reports_last_lines(monkeypatch):
     monkeypatch.setenv("FAIL_IMAGE", "base")
     with pytest.raises(images.ImageBuildError, match=r"(?s)'base' failed.*RUN build base"):
-        images.build_images(["base"], jupyterhub_spec="x", ca_bundle=None, cli=(["docker", "build"], {}), on_line=lambda line: None, popen=FakePopen)
+        images.build_images(
+            ["base"],
+            jupyterhub_spec="x",
+            ca_bundle=None,
+            cli=(["docker", "build"], {}),
+            on_line=lambda line: None,
+            popen=FakePopen,
+        )
 
 
 def test_list_images_parses_json_lines():
@@ -186,7 +210,13 @@ def test_list_images_parses_json_lines():
         return SimpleNamespace(returncode=0, stdout=out, stderr="")
 
     assert images.list_images(run=run) == [
-        {"repository": "localhost/gpulab/base", "tag": "latest", "id": "42dd", "size": "789MB", "created": "2026-11-24 05:21:00 +0000 UTC"}
+        {
+            "repository": "localhost/gpulab/base",
+            "tag": "latest",
+            "id": "42dd",
+            "size": "789MB",
+            "created": "2026-11-24 05:21:00 +0000 UTC",
+        }
     ]
 
 
@@ -207,7 +237,9 @@ def test_bootstrap_skips_existing_and_imports_new(tmp_path):
     exists = False
     assert images.bootstrap_base(suite="trixie", run=run, workdir=tmp_path) is True
     assert calls[2][:3] == ["debootstrap", "--variant=minbase", "trixie"]
-    assert "import" in calls[3][-1] and calls[3][-1].endswith(" localhost/gpulab/bootstrap:bookworm")
+    assert "import" in calls[3][-1] and calls[3][-1].endswith(
+        " localhost/gpulab/bootstrap:bookworm"
+    )
     assert list(tmp_path.iterdir()) == []  # temp dir cleaned
 
 
@@ -222,7 +254,11 @@ def test_default_jupyterhub_spec_pins_major_minor(monkeypatch):
 def instructions(path):
     """Dockerfile instructions with continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n", " ", path.read_text())
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -231,7 +267,9 @@ def test_ca_bundle_is_never_copied_and_pip_uses_the_secret(dockerfile):
         op = ins.split()[0].upper()
         if op in ("COPY", "ADD"):
             assert not re.search(r"ca[-_]?bundle|\.crt|\.pem|certs|secret", ins, re.I), ins
-        if op == "RUN" and "pip install" in ins and "--no-index" not in ins:  # pip reaching an index uses the secret
+        if (
+            op == "RUN" and "pip install" in ins and "--no-index" not in ins
+        ):  # pip reaching an index uses the secret
             assert "--mount=type=secret,id=ca_bundle" in ins
             assert "PIP_CERT=/run/secrets/ca_bundle" in ins
             assert "--no-cache-dir" in ins
@@ -244,7 +282,11 @@ def test_image_references_name_no_registry_host(dockerfile):
     first = default.split("/")[0]
     # a local-only name (localhost/...: never looked up in a public registry), or a base (CUDA, Debian)
     # named without any registry host
-    assert first == "localhost" or "/" not in default or ("." not in first and ":" not in first.split("/")[0])
+    assert (
+        first == "localhost"
+        or "/" not in default
+        or ("." not in first and ":" not in first.split("/")[0])
+    )
     assert ins[1] == "FROM ${BASE_IMAGE}"
 
 
@@ -277,7 +319,11 @@ def test_env_hook_writes_quoted_profile(tmp_path):
     }
     subprocess.run([str(ROOT / "hooks/start.d/10-env.sh")], env=env, check=True)
     got = subprocess.run(
-        ["sh", "-c", f'. {out}; printf "%s|" "$PATH" "$CUDA_VISIBLE_DEVICES" "$TF_X" "$MINE" "${{SECRET:-unset}}"'],
+        [
+            "sh",
+            "-c",
+            f'. {out}; printf "%s|" "$PATH" "$CUDA_VISIBLE_DEVICES" "$TF_X" "$MINE" "${{SECRET:-unset}}"',
+        ],
         env={},
         capture_output=True,
         text=True,

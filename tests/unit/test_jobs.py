@@ -39,7 +39,11 @@ def host_config(host):
 
 def test_a_job_is_frozen_labelled_and_refuses_what_it_cannot_be():
     j = job()
-    assert dict(j.labels) == {"gpulab.deployment": "lab", "gpulab.job": "archive", "gpulab.user": "alice"}
+    assert dict(j.labels) == {
+        "gpulab.deployment": "lab",
+        "gpulab.job": "archive",
+        "gpulab.user": "alice",
+    }
     assert j.network == "none" and j.user == "0" and j.command[0] == "tar"
     with pytest.raises(TypeError):
         j.labels["gpulab.job"] = "x"
@@ -54,13 +58,25 @@ def test_a_job_is_frozen_labelled_and_refuses_what_it_cannot_be():
 def test_one_host_renders_a_job_held_like_a_server():
     create, host = container.job_arguments(job())
     hc = host_config(host)
-    assert create["entrypoint"] == [] and create["user"] == "0" and create["network_disabled"] is True
+    assert (
+        create["entrypoint"] == [] and create["user"] == "0" and create["network_disabled"] is True
+    )
     assert create["labels"]["gpulab.job"] == "archive" and create["name"] == "lab-archive-alice-1"
     assert hc["NetworkMode"] == "none" and not hc.get("AutoRemove")
-    assert hc["CapDrop"] == ["ALL"] and hc["CapAdd"] == ["DAC_READ_SEARCH"] and hc["SecurityOpt"] == ["no-new-privileges:true"]
-    assert hc["PidsLimit"] == HARDENING.pids_limit and hc["LogConfig"]["Config"] == {"max-size": str(HARDENING.log_max_size), "max-file": "3"}
+    assert (
+        hc["CapDrop"] == ["ALL"]
+        and hc["CapAdd"] == ["DAC_READ_SEARCH"]
+        and hc["SecurityOpt"] == ["no-new-privileges:true"]
+    )
+    assert hc["PidsLimit"] == HARDENING.pids_limit and hc["LogConfig"]["Config"] == {
+        "max-size": str(HARDENING.log_max_size),
+        "max-file": "3",
+    }
     assert hc["Memory"] == 1024**3 and hc["CpuQuota"] == 100_000
-    assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in hc["Mounts"]] == [("/data", "volume", True), ("/archive", "bind", False)]
+    assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in hc["Mounts"]] == [
+        ("/data", "volume", True),
+        ("/archive", "bind", False),
+    ]
     # the same hardening as a user's server rendered from the same settings
     _, server = docker_render.create_arguments(build(), port=8888, remove=True)
     shc = host_config(server)
@@ -69,19 +85,44 @@ def test_one_host_renders_a_job_held_like_a_server():
 
 
 def test_a_swarm_renders_a_job_on_its_node_held_like_a_server():
-    j = job(kind="save", network="bridge", node="w1", mounts=[specs.MountSpec("/var/run/docker.sock", "/var/run/docker.sock", "bind")])
+    j = job(
+        kind="save",
+        network="bridge",
+        node="w1",
+        mounts=[specs.MountSpec("/var/run/docker.sock", "/var/run/docker.sock", "bind")],
+    )
     kw = swarm_render.job_service_arguments(j, "node-id-1")
     task = kw["task_template"]
     cs = task["ContainerSpec"]
     assert kw["mode"]["ReplicatedJob"] is not None and task["RestartPolicy"]["Condition"] == "none"
     assert task["Placement"]["Constraints"] == ["node.id==node-id-1"]
-    assert cs["CapabilityDrop"] == ["ALL"] and cs["CapabilityAdd"] == ["DAC_READ_SEARCH"] and cs["Privileges"]["NoNewPrivileges"] is True
-    assert task["Resources"]["Limits"]["Pids"] == HARDENING.pids_limit and task["Resources"]["Limits"]["MemoryBytes"] == 1024**3
-    assert task["LogDriver"]["Options"] == {"max-size": str(HARDENING.log_max_size), "max-file": "3"}
-    assert cs["Labels"]["gpulab.job"] == "save" and kw["labels"]["gpulab.user"] == "alice" and cs["User"] == "0"
+    assert (
+        cs["CapabilityDrop"] == ["ALL"]
+        and cs["CapabilityAdd"] == ["DAC_READ_SEARCH"]
+        and cs["Privileges"]["NoNewPrivileges"] is True
+    )
+    assert (
+        task["Resources"]["Limits"]["Pids"] == HARDENING.pids_limit
+        and task["Resources"]["Limits"]["MemoryBytes"] == 1024**3
+    )
+    assert task["LogDriver"]["Options"] == {
+        "max-size": str(HARDENING.log_max_size),
+        "max-file": "3",
+    }
+    assert (
+        cs["Labels"]["gpulab.job"] == "save"
+        and kw["labels"]["gpulab.user"] == "alice"
+        and cs["User"] == "0"
+    )
     server = swarm_render.service_arguments(build(gpus=specs.GPUGrant.counted(1)))["task_template"]
-    assert server["ContainerSpec"]["CapabilityDrop"] == cs["CapabilityDrop"] and server["LogDriver"] == task["LogDriver"]
-    assert server["ContainerSpec"]["Privileges"] == cs["Privileges"] and server["Resources"]["Limits"]["Pids"] == task["Resources"]["Limits"]["Pids"]
+    assert (
+        server["ContainerSpec"]["CapabilityDrop"] == cs["CapabilityDrop"]
+        and server["LogDriver"] == task["LogDriver"]
+    )
+    assert (
+        server["ContainerSpec"]["Privileges"] == cs["Privileges"]
+        and server["Resources"]["Limits"]["Pids"] == task["Resources"]["Limits"]["Pids"]
+    )
 
 
 def test_a_swarm_job_on_a_node_must_ask_for_the_nodes_network():

@@ -17,8 +17,30 @@ from gpulab.core import contract
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGE = os.path.join(REPO, "spawner")
 #: what pure code may not import: engines, servers, databases, processes, the network
-IMPURE = {"docker", "dockerspawner", "jupyterhub", "tornado", "traitlets", "sqlite3", "subprocess", "socket", "requests", "prometheus_client"}
-IMPURE |= {"oauthenticator", "nativeauthenticator", "urllib.request", "http.client", "asyncio.subprocess"}
+IMPURE = {
+    "docker",
+    "dockerspawner",
+    "jupyterhub",
+    "tornado",
+    "traitlets",
+    "sqlite3",
+    "subprocess",
+    "socket",
+    "requests",
+    "prometheus_client",
+}
+IMPURE |= {
+    "oauthenticator",
+    "nativeauthenticator",
+    "urllib.request",
+    "http.client",
+    "asyncio.subprocess",
+}
+
+
+def source(path):
+    with open(path) as f:
+        return f.read()
 
 
 def modules():
@@ -35,13 +57,15 @@ def modules():
             out[mod] = (path, [])
     for mod, (path, imports) in out.items():
         is_pkg = path.endswith("__init__.py")
-        for node in ast.walk(ast.parse(open(path).read(), path)):
+        for node in ast.walk(ast.parse(source(path), path)):
             if isinstance(node, ast.Import):
                 imports += [(a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    parts = mod.split(".")[: len(mod.split(".")) - node.level + (1 if is_pkg else 0)]
+                    parts = mod.split(".")[
+                        : len(mod.split(".")) - node.level + (1 if is_pkg else 0)
+                    ]
                     base = ".".join(parts + ([base] if base else []))
                 for a in node.names:
                     full = f"{base}.{a.name}"
@@ -54,7 +78,11 @@ MODULES = modules()
 
 def layer(mod):
     parts = mod.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in ("core", "backends", "hub", "admin", "agents") else "top"
+    return (
+        parts[1]
+        if len(parts) > 1 and parts[1] in ("core", "backends", "hub", "admin", "agents")
+        else "top"
+    )
 
 
 def gpulab_imports(mod):
@@ -64,37 +92,53 @@ def gpulab_imports(mod):
 def test_the_package_is_grouped_by_where_code_runs():
     tops = sorted({layer(m) for m in MODULES})
     assert tops == ["admin", "agents", "backends", "core", "hub", "top"]
-    assert sorted(m for m in MODULES if layer(m) == "top") == ["gpulab", "gpulab._version"], "only the package's face lives at the top"
+    assert sorted(m for m in MODULES if layer(m) == "top") == ["gpulab", "gpulab._version"], (
+        "only the package's face lives at the top"
+    )
 
 
 @pytest.mark.parametrize("mod", sorted(m for m in MODULES if layer(m) == "core"))
 def test_core_imports_nothing_above_it_and_nothing_impure(mod):
     for imported, line in MODULES[mod][1]:
         if imported.startswith("gpulab"):
-            assert imported.startswith("gpulab.core"), f"{mod}:{line} imports {imported}: core imports only core"
-        assert imported.split(".")[0] not in IMPURE and imported not in IMPURE, f"{mod}:{line} imports {imported}: core is pure"
+            assert imported.startswith("gpulab.core"), (
+                f"{mod}:{line} imports {imported}: core imports only core"
+            )
+        assert imported.split(".")[0] not in IMPURE and imported not in IMPURE, (
+            f"{mod}:{line} imports {imported}: core is pure"
+        )
 
 
 @pytest.mark.parametrize("mod", sorted(m for m in MODULES if layer(m) == "backends"))
 def test_backends_import_core_only(mod):
     own = ".".join(mod.split(".")[:3])  # gpulab.backends.<name> (or a shared module)
     for imported, line in gpulab_imports(mod):
-        if imported.startswith("gpulab.core") or imported == "gpulab.backends" or imported in ("gpulab.backends.engine", "gpulab.backends.container"):
+        if (
+            imported.startswith("gpulab.core")
+            or imported == "gpulab.backends"
+            or imported in ("gpulab.backends.engine", "gpulab.backends.container")
+        ):
             continue
         if imported.startswith(own + ".") or imported == own:
             continue
         if mod.endswith(".spawner") and imported.startswith("gpulab.hub"):
             continue  # a backend's spawner extends the hub's spawner base
         if mod == "gpulab.backends":
-            assert imported in ("gpulab.backends.docker", "gpulab.backends.swarm"), f"{mod}:{line} imports {imported}"
+            assert imported in ("gpulab.backends.docker", "gpulab.backends.swarm"), (
+                f"{mod}:{line} imports {imported}"
+            )
             continue
-        pytest.fail(f"{mod}:{line} imports {imported}: a backend imports core (and its own folder) only")
+        pytest.fail(
+            f"{mod}:{line} imports {imported}: a backend imports core (and its own folder) only"
+        )
 
 
 @pytest.mark.parametrize("mod", sorted(m for m in MODULES if layer(m) == "agents"))
 def test_agents_import_core_only(mod):
     for imported, line in gpulab_imports(mod):
-        assert imported.startswith("gpulab.core") or imported == "gpulab.agents", f"{mod}:{line} imports {imported}: agents run on GPU nodes"
+        assert imported.startswith("gpulab.core") or imported == "gpulab.agents", (
+            f"{mod}:{line} imports {imported}: agents run on GPU nodes"
+        )
 
 
 @pytest.mark.parametrize("mod", sorted(m for m in MODULES if layer(m) == "hub"))
@@ -136,20 +180,25 @@ def test_cluster_mode_is_read_in_one_place():
     """The site schema validates the keys that depend on it; select() picks the backend."""
     readers = []
     for mod, (path, _) in MODULES.items():
-        text = open(path).read()
+        text = source(path)
         for m in re.finditer(r"""(\bcluster|\[["']cluster["']\])\[["']mode["']\]""", text):
             line = text.count("\n", 0, m.start()) + 1
             readers.append((mod, line))
     modules_reading = sorted({m for m, _ in readers})
     assert modules_reading == ["gpulab.backends", "gpulab.core.site.model"], readers
-    backends_src = open(MODULES["gpulab.backends"][0]).read()
-    assert backends_src.count('["cluster"]["mode"]') == 1, "select() is the one reader in the backends"
+    backends_src = source(MODULES["gpulab.backends"][0])
+    assert backends_src.count('["cluster"]["mode"]') == 1, (
+        "select() is the one reader in the backends"
+    )
 
 
 # --- the contract between the hub and the container ---
 
 CONTAINER_SIDE = [os.path.join(REPO, "images", "base", "gpulab-start")] + [
-    os.path.join(root, f) for root, _, files in os.walk(os.path.join(REPO, "hooks")) for f in files if not f.endswith((".svg", ".pyc", ".json"))
+    os.path.join(root, f)
+    for root, _, files in os.walk(os.path.join(REPO, "hooks"))
+    for f in files
+    if not f.endswith((".svg", ".pyc", ".json"))
 ]
 ENV_NAME = re.compile(r"\b(?:GPULAB|NB)_[A-Z][A-Z0-9_]*\b")
 LABEL = re.compile(r"^gpulab\.[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$")
@@ -167,7 +216,9 @@ def test_every_variable_the_container_side_and_the_hub_use_is_in_the_contract():
         with open(path, errors="replace") as f:
             for name in ENV_NAME.findall(f.read()):
                 used.setdefault(name, path)
-    missing = {name: os.path.relpath(path, REPO) for name, path in used.items() if name not in defined}
+    missing = {
+        name: os.path.relpath(path, REPO) for name, path in used.items() if name not in defined
+    }
     assert not missing, f"not defined in gpulab.core.contract: {missing}"
 
 
@@ -175,10 +226,16 @@ def test_every_gpulab_label_is_in_the_contract():
     defined = contract_values()
     used = {}
     for mod, (path, _) in MODULES.items():
-        for node in ast.walk(ast.parse(open(path).read())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and LABEL.match(node.value):
+        for node in ast.walk(ast.parse(source(path))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and LABEL.match(node.value)
+            ):
                 value = node.value
-                if value in NOT_LABELS or value.startswith(tuple(f"{m}" for m in MODULES if m != "gpulab")):
+                if value in NOT_LABELS or value.startswith(
+                    tuple(f"{m}" for m in MODULES if m != "gpulab")
+                ):
                     continue  # a file or a module name, not a label
                 used.setdefault(value, mod)
     for name in ("base", "hub", "pytorch"):

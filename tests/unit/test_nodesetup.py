@@ -3,16 +3,28 @@
 from gpulab.backends.swarm import nodes as nodesetup
 from gpulab.core.gpus.inventory import GPU
 
-GPUS = [GPU(1, "GPU-bbb", "NVIDIA H100 80GB HBM3", 80 << 30), GPU(0, "GPU-aaa", "NVIDIA H100 80GB HBM3", 80 << 30)]
+GPUS = [
+    GPU(1, "GPU-bbb", "NVIDIA H100 80GB HBM3", 80 << 30),
+    GPU(0, "GPU-aaa", "NVIDIA H100 80GB HBM3", 80 << 30),
+]
 
 
 def test_daemon_config_keeps_other_settings_and_replaces_old_gpus():
-    existing = {"log-driver": "journald", "node-generic-resources": ["gpu=GPU-old", "fpga=F1"], "runtimes": {"crun": {"path": "crun"}}}
+    existing = {
+        "log-driver": "journald",
+        "node-generic-resources": ["gpu=GPU-old", "fpga=F1"],
+        "runtimes": {"crun": {"path": "crun"}},
+    }
     config = nodesetup.daemon_config(existing, GPUS)
     assert config["node-generic-resources"] == ["fpga=F1", "gpu=GPU-aaa", "gpu=GPU-bbb"]
-    assert config["default-runtime"] == "nvidia" and config["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert (
+        config["default-runtime"] == "nvidia"
+        and config["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    )
     assert config["log-driver"] == "journald" and config["runtimes"]["crun"] == {"path": "crun"}
-    assert existing["node-generic-resources"] == ["gpu=GPU-old", "fpga=F1"], "the input is not changed"
+    assert existing["node-generic-resources"] == ["gpu=GPU-old", "fpga=F1"], (
+        "the input is not changed"
+    )
 
 
 def test_runtime_config_sets_swarm_resource_once_at_top_level():
@@ -40,20 +52,36 @@ def node(role="worker", engine="26.1.5", state="ready", gpus=("GPU-a",), labels=
         "Description": {
             "Hostname": "gpu1",
             "Engine": {"EngineVersion": engine},
-            "Resources": {"GenericResources": [{"NamedResourceSpec": {"Kind": "gpu", "Value": g}} for g in gpus]},
+            "Resources": {
+                "GenericResources": [
+                    {"NamedResourceSpec": {"Kind": "gpu", "Value": g}} for g in gpus
+                ]
+            },
         },
-        "Spec": {"Role": role, "Availability": "active", "Labels": {"gpulab.gpu-model": "A100"} if labels is None else labels},
+        "Spec": {
+            "Role": role,
+            "Availability": "active",
+            "Labels": {"gpulab.gpu-model": "A100"} if labels is None else labels,
+        },
         "Status": {"State": state},
     }
 
 
 def test_check_node_names_each_problem():
     assert nodesetup.check_node(node()) == ("gpu1", [])
-    _, problems = nodesetup.check_node(node(engine="20.10.24+dfsg1", gpus=(), labels={}, state="down"))
+    _, problems = nodesetup.check_node(
+        node(engine="20.10.24+dfsg1", gpus=(), labels={}, state="down")
+    )
     assert any("20.10.24" in p and "older than 23.0.2" in p for p in problems)
     assert "state is down" in problems and any("advertises no GPUs" in p for p in problems)
     _, problems = nodesetup.check_node(node(labels={}))
-    assert problems == ["has no gpulab.gpu-model label (the command `gpulab node setup` prints adds it)"]
-    assert nodesetup.check_node(node(role="manager", gpus=(), labels={})) == ("gpu1", []), "a manager needs no GPUs"
+    assert problems == [
+        "has no gpulab.gpu-model label (the command `gpulab node setup` prints adds it)"
+    ]
+    assert nodesetup.check_node(node(role="manager", gpus=(), labels={})) == ("gpu1", []), (
+        "a manager needs no GPUs"
+    )
     assert nodesetup.at_least("NVIDIA Container Toolkit CLI version 1.19.1", nodesetup.MIN_TOOLKIT)
-    assert not nodesetup.at_least("NVIDIA Container Toolkit CLI version 1.17.8", nodesetup.MIN_TOOLKIT)
+    assert not nodesetup.at_least(
+        "NVIDIA Container Toolkit CLI version 1.17.8", nodesetup.MIN_TOOLKIT
+    )

@@ -43,7 +43,11 @@ def test_profile_default_gpus_and_override():
         ({"image": "ubuntu"}, "image", "unknown option"),
         ({"profile": "torch", "gpus": 3}, "gpus", "over the limit of 2 for profile 'torch'"),
         ({"gpus": 1}, "gpus", "over the limit of 0"),
-        ({"profile": "torch", "gpu_ids": [7]}, "gpu_ids", "GPU '7' does not exist on this host (GPUs: 0, 1)"),
+        (
+            {"profile": "torch", "gpu_ids": [7]},
+            "gpu_ids",
+            "GPU '7' does not exist on this host (GPUs: 0, 1)",
+        ),
         ({"profile": "torch", "gpu_ids": ["GPU-zzzz"]}, "gpu_ids", "does not exist"),
         ({"profile": "torch", "gpu_ids": [0, "GPU-aaaa"]}, "gpu_ids", "listed twice"),
         ({"profile": "torch", "gpu_ids": [0], "gpus": 2}, "gpus", "gpu_ids names 1"),
@@ -96,12 +100,29 @@ def test_a_save_starts_with_the_profile_it_came_from():
         {"name": "big", "image": "j", "gpus": 0, "max_gpus": 2},
     ]
     saves = {"20261126-052400": "big"}
-    r = validate_options({"profile": "base", "save": "20261126-052400", "gpus": 2}, profiles, "base", inventory=[object()] * 2, saves=saves)
+    r = validate_options(
+        {"profile": "base", "save": "20261126-052400", "gpus": 2},
+        profiles,
+        "base",
+        inventory=[object()] * 2,
+        saves=saves,
+    )
     assert r.save == "20261126-052400" and r.profile["name"] == "big" and r.gpus == 2
     for bad, why in (("nope", "not one of your saved environments"), (["x"], "must be the name")):
         with pytest.raises(OptionError) as e:
             validate_options({"save": bad}, profiles, "base", saves=saves)
         assert e.value.field == "save" and why in str(e.value)
-    on_swarm = validate_options({"save": "20261126-052400", "node": "w1"}, profiles, "base", nodes={"w1"}, largest=2, saves=saves)
-    assert on_swarm.save == "20261126-052400" and on_swarm.node == "w1" and on_swarm.profile["name"] == "big"
+    on_swarm = validate_options(
+        {"save": "20261126-052400", "node": "w1"},
+        profiles,
+        "base",
+        nodes={"w1"},
+        largest=2,
+        saves=saves,
+    )
+    assert (
+        on_swarm.save == "20261126-052400"
+        and on_swarm.node == "w1"
+        and on_swarm.profile["name"] == "big"
+    )
     assert validate_options({"save": ""}, profiles, "base").save == ""

@@ -44,7 +44,13 @@ class FakeNVML:
 def test_nvml_source_reads_each_gpu_and_its_processes():
     nvml = FakeNVML(
         [
-            {"uuid": "GPU-a", "util": 97, "total": 80 << 30, "used": 20 << 30, "procs": [(471, 1478 << 20), (12, None)]},
+            {
+                "uuid": "GPU-a",
+                "util": 97,
+                "total": 80 << 30,
+                "used": 20 << 30,
+                "procs": [(471, 1478 << 20), (12, None)],
+            },
             {"uuid": "GPU-b", "util": 0, "total": 80 << 30, "used": 600 << 20, "procs": []},
         ]
     )

@@ -87,10 +87,16 @@ def test_max_lifetime_stops_even_a_busy_server_and_keep_does_not_extend_it():
     policy = reclaim.Policy(enabled=True, grace_minutes=15, max_hours=2)
     w = reclaim.Watch(("g", ""), ("GPU-a",), started=0)
     got = run(w, {"GPU-a": 99.0}, 0, 110 * MIN, policy=policy)
-    assert [(t // MIN, d.action) for t, d in got] == [(105, "warn")] and w.notice()["stop_at"] == 120 * MIN
+    assert [(t // MIN, d.action) for t, d in got] == [(105, "warn")] and w.notice()[
+        "stop_at"
+    ] == 120 * MIN
     reclaim.keep(w, 110 * MIN)
     got = run(w, {"GPU-a": 99.0}, 111 * MIN, 130 * MIN, policy=policy)
-    assert got[0][0] == 120 * MIN and got[0][1].action == "reclaim" and "maximum lifetime of 2 h" in got[0][1].reason
+    assert (
+        got[0][0] == 120 * MIN
+        and got[0][1].action == "reclaim"
+        and "maximum lifetime of 2 h" in got[0][1].reason
+    )
 
 
 def test_disabled_policy_does_nothing():
@@ -139,7 +145,11 @@ def test_monitor_reclaims_an_idle_holder_and_the_next_in_queue_gets_the_gpu(tmp_
             await m.tick(t0 + minute * MIN)
             if minute == 10:
                 assert m.notice(("alice", ""))["reason"] == "idle"
-        assert stopped and stopped[0][0] == ("alice", "") and "for 15 min while others waited" in stopped[0][1]
+        assert (
+            stopped
+            and stopped[0][0] == ("alice", "")
+            and "for 15 min while others waited" in stopped[0][1]
+        )
         assert await waiting == ["GPU-0"]
         # bob is busy: never reclaimed
         source.set(readings({"GPU-0": 90.0}))
@@ -147,7 +157,9 @@ def test_monitor_reclaims_an_idle_holder_and_the_next_in_queue_gets_the_gpu(tmp_
             await m.tick(t0 + minute * MIN)
         assert len(stopped) == 1
         r = usage.reclaims()
-        assert [(x["user"], x["gpus"]) for x in r] == [("alice", ["GPU-0"])] and "15 min" in r[0]["reason"]
+        assert [(x["user"], x["gpus"]) for x in r] == [("alice", ["GPU-0"])] and "15 min" in r[0][
+            "reason"
+        ]
 
     asyncio.run(main())
 
@@ -156,7 +168,12 @@ def test_monitor_keep_and_history(tmp_path):
     async def main():
         manager = Manager(2)
         source = StaticSource(readings({"GPU-0": 0.0, "GPU-1": 40.0}))
-        m = GPUMonitor(manager, source, reclaim.Policy(enabled=True, idle_minutes=10, grace_minutes=5), interval=MIN)
+        m = GPUMonitor(
+            manager,
+            source,
+            reclaim.Policy(enabled=True, idle_minutes=10, grace_minutes=5),
+            interval=MIN,
+        )
         await manager.allocator.acquire(("alice", "x"), 1)
         t0 = manager.allocator.holdings[("alice", "x")].since
         for minute in range(0, 12):
@@ -165,7 +182,11 @@ def test_monitor_keep_and_history(tmp_path):
         assert m.keep(("alice", "x"), t0 + 12 * MIN) and m.notice(("alice", "x")) is None
         assert not m.keep(("bob", ""))
         view = m.gpu_view("GPU-1", now=t0 + 12 * MIN)
-        assert view["utilization"] == 40.0 and view["utilization_hour"] == 40.0 and view["idle_since"] is None
+        assert (
+            view["utilization"] == 40.0
+            and view["utilization_hour"] == 40.0
+            and view["idle_since"] is None
+        )
         assert m.gpu_view("GPU-0", now=t0 + 12 * MIN)["idle_since"] == t0
 
     asyncio.run(main())
@@ -200,9 +221,15 @@ def test_usage_books_held_and_used_hours_per_day_split_at_midnight(tmp_path):
     u.record(midnight + 1800, midnight + 3600, {"alice": (2, 2.0)})
     today = [r for r in u.rows(days=1, now=midnight + 3600)]
     assert today[0]["held_hours"] == 2.0 and today[0]["used_hours"] == 1.5
-    groups = by_group(u.rows(days=1, now=midnight + 3600), lambda user: {"alice": ["phd", "vision"], "bob": ["phd"]}[user])
+    groups = by_group(
+        u.rows(days=1, now=midnight + 3600),
+        lambda user: {"alice": ["phd", "vision"], "bob": ["phd"]}[user],
+    )
     assert [(g["group"], g["held_hours"]) for g in groups] == [("phd", 2.5), ("vision", 2.0)]
-    assert "alice" in render(today) and render(today, "csv").splitlines()[0] == "day,user,held_hours,used_hours"
+    assert (
+        "alice" in render(today)
+        and render(today, "csv").splitlines()[0] == "day,user,held_hours,used_hours"
+    )
     assert render([], "json") == "[]" and "no GPU usage" in render([])
     assert oct((tmp_path / "u.sqlite").stat().st_mode & 0o777) == "0o600"
 
@@ -224,9 +251,16 @@ def test_idle_culler_leaves_gpu_servers_to_the_reclaim_policy():
     from datetime import timedelta
 
     hour = timedelta(hours=1)
-    assert reclaim.cull_cpu_only(inactive=hour, inactive_limit=600, server={"state": {"gpu_uuids": ["GPU-a"]}}) is False
+    assert (
+        reclaim.cull_cpu_only(
+            inactive=hour, inactive_limit=600, server={"state": {"gpu_uuids": ["GPU-a"]}}
+        )
+        is False
+    )
     assert reclaim.cull_cpu_only(inactive=hour, inactive_limit=600, server={"state": {}}) is True
-    assert reclaim.cull_cpu_only(inactive=timedelta(seconds=5), inactive_limit=600, server={}) is False
+    assert (
+        reclaim.cull_cpu_only(inactive=timedelta(seconds=5), inactive_limit=600, server={}) is False
+    )
 
 
 def test_culler_config_file_is_what_the_hub_passes():
@@ -261,9 +295,13 @@ def test_readings_mode():
 
     assert readings_mode({"readings": "auto"}, hub_sees_gpus=False, nvml_loader=NVML) == "push"
     assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=NVML) == "nvml"
-    assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=lambda: None) == "push"
+    assert (
+        readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=lambda: None) == "push"
+    )
     assert readings_mode({"readings": "auto"}, hub_sees_gpus=True, nvml_loader=Broken) == "push"
-    assert readings_mode({"readings": "nvml"}, hub_sees_gpus=False, nvml_loader=lambda: None) == "nvml"
+    assert (
+        readings_mode({"readings": "nvml"}, hub_sees_gpus=False, nvml_loader=lambda: None) == "nvml"
+    )
 
 
 def test_metrics_follow_the_table_and_readings():
@@ -275,7 +313,12 @@ def test_metrics_follow_the_table_and_readings():
         registry = CollectorRegistry()
         metrics = Metrics(registry)
         manager = Manager(3)
-        m = GPUMonitor(manager, StaticSource(readings({"GPU-0": 1.0, "GPU-1": 70.0, "GPU-2": 0.0})), P, metrics=metrics)
+        m = GPUMonitor(
+            manager,
+            StaticSource(readings({"GPU-0": 1.0, "GPU-1": 70.0, "GPU-2": 0.0})),
+            P,
+            metrics=metrics,
+        )
         await manager.allocator.acquire(("alice", ""), 2)
         await m.tick()
         text = generate_latest(registry).decode()
@@ -322,16 +365,48 @@ def test_collector_reports_nvml_readings_to_the_hub_api():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
-    fake = FakeNVML([{"uuid": "GPU-a", "util": 42, "total": 16 << 30, "used": 1 << 30, "procs": [(99, 1 << 30)]}])
+    fake = FakeNVML(
+        [
+            {
+                "uuid": "GPU-a",
+                "util": 42,
+                "total": 16 << 30,
+                "used": 1 << 30,
+                "procs": [(99, 1 << 30)],
+            }
+        ]
+    )
     logs = []
     try:
-        assert collect.run(url, "good", node="w1", once=True, source=NVMLSource(lambda: fake, node="w1"), log=logs.append) == 0
-        assert collect.run(url, "bad", node="w1", once=True, source=NVMLSource(lambda: fake, node="w1"), log=logs.append) == 2
+        assert (
+            collect.run(
+                url,
+                "good",
+                node="w1",
+                once=True,
+                source=NVMLSource(lambda: fake, node="w1"),
+                log=logs.append,
+            )
+            == 0
+        )
+        assert (
+            collect.run(
+                url,
+                "bad",
+                node="w1",
+                once=True,
+                source=NVMLSource(lambda: fake, node="w1"),
+                log=logs.append,
+            )
+            == 2
+        )
     finally:
         server.shutdown()
     path, auth, body = got[0]
     assert path == "/hub/api/gpulab/readings" and auth == "token good" and body["node"] == "w1"
-    assert [g["uuid"] for g in body["gpus"]] == [g.uuid for g in NVMLSource(lambda: fake).read()] and body["gpus"]
+    assert [g["uuid"] for g in body["gpus"]] == [
+        g.uuid for g in NVMLSource(lambda: fake).read()
+    ] and body["gpus"]
     assert "accepted" in logs[0] and "403" in logs[1]
 
 
@@ -340,7 +415,14 @@ def test_warning_reaches_the_users_terminals(tmp_path):
     import os
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "hooks", "python"))
+    sys.path.insert(
+        0,
+        os.path.join(
+            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+            "hooks",
+            "python",
+        ),
+    )
     from gpulab_hooks.notices import message, write_to_terminals
 
     master, slave = os.openpty()
@@ -348,10 +430,19 @@ def test_warning_reaches_the_users_terminals(tmp_path):
     pts.mkdir()
     os.symlink(os.ttyname(slave), pts / "7")
     (pts / "ptmx").write_text("")  # not a terminal: skipped
-    text = message({"reason": "idle", "text": "its GPUs have been under 5% utilisation for 60 min", "stop_at": 0}, "")
+    text = message(
+        {
+            "reason": "idle",
+            "text": "its GPUs have been under 5% utilisation for 60 min",
+            "stop_at": 0,
+        },
+        "",
+    )
     assert write_to_terminals(text, pts=str(pts)) == 1
     assert "will be stopped" in os.read(master, 4096).decode()
-    assert write_to_terminals(text, uid=os.getuid() + 1, pts=str(pts)) == 0  # someone else's terminal
+    assert (
+        write_to_terminals(text, uid=os.getuid() + 1, pts=str(pts)) == 0
+    )  # someone else's terminal
     os.close(master)
     os.close(slave)
 
@@ -371,11 +462,31 @@ def test_grafana_dashboard_only_uses_metrics_gpulab_exports():
     text = generate_latest(registry).decode()
     families = set(re.findall(r"^# TYPE (\S+) (\S+)", text, re.M))
     exported = {name for name, _ in families}
-    exported |= {f"{name}_{suffix}" for name, kind in families if kind == "histogram" for suffix in ("bucket", "count", "sum")}
+    exported |= {
+        f"{name}_{suffix}"
+        for name, kind in families
+        if kind == "histogram"
+        for suffix in ("bucket", "count", "sum")
+    }
     exported |= {f"{name}_total" for name, kind in families if kind == "counter"}
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "grafana", "gpulab.json")
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "grafana",
+        "gpulab.json",
+    )
     with open(path) as f:
         dashboard = json.load(f)
-    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"\bgpulab_[a-z_]+", t["expr"])}
+    used = {
+        m
+        for p in dashboard["panels"]
+        for t in p["targets"]
+        for m in re.findall(r"\bgpulab_[a-z_]+", t["expr"])
+    }
     assert used and used <= exported, used - exported
-    assert {"gpulab_gpus", "gpulab_gpus_held", "gpulab_gpus_held_idle", "gpulab_queue_length", "gpulab_reclaims_total"} <= used
+    assert {
+        "gpulab_gpus",
+        "gpulab_gpus_held",
+        "gpulab_gpus_held_idle",
+        "gpulab_queue_length",
+        "gpulab_reclaims_total",
+    } <= used

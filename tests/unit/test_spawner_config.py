@@ -12,7 +12,15 @@ from gpulab.hub.wiring import configure
 
 SITE = {
     "auth": {"admin_users": ["admin"]},
-    "profiles": [{"name": "base", "image": "localhost/gpulab/base:latest", "mem_limit": "16G", "cpu_limit": 4, "shm_size": "2G"}],
+    "profiles": [
+        {
+            "name": "base",
+            "image": "localhost/gpulab/base:latest",
+            "mem_limit": "16G",
+            "cpu_limit": 4,
+            "shm_size": "2G",
+        }
+    ],
     "hub": {"state_dir": "/nonexistent/never-created"},
 }
 
@@ -34,12 +42,32 @@ def test_a_hand_set_profile_gets_the_site_files_defaults():
 @pytest.mark.parametrize(
     "key, value, text",
     [
-        ("GPUDockerSpawner__profiles", [{"name": "x", "image": "y", "gpus": "two"}], "GPUDockerSpawner.profiles[0].gpus: must be a whole number"),
-        ("GPUDockerSpawner__profiles", [{"name": "x"}], "GPUDockerSpawner.profiles[0].image: is required"),
-        ("GPUDockerSpawner__gpu_settings", {"mode": "greedy"}, 'GPUDockerSpawner.gpu_settings.mode: must be "exclusive" or "shared"'),
-        ("GPUDockerSpawner__datasets", [{"name": "d", "source": "/x", "target": "/etc/x"}], "GPUDockerSpawner.datasets[0].target"),
+        (
+            "GPUDockerSpawner__profiles",
+            [{"name": "x", "image": "y", "gpus": "two"}],
+            "GPUDockerSpawner.profiles[0].gpus: must be a whole number",
+        ),
+        (
+            "GPUDockerSpawner__profiles",
+            [{"name": "x"}],
+            "GPUDockerSpawner.profiles[0].image: is required",
+        ),
+        (
+            "GPUDockerSpawner__gpu_settings",
+            {"mode": "greedy"},
+            'GPUDockerSpawner.gpu_settings.mode: must be "exclusive" or "shared"',
+        ),
+        (
+            "GPUDockerSpawner__datasets",
+            [{"name": "d", "source": "/x", "target": "/etc/x"}],
+            "GPUDockerSpawner.datasets[0].target",
+        ),
         ("GPUDockerSpawner__scratch_target", "/usr/local", "GPUDockerSpawner.scratch_target"),
-        ("GPUDockerSpawner__home_source", "/data/{user}", "GPUDockerSpawner.home_source: unknown placeholder {user}"),
+        (
+            "GPUDockerSpawner__home_source",
+            "/data/{user}",
+            "GPUDockerSpawner.home_source: unknown placeholder {user}",
+        ),
         ("GPUDockerSpawner__deployment", "My Lab", "GPUDockerSpawner.deployment"),
     ],
 )
@@ -51,20 +79,51 @@ def test_bad_hand_set_values_name_the_trait(key, value, text):
 
 def test_gpu_defaults_come_from_the_schema():
     s = spawner(GPUDockerSpawner__gpu_settings={"wait": False})
-    assert s.gpu_settings["wait"] is False and s.gpu_settings["wait_timeout"] == 600 and s.gpu_settings["devices"] == "auto"
+    assert (
+        s.gpu_settings["wait"] is False
+        and s.gpu_settings["wait_timeout"] == 600
+        and s.gpu_settings["devices"] == "auto"
+    )
     assert GPUDockerSpawner().gpu_settings["mode"] == "exclusive"
 
 
 @pytest.mark.parametrize(
     "config, key",
     [
-        ({"GPUDockerSpawner__profiles": [{"name": "x", "image": "y"}], "DockerSpawner__image": "z"}, "GPUDockerSpawner.image"),
-        ({"GPUDockerSpawner__profiles": [{"name": "x", "image": "y"}], "DockerSpawner__allowed_images": ["z"]}, "GPUDockerSpawner.allowed_images"),
-        ({"Spawner__environment": {"NVIDIA_VISIBLE_DEVICES": "all"}}, "GPUDockerSpawner.environment.NVIDIA_VISIBLE_DEVICES"),
-        ({"DockerSpawner__extra_host_config": {"device_requests": []}}, "GPUDockerSpawner.extra_host_config.device_requests"),
-        ({"DockerSpawner__extra_host_config": {"privileged": True}}, "GPUDockerSpawner.extra_host_config.privileged"),
-        ({"DockerSpawner__extra_create_kwargs": {"labels": {"gpulab.gpus": ""}}}, "GPUDockerSpawner.extra_create_kwargs.labels.gpulab.gpus"),
-        ({"DockerSpawner__extra_create_kwargs": {"image": "x"}}, "GPUDockerSpawner.extra_create_kwargs.image"),
+        (
+            {
+                "GPUDockerSpawner__profiles": [{"name": "x", "image": "y"}],
+                "DockerSpawner__image": "z",
+            },
+            "GPUDockerSpawner.image",
+        ),
+        (
+            {
+                "GPUDockerSpawner__profiles": [{"name": "x", "image": "y"}],
+                "DockerSpawner__allowed_images": ["z"],
+            },
+            "GPUDockerSpawner.allowed_images",
+        ),
+        (
+            {"Spawner__environment": {"NVIDIA_VISIBLE_DEVICES": "all"}},
+            "GPUDockerSpawner.environment.NVIDIA_VISIBLE_DEVICES",
+        ),
+        (
+            {"DockerSpawner__extra_host_config": {"device_requests": []}},
+            "GPUDockerSpawner.extra_host_config.device_requests",
+        ),
+        (
+            {"DockerSpawner__extra_host_config": {"privileged": True}},
+            "GPUDockerSpawner.extra_host_config.privileged",
+        ),
+        (
+            {"DockerSpawner__extra_create_kwargs": {"labels": {"gpulab.gpus": ""}}},
+            "GPUDockerSpawner.extra_create_kwargs.labels.gpulab.gpus",
+        ),
+        (
+            {"DockerSpawner__extra_create_kwargs": {"image": "x"}},
+            "GPUDockerSpawner.extra_create_kwargs.image",
+        ),
         ({"DockerSpawner__volumes": {"/data/x": "/home/shared"}}, "GPUDockerSpawner.volumes"),
     ],
 )
@@ -75,7 +134,10 @@ def test_settings_that_take_over_what_gpulab_owns_are_refused(config, key):
 
 
 def test_without_profiles_dockerspawner_settings_are_fine():
-    s = spawner(DockerSpawner__image="my/image:1", DockerSpawner__allowed_images=["my/image:1", "my/image:2"])
+    s = spawner(
+        DockerSpawner__image="my/image:1",
+        DockerSpawner__allowed_images=["my/image:1", "my/image:2"],
+    )
     s.check_settings()
     assert s.limits(SpawnRequest(profile={}, gpus=0)).image == "my/image:1"
 
@@ -88,11 +150,21 @@ def test_readme_example_configured_mem_limit_wins_over_the_profile():
     s = GPUDockerSpawner(config=c)
     s.check_settings()
     limits = s.limits(SpawnRequest(profile=s.profiles[0], gpus=0))
-    assert (limits.mem_limit, limits.cpu_limit, limits.shm_size, limits.image) == (8 * 1024**3, 4.0, 2 * 1024**3, "localhost/gpulab/base:latest")
+    assert (limits.mem_limit, limits.cpu_limit, limits.shm_size, limits.image) == (
+        8 * 1024**3,
+        4.0,
+        2 * 1024**3,
+        "localhost/gpulab/base:latest",
+    )
     # and without it, the profile's value
     c2 = Config()
     configure(c2, site)
-    assert GPUDockerSpawner(config=c2).limits(SpawnRequest(profile=site["profiles"][0], gpus=0)).mem_limit == 16 * 1024**3
+    assert (
+        GPUDockerSpawner(config=c2)
+        .limits(SpawnRequest(profile=site["profiles"][0], gpus=0))
+        .mem_limit
+        == 16 * 1024**3
+    )
 
 
 def test_loading_the_config_creates_nothing(tmp_path):

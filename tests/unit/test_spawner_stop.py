@@ -23,7 +23,9 @@ def make_spawner():
 async def test_a_failed_stop_keeps_the_gpus_a_good_one_gives_them_back(monkeypatch):
     s = make_spawner()
     manager = s.gpu_manager  # the deployment's, which the user's hub settings hold
-    manager.set_inventory(await manager.inventory_source.inventory())  # the site's static list; no Docker
+    manager.set_inventory(
+        await manager.inventory_source.inventory()
+    )  # the site's static list; no Docker
     manager.synced = True
     s.gpu_uuids = tuple(await manager.allocator.acquire(s.holder, 1))
     s.object_id = "abc123"
@@ -34,7 +36,9 @@ async def test_a_failed_stop_keeps_the_gpus_a_good_one_gives_them_back(monkeypat
     monkeypatch.setattr(DockerSpawner, "stop", failing_stop)
     with pytest.raises(docker.errors.APIError):
         await s.stop()
-    assert manager.allocator.holdings[s.holder].uuids == ["GPU-stop-0"], "still held while the container may run"
+    assert manager.allocator.holdings[s.holder].uuids == ["GPU-stop-0"], (
+        "still held while the container may run"
+    )
 
     async def good_stop(self, now=False):
         self.object_id = ""

@@ -14,7 +14,13 @@ from gpulab.hub.traits import GPULabSettings
 def storage(**kw):
     """The spec's storage settings as the site file's defaults give them, changed by ``kw``."""
     return specs.Storage(
-        **{"home": default("storage.home"), "datasets": (), "scratch": "", "scratch_target": default("storage.scratch_target"), **kw}
+        **{
+            "home": default("storage.home"),
+            "datasets": (),
+            "scratch": "",
+            "scratch_target": default("storage.scratch_target"),
+            **kw,
+        }
     )
 
 
@@ -32,14 +38,33 @@ def ssh(**kw):
 
 
 def tools(**kw):
-    values = {k: default(f"hooks.{k}") for k in ("tf_memory_growth", "jax_preallocate", "tensorboard_logdir")}
+    values = {
+        k: default(f"hooks.{k}")
+        for k in ("tf_memory_growth", "jax_preallocate", "tensorboard_logdir")
+    }
     return specs.Tools(**{**values, **kw})
 
 
-HARDENING = specs.Hardening(**{k: default(f"containers.{k}") for k in ("pids_limit", "log_max_size", "log_max_files")})
+HARDENING = specs.Hardening(
+    **{k: default(f"containers.{k}") for k in ("pids_limit", "log_max_size", "log_max_files")}
+)
 
-ALICE = specs.Identity(username="alice.b@lab", user_id=7, server_name="", login="alice_b_lab", uid=20007, gid=100, escaped_username="alice-2eb-40lab")
-PROFILE = {"name": "torch", "image": "localhost/gpulab/pytorch:latest", "mem_limit": 16 << 30, "cpu_limit": 4.0, "shm_size": 2 << 30}
+ALICE = specs.Identity(
+    username="alice.b@lab",
+    user_id=7,
+    server_name="",
+    login="alice_b_lab",
+    uid=20007,
+    gid=100,
+    escaped_username="alice-2eb-40lab",
+)
+PROFILE = {
+    "name": "torch",
+    "image": "localhost/gpulab/pytorch:latest",
+    "mem_limit": 16 << 30,
+    "cpu_limit": 4.0,
+    "shm_size": 2 << 30,
+}
 BASE_ENV = {"JUPYTERHUB_API_TOKEN": "t0ken", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice.b@lab/"}
 
 
@@ -65,7 +90,10 @@ def build(**kw):
 
 
 def test_the_spec_is_frozen_and_deterministic():
-    a, b = build(gpus=specs.GPUGrant.devices(("GPU-1",))), build(gpus=specs.GPUGrant.devices(("GPU-1",)))
+    a, b = (
+        build(gpus=specs.GPUGrant.devices(("GPU-1",))),
+        build(gpus=specs.GPUGrant.devices(("GPU-1",))),
+    )
     assert a == b
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.image = "other"
@@ -75,7 +103,11 @@ def test_the_spec_is_frozen_and_deterministic():
 
 def test_identity_gpus_and_labels():
     s = build(gpus=specs.GPUGrant.devices(("GPU-1", "GPU-2")))
-    assert s.env["NB_USER"] == "alice_b_lab" and s.env["NB_UID"] == "20007" and s.env["NB_HOME"] == s.env["HOME"] == "/home/alice_b_lab"
+    assert (
+        s.env["NB_USER"] == "alice_b_lab"
+        and s.env["NB_UID"] == "20007"
+        and s.env["NB_HOME"] == s.env["HOME"] == "/home/alice_b_lab"
+    )
     assert s.env["NVIDIA_VISIBLE_DEVICES"] == "GPU-1,GPU-2" and s.gpus.uuids == ("GPU-1", "GPU-2")
     assert dict(s.labels) == {
         "gpulab.deployment": "lab",
@@ -85,12 +117,20 @@ def test_identity_gpus_and_labels():
         "gpulab.uid": "20007",
         "gpulab.gpus": "GPU-1,GPU-2",
     }
-    assert s.working_dir == "/home/alice_b_lab" and s.image == "localhost/gpulab/pytorch:latest" and s.command == ("gpulab-start", "--port=8888")
+    assert (
+        s.working_dir == "/home/alice_b_lab"
+        and s.image == "localhost/gpulab/pytorch:latest"
+        and s.command == ("gpulab-start", "--port=8888")
+    )
 
 
 def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():
     s = build(base_env={**BASE_ENV, "NVIDIA_VISIBLE_DEVICES": "all", "NB_USER": "root"})
-    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "void" and s.env["NB_USER"] == "alice_b_lab" and s.gpus.uuids == ()
+    assert (
+        s.env["NVIDIA_VISIBLE_DEVICES"] == "void"
+        and s.env["NB_USER"] == "alice_b_lab"
+        and s.gpus.uuids == ()
+    )
 
 
 def test_swarm_asks_for_a_count_and_names_no_device():
@@ -100,13 +140,27 @@ def test_swarm_asks_for_a_count_and_names_no_device():
 
 def test_tool_defaults_and_the_admin_environment_wins_over_them():
     s = build()
-    assert s.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and s.env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert (
+        s.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+        and s.env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    )
     assert s.env["PIP_USER"] == "1" and s.env["GPULAB_TENSORBOARD_LOGDIR"] == "~/runs"
     assert s.env["TENSORBOARD_PROXY_URL"] == "/user/alice.b@lab/proxy/%PORT%/"
-    assert build(base_env={**BASE_ENV, "TF_FORCE_GPU_ALLOW_GROWTH": "false"}).env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
+    assert (
+        build(base_env={**BASE_ENV, "TF_FORCE_GPU_ALLOW_GROWTH": "false"}).env[
+            "TF_FORCE_GPU_ALLOW_GROWTH"
+        ]
+        == "false"
+    )
     off = build(tools=tools(tf_memory_growth=False, jax_preallocate=True))
-    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in off.env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in off.env
-    assert specs.tool_env(tools(), "/lab/user/a%40b")["TENSORBOARD_PROXY_URL"] == "/lab/user/a%40b/proxy/%PORT%/"
+    assert (
+        "TF_FORCE_GPU_ALLOW_GROWTH" not in off.env
+        and "XLA_PYTHON_CLIENT_PREALLOCATE" not in off.env
+    )
+    assert (
+        specs.tool_env(tools(), "/lab/user/a%40b")["TENSORBOARD_PROXY_URL"]
+        == "/lab/user/a%40b/proxy/%PORT%/"
+    )
 
 
 def test_mounts_home_datasets_scratch_and_ssh_keys():
@@ -123,19 +177,39 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
         }
     )["storage"]["datasets"]
     s = build(
-        storage=storage(home="/data/home/{username}", datasets=tuple(datasets), scratch="/scratch/{uid}", scratch_target="/scratch"),
+        storage=storage(
+            home="/data/home/{username}",
+            datasets=tuple(datasets),
+            scratch="/scratch/{uid}",
+            scratch_target="/scratch",
+        ),
         ssh=ssh(enabled=True, host_port=22007),
     )
     by_target = {m.target: m for m in s.mounts}
-    assert by_target["/home/alice_b_lab"] == specs.MountSpec("/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", owner="user")
+    assert by_target["/home/alice_b_lab"] == specs.MountSpec(
+        "/home/alice_b_lab", "/data/home/alice-2eb-40lab", "bind", owner="user"
+    )
     assert by_target["/datasets/r"].read_only and by_target["/datasets/r"].kind == "bind"
     assert not by_target["/datasets/w"].read_only and by_target["/datasets/w"].kind == "volume"
     assert by_target["/scratch"].source == "/scratch/20007"
     keys = by_target[contract.SSH_HOST_KEY_DIR]
-    assert keys.source == "lab-sshhost-alice-2eb-40lab" and keys.kind == "volume" and ("gpulab.ssh-host-keys", "alice.b@lab") in keys.labels
-    assert specs.host_dirs(s) == [("/data/home/alice-2eb-40lab", "user"), ("/scratch/20007", "user")]
-    on_shared = build(storage=storage(home="/srv/home/{username}"), ssh=ssh(enabled=True, host_key_volume="/srv/ssh-host/{username}"))
-    assert specs.host_dirs(on_shared) == [("/srv/home/alice-2eb-40lab", "user"), ("/srv/ssh-host/alice-2eb-40lab", "root")]
+    assert (
+        keys.source == "lab-sshhost-alice-2eb-40lab"
+        and keys.kind == "volume"
+        and ("gpulab.ssh-host-keys", "alice.b@lab") in keys.labels
+    )
+    assert specs.host_dirs(s) == [
+        ("/data/home/alice-2eb-40lab", "user"),
+        ("/scratch/20007", "user"),
+    ]
+    on_shared = build(
+        storage=storage(home="/srv/home/{username}"),
+        ssh=ssh(enabled=True, host_key_volume="/srv/ssh-host/{username}"),
+    )
+    assert specs.host_dirs(on_shared) == [
+        ("/srv/home/alice-2eb-40lab", "user"),
+        ("/srv/ssh-host/alice-2eb-40lab", "root"),
+    ]
     assert s.ports == (specs.PortSpec(22, "127.0.0.1", 22007),)
     assert s.env["GPULAB_SSH"] == "1" and s.env["GPULAB_SSH_PASSWORD_LOGIN"] == "0"
 
@@ -149,6 +223,12 @@ def test_default_home_is_a_labelled_volume_and_no_ssh_means_no_port():
 
 
 def test_precedence_configured_traits_win_over_the_profile():
-    assert specs.resolve_limits(PROFILE, {}) == specs.Limits("localhost/gpulab/pytorch:latest", 16 << 30, 4.0, 2 << 30)
+    assert specs.resolve_limits(PROFILE, {}) == specs.Limits(
+        "localhost/gpulab/pytorch:latest", 16 << 30, 4.0, 2 << 30
+    )
     over = specs.resolve_limits(PROFILE, {"mem_limit": 8 << 30, "cpu_limit": None})
-    assert (over.mem_limit, over.cpu_limit, over.image) == (8 << 30, None, "localhost/gpulab/pytorch:latest")
+    assert (over.mem_limit, over.cpu_limit, over.image) == (
+        8 << 30,
+        None,
+        "localhost/gpulab/pytorch:latest",
+    )

@@ -134,7 +134,9 @@ async def test_readiness_any_http_answer_counts():
     server = HTTPServer(web.Application([]))  # 404 for everything
     server.listen(port, "127.0.0.1")
     try:
-        await asyncio.wait_for(readiness.wait_answering(f"http://127.0.0.1:{port}/user/a/api", 5), 5)
+        await asyncio.wait_for(
+            readiness.wait_answering(f"http://127.0.0.1:{port}/user/a/api", 5), 5
+        )
     finally:
         server.stop()
 
@@ -147,14 +149,18 @@ async def test_readiness_says_why_when_the_container_exits_and_times_out():
 
     t0 = time.monotonic()
     with pytest.raises(readiness.ServerExited, match="not a valid login name"):
-        await readiness.wait_answering(f"http://127.0.0.1:{port}/api", 30, alive=exited, alive_every=0.1)
+        await readiness.wait_answering(
+            f"http://127.0.0.1:{port}/api", 30, alive=exited, alive_every=0.1
+        )
     assert time.monotonic() - t0 < 2
 
     async def running():
         return None
 
     with pytest.raises(TimeoutError, match="did not answer within 0.3 s"):
-        await readiness.wait_answering(f"http://127.0.0.1:{port}/api", 0.3, alive=running, alive_every=0.1)
+        await readiness.wait_answering(
+            f"http://127.0.0.1:{port}/api", 0.3, alive=running, alive_every=0.1
+        )
 
 
 def test_width_is_the_admins_setting_or_cpus_plus_one():

@@ -23,9 +23,17 @@ def _jupyter_server_extension_points():
 
 
 def message(notice, server):
-    when = time.strftime("%H:%M UTC", time.gmtime(notice["stop_at"])) if notice.get("stop_at") else "soon"
+    when = (
+        time.strftime("%H:%M UTC", time.gmtime(notice["stop_at"]))
+        if notice.get("stop_at")
+        else "soon"
+    )
     name = f" {server}" if server else ""
-    keep = " Keep it from the hub's home page or JupyterLab's notification." if notice.get("reason") == "idle" else ""
+    keep = (
+        " Keep it from the hub's home page or JupyterLab's notification."
+        if notice.get("reason") == "idle"
+        else ""
+    )
     return f"gpulab: your server{name} will be stopped at {when} and its GPUs given back: {notice.get('text', '')}.{keep}"
 
 
@@ -94,7 +102,9 @@ class Notices:
         if self.current and self.current.get("warned_at") != self._told:
             self._told = self.current.get("warned_at")
             n = write_to_terminals(message(self.current, self.server))
-            self.log.warning("gpulab: GPU reclaim warning (told %d terminal(s)): %s", n, self.current.get("text"))
+            self.log.warning(
+                "gpulab: GPU reclaim warning (told %d terminal(s)): %s", n, self.current.get("text")
+            )
         elif not self.current:
             self._told = None
 
@@ -113,10 +123,18 @@ def _load_jupyter_server_extension(serverapp):
     from tornado.ioloop import IOLoop, PeriodicCallback
 
     env = os.environ
-    if not (env.get("JUPYTERHUB_API_URL") and env.get("JUPYTERHUB_API_TOKEN") and env.get("JUPYTERHUB_USER")):
+    if not (
+        env.get("JUPYTERHUB_API_URL")
+        and env.get("JUPYTERHUB_API_TOKEN")
+        and env.get("JUPYTERHUB_USER")
+    ):
         return  # not started by a hub
     notices = Notices(
-        env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"], env["JUPYTERHUB_USER"], env.get("JUPYTERHUB_SERVER_NAME", ""), serverapp.log
+        env["JUPYTERHUB_API_URL"],
+        env["JUPYTERHUB_API_TOKEN"],
+        env["JUPYTERHUB_USER"],
+        env.get("JUPYTERHUB_SERVER_NAME", ""),
+        serverapp.log,
     )
 
     class NoticeHandler(APIHandler):
@@ -128,7 +146,9 @@ def _load_jupyter_server_extension(serverapp):
                     {
                         "notice": notices.current,
                         "server": notices.server,
-                        "message": message(notices.current, notices.server) if notices.current else None,
+                        "message": message(notices.current, notices.server)
+                        if notices.current
+                        else None,
                     }
                 )
             )
@@ -143,7 +163,10 @@ def _load_jupyter_server_extension(serverapp):
     base = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(
         ".*$",
-        [(url_path_join(base, "gpulab", "notices"), NoticeHandler), (url_path_join(base, "gpulab", "keep"), KeepHandler)],
+        [
+            (url_path_join(base, "gpulab", "notices"), NoticeHandler),
+            (url_path_join(base, "gpulab", "keep"), KeepHandler),
+        ],
     )
     PeriodicCallback(notices.poll, POLL_SECONDS * 1000).start()
     IOLoop.current().add_callback(notices.poll)

@@ -23,7 +23,9 @@ def enabled(environ=os.environ):
 def apply_memory_growth(tf):
     """Turn on memory growth for every visible GPU; returns how many were set."""
     config = tf.config
-    lister = getattr(config, "list_physical_devices", None) or config.experimental.list_physical_devices
+    lister = (
+        getattr(config, "list_physical_devices", None) or config.experimental.list_physical_devices
+    )
     count = 0
     for gpu in lister("GPU"):
         try:

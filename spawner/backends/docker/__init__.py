@@ -24,7 +24,9 @@ class DockerBackend(Backend):
         }
 
     def hub_traits(self, site):
-        gateway = self.part("network").gateway_of(site["hub"]["subnet"])  # the network itself is made at startup
+        gateway = self.part("network").gateway_of(
+            site["hub"]["subnet"]
+        )  # the network itself is made at startup
         api = f"http://{gateway}:{site['hub']['api_port']}"
         return {"JupyterHub": {"hub_bind_url": api, "hub_connect_url": api}}
 

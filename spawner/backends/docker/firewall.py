@@ -16,7 +16,14 @@ are rebuilt at every start (idempotent); :func:`rules` is pure and unit-tested.
 import ipaddress
 import subprocess
 
-BLOCKED = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "198.18.0.0/15")
+BLOCKED = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "198.18.0.0/15",
+)
 
 
 class FirewallError(RuntimeError):
@@ -62,11 +69,16 @@ def rules(deployment, bridge, gateway, api_port, dns=()):
     ]
     for server in dns:
         for proto in ("udp", "tcp"):
-            setup.append(["-A", chain_out, "-p", proto, "-d", server, "--dport", "53", "-j", "RETURN"])
+            setup.append(
+                ["-A", chain_out, "-p", proto, "-d", server, "--dport", "53", "-j", "RETURN"]
+            )
     for net in BLOCKED:
         setup.append(["-A", chain_out, "-d", net, "-j", "REJECT"])
     setup.append(["-A", chain_out, "-j", "RETURN"])
-    hooks = [("INPUT", ["-i", bridge, "-j", chain_in]), ("DOCKER-USER", ["-i", bridge, "-j", chain_out])]
+    hooks = [
+        ("INPUT", ["-i", bridge, "-j", chain_in]),
+        ("DOCKER-USER", ["-i", bridge, "-j", chain_out]),
+    ]
     return setup, hooks
 
 
@@ -79,9 +91,13 @@ def _run(args, check=True):
 
 def apply(deployment, bridge, gateway, api_port, dns=None):
     """Install (or refresh) the rules. Raises FirewallError naming the failing command."""
-    setup, hooks = rules(deployment, bridge, gateway, api_port, dns_servers() if dns is None else dns)
+    setup, hooks = rules(
+        deployment, bridge, gateway, api_port, dns_servers() if dns is None else dns
+    )
     for args in setup:
-        _run(args, check=args[0] != "-N")  # -N fails when the chain exists: fine, it is flushed next
+        _run(
+            args, check=args[0] != "-N"
+        )  # -N fails when the chain exists: fine, it is flushed next
     for chain, spec in hooks:
         if not _run(["-C", chain, *spec], check=False):
             _run(["-I", chain, "1", *spec])
@@ -100,4 +116,6 @@ def remove(deployment, bridge):
 
 def bridge_of(network):
     """The Linux bridge of a Docker bridge network (docker-py Network)."""
-    return (network.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + network.id[:12]
+    return (network.attrs.get("Options") or {}).get(
+        "com.docker.network.bridge.name"
+    ) or "br-" + network.id[:12]

@@ -13,7 +13,10 @@ from gpulab.core.gpus.manager import InventorySource
 
 def running_filters(deployment):
     """Docker filters for the deployment's containers that hold (or are about to hold) GPUs."""
-    return {"label": [contract.deployment_filter(deployment)], "status": ["created", "running", "restarting"]}
+    return {
+        "label": [contract.deployment_filter(deployment)],
+        "status": ["created", "running", "restarting"],
+    }
 
 
 class HostInventory(InventorySource):

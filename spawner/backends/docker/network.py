@@ -44,9 +44,17 @@ def ensure_network(client, name, subnet, deployment):
             )
         return gateway_of(subnet)
     gateway = gateway_of(subnet)
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+    ipam = docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)]
+    )
     try:
-        client.networks.create(name, driver="bridge", ipam=ipam, options=BRIDGE_OPTIONS, labels={contract.L_DEPLOYMENT: deployment})
+        client.networks.create(
+            name,
+            driver="bridge",
+            ipam=ipam,
+            options=BRIDGE_OPTIONS,
+            labels={contract.L_DEPLOYMENT: deployment},
+        )
     except docker.errors.APIError as e:
         raise HostError(
             f"could not create Docker network {name} on {subnet} ({e.explanation}); set hub.subnet in the site file to a free private subnet"
@@ -63,5 +71,7 @@ def prepare_host(client, *, deployment, network, subnet, api_port, restrict_egre
             bridge = firewall.bridge_of(client.networks.get(network))
             firewall.apply(deployment, bridge, gateway, api_port)
         except firewall.FirewallError as e:
-            raise HostError(f"could not restrict where containers connect (hub.restrict_egress): {e}")
+            raise HostError(
+                f"could not restrict where containers connect (hub.restrict_egress): {e}"
+            )
     return gateway

@@ -96,4 +96,6 @@ def create_arguments(
 
 def parse_gpu_label(container):
     """The GPUs an existing container was made with (its ``gpulab.gpus`` label), from inspect JSON."""
-    return contract.parse_gpu_list((container.get("Config") or {}).get("Labels", {}).get(contract.L_GPUS))
+    return contract.parse_gpu_list(
+        (container.get("Config") or {}).get("Labels", {}).get(contract.L_GPUS)
+    )

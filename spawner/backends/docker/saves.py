@@ -37,7 +37,9 @@ class LocalSaves:
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="gpulab-saves")
 
     async def _io(self, fn, *args, **kw):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kw))
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: fn(*args, **kw)
+        )
 
     async def list_saves(self, username=None):
         return await self._io(lambda: list_saves(self.client_factory(), self.deployment, username))
@@ -51,7 +53,18 @@ class LocalSaves:
     async def delete_save(self, username, tag):
         return await self._io(self._delete, username, tag)
 
-    def _create(self, *, username, escaped_user, service_name, profile, note="", max_count, max_bytes, now=None):
+    def _create(
+        self,
+        *,
+        username,
+        escaped_user,
+        service_name,
+        profile,
+        note="",
+        max_count,
+        max_bytes,
+        now=None,
+    ):
         """Commit the user's running container; returns the new save's row."""
         note = rules.check_note(note)
         client = self.client_factory()
@@ -60,7 +73,10 @@ class LocalSaves:
         try:
             container = client.containers.get(service_name)
         except docker.errors.NotFound:
-            raise SaveError("your server is not running: start it, then save (a stopped server's changes outside the home are gone)", 409)
+            raise SaveError(
+                "your server is not running: start it, then save (a stopped server's changes outside the home are gone)",
+                409,
+            )
         container.reload()
         if container.status != "running" or container.labels.get(contract.L_USER) != username:
             raise SaveError("your server is not running: start it, then save", 409)
@@ -70,7 +86,9 @@ class LocalSaves:
             image, _ = rules.commit(
                 client,
                 container,
-                repository=rules.repository(contract.SAVES_REPOSITORY, self.deployment, escaped_user),
+                repository=rules.repository(
+                    contract.SAVES_REPOSITORY, self.deployment, escaped_user
+                ),
                 tag=rules.tag_for(now),
                 labels=rules.save_labels(self.deployment, username, profile, note, now),
                 max_new_bytes=max_bytes - used,
@@ -81,10 +99,14 @@ class LocalSaves:
 
     def _delete(self, username, tag):
         client = self.client_factory()
-        row = next((r for r in list_saves(client, self.deployment, username) if r["tag"] == tag), None)
+        row = next(
+            (r for r in list_saves(client, self.deployment, username) if r["tag"] == tag), None
+        )
         if row is None:
             raise SaveError(f"no saved environment {tag!r}", 404)
-        users = [c.name for c in client.containers.list(all=True, filters={"ancestor": row["image"]})]
+        users = [
+            c.name for c in client.containers.list(all=True, filters={"ancestor": row["image"]})
+        ]
         if users:
             raise SaveError(f"{tag} is in use by a server ({', '.join(users)}): stop it first", 409)
         client.images.remove(row["image"])

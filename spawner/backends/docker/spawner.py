@@ -42,7 +42,10 @@ class GPUDockerSpawner(GPULabSpawner):
         try:
             await self.pull_image(image)
         except docker.errors.NotFound:
-            raise web.HTTPError(400, f"Image {image} is not on this host and pull_policy is {self.pull_policy}: an admin must build or pull it")
+            raise web.HTTPError(
+                400,
+                f"Image {image} is not on this host and pull_policy is {self.pull_policy}: an admin must build or pull it",
+            )
         except docker.errors.APIError as e:
             raise web.HTTPError(503, f"Image {image} could not be pulled: {e.explanation or e}")
 
@@ -59,15 +62,28 @@ class GPUDockerSpawner(GPULabSpawner):
     async def _create_or_reuse(self, spec):
         obj = await self.get_object()
         if obj and (self.remove or render.parse_gpu_label(obj) != spec.gpus.uuids):
-            self.log.info("Removing %s %s before the start (remove=%s, GPUs changed)", self.object_type, self.object_name, self.remove)
+            self.log.info(
+                "Removing %s %s before the start (remove=%s, GPUs changed)",
+                self.object_type,
+                self.object_name,
+                self.remove,
+            )
             await self.remove_object()
             obj = None
         if obj is None:
             obj = await self.create_object()
             self.object_id = obj[self.object_id_key]
-            self.log.info("Created %s %s (id: %s) from image %s", self.object_type, self.object_name, self.object_id[:7], spec.image)
+            self.log.info(
+                "Created %s %s (id: %s) from image %s",
+                self.object_type,
+                self.object_name,
+                self.object_id[:7],
+                spec.image,
+            )
             return
-        self.log.info("Found existing %s %s (id: %s)", self.object_type, self.object_name, self.object_id[:7])
+        self.log.info(
+            "Found existing %s %s (id: %s)", self.object_type, self.object_name, self.object_id[:7]
+        )
         for line in obj["Config"]["Env"]:  # the running server keeps its own API token
             if line.startswith("JUPYTERHUB_API_TOKEN="):
                 self.api_token = line.split("=", 1)[1]
@@ -138,7 +154,10 @@ class GPUDockerSpawner(GPULabSpawner):
                 last = now
                 done, count, current, total = pull_summary(layers)
                 pct = 10 + int(30 * current / total) if total else 10
-                self._progress.emit_threadsafe(pct, f"Pulling {repo}:{tag}: {done}/{count} layers, {current / 1e6:.0f}/{total / 1e6:.0f} MB")
+                self._progress.emit_threadsafe(
+                    pct,
+                    f"Pulling {repo}:{tag}: {done}/{count} layers, {current / 1e6:.0f}/{total / 1e6:.0f} MB",
+                )
 
     async def poll(self):
         status = await super().poll()

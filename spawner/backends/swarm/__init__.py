@@ -6,7 +6,14 @@ import os
 from urllib.parse import urlparse
 
 from gpulab.backends import Backend
-from gpulab.core.site.facts import BASE_IMAGE, hub_container_name, hub_image, public_host_port, registry_name, saves_store_path
+from gpulab.core.site.facts import (
+    BASE_IMAGE,
+    hub_container_name,
+    hub_image,
+    public_host_port,
+    registry_name,
+    saves_store_path,
+)
 
 
 class SwarmBackend(Backend):
@@ -63,10 +70,20 @@ class SwarmBackend(Backend):
 
     async def run_job(self, lab, job, on_line=None):
         jobs = self.part("jobs")
-        return await jobs.run_job(lab.api(), job, node_ids=getattr(lab.gpus.inventory_source, "node_ids", {}), on_line=on_line)
+        return await jobs.run_job(
+            lab.api(),
+            job,
+            node_ids=getattr(lab.gpus.inventory_source, "node_ids", {}),
+            on_line=on_line,
+        )
 
     def prepare_host(self, lab, api_port):
-        return self.part("network").prepare_host(lab.docker(), deployment=lab.name, network=lab.network_name, encrypted=lab.network_encrypted)
+        return self.part("network").prepare_host(
+            lab.docker(),
+            deployment=lab.name,
+            network=lab.network_name,
+            encrypted=lab.network_encrypted,
+        )
 
     def launch_hub(self, site, *, site_file, config_file, replace=False):
         """On a Swarm manager: the hub runs in a container there (:mod:`.hub`)."""
@@ -74,9 +91,18 @@ class SwarmBackend(Backend):
 
         hub = self.part("hub")
         client = docker_client()
-        config_dir = hub.stage_config(site, site_file, config_file, os.path.join(os.path.abspath(site["hub"]["state_dir"]), "config"))
-        container = hub.run_hub(client, site, config_dir=config_dir, config_file=config_file, replace=replace)
-        print(f"gpulab up: the hub runs in container {container.name} ({hub_image(site)}); logs: docker logs -f {container.name}")
+        config_dir = hub.stage_config(
+            site,
+            site_file,
+            config_file,
+            os.path.join(os.path.abspath(site["hub"]["state_dir"]), "config"),
+        )
+        container = hub.run_hub(
+            client, site, config_dir=config_dir, config_file=config_file, replace=replace
+        )
+        print(
+            f"gpulab up: the hub runs in container {container.name} ({hub_image(site)}); logs: docker logs -f {container.name}"
+        )
         return 0
 
     def node_problems(self, client):
@@ -84,7 +110,13 @@ class SwarmBackend(Backend):
         out = []
         for node in client.api.nodes():
             name, problems = nodes.check_node(node)
-            out.append((name, problems, f"ready, engine {((node.get('Description') or {}).get('Engine') or {}).get('EngineVersion')}"))
+            out.append(
+                (
+                    name,
+                    problems,
+                    f"ready, engine {((node.get('Description') or {}).get('Engine') or {}).get('EngineVersion')}",
+                )
+            )
         return out
 
 

@@ -16,7 +16,16 @@ from datetime import datetime, timezone
 from gpulab.core import contract
 from gpulab.core.gpus.inventory import GPU
 
-LIVE_TASK_STATES = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
+LIVE_TASK_STATES = (
+    "new",
+    "pending",
+    "assigned",
+    "accepted",
+    "preparing",
+    "ready",
+    "starting",
+    "running",
+)
 
 
 def node_name(node):
@@ -24,7 +33,9 @@ def node_name(node):
 
 
 def node_usable(node):
-    return (node.get("Status") or {}).get("State") == "ready" and (node.get("Spec") or {}).get("Availability") == "active"
+    return (node.get("Status") or {}).get("State") == "ready" and (node.get("Spec") or {}).get(
+        "Availability"
+    ) == "active"
 
 
 def node_gpu_uuids(node):
@@ -47,13 +58,23 @@ def gpus_from_nodes(nodes):
         labels = (node.get("Spec") or {}).get("Labels") or {}
         memory = int(labels.get(contract.NL_GPU_MEMORY) or 0)
         for i, uuid in enumerate(node_gpu_uuids(node)):
-            gpus.append(GPU(index=i, uuid=uuid, model=labels.get(contract.NL_GPU_MODEL, "GPU"), memory_total=memory, node=name))
+            gpus.append(
+                GPU(
+                    index=i,
+                    uuid=uuid,
+                    model=labels.get(contract.NL_GPU_MODEL, "GPU"),
+                    memory_total=memory,
+                    node=name,
+                )
+            )
     return gpus, ids
 
 
 def task_gpus(task):
     out = []
-    for r in task.get("GenericResources") or task.get("AssignedGenericResources") or []:  # what Swarm assigned
+    for r in (
+        task.get("GenericResources") or task.get("AssignedGenericResources") or []
+    ):  # what Swarm assigned
         named = r.get("NamedResourceSpec") or {}
         if named.get("Kind") == contract.GPU_RESOURCE and named.get("Value"):
             out.append(named["Value"])
@@ -65,7 +86,9 @@ def timestamp(text):
     m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", text or "")
     if not m:
         return time.time()
-    base = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    base = (
+        datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    )
     return base + (float("0" + m.group(2)) if m.group(2) else 0.0)
 
 
@@ -110,10 +133,16 @@ def node_labels(nodes):
 
 def node_cpus(nodes):
     """{node name: CPUs it reports to the Swarm}."""
-    return {node_name(n): ((n.get("Description") or {}).get("Resources") or {}).get("NanoCPUs", 0) // 10**9 for n in nodes}
+    return {
+        node_name(n): ((n.get("Description") or {}).get("Resources") or {}).get("NanoCPUs", 0)
+        // 10**9
+        for n in nodes
+    }
 
 
-CONSTRAINT = re.compile(r"^node\.(hostname|role|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$")
+CONSTRAINT = re.compile(
+    r"^node\.(hostname|role|labels\.([A-Za-z0-9_.-]+))\s*(==|!=)\s*([A-Za-z0-9_.:-]+)$"
+)
 
 
 def parse_constraint(text):

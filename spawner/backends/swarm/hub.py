@@ -32,7 +32,9 @@ def stage_config(site, site_file, config_file, directory):
     return directory
 
 
-def container_arguments(site, *, image, config_dir, config_file="jupyterhub_config.py", environ=os.environ):
+def container_arguments(
+    site, *, image, config_dir, config_file="jupyterhub_config.py", environ=os.environ
+):
     """docker-py ``containers.run`` keyword arguments for the hub container (pure)."""
     hub, cluster = site["hub"], site["cluster"]
     host, port = public_host_port(hub["bind_url"])
@@ -40,7 +42,10 @@ def container_arguments(site, *, image, config_dir, config_file="jupyterhub_conf
     volumes = {
         config_dir: {"bind": CONFIG_DIR, "mode": "ro"},
         socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"},
-        os.path.abspath(hub["state_dir"]): {"bind": os.path.abspath(hub["state_dir"]), "mode": "rw"},
+        os.path.abspath(hub["state_dir"]): {
+            "bind": os.path.abspath(hub["state_dir"]),
+            "mode": "rw",
+        },
         cluster["shared_root"]: {"bind": cluster["shared_root"], "mode": "rw"},
     }
     env = {contract.SITE_FILE_ENV: f"{CONFIG_DIR}/gpulab.yaml"}
@@ -50,7 +55,13 @@ def container_arguments(site, *, image, config_dir, config_file="jupyterhub_conf
         env[secret] = environ.get(secret, "")
     return {
         "image": image,
-        "command": ["python3", "-m", "gpulab.hub.app", "-f", f"{CONFIG_DIR}/{os.path.basename(config_file)}"],
+        "command": [
+            "python3",
+            "-m",
+            "gpulab.hub.app",
+            "-f",
+            f"{CONFIG_DIR}/{os.path.basename(config_file)}",
+        ],
         "name": hub_container_name(site),
         "hostname": hub_container_name(site),
         "detach": True,
@@ -64,7 +75,16 @@ def container_arguments(site, *, image, config_dir, config_file="jupyterhub_conf
     }
 
 
-def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", image=None, replace=False, environ=os.environ):
+def run_hub(
+    client,
+    site,
+    *,
+    config_dir,
+    config_file="jupyterhub_config.py",
+    image=None,
+    replace=False,
+    environ=os.environ,
+):
     """Start the hub container on this manager (its overlay network is created if missing)."""
     cluster = site["cluster"]
     ensure_overlay(client, cluster["network"], site["hub"]["name"], encrypted=cluster["encrypted"])
@@ -75,9 +95,17 @@ def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", ima
         old = None
     if old is not None:
         if old.status == "running" and not replace:
-            raise HostError(f"the hub container {name} is already running (stop it first: docker rm -f {name})")
+            raise HostError(
+                f"the hub container {name} is already running (stop it first: docker rm -f {name})"
+            )
         old.remove(force=True)
-    kwargs = container_arguments(site, image=image or hub_image(site), config_dir=config_dir, config_file=config_file, environ=environ)
+    kwargs = container_arguments(
+        site,
+        image=image or hub_image(site),
+        config_dir=config_dir,
+        config_file=config_file,
+        environ=environ,
+    )
     for attempt in range(6):
         try:
             return client.containers.run(**kwargs)
@@ -86,7 +114,9 @@ def run_hub(client, site, *, config_dir, config_file="jupyterhub_config.py", ima
             # node's attachment ("attaching to network failed ... context deadline exceeded"), or
             # has just removed the node-local copy of the network ("network <id> not found")
             text = str(e.explanation or e)
-            transient = "attaching to network failed" in text or ("network" in text and "not found" in text)
+            transient = "attaching to network failed" in text or (
+                "network" in text and "not found" in text
+            )
             if not transient or attempt == 5:
                 raise
             try:

@@ -40,7 +40,10 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5):
         exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
         if status["State"] != "complete" and not exit_code:
             # rejected or orphaned before its container ran: Swarm's own words say why
-            return JobResult(status=f"task {status['State']}: {status.get('Err') or status.get('Message', '')}", output=output)
+            return JobResult(
+                status=f"task {status['State']}: {status.get('Err') or status.get('Message', '')}",
+                output=output,
+            )
         return JobResult(status=exit_code if exit_code is not None else 0, output=output)
     finally:
         await asyncio.to_thread(_remove, api, sid)

@@ -14,19 +14,31 @@ def ensure_overlay(client, name, deployment, *, encrypted=True):
     found = [n for n in client.networks.list(names=[name]) if n.name == name]
     if found:
         if found[0].attrs.get("Driver") != "overlay":
-            raise HostError(f"Docker network {name} exists but is not an overlay network (cluster.network); choose another name")
+            raise HostError(
+                f"Docker network {name} exists but is not an overlay network (cluster.network); choose another name"
+            )
         return found[0]
     options = {"encrypted": "true"} if encrypted else None
     try:
-        return client.networks.create(name, driver="overlay", attachable=True, options=options, labels={contract.L_DEPLOYMENT: deployment})
+        return client.networks.create(
+            name,
+            driver="overlay",
+            attachable=True,
+            options=options,
+            labels={contract.L_DEPLOYMENT: deployment},
+        )
     except docker.errors.APIError as e:
-        raise HostError(f"could not create the overlay network {name} ({e.explanation}); is this Docker engine a Swarm manager?")
+        raise HostError(
+            f"could not create the overlay network {name} ({e.explanation}); is this Docker engine a Swarm manager?"
+        )
 
 
 def join_user_networks(client, deployment, container):
     """Connect ``container`` (the hub's) to every per-user overlay of the deployment."""
     joined = []
-    for net in client.networks.list(filters={"label": contract.deployment_filter(deployment), "driver": "overlay"}):
+    for net in client.networks.list(
+        filters={"label": contract.deployment_filter(deployment), "driver": "overlay"}
+    ):
         if contract.L_USER not in (net.attrs.get("Labels") or {}):
             continue
         try:
@@ -34,7 +46,9 @@ def join_user_networks(client, deployment, container):
             joined.append(net.name)
         except docker.errors.APIError as e:
             if e.status_code not in (403, 409) or "already" not in str(e.explanation or e):
-                raise HostError(f"the hub could not join the network {net.name}: {e.explanation or e}")
+                raise HostError(
+                    f"the hub could not join the network {net.name}: {e.explanation or e}"
+                )
     return joined
 
 
@@ -51,7 +65,9 @@ def ensure_user_network(api, name, *, deployment, username, encrypted, hub_conta
         options = {"encrypted": "true"} if encrypted else None
         labels = {contract.L_DEPLOYMENT: deployment, contract.L_USER: username}
         try:
-            net = api.create_network(name, driver="overlay", attachable=True, options=options, labels=labels)
+            net = api.create_network(
+                name, driver="overlay", attachable=True, options=options, labels=labels
+            )
         except docker.errors.APIError as e:
             if e.status_code != 409:
                 raise
@@ -59,7 +75,9 @@ def ensure_user_network(api, name, *, deployment, username, encrypted, hub_conta
     try:
         api.connect_container_to_network(hub_container or socket.gethostname(), net["Id"])
     except docker.errors.APIError as e:
-        if e.status_code not in (403, 409) or "already" not in str(e.explanation or e):  # already attached: fine
+        if e.status_code not in (403, 409) or "already" not in str(
+            e.explanation or e
+        ):  # already attached: fine
             raise
     return name
 

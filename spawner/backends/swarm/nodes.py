@@ -41,7 +41,11 @@ def daemon_config(existing, gpus):
     runtimes = config.setdefault("runtimes", {})
     runtimes.setdefault("nvidia", {"path": "nvidia-container-runtime", "runtimeArgs": []})
     config["default-runtime"] = "nvidia"
-    others = [r for r in config.get("node-generic-resources") or [] if not r.startswith(f"{contract.GPU_RESOURCE}=")]
+    others = [
+        r
+        for r in config.get("node-generic-resources") or []
+        if not r.startswith(f"{contract.GPU_RESOURCE}=")
+    ]
     config["node-generic-resources"] = others + generic_resources(gpus)
     return config
 
@@ -58,7 +62,9 @@ def runtime_config(text):
             continue
         out.append(line)
     if not done:
-        first_table = next((i for i, line in enumerate(out) if line.strip().startswith("[")), len(out))
+        first_table = next(
+            (i for i, line in enumerate(out) if line.strip().startswith("[")), len(out)
+        )
         out.insert(first_table, SWARM_RESOURCE_LINE)
     return "\n".join(out) + "\n"
 
@@ -76,7 +82,11 @@ def label_command(node, labels):
     return f"docker node update {args} {node}"
 
 
-MIN_ENGINE = (23, 0, 2)  # 20.10 rejects services with both a network and a generic resource (moby/moby#44378)
+MIN_ENGINE = (
+    23,
+    0,
+    2,
+)  # 20.10 rejects services with both a network and a generic resource (moby/moby#44378)
 MIN_TOOLKIT = (1, 19, 1)
 
 
@@ -107,5 +117,7 @@ def check_node(node):
         if not node_gpu_uuids(node):
             problems.append("advertises no GPUs (run `gpulab node setup` on it)")
         elif contract.NL_GPU_MODEL not in (spec.get("Labels") or {}):
-            problems.append(f"has no {contract.NL_GPU_MODEL} label (the command `gpulab node setup` prints adds it)")
+            problems.append(
+                f"has no {contract.NL_GPU_MODEL} label (the command `gpulab node setup` prints adds it)"
+            )
     return node_name(node), problems

@@ -36,12 +36,25 @@ def service_mount(m):
         return Mount(target=m.target, source=None, type="tmpfs")
     if m.kind == "volume":
         labels = dict(m.labels) if m.labels else None
-        return Mount(target=m.target, source=m.source, type="volume", read_only=m.read_only, labels=labels, driver_config=DriverConfig("local"))
+        return Mount(
+            target=m.target,
+            source=m.source,
+            type="volume",
+            read_only=m.read_only,
+            labels=labels,
+            driver_config=DriverConfig("local"),
+        )
     return Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
 
 
 def log_driver(hardening):
-    return {"Name": "json-file", "Options": {"max-size": str(hardening.log_max_size), "max-file": str(hardening.log_max_files)}}
+    return {
+        "Name": "json-file",
+        "Options": {
+            "max-size": str(hardening.log_max_size),
+            "max-file": str(hardening.log_max_files),
+        },
+    }
 
 
 def held(task, no_new_privileges, hardening):
@@ -55,11 +68,21 @@ def held(task, no_new_privileges, hardening):
     return task
 
 
-def service_arguments(spec, *, node_id=None, constraints=(), extra_container=None, extra_resources=None, extra_placement=None):
+def service_arguments(
+    spec,
+    *,
+    node_id=None,
+    constraints=(),
+    extra_container=None,
+    extra_resources=None,
+    extra_placement=None,
+):
     """``create_service`` kwargs for ``spec`` (``spec.gpu_count`` GPUs, on ``node_id`` if given)."""
     mounts = [service_mount(m) for m in spec.mounts]
     if spec.shm_size:
-        mounts.append(Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=int(spec.shm_size)))
+        mounts.append(
+            Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=int(spec.shm_size))
+        )
     container = {
         "image": spec.image,
         "args": list(spec.command),  # CMD and its arguments; the image's ENTRYPOINT (tini) stays
@@ -102,7 +125,9 @@ def job_service_arguments(job, node_id):
     (``replicated-job``), never restarted. Swarm has no "none" network for tasks (moby/moby#42204):
     a job on a node runs on that node's bridge, so only jobs that need the network are placed."""
     if job.network != "bridge":
-        raise ValueError(f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')")
+        raise ValueError(
+            f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')"
+        )
     container = ContainerSpec(
         image=job.image,
         command=list(job.command),
@@ -122,4 +147,9 @@ def job_service_arguments(job, node_id):
         log_driver=log_driver(job.hardening),
     )
     held(task, True, job.hardening)
-    return {"task_template": task, "name": job.name, "labels": dict(job.labels), "mode": ServiceMode("replicated-job")}
+    return {
+        "task_template": task,
+        "name": job.name,
+        "labels": dict(job.labels),
+        "mode": ServiceMode("replicated-job"),
+    }

@@ -49,13 +49,18 @@ class SwarmSaves:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def _rows(self, username=None):
-        sql = "select user, tag, image, profile, note, created, bytes from saves where deployment = ?"
+        sql = (
+            "select user, tag, image, profile, note, created, bytes from saves where deployment = ?"
+        )
         args = [self.deployment]
         if username is not None:
             sql += " and user = ?"
             args.append(username)
         rows = self.db.execute(sql + " order by created desc", args)
-        return [{"user": u, "tag": t, "image": i, "profile": p, "note": n, "created": c, "bytes": b} for u, t, i, p, n, c, b in rows]
+        return [
+            {"user": u, "tag": t, "image": i, "profile": p, "note": n, "created": c, "bytes": b}
+            for u, t, i, p, n, c, b in rows
+        ]
 
     async def list_saves(self, username=None):
         return await self._io(self._rows, username)
@@ -63,13 +68,28 @@ class SwarmSaves:
     async def find_save(self, username, tag):
         return next((r for r in await self.list_saves(username) if r["tag"] == tag), None)
 
-    async def create_save(self, *, username, escaped_user, service_name, profile, note="", max_count, max_bytes, now=None):
+    async def create_save(
+        self,
+        *,
+        username,
+        escaped_user,
+        service_name,
+        profile,
+        note="",
+        max_count,
+        max_bytes,
+        now=None,
+    ):
         note = rules.check_note(note)
         existing = await self.list_saves(username)
         rules.check_count(existing, max_count)
         used = sum(r["bytes"] for r in existing)
         api = self.api_factory()
-        tasks = [t for t in await self._io(lambda: api.tasks(filters={"service": service_name})) if t["Status"]["State"] == "running"]
+        tasks = [
+            t
+            for t in await self._io(lambda: api.tasks(filters={"service": service_name}))
+            if t["Status"]["State"] == "running"
+        ]
         if not tasks:
             raise SaveError("your server is not running: start it, then save", 409)
         task = tasks[0]
@@ -77,7 +97,9 @@ class SwarmSaves:
         tag = rules.tag_for(now)
         order = {
             "container": task["Status"]["ContainerStatus"]["ContainerID"],
-            "repository": rules.repository(f"{self.registry}/gpulab/saves", self.deployment, escaped_user),
+            "repository": rules.repository(
+                f"{self.registry}/gpulab/saves", self.deployment, escaped_user
+            ),
             "tag": tag,
             "labels": rules.save_labels(self.deployment, username, profile, note, now),
             "max_new_bytes": max_bytes - used,
@@ -106,7 +128,16 @@ class SwarmSaves:
         await self._io(
             self.db.execute,
             "insert into saves values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.deployment, username, tag, outcome["image"], profile, note, now, int(outcome["bytes"])),
+            (
+                self.deployment,
+                username,
+                tag,
+                outcome["image"],
+                profile,
+                note,
+                now,
+                int(outcome["bytes"]),
+            ),
         )
         return await self.find_save(username, tag)
 
@@ -114,7 +145,11 @@ class SwarmSaves:
         row = await self.find_save(username, tag)
         if row is None:
             raise SaveError(f"no saved environment {tag!r}", 404)
-        await self._io(self.db.execute, "delete from saves where deployment = ? and user = ? and tag = ?", (self.deployment, username, tag))
+        await self._io(
+            self.db.execute,
+            "delete from saves where deployment = ? and user = ? and tag = ?",
+            (self.deployment, username, tag),
+        )
         return row
 
 
@@ -126,4 +161,7 @@ def _outcome(result):
             return json.loads(line[start:])
     if result.timed_out:
         return {"gpulab_save": "failed", "message": f"the save did not finish in {SAVE_TIMEOUT} s"}
-    return {"gpulab_save": "failed", "message": f"the save job ended with {result.status}: {result.output[-300:]}"}
+    return {
+        "gpulab_save": "failed",
+        "message": f"the save job ended with {result.status}: {result.output[-300:]}",
+    }

@@ -33,7 +33,15 @@ DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove
 
 
 #: DockerSpawner settings of a container that a service cannot honour (refused at startup)
-CONTAINER_ONLY = ("extra_create_kwargs", "extra_host_config", "volumes", "read_only_volumes", "mounts", "links", "post_start_cmd")
+CONTAINER_ONLY = (
+    "extra_create_kwargs",
+    "extra_host_config",
+    "volumes",
+    "read_only_volumes",
+    "mounts",
+    "links",
+    "post_start_cmd",
+)
 
 
 class GPUSwarmSpawner(GPULabSpawner):
@@ -114,7 +122,10 @@ class GPUSwarmSpawner(GPULabSpawner):
 
     def option_limits(self):
         """The GPU servers (a ``node`` option may name one) and the most GPUs any of them has."""
-        return {"nodes": set(getattr(self.source, "node_ids", {})), "largest": self.gpu_manager.allocator.largest_request()}
+        return {
+            "nodes": set(getattr(self.source, "node_ids", {})),
+            "largest": self.gpu_manager.allocator.largest_request(),
+        }
 
     def limits(self, request):
         limits = super().limits(request)
@@ -123,7 +134,11 @@ class GPUSwarmSpawner(GPULabSpawner):
         return limits
 
     def constraints(self, request):
-        return [*self.placement_constraints, *request.profile.get("constraints", ()), *([f"node.hostname=={request.node}"] if request.node else [])]
+        return [
+            *self.placement_constraints,
+            *request.profile.get("constraints", ()),
+            *([f"node.hostname=={request.node}"] if request.node else []),
+        ]
 
     def gpu_filter(self, request):
         return cluster.constraint_matcher(self.constraints(request), self.source.node_labels)
@@ -161,10 +176,16 @@ class GPUSwarmSpawner(GPULabSpawner):
 
     async def create_object(self):
         spec = await self.current_spec()
-        self._emit(50, f"Creating the service {spec.name}" + (f" on {self.node_name}" if self.node_name else ""))
+        self._emit(
+            50,
+            f"Creating the service {spec.name}"
+            + (f" on {self.node_name}" if self.node_name else ""),
+        )
         await self.ensure_user_network()
         node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
-        kwargs = service_arguments(spec, node_id=node_id, constraints=self.constraints(self._request))
+        kwargs = service_arguments(
+            spec, node_id=node_id, constraints=self.constraints(self._request)
+        )
         return await self.docker("create_service", **kwargs)
 
     async def get_task(self):
@@ -193,7 +214,9 @@ class GPUSwarmSpawner(GPULabSpawner):
                     self.node_name = names.get(task.get("NodeID"), self.node_name)
                     uuids = cluster.task_gpus(task)
                     if uuids:
-                        self.gpu_manager.allocator.replace(self.holder, uuids)  # the GPUs Swarm handed out
+                        self.gpu_manager.allocator.replace(
+                            self.holder, uuids
+                        )  # the GPUs Swarm handed out
                         self.gpu_uuids = tuple(uuids)
                     return
                 if state in DONE_STATES:
@@ -221,7 +244,10 @@ class GPUSwarmSpawner(GPULabSpawner):
         the GPU source last read them: no Docker call per spawn); a server Swarm places itself (no
         GPUs, no node asked for) shares one gate sized by all nodes."""
         cpus = self.source.node_cpus
-        return width_for(cpus.get(self.node_name, 0) if self.node_name else sum(cpus.values()), self.concurrent_starts)
+        return width_for(
+            cpus.get(self.node_name, 0) if self.node_name else sum(cpus.values()),
+            self.concurrent_starts,
+        )
 
     async def get_ip_and_port(self):
         return self.object_name, self.port  # the service's name, on the user's network

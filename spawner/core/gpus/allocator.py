@@ -96,7 +96,10 @@ class Allocator:
     def _pick(self, count, wanted, where=None, exclude=()):
         """GPUs for a request, all on one node, or None. Never ``exclude`` (wanted by others ahead)."""
         if wanted:
-            if all(u in self.gpus and self.free_slots(u) > 0 for u in wanted) and len({self.gpus[u].node for u in wanted}) == 1:
+            if (
+                all(u in self.gpus and self.free_slots(u) > 0 for u in wanted)
+                and len({self.gpus[u].node for u in wanted}) == 1
+            ):
                 return list(wanted)
             return None
         by_node = {}
@@ -166,9 +169,22 @@ class Allocator:
 
     def requested_by_user(self, username):
         """GPUs the user holds plus those their servers wait for in the queue."""
-        return self.held_by_user(username) + sum(w.count for w in self.queue if w.holder[0] == username and not w.future.done())
+        return self.held_by_user(username) + sum(
+            w.count for w in self.queue if w.holder[0] == username and not w.future.done()
+        )
 
-    async def acquire(self, holder, count, wanted=(), *, where=None, quota=None, wait=True, timeout=None, on_wait=None):
+    async def acquire(
+        self,
+        holder,
+        count,
+        wanted=(),
+        *,
+        where=None,
+        quota=None,
+        wait=True,
+        timeout=None,
+        on_wait=None,
+    ):
         """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``, all on one node; returns UUIDs.
 
         ``where`` limits the GPUs to those it accepts (a node, a model). ``quota`` caps the GPUs the holder's user may hold or wait for across all their servers
@@ -185,18 +201,31 @@ class Allocator:
         if quota is not None:
             already = self.requested_by_user(holder[0])
             if already + count > quota:
-                extra = f" ({already} already held or requested by your other servers)" if already else ""
+                extra = (
+                    f" ({already} already held or requested by your other servers)"
+                    if already
+                    else ""
+                )
                 raise QuotaExceeded(f"{count} is over your GPU quota of {quota}{extra}")
         waiter = Waiter(holder, count, wanted, None, on_wait, where)
         ahead = self.queue
         if not ahead or not any(w.general for w in ahead if not w.future.done()):
-            reserved = {u for w in ahead if not w.future.done() for u, gpu in self.gpus.items() if w.could_use(gpu)}
+            reserved = {
+                u
+                for w in ahead
+                if not w.future.done()
+                for u, gpu in self.gpus.items()
+                if w.could_use(gpu)
+            }
             got = self._pick(count, wanted, where, exclude=reserved)
             if got is not None:
                 return self._claim(holder, got)
         if not wait:
             busy = self.blocking_holders(waiter)
-            raise GPUsBusy(f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by " + describe(busy))
+            raise GPUsBusy(
+                f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by "
+                + describe(busy)
+            )
         future = waiter.future = asyncio.get_running_loop().create_future()
         self.queue.append(waiter)
         self._tell_positions()
@@ -211,7 +240,10 @@ class Allocator:
                 self.queue.remove(waiter)
             self._dispatch()
             if isinstance(e, asyncio.TimeoutError):
-                raise GPUsBusy(f"waited {timeout:.0f}s for {count} GPU(s); still held by " + describe(self.blocking_holders(waiter)))
+                raise GPUsBusy(
+                    f"waited {timeout:.0f}s for {count} GPU(s); still held by "
+                    + describe(self.blocking_holders(waiter))
+                )
             raise
 
     def cancel_waiting(self, holder):
@@ -228,16 +260,32 @@ class Allocator:
         for uuid in self.order:
             gpu = self.gpus[uuid]
             holders = [
-                {"user": u if show_holders else "(hidden)", "server": s if show_holders else "", "since": self.holdings[(u, s)].since}
+                {
+                    "user": u if show_holders else "(hidden)",
+                    "server": s if show_holders else "",
+                    "since": self.holdings[(u, s)].since,
+                }
                 for (u, s) in self.users_of(uuid)
             ]
-            rows.append({**gpu.as_dict(), "holders": holders, "free_slots": gpu.max_shared - len(holders)})
-        queue = [{"user": w.holder[0] if show_holders else "(hidden)", "gpus": w.count, "since": w.enqueued} for w in self.queue]
+            rows.append(
+                {**gpu.as_dict(), "holders": holders, "free_slots": gpu.max_shared - len(holders)}
+            )
+        queue = [
+            {
+                "user": w.holder[0] if show_holders else "(hidden)",
+                "gpus": w.count,
+                "since": w.enqueued,
+            }
+            for w in self.queue
+        ]
         return {"gpus": rows, "queue": queue}
 
 
 def describe(holders):
-    return ", ".join(f"{u}{'/' + s if s else ''}" for u, s in holders) or "nobody (GPU does not exist or is reserved)"
+    return (
+        ", ".join(f"{u}{'/' + s if s else ''}" for u, s in holders)
+        or "nobody (GPU does not exist or is reserved)"
+    )
 
 
 def holdings_from_containers(containers):

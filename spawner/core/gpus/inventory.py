@@ -60,20 +60,30 @@ def load_pynvml():
     try:
         import pynvml
     except ImportError as e:
-        log.warning("nvidia-ml-py is not installed (%s): this host offers no GPUs unless the site file lists them", e)
+        log.warning(
+            "nvidia-ml-py is not installed (%s): this host offers no GPUs unless the site file lists them",
+            e,
+        )
         return None
     try:
         pynvml.nvmlInit()
         pynvml.nvmlShutdown()
-    except pynvml.NVMLError as e:  # no driver (NVMLError_LibraryNotFound), driver/library mismatch, ...
-        log.warning("NVML not available (%s): this host offers no GPUs unless the site file lists them", e)
+    except (
+        pynvml.NVMLError
+    ) as e:  # no driver (NVMLError_LibraryNotFound), driver/library mismatch, ...
+        log.warning(
+            "NVML not available (%s): this host offers no GPUs unless the site file lists them", e
+        )
         return None
     return pynvml
 
 
 def from_site(entries):
     """A validated static list from the site file ``gpus.devices``."""
-    return [GPU(index=e["index"], uuid=e["uuid"], model=e["model"], memory_total=e["memory"]) for e in entries]
+    return [
+        GPU(index=e["index"], uuid=e["uuid"], model=e["model"], memory_total=e["memory"])
+        for e in entries
+    ]
 
 
 def discover(site_gpus, nvml_loader=load_pynvml):
@@ -86,5 +96,12 @@ def discover(site_gpus, nvml_loader=load_pynvml):
     default_share = site_gpus["max_shared"] if site_gpus["mode"] == "shared" else 1
     overrides = site_gpus["shared_overrides"]
     return [
-        GPU(g.index, g.uuid, g.model, g.memory_total, max_shared=overrides.get(g.uuid, overrides.get(str(g.index), default_share))) for g in found
+        GPU(
+            g.index,
+            g.uuid,
+            g.model,
+            g.memory_total,
+            max_shared=overrides.get(g.uuid, overrides.get(str(g.index), default_share)),
+        )
+        for g in found
     ]

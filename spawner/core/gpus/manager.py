@@ -54,7 +54,9 @@ class GPUManager:
 
     def _inventory_due(self):
         every = self.inventory_source.refresh_every
-        return self._last_inventory is None or (every is not None and time.monotonic() - self._last_inventory >= every)
+        return self._last_inventory is None or (
+            every is not None and time.monotonic() - self._last_inventory >= every
+        )
 
     def set_inventory(self, gpus):
         """The GPUs that can be handed out now (a Swarm's nodes come and go)."""

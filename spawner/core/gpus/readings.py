@@ -53,7 +53,10 @@ class GPUReading:
             utilization=float(d["utilization"]),
             memory_used=int(d["memory_used"]),
             memory_total=int(d["memory_total"]),
-            processes=tuple(ProcessReading(int(p["pid"]), int(p.get("memory_used") or 0)) for p in d.get("processes") or ()),
+            processes=tuple(
+                ProcessReading(int(p["pid"]), int(p.get("memory_used") or 0))
+                for p in d.get("processes") or ()
+            ),
             node=d.get("node") or "",
             time=float(d.get("time") or time.time()),
         )
@@ -89,7 +92,9 @@ def _processes(nvml, handle):
             continue
         for p in found:
             used = getattr(p, "usedGpuMemory", None)
-            out[int(p.pid)] = ProcessReading(int(p.pid), int(used) if isinstance(used, int) and used >= 0 else 0)
+            out[int(p.pid)] = ProcessReading(
+                int(p.pid), int(used) if isinstance(used, int) and used >= 0 else 0
+            )
     return tuple(sorted(out.values(), key=lambda p: p.pid))
 
 
@@ -149,8 +154,16 @@ class PushedReadings(ReadingsSource):
         self.by_node = {}  # node -> (received, [GPUReading])
 
     def push(self, node, readings):
-        self.by_node[node] = (self.clock(), [r if isinstance(r, GPUReading) else GPUReading.from_dict(r) for r in readings])
+        self.by_node[node] = (
+            self.clock(),
+            [r if isinstance(r, GPUReading) else GPUReading.from_dict(r) for r in readings],
+        )
 
     def read(self):
         now = self.clock()
-        return [r for received, readings in self.by_node.values() if now - received <= self.max_age for r in readings]
+        return [
+            r
+            for received, readings in self.by_node.values()
+            if now - received <= self.max_age
+            for r in readings
+        ]

@@ -131,7 +131,13 @@ def decide(watch, now, policy, queue_waiting=False):
         if now >= end:
             return Decision(RECLAIM, f"ran for the maximum lifetime of {policy.max_hours:g} h")
         if now >= end - policy.grace_minutes * 60 and watch.warned_for != LIFETIME:
-            return _warn(watch, now, LIFETIME, end, f"it reaches the maximum lifetime of {policy.max_hours:g} h for servers with GPUs")
+            return _warn(
+                watch,
+                now,
+                LIFETIME,
+                end,
+                f"it reaches the maximum lifetime of {policy.max_hours:g} h for servers with GPUs",
+            )
     if watch.warned_for == LIFETIME:
         return None
     limit = policy.idle_limit(queue_waiting, watch.profile_idle_minutes) * 60
@@ -141,8 +147,12 @@ def decide(watch, now, policy, queue_waiting=False):
             _clear(watch)
             return Decision(CLEAR, "its GPUs are busy again")
         if now >= watch.stop_at:
-            why = f"its GPUs were under {policy.idle_percent:g}% utilisation for {_minutes(idle_for)}"
-            return Decision(RECLAIM, why + (" while others waited for GPUs" if queue_waiting else ""))
+            why = (
+                f"its GPUs were under {policy.idle_percent:g}% utilisation for {_minutes(idle_for)}"
+            )
+            return Decision(
+                RECLAIM, why + (" while others waited for GPUs" if queue_waiting else "")
+            )
         return None
     if watch.idle_since is not None and idle_for >= limit:
         text = f"its GPUs have been under {policy.idle_percent:g}% utilisation for {_minutes(idle_for)}"

@@ -20,7 +20,9 @@ def split_days(start, end):
     out = []
     while start < end:
         d = datetime.fromtimestamp(start, timezone.utc)
-        midnight = (d.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
+        midnight = (
+            d.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        ).timestamp()
         stop = min(end, midnight)
         out.append((day_of(start), stop - start))
         start = stop
@@ -32,7 +34,9 @@ def by_group(rows, groups_of):
     out = {}
     for r in rows:
         for g in groups_of(r["user"]):
-            acc = out.setdefault((r["day"], g), {"day": r["day"], "group": g, "held_hours": 0.0, "used_hours": 0.0})
+            acc = out.setdefault(
+                (r["day"], g), {"day": r["day"], "group": g, "held_hours": 0.0, "used_hours": 0.0}
+            )
             acc["held_hours"] += r["held_hours"]
             acc["used_hours"] += r["used_hours"]
     return [out[k] for k in sorted(out)]
@@ -53,7 +57,9 @@ def render(rows, fmt="table", key="user"):
     lines = [f"{'day':<10}  {key:<20}  {'GPU-h held':>10}  {'GPU-h used':>10}  {'used %':>6}"]
     for r in rows:
         pct = 100 * r["used_hours"] / r["held_hours"] if r["held_hours"] else 0.0
-        lines.append(f"{r['day']:<10}  {r[key]:<20}  {r['held_hours']:>10.2f}  {r['used_hours']:>10.2f}  {pct:>5.0f}%")
+        lines.append(
+            f"{r['day']:<10}  {r[key]:<20}  {r['held_hours']:>10.2f}  {r['used_hours']:>10.2f}  {pct:>5.0f}%"
+        )
     if not rows:
         lines.append("(no GPU usage recorded in this period)")
     return "\n".join(lines)

@@ -65,7 +65,9 @@ def _ip_address(value, path):
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ConfigError(path, f'must be an IP address such as "127.0.0.1" or "0.0.0.0", got "{value}"')
+        raise ConfigError(
+            path, f'must be an IP address such as "127.0.0.1" or "0.0.0.0", got "{value}"'
+        )
     return value
 
 
@@ -81,7 +83,10 @@ _profile = mapping(
         "name": Field(string(NAME, NAME_HINT), required=True),
         "display_name": Field(string(max_len=200)),
         "description": Field(string(max_len=2000), default=""),
-        "image": Field(string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference"), required=True),
+        "image": Field(
+            string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference"),
+            required=True,
+        ),
         "gpus": Field(integer(0, 64), default=0),
         "max_gpus": Field(integer(0, 64)),
         "mem_limit": Field(size(64 * 1024**2)),
@@ -95,7 +100,13 @@ _profile = mapping(
 _dataset = mapping(
     {
         "name": Field(string(NAME, NAME_HINT), required=True),
-        "source": Field(string(r"(/[^\0]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)", "an absolute host path or a Docker volume name"), required=True),
+        "source": Field(
+            string(
+                r"(/[^\0]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+                "an absolute host path or a Docker volume name",
+            ),
+            required=True,
+        ),
         "target": Field(string(ABS_PATH, "an absolute path in the container"), required=True),
         "mode": Field(choice("ro", "rw"), default="ro"),
     }
@@ -112,7 +123,10 @@ _oauth = {
 _gpu_device = mapping(
     {
         "index": Field(integer(0, 1023), required=True),
-        "uuid": Field(string(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", "a GPU UUID such as GPU-5a1c…"), required=True),
+        "uuid": Field(
+            string(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", "a GPU UUID such as GPU-5a1c…"),
+            required=True,
+        ),
         "model": Field(string(max_len=200), default="GPU"),
         "memory": Field(size(), required=True),
     }
@@ -132,7 +146,10 @@ _gpus = mapping(
         "devices": Field(_devices, default="auto"),
         "mode": Field(choice("exclusive", "shared"), default="exclusive"),
         "max_shared": Field(integer(1, 64), default=2),
-        "shared_overrides": Field(dict_of(integer(1, 64), r"GPU-[A-Za-z0-9_.:-]+|\d{1,4}", "a GPU UUID or index"), default=dict),
+        "shared_overrides": Field(
+            dict_of(integer(1, 64), r"GPU-[A-Za-z0-9_.:-]+|\d{1,4}", "a GPU UUID or index"),
+            default=dict,
+        ),
         "wait": Field(boolean, default=True),
         "wait_timeout": Field(integer(1, 86400), default=600),
         "show_holders": Field(boolean, default=True),
@@ -155,8 +172,12 @@ _gpus = mapping(
             mapping(
                 {
                     "default": Field(integer(0, 1024)),
-                    "users": Field(dict_of(integer(0, 1024), USERNAME, "a user name"), default=dict),
-                    "groups": Field(dict_of(integer(0, 1024), USERNAME, "a group name"), default=dict),
+                    "users": Field(
+                        dict_of(integer(0, 1024), USERNAME, "a user name"), default=dict
+                    ),
+                    "groups": Field(
+                        dict_of(integer(0, 1024), USERNAME, "a group name"), default=dict
+                    ),
                 }
             ),
             default=dict,
@@ -171,7 +192,10 @@ SCHEMA = mapping(
                 {
                     "name": Field(string(NAME, NAME_HINT), default="gpulab"),
                     "bind_url": Field(_url(["http", "https"]), default="http://127.0.0.1:8000"),
-                    "db_url": Field(_url(["sqlite", "postgresql", "postgresql+psycopg2", "postgres"]), default="sqlite:///gpulab.sqlite"),
+                    "db_url": Field(
+                        _url(["sqlite", "postgresql", "postgresql+psycopg2", "postgres"]),
+                        default="sqlite:///gpulab.sqlite",
+                    ),
                     "state_dir": Field(string(), default="."),
                     "api_port": Field(integer(1024, 65535), default=8081),
                     "proxy_api_port": Field(integer(1024, 65535), default=8001),
@@ -186,13 +210,23 @@ SCHEMA = mapping(
                     "tls": Field(
                         mapping(
                             {
-                                "cert": Field(string(ABS_PATH, "an absolute path to a PEM certificate (chain)"), required=True),
-                                "key": Field(string(ABS_PATH, "an absolute path to its PEM private key"), required=True),
+                                "cert": Field(
+                                    string(
+                                        ABS_PATH, "an absolute path to a PEM certificate (chain)"
+                                    ),
+                                    required=True,
+                                ),
+                                "key": Field(
+                                    string(ABS_PATH, "an absolute path to its PEM private key"),
+                                    required=True,
+                                ),
                                 "redirect_port": Field(integer(0, 65535), default=0),
                             }
                         )
                     ),
-                    "backup_dir": Field(string(ABS_PATH, "an absolute path such as /srv/backup/gpulab")),
+                    "backup_dir": Field(
+                        string(ABS_PATH, "an absolute path such as /srv/backup/gpulab")
+                    ),
                 }
             ),
             default=dict,
@@ -215,7 +249,10 @@ SCHEMA = mapping(
                                 "token_url": Field(_url(["https", "http"])),
                                 "userdata_url": Field(_url(["https", "http"])),
                                 "username_claim": Field(string(), default="preferred_username"),
-                                "scope": Field(list_of(string()), default=lambda: ["openid", "profile", "email"]),
+                                "scope": Field(
+                                    list_of(string()),
+                                    default=lambda: ["openid", "profile", "email"],
+                                ),
                                 "admin_groups": Field(list_of(string()), default=list),
                             }
                         )
@@ -231,14 +268,27 @@ SCHEMA = mapping(
             mapping(
                 {
                     "home": Field(
-                        string(r"(/[^\0]*|[a-zA-Z0-9{][a-zA-Z0-9_.{}-]*)", "a volume-name template or an absolute host-path template"),
+                        string(
+                            r"(/[^\0]*|[a-zA-Z0-9{][a-zA-Z0-9_.{}-]*)",
+                            "a volume-name template or an absolute host-path template",
+                        ),
                         default="{prefix}-home-{username}",
                     ),
                     "datasets": Field(list_of(_dataset), default=list),
-                    "scratch": Field(string(ABS_PATH, "an absolute host-path template such as /scratch/{username}")),
-                    "scratch_target": Field(string(ABS_PATH, "an absolute path in the container"), default="/scratch"),
-                    "archive": Field(string(ABS_PATH, "an absolute host path such as /srv/gpulab/archive")),
-                    "backups": Field(string(ABS_PATH, "an absolute host path such as /mnt/nas/gpulab-homes")),
+                    "scratch": Field(
+                        string(
+                            ABS_PATH, "an absolute host-path template such as /scratch/{username}"
+                        )
+                    ),
+                    "scratch_target": Field(
+                        string(ABS_PATH, "an absolute path in the container"), default="/scratch"
+                    ),
+                    "archive": Field(
+                        string(ABS_PATH, "an absolute host path such as /srv/gpulab/archive")
+                    ),
+                    "backups": Field(
+                        string(ABS_PATH, "an absolute host path such as /mnt/nas/gpulab-homes")
+                    ),
                 }
             ),
             default=dict,
@@ -257,14 +307,30 @@ SCHEMA = mapping(
             mapping(
                 {
                     "mode": Field(choice("single", "swarm"), default="single"),
-                    "registry": Field(string(r"[A-Za-z0-9.-]+(:\d{1,5})?", "a registry address such as registry.lab.example:5000")),
-                    "shared_root": Field(string(ABS_PATH, "an absolute path mounted the same on every node, such as /srv/gpulab")),
+                    "registry": Field(
+                        string(
+                            r"[A-Za-z0-9.-]+(:\d{1,5})?",
+                            "a registry address such as registry.lab.example:5000",
+                        )
+                    ),
+                    "shared_root": Field(
+                        string(
+                            ABS_PATH,
+                            "an absolute path mounted the same on every node, such as /srv/gpulab",
+                        )
+                    ),
                     "network": Field(string(NAME, NAME_HINT)),
                     "encrypted": Field(boolean, default=True),
                     "user_networks": Field(boolean, default=True),
-                    "manager_url": Field(_url(["unix", "tcp", "ssh"]), default="unix:///var/run/docker.sock"),
-                    "hub_image": Field(string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference")),
-                    "constraints": Field(list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list),
+                    "manager_url": Field(
+                        _url(["unix", "tcp", "ssh"]), default="unix:///var/run/docker.sock"
+                    ),
+                    "hub_image": Field(
+                        string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference")
+                    ),
+                    "constraints": Field(
+                        list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list
+                    ),
                 }
             ),
             default=dict,
@@ -296,7 +362,11 @@ SCHEMA = mapping(
                     "password_login": Field(boolean, default=False),
                     "host_address": Field(_ip_address, default="127.0.0.1"),
                     "port_base": Field(_port_base, default=22000),
-                    "public_host": Field(string(r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or address users connect to")),
+                    "public_host": Field(
+                        string(
+                            r"[A-Za-z0-9.:\[\]-]{1,253}", "a host name or address users connect to"
+                        )
+                    ),
                     "activity_interval": Field(integer(1, 3600), default=60),
                     "tcp_forwarding": Field(boolean, default=True),
                     "x11_forwarding": Field(boolean, default=True),
@@ -310,7 +380,11 @@ SCHEMA = mapping(
                     "tf_memory_growth": Field(boolean, default=True),
                     "jax_preallocate": Field(boolean, default=False),
                     "tensorboard_logdir": Field(
-                        string(r"(~|~/[^\0\n]*|/[^\0\n]*)", "a path in the container such as ~/runs or /scratch/tb"), default="~/runs"
+                        string(
+                            r"(~|~/[^\0\n]*|/[^\0\n]*)",
+                            "a path in the container such as ~/runs or /scratch/tb",
+                        ),
+                        default="~/runs",
                     ),
                 }
             ),
@@ -342,7 +416,10 @@ def check_mount_target(target, path):
     string(ABS_PATH, "an absolute path in the container")(target, path)
     normal = os.path.normpath(target)
     if contract.is_protected(normal):
-        raise ConfigError(path, f'"{target}" would hide part of the container system or a home; use e.g. /datasets/<name> or /scratch')
+        raise ConfigError(
+            path,
+            f'"{target}" would hide part of the container system or a home; use e.g. /datasets/<name> or /scratch',
+        )
     return normal
 
 
@@ -353,12 +430,17 @@ def check_profiles(profiles, path="profiles"):
     for i, profile in enumerate(profiles):
         here = f"{path}[{i}]"
         if profile["name"] in names:
-            raise ConfigError(f"{here}.name", f'duplicate profile name "{profile["name"]}" (also {path}[{names[profile["name"]]}])')
+            raise ConfigError(
+                f"{here}.name",
+                f'duplicate profile name "{profile["name"]}" (also {path}[{names[profile["name"]]}])',
+            )
         names[profile["name"]] = i
         if profile["max_gpus"] is None:
             profile["max_gpus"] = profile["gpus"]
         if profile["gpus"] > profile["max_gpus"]:
-            raise ConfigError(f"{here}.gpus", f"default {profile['gpus']} is above max_gpus {profile['max_gpus']}")
+            raise ConfigError(
+                f"{here}.gpus", f"default {profile['gpus']} is above max_gpus {profile['max_gpus']}"
+            )
         profile["display_name"] = profile["display_name"] or profile["name"]
     return profiles
 
@@ -390,7 +472,10 @@ def check_gpus(gpus, path="gpus"):
             seen = {}
             for i, dev in enumerate(devices):
                 if dev[key] in seen:
-                    raise ConfigError(f"{path}.devices[{i}].{key}", f"{dev[key]!r} is also {path}.devices[{seen[dev[key]]}].{key}")
+                    raise ConfigError(
+                        f"{path}.devices[{i}].{key}",
+                        f"{dev[key]!r} is also {path}.devices[{seen[dev[key]]}].{key}",
+                    )
                 seen[dev[key]] = i
     return gpus
 
@@ -412,14 +497,28 @@ def _check_tls(site):
     hub = site["hub"]
     tls = hub["tls"]
     if tls and site["cluster"]["mode"] == "swarm":
-        raise ConfigError("hub.tls", "is not supported in swarm mode yet: terminate TLS at a reverse proxy in front of the hub")
+        raise ConfigError(
+            "hub.tls",
+            "is not supported in swarm mode yet: terminate TLS at a reverse proxy in front of the hub",
+        )
     https = hub["bind_url"].startswith("https://")
     if tls and not https:
-        raise ConfigError("hub.bind_url", f'must start with https:// when hub.tls is set, got "{hub["bind_url"]}"')
+        raise ConfigError(
+            "hub.bind_url", f'must start with https:// when hub.tls is set, got "{hub["bind_url"]}"'
+        )
     if https and not tls:
-        raise ConfigError("hub.tls", "is required for an https:// bind_url (a certificate and key; or bind http:// behind a TLS reverse proxy)")
-    if tls and tls["redirect_port"] and tls["redirect_port"] == (urlparse(hub["bind_url"]).port or 443):
-        raise ConfigError("hub.tls.redirect_port", "must differ from the HTTPS port of hub.bind_url")
+        raise ConfigError(
+            "hub.tls",
+            "is required for an https:// bind_url (a certificate and key; or bind http:// behind a TLS reverse proxy)",
+        )
+    if (
+        tls
+        and tls["redirect_port"]
+        and tls["redirect_port"] == (urlparse(hub["bind_url"]).port or 443)
+    ):
+        raise ConfigError(
+            "hub.tls.redirect_port", "must differ from the HTTPS port of hub.bind_url"
+        )
 
 
 def _cross_checks(site):
@@ -429,14 +528,19 @@ def _cross_checks(site):
     if site["default_profile"] is None:
         site["default_profile"] = names[0]
     elif site["default_profile"] not in names:
-        raise ConfigError("default_profile", f'"{site["default_profile"]}" is not one of the profiles ({", ".join(names)})')
+        raise ConfigError(
+            "default_profile",
+            f'"{site["default_profile"]}" is not one of the profiles ({", ".join(names)})',
+        )
 
     storage = site["storage"]
     check_template(storage["home"], "storage.home")
     taken = {}
     if storage["scratch"]:
         check_template(storage["scratch"], "storage.scratch")
-        storage["scratch_target"] = check_mount_target(storage["scratch_target"], "storage.scratch_target")
+        storage["scratch_target"] = check_mount_target(
+            storage["scratch_target"], "storage.scratch_target"
+        )
         taken[storage["scratch_target"]] = "storage.scratch_target"
     storage["datasets"] = check_datasets(storage["datasets"], "storage.datasets", taken)
 
@@ -484,7 +588,9 @@ def _swarm_checks(site):
     if cluster["mode"] != "swarm":
         for key in ("registry", "shared_root"):
             if cluster[key]:
-                raise ConfigError(f"cluster.{key}", 'is for cluster.mode: swarm (this site is "single")')
+                raise ConfigError(
+                    f"cluster.{key}", 'is for cluster.mode: swarm (this site is "single")'
+                )
         return
     for key, example in (("registry", "registry.lab.example:5000"), ("shared_root", "/srv/gpulab")):
         if not cluster[key]:
@@ -499,16 +605,26 @@ def _swarm_checks(site):
                 f"in swarm mode must be on the shared storage, e.g. {root}{key}/{{username}} (a server may start on any node)",
             )
     if storage["home"] == "{prefix}-home-{username}":
-        raise ConfigError("storage.home", f"in swarm mode must be a path on the shared storage, e.g. {root}home/{{username}}")
+        raise ConfigError(
+            "storage.home",
+            f"in swarm mode must be a path on the shared storage, e.g. {root}home/{{username}}",
+        )
     for i, ds in enumerate(storage["datasets"]):
         if not ds["source"].startswith("/"):
-            raise ConfigError(f"storage.datasets[{i}].source", "in swarm mode must be a path on storage every node mounts (not a volume)")
+            raise ConfigError(
+                f"storage.datasets[{i}].source",
+                "in swarm mode must be a path on storage every node mounts (not a volume)",
+            )
     if site["ssh"]["enabled"] and site["ssh"]["port_base"]:
         raise ConfigError(
-            "ssh.port_base", "must be 0 in swarm mode: SSH goes through the hub (a direct port would be on whichever node runs the server)"
+            "ssh.port_base",
+            "must be 0 in swarm mode: SSH goes through the hub (a direct port would be on whichever node runs the server)",
         )
     if not os.path.isabs(site["hub"]["state_dir"]):
-        raise ConfigError("hub.state_dir", "must be an absolute path in swarm mode (the hub runs in a container that mounts it)")
+        raise ConfigError(
+            "hub.state_dir",
+            "must be an absolute path in swarm mode (the hub runs in a container that mounts it)",
+        )
 
 
 def validate_site(raw):
@@ -527,7 +643,10 @@ def load_site(path=None):
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError("(file)", f"site file {path} does not exist (set GPULAB_CONFIG or copy gpulab.example.yaml)")
+        raise ConfigError(
+            "(file)",
+            f"site file {path} does not exist (set GPULAB_CONFIG or copy gpulab.example.yaml)",
+        )
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

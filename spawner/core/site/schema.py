@@ -123,7 +123,9 @@ def size(minimum=0):
         try:
             parsed = parse_size(value)
         except ValueError:
-            raise ConfigError(path, f'must be a size such as "512M" or "16G", got {_describe(value)}')
+            raise ConfigError(
+                path, f'must be a size such as "512M" or "16G", got {_describe(value)}'
+            )
         if parsed < minimum:
             raise ConfigError(path, f"must be at least {minimum} bytes, got {_describe(value)}")
         return parsed
@@ -136,7 +138,9 @@ def list_of(item, min_items=0):
         if not isinstance(value, list):
             raise ConfigError(path, f"must be a list, got {_describe(value)}")
         if len(value) < min_items:
-            raise ConfigError(path, f"must have at least {min_items} entr{'y' if min_items == 1 else 'ies'}")
+            raise ConfigError(
+                path, f"must have at least {min_items} entr{'y' if min_items == 1 else 'ies'}"
+            )
         return [item(v, _join(path, i)) for i, v in enumerate(value)]
 
     check.item = item
@@ -195,7 +199,9 @@ def key_paths(check, prefix=""):
     fields = getattr(check, "fields", None)
     if fields is None:
         item = getattr(check, "item", None)
-        return key_paths(item, prefix + "[]") if item is not None and hasattr(item, "fields") else []
+        return (
+            key_paths(item, prefix + "[]") if item is not None and hasattr(item, "fields") else []
+        )
     out = []
     for key, field in fields.items():
         path = _join(prefix, key)

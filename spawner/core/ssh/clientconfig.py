@@ -9,7 +9,9 @@ def _arg(value):
     return shlex.quote(value).replace("%", "%%")
 
 
-def ssh_config(*, username, login, hub_url, direct_host, direct_port, token_file="~/.config/gpulab/token"):
+def ssh_config(
+    *, username, login, hub_url, direct_host, direct_port, token_file="~/.config/gpulab/token"
+):
     """Text for ~/.ssh/config. Both entries share a HostKeyAlias: it is the same container."""
     host = urlparse(hub_url).hostname or "hub"
     alias = f"gpulab-{host.split('.')[0]}-{login}"

@@ -25,7 +25,13 @@ _EC_CURVES = {
     "ecdsa-sha2-nistp384": ("nistp384", 97),
     "ecdsa-sha2-nistp521": ("nistp521", 133),
 }
-KEY_TYPES = ("ssh-ed25519", "ssh-rsa", *_EC_CURVES, "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    *_EC_CURVES,
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 _COMMENT = re.compile(r"[\x20-\x7e]*")
 
 
@@ -83,7 +89,9 @@ def _bits(key_type, data):
         if e < 3 or e % 2 == 0 or n % 2 == 0:
             raise InvalidInput("malformed RSA key")
         if n.bit_length() < MIN_RSA_BITS:
-            raise InvalidInput(f"RSA key is {n.bit_length()} bits; at least {MIN_RSA_BITS} are required")
+            raise InvalidInput(
+                f"RSA key is {n.bit_length()} bits; at least {MIN_RSA_BITS} are required"
+            )
         return n.bit_length()
     if key_type in _EC_CURVES or key_type == "sk-ecdsa-sha2-nistp256@openssh.com":
         sk = key_type.startswith("sk-")
@@ -112,7 +120,9 @@ def parse_public_key(text):
     if parts[0] not in KEY_TYPES:
         if parts[0].startswith("-----BEGIN"):
             raise InvalidInput("this is a private key or PEM file; paste the .pub file instead")
-        raise InvalidInput(f"unsupported key type {parts[0][:40]!r} (use one of: {', '.join(KEY_TYPES)}); options before the key are not allowed")
+        raise InvalidInput(
+            f"unsupported key type {parts[0][:40]!r} (use one of: {', '.join(KEY_TYPES)}); options before the key are not allowed"
+        )
     if len(parts) < 2:
         raise InvalidInput("the key data is missing after the type")
     key_type, blob = parts[0], parts[1]
@@ -123,10 +133,14 @@ def parse_public_key(text):
         raise InvalidInput("the key data is not valid base64")
     inner_type, _ = _read_string(data, 0)
     if inner_type != key_type.encode():
-        raise InvalidInput(f"the key data says {inner_type[:40].decode('ascii', 'replace')!r}, not {key_type!r}")
+        raise InvalidInput(
+            f"the key data says {inner_type[:40].decode('ascii', 'replace')!r}, not {key_type!r}"
+        )
     bits = _bits(key_type, data)
     if len(comment) > MAX_COMMENT or not _COMMENT.fullmatch(comment):
-        raise InvalidInput(f"the comment must be printable ASCII of at most {MAX_COMMENT} characters")
+        raise InvalidInput(
+            f"the comment must be printable ASCII of at most {MAX_COMMENT} characters"
+        )
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
     return PublicKey(key_type, base64.b64encode(data).decode(), comment, bits, f"SHA256:{digest}")
 

@@ -18,14 +18,36 @@ class Metrics:
         kw = {"registry": registry}
         self.gpus = Gauge("gpulab_gpus", "GPUs that can be handed out", ["node", "model"], **kw)
         self.held = Gauge("gpulab_gpus_held", "GPUs held by a server", ["node", "model"], **kw)
-        self.idle = Gauge("gpulab_gpus_held_idle", "GPUs held by a server and under the idle threshold", ["node", "model"], **kw)
-        self.util = Gauge("gpulab_gpu_utilization_percent", "GPU utilisation (NVML)", ["node", "model", "gpu"], **kw)
-        self.memory = Gauge("gpulab_gpu_memory_used_bytes", "GPU memory in use (NVML)", ["node", "model", "gpu"], **kw)
+        self.idle = Gauge(
+            "gpulab_gpus_held_idle",
+            "GPUs held by a server and under the idle threshold",
+            ["node", "model"],
+            **kw,
+        )
+        self.util = Gauge(
+            "gpulab_gpu_utilization_percent",
+            "GPU utilisation (NVML)",
+            ["node", "model", "gpu"],
+            **kw,
+        )
+        self.memory = Gauge(
+            "gpulab_gpu_memory_used_bytes",
+            "GPU memory in use (NVML)",
+            ["node", "model", "gpu"],
+            **kw,
+        )
         self.user_gpus = Gauge("gpulab_user_gpus_held", "GPUs each user holds", ["user"], **kw)
         self.queue = Gauge("gpulab_queue_length", "Spawns waiting for GPUs", **kw)
-        self.oldest = Gauge("gpulab_queue_oldest_wait_seconds", "How long the first spawn in the queue has waited", **kw)
+        self.oldest = Gauge(
+            "gpulab_queue_oldest_wait_seconds",
+            "How long the first spawn in the queue has waited",
+            **kw,
+        )
         self.waits = Histogram(
-            "gpulab_queue_wait_seconds", "Time spawns waited for GPUs", buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 14400), **kw
+            "gpulab_queue_wait_seconds",
+            "Time spawns waited for GPUs",
+            buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 14400),
+            **kw,
         )
         self.spawns = Histogram(
             "gpulab_spawn_duration_seconds",
@@ -34,7 +56,9 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
             **kw,
         )
-        self.reclaims = Counter("gpulab_reclaims", "Servers stopped by the reclaim policy", ["reason"], **kw)
+        self.reclaims = Counter(
+            "gpulab_reclaims", "Servers stopped by the reclaim policy", ["reason"], **kw
+        )
         for reason in ("idle", "lifetime"):
             self.reclaims.labels(reason)
 

@@ -21,7 +21,19 @@ HISTORY_SECONDS = 3600
 
 
 class GPUMonitor:
-    def __init__(self, manager, readings_source, policy, *, usage=None, stop=None, interval=30.0, profile_minutes=None, log=None, metrics=None):
+    def __init__(
+        self,
+        manager,
+        readings_source,
+        policy,
+        *,
+        usage=None,
+        stop=None,
+        interval=30.0,
+        profile_minutes=None,
+        log=None,
+        metrics=None,
+    ):
         """``readings_source``: a :class:`~gpulab.core.gpus.readings.ReadingsSource`.
         ``stop(holder, reason)``: stop a server (async or not). ``profile_minutes(holder)``:
         the server's profile's own idle minutes, or None."""
@@ -36,7 +48,9 @@ class GPUMonitor:
         self.metrics = metrics
         self.watches = {}  # holder -> reclaim.Watch
         self.readings = {}  # uuid -> GPUReading (the latest fresh one)
-        self.history = collections.defaultdict(collections.deque)  # uuid -> deque[(time, utilisation)]
+        self.history = collections.defaultdict(
+            collections.deque
+        )  # uuid -> deque[(time, utilisation)]
         self.gpu_idle_since = {}  # uuid -> when it last went under the threshold
         self.last_tick = None
         self._task = None
@@ -94,15 +108,22 @@ class GPUMonitor:
     def _judge(self, now):
         holdings = self.manager.allocator.holdings
         for holder in list(self.watches):
-            if holder not in holdings or tuple(holdings[holder].uuids) != self.watches[holder].uuids:
+            if (
+                holder not in holdings
+                or tuple(holdings[holder].uuids) != self.watches[holder].uuids
+            ):
                 del self.watches[holder]  # stopped, or a new server under the same name
         util = self.utilisation()
-        queue_waiting = any(not w.future.done() for w in self.manager.allocator.queue if w.future is not None)
+        queue_waiting = any(
+            not w.future.done() for w in self.manager.allocator.queue if w.future is not None
+        )
         actions = []
         for holder, holding in holdings.items():
             watch = self.watches.get(holder)
             if watch is None:  # a server's profile does not change while it runs: asked once
-                watch = self.watches[holder] = reclaim.Watch(holder, tuple(holding.uuids), holding.since)
+                watch = self.watches[holder] = reclaim.Watch(
+                    holder, tuple(holding.uuids), holding.since
+                )
                 watch.profile_idle_minutes = self.profile_minutes(holder)
             reclaim.observe(watch, util, now, self.policy)
             decision = reclaim.decide(watch, now, self.policy, queue_waiting)
@@ -114,12 +135,19 @@ class GPUMonitor:
         user, server = holder
         who = f"{user}/{server}" if server else user
         if decision.action == reclaim.WARN:
-            self.log.warning("gpulab reclaim: warned %s (%s): %s", who, ",".join(self.watches[holder].uuids), decision.reason)
+            self.log.warning(
+                "gpulab reclaim: warned %s (%s): %s",
+                who,
+                ",".join(self.watches[holder].uuids),
+                decision.reason,
+            )
         elif decision.action == reclaim.CLEAR:
             self.log.info("gpulab reclaim: warning withdrawn for %s: %s", who, decision.reason)
         elif decision.action == reclaim.RECLAIM:
             uuids = list(self.watches[holder].uuids)
-            self.log.warning("gpulab reclaim: stopping %s (%s): %s", who, ",".join(uuids), decision.reason)
+            self.log.warning(
+                "gpulab reclaim: stopping %s (%s): %s", who, ",".join(uuids), decision.reason
+            )
             if self.usage is not None:
                 self.usage.add_reclaim(now, user, server, uuids, decision.reason)
             if self.metrics:
@@ -156,7 +184,9 @@ class GPUMonitor:
             "utilization_hour": sum(h) / len(h) if h else None,
             "memory_used": r.memory_used if r else None,
             "idle_since": self.gpu_idle_since.get(uuid),
-            "processes": [{"pid": p.pid, "memory_used": p.memory_used} for p in r.processes] if r else [],
+            "processes": [{"pid": p.pid, "memory_used": p.memory_used} for p in r.processes]
+            if r
+            else [],
             "read_at": r.time if r else None,
         }
 

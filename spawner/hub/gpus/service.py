@@ -78,8 +78,11 @@ class GPUService:
         self.app.log.info(
             "gpulab: GPU monitor every %ss, readings from %s, reclaim %s",
             self.monitor.interval,
-            "NVML on this host" if self.mode == "nvml" else "the nodes' collectors (POST /hub/api/gpulab/readings)",
-            "on: idle under %g%% for %g min, %g min grace" % (self.policy.idle_percent, self.policy.idle_minutes, self.policy.grace_minutes)
+            "NVML on this host"
+            if self.mode == "nvml"
+            else "the nodes' collectors (POST /hub/api/gpulab/readings)",
+            "on: idle under %g%% for %g min, %g min grace"
+            % (self.policy.idle_percent, self.policy.idle_minutes, self.policy.grace_minutes)
             if self.policy.enabled
             else "off",
         )
@@ -130,7 +133,11 @@ class GPUService:
         return out
 
     def recent_reclaims(self, username, since):
-        return [{**r, "time_text": _clock(r["time"])} for r in self.usage.reclaims(since) if r["user"] == username]
+        return [
+            {**r, "time_text": _clock(r["time"])}
+            for r in self.usage.reclaims(since)
+            if r["user"] == username
+        ]
 
     def banner(self, user, now=None):
         """For every hub page: the user's warnings, and reclaims of the last 12 hours (None: nothing)."""
@@ -139,8 +146,14 @@ class GPUService:
         now = time.time() if now is None else now
         warnings = [{"server": s, **n} for s, n in self.notices_for(user.name).items()]
         running = {name for name, sp in user.spawners.items() if sp.active}
-        reclaimed = [r for r in self.recent_reclaims(user.name, now - 12 * 3600) if r["server"] not in running]
-        return {"warnings": warnings, "reclaimed": reclaimed[-3:]} if warnings or reclaimed else None
+        reclaimed = [
+            r
+            for r in self.recent_reclaims(user.name, now - 12 * 3600)
+            if r["server"] not in running
+        ]
+        return (
+            {"warnings": warnings, "reclaimed": reclaimed[-3:]} if warnings or reclaimed else None
+        )
 
 
 def _clock(t):

@@ -19,7 +19,11 @@ from gpulab.hub.homebackups import HomeBackupError, list_archives
 from gpulab.hub.pages.base import lab_of, scoped_user
 
 SCOPE_SAVES = "custom:gpulab:saves"
-SCOPES = {SCOPE_SAVES: {"description": "Save your environment as an image and back up your home; list, restore and delete them."}}
+SCOPES = {
+    SCOPE_SAVES: {
+        "description": "Save your environment as an image and back up your home; list, restore and delete them."
+    }
+}
 MAX_BODY = 16 * 1024
 
 
@@ -40,13 +44,17 @@ async def save_server(handler, user, server, note):
         max_count=lab.saves_max_per_user,
         max_bytes=lab.saves_max_size,
     )
-    handler.log.info("gpulab: %s saved their environment as %s (%d bytes)", user.name, row["image"], row["bytes"])
+    handler.log.info(
+        "gpulab: %s saved their environment as %s (%d bytes)", user.name, row["image"], row["bytes"]
+    )
     return row
 
 
 async def delete_save(handler, username, tag):
     row = await lab_of(handler).saves.delete_save(username, tag)
-    handler.log.info("gpulab: saved environment %s of %s deleted by %s", tag, username, handler.current_user.name)
+    handler.log.info(
+        "gpulab: saved environment %s of %s deleted by %s", tag, username, handler.current_user.name
+    )
     return row
 
 
@@ -63,7 +71,11 @@ class SavesAPIHandler(APIHandler):
         if len(self.request.body) > MAX_BODY:
             raise web.HTTPError(400, "request too large")
         body = self.get_json_body() or {}
-        if not isinstance(body, dict) or not isinstance(body.get("server", ""), str) or not isinstance(body.get("note", ""), str):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("server", ""), str)
+            or not isinstance(body.get("note", ""), str)
+        ):
             raise web.HTTPError(400, 'body: must be {"server": "", "note": "..."}')
         try:
             row = await save_server(self, user, body.get("server", ""), body.get("note", ""))
@@ -121,8 +133,20 @@ class EnvironmentsPageHandler(BaseHandler):
         jobs = lab_of(self).home_backups
         try:
             if action == "save":
-                row = await save_server(self, user, self.get_body_argument("server", "")[:255], self.get_body_argument("note", ""))
-                return await self.page([("ok", f"Saved as {row['tag']} ({row['bytes'] / 1024**2:.0f} MiB). Start it from the spawn form.")])
+                row = await save_server(
+                    self,
+                    user,
+                    self.get_body_argument("server", "")[:255],
+                    self.get_body_argument("note", ""),
+                )
+                return await self.page(
+                    [
+                        (
+                            "ok",
+                            f"Saved as {row['tag']} ({row['bytes'] / 1024**2:.0f} MiB). Start it from the spawn form.",
+                        )
+                    ]
+                )
             if action == "delete":
                 owner = self.get_body_argument("user", user.name)[:255]
                 if owner != user.name and not user.admin:

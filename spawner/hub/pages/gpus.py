@@ -50,8 +50,17 @@ def gpu_rows(service, for_admin, now=None):
     rows = []
     for g in snap["gpus"]:
         view = service.monitor.gpu_view(g["uuid"], now)
-        outside = bool(view["processes"]) and not g["holders"]  # processes, but no gpulab server holds it
-        rows.append({**g, **view, "outside": outside, "idle_for": now - view["idle_since"] if view["idle_since"] else None})
+        outside = (
+            bool(view["processes"]) and not g["holders"]
+        )  # processes, but no gpulab server holds it
+        rows.append(
+            {
+                **g,
+                **view,
+                "outside": outside,
+                "idle_for": now - view["idle_since"] if view["idle_since"] else None,
+            }
+        )
     return rows, snap["queue"]
 
 
@@ -65,7 +74,9 @@ class GPUPageHandler(BaseHandler):
         usage = service.usage.rows(days=7, now=now, users=None if user.admin else {user.name})
         group_usage = []
         if user.admin:
-            groups = {u.name: [g.name for g in u.groups] for u in self.db.query(type(user.orm_user)).all()}
+            groups = {
+                u.name: [g.name for g in u.groups] for u in self.db.query(type(user.orm_user)).all()
+            }
             group_usage = by_group(usage, lambda name: groups.get(name, []))
         self.set_status(status)
         html = await self.render_template(
@@ -96,17 +107,25 @@ class GPUPageHandler(BaseHandler):
         server = self.get_body_argument("server", "")[:255]
         if action == "keep":
             if not service.monitor.keep((user.name, server)):
-                return await self.page([("error", "That server holds no GPUs: nothing to keep.")], 400)
+                return await self.page(
+                    [("error", "That server holds no GPUs: nothing to keep.")], 400
+                )
             return await self.page([("ok", "Kept: the idle clock of your server starts again.")])
         if action == "stop":
             if not user.admin:
                 raise web.HTTPError(403, "only admins can stop other users' servers")
             owner = self.get_body_argument("user", "")[:255]
             if (owner, server) not in service.manager.allocator.holdings:
-                return await self.page([("error", f"{owner}{'/' + server if server else ''} holds no GPUs.")], 400)
-            self.log.warning("gpulab: admin %s stops %s/%s from the GPU page", user.name, owner, server)
+                return await self.page(
+                    [("error", f"{owner}{'/' + server if server else ''} holds no GPUs.")], 400
+                )
+            self.log.warning(
+                "gpulab: admin %s stops %s/%s from the GPU page", user.name, owner, server
+            )
             await service.stop_server((owner, server), f"stopped by admin {user.name}")
-            return await self.page([("ok", f"Stopped {owner}{'/' + server if server else ''}; its GPUs are free.")])
+            return await self.page(
+                [("ok", f"Stopped {owner}{'/' + server if server else ''}; its GPUs are free.")]
+            )
         return await self.page([("error", f"unknown action {action[:40]!r}")], 400)
 
 
@@ -114,7 +133,14 @@ class NoticesAPIHandler(APIHandler):
     async def get(self, user_name):
         username = scoped_user(self, SCOPE_NOTICES, user_name).name
         service = _service(self)
-        self.write(json.dumps({"servers": service.notices_for(username), "reclaimed": service.recent_reclaims(username, time.time() - 86400)}))
+        self.write(
+            json.dumps(
+                {
+                    "servers": service.notices_for(username),
+                    "reclaimed": service.recent_reclaims(username, time.time() - 86400),
+                }
+            )
+        )
 
 
 class KeepAPIHandler(APIHandler):
@@ -136,14 +162,21 @@ class ReadingsAPIHandler(APIHandler):
         if len(self.request.body) > MAX_READINGS_BYTES:
             raise web.HTTPError(400, f"readings: at most {MAX_READINGS_BYTES // 1024} KiB")
         body = self.get_json_body()
-        if not isinstance(body, dict) or not isinstance(body.get("node", ""), str) or not isinstance(body.get("gpus"), list):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("node", ""), str)
+            or not isinstance(body.get("gpus"), list)
+        ):
             raise web.HTTPError(400, 'readings: must be {"node": "...", "gpus": [...]}')
         if len(body["gpus"]) > MAX_GPUS_PER_NODE:
             raise web.HTTPError(400, f"gpus: at most {MAX_GPUS_PER_NODE} per node")
         try:
             readings = [GPUReading.from_dict(g) for g in body["gpus"]]
         except (KeyError, TypeError, ValueError) as e:
-            raise web.HTTPError(400, f"gpus: each must have uuid, utilization, memory_used, memory_total ({e!s:.80})")
+            raise web.HTTPError(
+                400,
+                f"gpus: each must have uuid, utilization, memory_used, memory_total ({e!s:.80})",
+            )
         if any(not 0 <= r.utilization <= 100 for r in readings):
             raise web.HTTPError(400, "gpus[].utilization: must be a percentage (0-100)")
         _service(self).pushed.push(body.get("node", "")[:255], readings)

@@ -20,7 +20,14 @@ class HomeBackupsAPIHandler(APIHandler):
     async def get(self, user_name):
         user = self.owner_or_admin(user_name)
         lab = lab_of(self)
-        self.write(json.dumps({"archives": list_archives(lab, user.spawner.escaped_name), "job": lab.home_backups.job(user.name)}))
+        self.write(
+            json.dumps(
+                {
+                    "archives": list_archives(lab, user.spawner.escaped_name),
+                    "job": lab.home_backups.job(user.name),
+                }
+            )
+        )
 
     async def post(self, user_name):
         user = self.owner_or_admin(user_name)
@@ -28,7 +35,9 @@ class HomeBackupsAPIHandler(APIHandler):
             job = lab_of(self).home_backups.start_backup(user.spawner)
         except HomeBackupError as e:
             raise web.HTTPError(e.status, str(e))
-        self.log.info("gpulab: backup of %s's home started by %s", user.name, self.current_user.name)
+        self.log.info(
+            "gpulab: backup of %s's home started by %s", user.name, self.current_user.name
+        )
         self.set_status(202)
         self.write(json.dumps(job))
 
@@ -43,7 +52,12 @@ class HomeRestoreAPIHandler(HomeBackupsAPIHandler):
             job = lab_of(self).home_backups.start_restore(user.spawner, archive)
         except HomeBackupError as e:
             raise web.HTTPError(e.status, str(e))
-        self.log.info("gpulab: restore of %s into %s's home started by %s", archive, user.name, self.current_user.name)
+        self.log.info(
+            "gpulab: restore of %s into %s's home started by %s",
+            archive,
+            user.name,
+            self.current_user.name,
+        )
         self.set_status(202)
         self.write(json.dumps(job))
 

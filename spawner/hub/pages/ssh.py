@@ -31,8 +31,12 @@ MAX_FORM_BYTES = 32 * 1024
 SCOPE_KEYS = "custom:gpulab:ssh-keys"  # add, list, remove one's SSH keys
 SCOPE_LOGIN = "custom:gpulab:ssh-login"  # read one's keys and password hash (sshd in the container)
 SCOPES = {
-    SCOPE_KEYS: {"description": "Add and remove your SSH keys (a key is permanent SSH access to your container)."},
-    SCOPE_LOGIN: {"description": "Read your SSH public keys and container password hash (sshd in your own container)."},
+    SCOPE_KEYS: {
+        "description": "Add and remove your SSH keys (a key is permanent SSH access to your container)."
+    },
+    SCOPE_LOGIN: {
+        "description": "Read your SSH public keys and container password hash (sshd in your own container)."
+    },
 }
 
 
@@ -93,7 +97,16 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
     async def post(self):
         user = self.current_user
         if len(self.request.body) > MAX_FORM_BYTES:
-            return await self.page(user, [("error", f"The form is larger than {MAX_FORM_BYTES // 1024} KiB: nothing was changed.")], 400)
+            return await self.page(
+                user,
+                [
+                    (
+                        "error",
+                        f"The form is larger than {MAX_FORM_BYTES // 1024} KiB: nothing was changed.",
+                    )
+                ],
+                400,
+            )
         action = self.get_body_argument("action", "")
         try:
             message = self.apply(user, action)
@@ -113,7 +126,9 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
                 raise StoreError("no such key")
             return f"Removed key {fingerprint}."
         if action == "set_password":
-            self.store.set_password_hash(name, sshkeys.hash_password(self.get_body_argument("password", "", strip=False)))
+            self.store.set_password_hash(
+                name, sshkeys.hash_password(self.get_body_argument("password", "", strip=False))
+            )
             return "Password set; it applies when your server next starts."
         if action == "clear_password":
             self.store.clear_password(name)
@@ -121,7 +136,10 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
         if action == "admin_settings":
             if not user.admin:
                 raise web.HTTPError(403, "only admins can change the SSH policy")
-            wanted = {setting: self.get_body_argument(setting, "") == "1" for setting in ("password_login", "sudo")}
+            wanted = {
+                setting: self.get_body_argument(setting, "") == "1"
+                for setting in ("password_login", "sudo")
+            }
             if wanted["sudo"] and not self.ssh_settings["subdomains"]:
                 raise sshkeys.InvalidInput(
                     "sudo needs per-user subdomains (hub.subdomain_host in the site file): with sudo a user can change "
@@ -140,7 +158,9 @@ class _APIBase(_SSHMixin, APIHandler):
         if not isinstance(user, User):
             raise web.HTTPError(403, "a user's token is required")
         if not self.has_scope(f"{scope}!user={user.name}"):
-            raise web.HTTPError(403, f"this token lacks the scope {scope} (create a token on the Token page)")
+            raise web.HTTPError(
+                403, f"this token lacks the scope {scope} (create a token on the Token page)"
+            )
         return user
 
 
@@ -148,7 +168,17 @@ class KeysAPIHandler(_APIBase):
     def get(self):
         user = self.owner(SCOPE_KEYS)
         self.write(
-            json.dumps([{"type": k.type, "bits": k.bits, "fingerprint": k.fingerprint, "comment": k.comment} for k in self.store.keys(user.name)])
+            json.dumps(
+                [
+                    {
+                        "type": k.type,
+                        "bits": k.bits,
+                        "fingerprint": k.fingerprint,
+                        "comment": k.comment,
+                    }
+                    for k in self.store.keys(user.name)
+                ]
+            )
         )
 
     def post(self):
@@ -186,7 +216,9 @@ class AccountHandler(_APIBase):
                 {
                     "login": unix_name(user.name),
                     "password_login": password_login,
-                    "password_hash": self.store.password_hash(user.name) if password_login else None,
+                    "password_hash": self.store.password_hash(user.name)
+                    if password_login
+                    else None,
                 }
             )
         )
