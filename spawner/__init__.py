@@ -4,14 +4,14 @@ The spawner is imported on first use, so ``import gpulab.<light module>`` (the c
 the site-file schema) does not pull in JupyterHub and DockerSpawner.
 """
 
-from gpulab._version import __version__
+from ._version import __version__
 
 __all__ = ["GPUDockerSpawner", "__version__"]
 
 
 def __getattr__(name):
     if name == "GPUDockerSpawner":
-        from gpulab.hub.spawner import GPUDockerSpawner
+        from .hub.spawner import GPUDockerSpawner
 
         return GPUDockerSpawner
     raise AttributeError(f"module 'gpulab' has no attribute {name!r}")

@@ -9,9 +9,9 @@ which come from the laptop client ``gpulab_client``) start fast.
 import argparse
 import sys
 
-from gpulab.admin import hubcmds, imagecmds, nodecmds, ops
-from gpulab.core.site.model import load_site, site_path
-from gpulab.core.site.schema import ConfigError
+from ..core.site.model import load_site, site_path
+from ..core.site.schema import ConfigError
+from . import hubcmds, imagecmds, nodecmds, ops
 
 #: help of the words that group commands (`gpulab images ...`)
 GROUPS = {

@@ -5,12 +5,12 @@ proxy, a Swarm's nodes), ``gpulab prepare``, ``gpulab up`` (the backend launches
 import os
 import sys
 
-from gpulab.admin.command import Command, config_argument
-from gpulab.backends import select
-from gpulab.backends.engine import HostError, docker_client
-from gpulab.core.site import facts
-from gpulab.core.site.model import load_site
-from gpulab.core.site.schema import ConfigError
+from ..backends import select
+from ..backends.engine import HostError, docker_client
+from ..core.site import facts
+from ..core.site.model import load_site
+from ..core.site.schema import ConfigError
+from .command import Command, config_argument
 
 
 def _ok(msg):
@@ -25,7 +25,7 @@ def spawner_for(site):
     """The backend's spawner, configured from the site file (and nothing else), as the hub would."""
     from traitlets.config import Config
 
-    from gpulab.hub.wiring import configure
+    from ..hub.wiring import configure
 
     c = Config()
     configure(c, site)
@@ -42,7 +42,7 @@ def check(site_file, *, need_images="all"):
     except ConfigError as e:
         _bad(str(e))
         return 1
-    from gpulab.hub.wiring import missing_host_paths, proxy_command
+    from ..hub.wiring import missing_host_paths, proxy_command
 
     backend = select(site)
     problems += _check_spawner_settings(site)
@@ -148,7 +148,7 @@ def cmd_prepare(args):
     """What `gpulab up` prepares: the state directory, the backend's networks, the SSH store."""
     from traitlets import TraitError
 
-    from gpulab.hub.deployment import Deployment
+    from ..hub.deployment import Deployment
 
     try:
         site = load_site(args.site)
@@ -202,7 +202,7 @@ def cmd_admin_create(args):
     """The first admin (and any approved account) of a native-login hub, made on the hub's machine."""
     from jupyterhub import orm
 
-    from gpulab.hub.auth import create_account
+    from ..hub.auth import create_account
 
     try:
         site = load_site(args.site)

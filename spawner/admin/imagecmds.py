@@ -4,10 +4,10 @@ import subprocess
 import sys
 import time
 
-from gpulab.admin import images
-from gpulab.admin.command import Command
-from gpulab.core.site.model import load_site
-from gpulab.core.site.schema import ConfigError
+from ..core.site.model import load_site
+from ..core.site.schema import ConfigError
+from . import images
+from .command import Command
 
 
 def site_images(site):

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from gpulab.core import versions
-from gpulab.core.site.facts import registry_name
+from ..core import versions
+from ..core.site.facts import registry_name
 
 
 def find_build_context(package_dir=None):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 
-from gpulab.admin.command import Command
-from gpulab.backends.swarm import nodes as nodesetup
-from gpulab.core.gpus.inventory import discover, load_pynvml
-from gpulab.core.site.model import gpu_defaults
+from ..backends.swarm import nodes as nodesetup
+from ..core.gpus.inventory import discover, load_pynvml
+from ..core.site.model import gpu_defaults
+from .command import Command
 
 
 def cmd_node_setup(args):

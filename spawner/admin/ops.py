@@ -7,10 +7,10 @@ import os
 import sys
 import time
 
-from gpulab.admin.command import Command, config_argument
-from gpulab.core.site import facts
-from gpulab.core.site.model import load_site
-from gpulab.core.site.schema import ConfigError
+from ..core.site import facts
+from ..core.site.model import load_site
+from ..core.site.schema import ConfigError
+from .command import Command, config_argument
 
 
 def _site(args, command):
@@ -24,8 +24,8 @@ def _site(args, command):
 
 def cmd_usage(args):
     """GPU-hours held and used per user or group and day (the hub's usage book)."""
-    from gpulab.core.gpus.usage import by_group, render
-    from gpulab.hub.usagebook import UsageStore
+    from ..core.gpus.usage import by_group, render
+    from ..hub.usagebook import UsageStore
 
     site = _site(args, "usage")
     if site is None:
@@ -51,7 +51,7 @@ def cmd_usage(args):
 
 def cmd_install(args):
     """The hub as a systemd service (boot, journal, restart on failure)."""
-    from gpulab.admin import systemd
+    from . import systemd
 
     site = _site(args, "install")
     if site is None:
@@ -81,7 +81,7 @@ def cmd_install(args):
 
 def cmd_backup(args):
     """The hub's state (database, cookie secret, SSH keys, usage, site file) in a dated archive."""
-    from gpulab.admin.statebackup import StateBackupError, backup
+    from .statebackup import StateBackupError, backup
 
     try:
         site = load_site(args.site)
@@ -95,7 +95,7 @@ def cmd_backup(args):
 
 def cmd_restore(args):
     """Unpack a backup into the site file's (new, empty) state directory."""
-    from gpulab.admin.statebackup import StateBackupError, read_manifest, restore
+    from .statebackup import StateBackupError, read_manifest, restore
 
     try:
         site = load_site(args.site)
@@ -115,7 +115,7 @@ def cmd_restore(args):
 
 
 def cmd_collect(args):
-    from gpulab.agents.collect import main as collect_main
+    from ..agents.collect import main as collect_main
 
     return collect_main(args)
 

@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 import time
 
-from gpulab.core.site.facts import COOKIE_SECRET, SSH_STORE, USAGE_BOOK, db_url, state_dir
+from ..core.site.facts import COOKIE_SECRET, SSH_STORE, USAGE_BOOK, db_url, state_dir
 
 MANIFEST = "gpulab-backup.json"
 

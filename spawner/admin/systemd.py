@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 
-from gpulab.backends import select
-from gpulab.core import contract
-from gpulab.core.site.facts import hub_container_name, unit_name
+from ..backends import select
+from ..core import contract
+from ..core.site.facts import hub_container_name, unit_name
 
 UNIT_DIR = "/etc/systemd/system"
 SYSTEMD_RUNNING = "/run/systemd/system"  # what sd_booted() looks for

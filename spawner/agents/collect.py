@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-from gpulab.core.gpus.readings import NVMLSource
+from ..core.gpus.readings import NVMLSource
 
 
 def payload(source, node):

@@ -12,9 +12,9 @@ import sys
 
 import docker
 
-from gpulab.core import contract
-from gpulab.core import saves as rules
-from gpulab.core.saves import SaveError
+from ..core import contract
+from ..core import saves as rules
+from ..core.saves import SaveError
 
 
 def main():

@@ -86,8 +86,8 @@ class Backend:
 
 def select(site):
     """The backend for a validated site file: the one place ``cluster.mode`` is read."""
-    from gpulab.backends.docker import DOCKER
-    from gpulab.backends.swarm import SWARM
+    from .docker import DOCKER
+    from .swarm import SWARM
 
     backends = {b.mode: b for b in (DOCKER, SWARM)}
     return backends[site["cluster"]["mode"]]

@@ -11,7 +11,7 @@ import threading
 import docker
 from docker.types import LogConfig, Mount
 
-from gpulab.core.job import NO_NETWORK, JobResult
+from ..core.job import NO_NETWORK, JobResult
 
 
 def docker_mount(m):

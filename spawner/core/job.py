@@ -12,8 +12,8 @@ compare what the two backends render from the same job.
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gpulab.core import contract
-from gpulab.core.spec import Hardening, MountSpec
+from . import contract
+from .spec import Hardening, MountSpec
 
 #: What a job may use when it says nothing: one CPU and 1 GiB are enough for tar and gzip, and keep
 #: a backup from taking a GPU server's CPUs and memory away from its users.

@@ -12,7 +12,7 @@ through the Docker client it is given (the one host's backend, and the save job 
 
 import time
 
-from gpulab.core import contract
+from . import contract
 
 MAX_NOTE = 200
 TRIM = "delete a save or clean up (apt-get clean, pip cache purge) and try again"

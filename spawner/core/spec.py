@@ -25,7 +25,7 @@ file's schema (through the spawner's traits); what it may not (the capabilities)
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gpulab.core import contract
+from . import contract
 
 
 def _frozen(mapping):

@@ -17,11 +17,11 @@ from jupyterhub.app import JupyterHub
 from jupyterhub.utils import maybe_future
 from traitlets import TraitError
 
-from gpulab.backends.engine import HostError
-from gpulab.core.site.schema import ConfigError
-from gpulab.hub.deployment import SETTINGS_KEY, Deployment
-from gpulab.hub.sshstore import SSHStore
-from gpulab.hub.userdata import remove_user_data
+from ..backends.engine import HostError
+from ..core.site.schema import ConfigError
+from .deployment import SETTINGS_KEY, Deployment
+from .sshstore import SSHStore
+from .userdata import remove_user_data
 
 
 def started_by_gpulab():
@@ -111,6 +111,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     # `python -m gpulab.hub.app`: run the class of the imported module, which the configuration checks for
-    from gpulab.hub.app import main as imported_main
+    from .app import main as imported_main
 
     imported_main()

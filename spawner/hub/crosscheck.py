@@ -6,7 +6,7 @@ never takes over what gpulab owns (precedence rule 1 in :mod:`.spec`): a problem
 :class:`ConfigError` naming the setting and saying what to use instead.
 """
 
-from gpulab.core import contract
+from ..core import contract
 
 
 class ConfigError(ValueError):

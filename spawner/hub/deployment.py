@@ -17,10 +17,10 @@ own settings, on first use; a spawner made by hand, with no hub, keeps one of it
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from gpulab.core.gpus.manager import GPUManager
-from gpulab.core.spec import Hardening
-from gpulab.core.startgate import StartGates
-from gpulab.hub.gpus.metrics import Metrics
+from ..core.gpus.manager import GPUManager
+from ..core.spec import Hardening
+from ..core.startgate import StartGates
+from .gpus.metrics import Metrics
 
 SETTINGS_KEY = "gpulab"
 DOCKER_TIMEOUT = 120
@@ -73,7 +73,7 @@ class Deployment:
         self.metrics = Metrics.shared()  # in JupyterHub's Prometheus registry: one per process
         self.gpus = GPUManager(self.gpu_settings, backend.inventory_source(self))
         self.saves = backend.saves(self)
-        from gpulab.hub.homebackups import HomeBackups
+        from .homebackups import HomeBackups
 
         self.home_backups = HomeBackups(self)
         self.gpu_service = None  # started with the hub (start())
@@ -126,14 +126,14 @@ class Deployment:
         the address the hub's API binds to."""
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         if self.ssh_enabled and self.ssh_store_path:
-            from gpulab.hub.sshstore import SSHStore
+            from .sshstore import SSHStore
 
             SSHStore(self.ssh_store_path).create()
         return self.backend.prepare_host(self, api_port)
 
     def start(self, app):
         """Start what runs with the hub: the GPU service (monitor, readings, usage book)."""
-        from gpulab.hub.gpus.service import GPUService
+        from .gpus.service import GPUService
 
         self.gpu_service = GPUService(app, self)
         self.gpu_service.start()

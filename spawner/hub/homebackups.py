@@ -14,8 +14,8 @@ import os
 import re
 import time
 
-from gpulab.core import spec as specs
-from gpulab.core.job import build_job
+from ..core import spec as specs
+from ..core.job import build_job
 
 ARCHIVE = re.compile(r"home-(\d{8}-\d{6})\.tar\.gz")
 JOB_TIMEOUT = 6 * 3600  # a home of a few hundred GB on a slow NAS

@@ -23,18 +23,18 @@ from dockerspawner import DockerSpawner
 from tornado import web
 from traitlets import Any, default, observe, validate
 
-from gpulab.core import spec as specs
-from gpulab.core.gpus.allocator import GPUsBusy, QuotaExceeded, describe
-from gpulab.core.identity import unix_name, user_uid
-from gpulab.core.options import OptionError, SpawnRequest, options_from_form, validate_options
-from gpulab.core.progress import ProgressLog
-from gpulab.core.ssh.ports import host_port
-from gpulab.hub import crosscheck, readiness
-from gpulab.hub.deployment import Deployment
-from gpulab.hub.form import render_form
-from gpulab.hub.hostdirs import ForeignDirectory, prepare_host_dir
-from gpulab.hub.sshstore import SSHStore
-from gpulab.hub.traits import GPULabSettings
+from ..core import spec as specs
+from ..core.gpus.allocator import GPUsBusy, QuotaExceeded, describe
+from ..core.identity import unix_name, user_uid
+from ..core.options import OptionError, SpawnRequest, options_from_form, validate_options
+from ..core.progress import ProgressLog
+from ..core.ssh.ports import host_port
+from . import crosscheck, readiness
+from .deployment import Deployment
+from .form import render_form
+from .hostdirs import ForeignDirectory, prepare_host_dir
+from .sshstore import SSHStore
+from .traits import GPULabSettings
 
 PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
 

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from contextlib import closing
 
-from gpulab.core.ssh.keys import PublicKey
+from ..core.ssh.keys import PublicKey
 
 MAX_KEYS_PER_USER = 20
 SETTINGS = ("password_login", "sudo")

@@ -15,8 +15,8 @@ import re
 from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from gpulab.core.site import default as site_default
-from gpulab.core.site.model import (
+from ..core.site import default as site_default
+from ..core.site.model import (
     NAME,
     check_datasets,
     check_gpus,
@@ -25,7 +25,7 @@ from gpulab.core.site.model import (
     check_template,
     gpu_defaults,
 )
-from gpulab.core.site.schema import ConfigError
+from ..core.site.schema import ConfigError
 
 
 def _checked(check, proposal, key):

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import time
 
-from gpulab.core.gpus.usage import day_of, split_days
+from ..core.gpus.usage import day_of, split_days
 
 _SCHEMA = """
 create table if not exists usage (

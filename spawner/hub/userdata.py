@@ -19,9 +19,9 @@ import re
 import shutil
 import time
 
-from gpulab.core import contract
-from gpulab.core import spec as specs
-from gpulab.core.job import build_job
+from ..core import contract
+from ..core import spec as specs
+from ..core.job import build_job
 
 ARCHIVE_TIMEOUT = 6 * 3600
 ARCHIVE_CAPABILITIES = ("DAC_READ_SEARCH",)  # tar as root reads every file of the home

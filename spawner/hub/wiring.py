@@ -12,11 +12,11 @@ import shutil
 import sys
 from urllib.parse import urlparse
 
-from gpulab.backends import select
-from gpulab.core.site import facts
-from gpulab.core.site.model import load_site, site_path
-from gpulab.core.site.schema import ConfigError
-from gpulab.hub.pages.base import add_pages
+from ..backends import select
+from ..core.site import facts
+from ..core.site.model import load_site, site_path
+from ..core.site.schema import ConfigError
+from .pages.base import add_pages
 
 CULLER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_culler_config.py")
 
@@ -133,7 +133,7 @@ def configure_ssh(c, site, state_dir):
     s.ssh_enabled = ssh["enabled"]
     if not ssh["enabled"]:
         return
-    from gpulab.hub.pages import ssh as pages
+    from .pages import ssh as pages
 
     add_pages(
         c,
@@ -153,8 +153,8 @@ def configure_ssh(c, site, state_dir):
 def _pages(c):
     """gpulab's GPU, environments and home-backup pages and APIs, the top bar's links and the
     reclaim banner on every page."""
-    from gpulab.hub.gpus.service import banner
-    from gpulab.hub.pages import environments, gpus, homes
+    from .gpus.service import banner
+    from .pages import environments, gpus, homes
 
     handlers = [*gpus.handlers(), *environments.handlers(), *homes.handlers()]
     add_pages(
@@ -167,11 +167,11 @@ def _roles(c, idle_timeout, admin_users=(), reclaim=False):
     carry and server, OAuth and narrower tokens do not; a server's token may only read its owner's
     keys (for sshd in the container) and GPU notices. Admins may report GPU readings (a token
     with only that scope is what ``gpulab collect`` runs with)."""
-    from gpulab.hub.pages.environments import SCOPE_SAVES
-    from gpulab.hub.pages.environments import SCOPES as SAVE_SCOPES
-    from gpulab.hub.pages.gpus import SCOPE_NOTICES, SCOPE_READINGS
-    from gpulab.hub.pages.gpus import SCOPES as GPU_SCOPES
-    from gpulab.hub.pages.ssh import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
+    from .pages.environments import SCOPE_SAVES
+    from .pages.environments import SCOPES as SAVE_SCOPES
+    from .pages.gpus import SCOPE_NOTICES, SCOPE_READINGS
+    from .pages.gpus import SCOPES as GPU_SCOPES
+    from .pages.ssh import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
 
     c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES, **SAVE_SCOPES}
     roles = [
@@ -297,7 +297,7 @@ def configure_or_exit(c, environ=os.environ):
     except ConfigError as e:
         print(f"gpulab: invalid site file {site_path(environ)}: {e}", file=sys.stderr)
         sys.exit(2)
-    from gpulab.hub.app import started_by_gpulab
+    from .app import started_by_gpulab
 
     if not started_by_gpulab():
         print(

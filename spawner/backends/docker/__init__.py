@@ -4,9 +4,9 @@ on an isolated bridge whose gateway the hub's API listens on."""
 import os
 import sys
 
-from gpulab.backends import Backend
-from gpulab.core import contract
-from gpulab.core.site.facts import BASE_IMAGE
+from ...core import contract
+from ...core.site.facts import BASE_IMAGE
+from .. import Backend
 
 
 class DockerBackend(Backend):
@@ -40,7 +40,7 @@ class DockerBackend(Backend):
         return BASE_IMAGE  # always built on a gpulab host
 
     async def run_job(self, lab, job, on_line=None):
-        from gpulab.backends import container
+        from .. import container
 
         return await container.run_job(lab.api(), job, on_line=on_line)
 

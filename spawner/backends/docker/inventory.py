@@ -5,10 +5,10 @@ handed out. Docker calls run in a thread."""
 
 import asyncio
 
-from gpulab.core import contract
-from gpulab.core.gpus.allocator import holdings_from_containers
-from gpulab.core.gpus.inventory import discover, load_pynvml
-from gpulab.core.gpus.manager import InventorySource
+from ...core import contract
+from ...core.gpus.allocator import holdings_from_containers
+from ...core.gpus.inventory import discover, load_pynvml
+from ...core.gpus.manager import InventorySource
 
 
 def running_filters(deployment):

@@ -10,9 +10,9 @@ import ipaddress
 
 import docker
 
-from gpulab.backends.docker import firewall
-from gpulab.backends.engine import HostError
-from gpulab.core import contract
+from ...core import contract
+from ..engine import HostError
+from . import firewall
 
 
 def gateway_of(subnet):

@@ -13,8 +13,8 @@ exactly like a server.
 
 from docker.types import DeviceRequest
 
-from gpulab.backends.container import cpu_quota, docker_mount, held
-from gpulab.core import contract
+from ...core import contract
+from ..container import cpu_quota, docker_mount, held
 
 
 def deep_merge(dest, src):

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 
-from gpulab.core import contract
-from gpulab.core import saves as rules
-from gpulab.core.saves import SaveError
+from ...core import contract
+from ...core import saves as rules
+from ...core.saves import SaveError
 
 
 def _row(image):

@@ -13,11 +13,11 @@ import time
 import docker
 from tornado import web
 
-from gpulab.backends.docker import DOCKER, render
-from gpulab.core.progress import pull_summary
-from gpulab.core.startgate import width_for
-from gpulab.hub import readiness
-from gpulab.hub.spawner import GPULabSpawner
+from ...core.progress import pull_summary
+from ...core.startgate import width_for
+from ...hub import readiness
+from ...hub.spawner import GPULabSpawner
+from . import DOCKER, render
 
 
 class GPUDockerSpawner(GPULabSpawner):

@@ -5,8 +5,7 @@ overlay network of their own; images come from the lab's registry, homes from sh
 import os
 from urllib.parse import urlparse
 
-from gpulab.backends import Backend
-from gpulab.core.site.facts import (
+from ...core.site.facts import (
     BASE_IMAGE,
     hub_container_name,
     hub_image,
@@ -14,6 +13,7 @@ from gpulab.core.site.facts import (
     registry_name,
     saves_store_path,
 )
+from .. import Backend
 
 
 class SwarmBackend(Backend):
@@ -87,7 +87,7 @@ class SwarmBackend(Backend):
 
     def launch_hub(self, site, *, site_file, config_file, replace=False):
         """On a Swarm manager: the hub runs in a container there (:mod:`.hub`)."""
-        from gpulab.backends.engine import docker_client
+        from ..engine import docker_client
 
         hub = self.part("hub")
         client = docker_client()

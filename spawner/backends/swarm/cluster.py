@@ -13,8 +13,8 @@ import re
 import time
 from datetime import datetime, timezone
 
-from gpulab.core import contract
-from gpulab.core.gpus.inventory import GPU
+from ...core import contract
+from ...core.gpus.inventory import GPU
 
 LIVE_TASK_STATES = (
     "new",

@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 
 import docker
 
-from gpulab.backends.engine import HostError
-from gpulab.backends.swarm.network import ensure_overlay
-from gpulab.core import contract
-from gpulab.core.site.facts import hub_container_name, hub_image, public_host_port
+from ...core import contract
+from ...core.site.facts import hub_container_name, hub_image, public_host_port
+from ..engine import HostError
+from .network import ensure_overlay
 
 CONFIG_DIR = "/etc/gpulab"
 

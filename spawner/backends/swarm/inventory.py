@@ -5,9 +5,9 @@ labels and CPUs (placement, the start gates), so no spawn asks Docker for them."
 
 import asyncio
 
-from gpulab.backends.swarm import cluster
-from gpulab.core import contract
-from gpulab.core.gpus.manager import InventorySource
+from ...core import contract
+from ...core.gpus.manager import InventorySource
+from . import cluster
 
 
 class SwarmInventory(InventorySource):

@@ -9,9 +9,9 @@ import time
 
 import docker
 
-from gpulab.backends import container
-from gpulab.backends.swarm.render import job_service_arguments
-from gpulab.core.job import JobError, JobResult
+from ...core.job import JobError, JobResult
+from .. import container
+from .render import job_service_arguments
 
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
 

@@ -5,8 +5,8 @@ import socket
 
 import docker
 
-from gpulab.backends.engine import HostError
-from gpulab.core import contract
+from ...core import contract
+from ..engine import HostError
 
 
 def ensure_overlay(client, name, deployment, *, encrypted=True):

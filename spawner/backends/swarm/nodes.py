@@ -15,8 +15,8 @@ Nothing is written unless the admin asks (``--write``) and confirms.
 import copy
 import re
 
-from gpulab.backends.swarm.cluster import node_gpu_uuids, node_name
-from gpulab.core import contract
+from ...core import contract
+from .cluster import node_gpu_uuids, node_name
 
 SWARM_RESOURCE_LINE = 'swarm-resource = "DOCKER_RESOURCE_GPU"'
 DAEMON_JSON = "/etc/docker/daemon.json"

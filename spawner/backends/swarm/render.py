@@ -28,7 +28,7 @@ from docker.types import (
     TaskTemplate,
 )
 
-from gpulab.core import contract
+from ...core import contract
 
 
 def service_mount(m):

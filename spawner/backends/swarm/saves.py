@@ -11,12 +11,12 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gpulab.backends.swarm.jobs import run_job
-from gpulab.core import contract
-from gpulab.core import saves as rules
-from gpulab.core.job import NODE_BRIDGE, build_job
-from gpulab.core.saves import SaveError
-from gpulab.core.spec import MountSpec
+from ...core import contract
+from ...core import saves as rules
+from ...core.job import NODE_BRIDGE, build_job
+from ...core.saves import SaveError
+from ...core.spec import MountSpec
+from .jobs import run_job
 
 SAVE_TIMEOUT = 600
 DOCKER_SOCKET = "/var/run/docker.sock"

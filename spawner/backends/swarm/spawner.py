@@ -21,13 +21,13 @@ import docker
 from tornado import web
 from traitlets import Bool, List, Unicode, default
 
-from gpulab.backends.swarm import SWARM, cluster, network
-from gpulab.backends.swarm.render import service_arguments
-from gpulab.core import spec as specs
-from gpulab.core.site.facts import registry_name
-from gpulab.core.startgate import width_for
-from gpulab.hub.crosscheck import ConfigError
-from gpulab.hub.spawner import GPULabSpawner
+from ...core import spec as specs
+from ...core.site.facts import registry_name
+from ...core.startgate import width_for
+from ...hub.crosscheck import ConfigError
+from ...hub.spawner import GPULabSpawner
+from . import SWARM, cluster, network
+from .render import service_arguments
 
 DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
 

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from gpulab.core import contract
+from .. import contract
 
 
 class GPUsBusy(Exception):

@@ -10,8 +10,8 @@ new allocation can happen. One manager per deployment, owned by the hub's
 import asyncio
 import time
 
-from gpulab.core.gpus.allocator import Allocator
-from gpulab.core.site.model import check_gpus
+from ..site.model import check_gpus
+from .allocator import Allocator
 
 
 class InventorySource:

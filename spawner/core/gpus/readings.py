@@ -16,7 +16,7 @@ during which a kernel ran on the GPU.
 import time
 from dataclasses import dataclass, field
 
-from gpulab.core.gpus.inventory import _text, load_pynvml
+from .inventory import _text, load_pynvml
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ follow from it (state paths, URLs, names). Pure: the only I/O is :func:`load_sit
   database URL and public URL, container, unit and image names).
 """
 
-from gpulab.core.site.model import default, load_site, site_path, validate_site
-from gpulab.core.site.schema import ConfigError
+from .model import default, load_site, site_path, validate_site
+from .schema import ConfigError
 
 __all__ = ["ConfigError", "default", "load_site", "site_path", "validate_site"]

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from gpulab.core import contract
-from gpulab.core.site.schema import (
+from .. import contract
+from .schema import (
     ConfigError,
     Field,
     boolean,

@@ -15,7 +15,7 @@ import inspect
 import logging
 import time
 
-from gpulab.core.gpus import reclaim
+from ...core.gpus import reclaim
 
 HISTORY_SECONDS = 3600
 

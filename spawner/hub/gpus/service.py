@@ -12,12 +12,12 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
-from gpulab.core.gpus.inventory import load_pynvml
-from gpulab.core.gpus.readings import NVMLSource, PushedReadings
-from gpulab.core.gpus.reclaim import Policy
-from gpulab.core.site.facts import usage_path
-from gpulab.hub.gpus.monitor import GPUMonitor
-from gpulab.hub.usagebook import UsageStore
+from ...core.gpus.inventory import load_pynvml
+from ...core.gpus.readings import NVMLSource, PushedReadings
+from ...core.gpus.reclaim import Policy
+from ...core.site.facts import usage_path
+from ..usagebook import UsageStore
+from .monitor import GPUMonitor
 
 
 class ThreadedSource:

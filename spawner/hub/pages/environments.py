@@ -14,9 +14,9 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from tornado import web
 
-from gpulab.core.saves import SaveError
-from gpulab.hub.homebackups import HomeBackupError, list_archives
-from gpulab.hub.pages.base import lab_of, scoped_user
+from ...core.saves import SaveError
+from ..homebackups import HomeBackupError, list_archives
+from .base import lab_of, scoped_user
 
 SCOPE_SAVES = "custom:gpulab:saves"
 SCOPES = {

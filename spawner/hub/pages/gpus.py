@@ -22,9 +22,9 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from gpulab.core.gpus.readings import GPUReading
-from gpulab.core.gpus.usage import by_group
-from gpulab.hub.pages.base import lab_of, scoped_user
+from ...core.gpus.readings import GPUReading
+from ...core.gpus.usage import by_group
+from .base import lab_of, scoped_user
 
 SCOPE_NOTICES = "custom:gpulab:notices"
 SCOPE_READINGS = "custom:gpulab:readings"

@@ -8,9 +8,9 @@ import json
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
-from gpulab.hub.homebackups import HomeBackupError, list_archives
-from gpulab.hub.pages.base import lab_of, scoped_user
-from gpulab.hub.pages.environments import SCOPE_SAVES
+from ..homebackups import HomeBackupError, list_archives
+from .base import lab_of, scoped_user
+from .environments import SCOPE_SAVES
 
 
 class HomeBackupsAPIHandler(APIHandler):

@@ -20,12 +20,12 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.user import User
 from tornado import web
 
-from gpulab.core.identity import unix_name
-from gpulab.core.ssh import keys as sshkeys
-from gpulab.core.ssh.clientconfig import ssh_config
-from gpulab.core.ssh.ports import host_port
-from gpulab.hub.pages.base import lab_of
-from gpulab.hub.sshstore import SSHStore, StoreError
+from ...core.identity import unix_name
+from ...core.ssh import keys as sshkeys
+from ...core.ssh.clientconfig import ssh_config
+from ...core.ssh.ports import host_port
+from ..sshstore import SSHStore, StoreError
+from .base import lab_of
 
 MAX_FORM_BYTES = 32 * 1024
 SCOPE_KEYS = "custom:gpulab:ssh-keys"  # add, list, remove one's SSH keys
