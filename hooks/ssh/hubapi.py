@@ -3,7 +3,7 @@
 import json
 import urllib.request
 
-CONF = "/etc/gpulab/ssh"
+CONF = "/run/gpulab/ssh"  # a tmpfs, written by start.d/30-sshd.sh
 
 
 def settings():

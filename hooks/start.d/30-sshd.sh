@@ -4,8 +4,12 @@
 #   so they survive restarts and image rebuilds);
 # - keys come from the hub at every login (AuthorizedKeysCommand ssh/authorized-keys,
 #   with this server's own API token: only this user's keys, always current);
-# - the container password hash (if any) comes from the hub when password logins
-#   are allowed (GPULAB_SSH_PASSWORD_LOGIN=1); root logins are always refused;
+# - a password (when the admin allows password logins, GPULAB_SSH_PASSWORD_LOGIN=1) is checked
+#   at each login against the hash the hub holds (PAM: ssh/check-password), never kept in
+#   /etc/shadow: a password removed on the hub stops working at once, also in saved images;
+#   root logins are always refused;
+# - what the helpers need to ask the hub (the server's token) lives in the tmpfs /run/gpulab,
+#   never in a layer a saved environment could keep;
 # - SSH sessions get the notebook's environment (SetEnv from /etc/profile.d/0*-gpulab*.sh);
 # - ssh/activity reports open SSH sessions to the hub as activity.
 set -eu
@@ -14,14 +18,17 @@ set -eu
 
 HERE=/etc/gpulab/hooks/ssh
 KEYS=${GPULAB_SSH_HOST_KEYS:-/etc/gpulab/ssh-host}
-CONF=/etc/gpulab/ssh
+CONF=/run/gpulab/ssh
 RUNTIME=/etc/ssh/sshd_config.d/00-gpulab-runtime.conf
 SVC=gpulab-ssh
 
 getent passwd "$SVC" >/dev/null || useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$SVC"
-# sshd runs AuthorizedKeysCommand only from root-owned, non-writable paths
-chown root:root "$HERE" "$HERE"/*
-chmod 0755 "$HERE" "$HERE"/authorized-keys "$HERE"/activity
+# sshd runs AuthorizedKeysCommand only from root-owned, non-writable paths (the hub's read-only
+# boot mount is; an image's own copy is made so)
+if [ -w "$HERE" ]; then
+    chown root:root "$HERE" "$HERE"/*
+    chmod 0755 "$HERE" "$HERE"/authorized-keys "$HERE"/activity "$HERE"/check-password
+fi
 
 # Stable host keys: generated once per user, kept in their volume. No RSA key: every
 # current OpenSSH client speaks ed25519, and RSA generation would slow the first start.
@@ -36,24 +43,37 @@ done
 chmod 0600 "$KEYS"/ssh_host_*_key
 
 # What the helper scripts need to ask the hub: readable by root and $SVC only.
+install -d -m 0755 "$(dirname "$CONF")"
 install -d -m 0750 -g "$SVC" "$CONF"
 umask 027
 printf '%s' "$JUPYTERHUB_API_TOKEN" > "$CONF/token"
 # JSON written by Python from the environment (a hub user name may hold any character)
-/usr/bin/python3 -I -c 'import json, os, sys
+/usr/bin/python3 -IS -c 'import json, os, sys
 json.dump({"api_url": os.environ["JUPYTERHUB_API_URL"], "user": os.environ.get("JUPYTERHUB_USER", ""),
            "server": os.environ.get("JUPYTERHUB_SERVER_NAME", ""), "login": os.environ["NB_USER"],
            "interval": int(os.environ.get("GPULAB_SSH_ACTIVITY_INTERVAL") or 60)}, sys.stdout)' > "$CONF/settings.json"
 chgrp "$SVC" "$CONF/token" "$CONF/settings.json"
 umask 022
 
-# The container password, only when password logins are allowed.
+# No password in /etc/shadow, ever (an image saved from an older container may hold one: twice,
+# so that usermod's backup /etc/shadow- holds none either).
+if [ "$(getent shadow "$NB_USER" | cut -d: -f2)" != '!' ]; then
+    usermod -p '!' "$NB_USER" && usermod -p '!' "$NB_USER"
+fi
+# Password logins, only when the admin allows them: checked against the hub at each login.
 password=no
 if [ "${GPULAB_SSH_PASSWORD_LOGIN:-0}" = 1 ]; then
     password=yes
-    hash=$(setpriv --reuid="$SVC" --regid="$SVC" --clear-groups -- /usr/bin/python3 -I "$HERE/authorized-keys" --password-hash) \
-        || { echo "30-sshd.sh: could not read the password from the hub" >&2; hash=; }
-    if [[ $hash == '$2b$'* ]]; then usermod -p "$hash" "$NB_USER"; fi
+    cat > /etc/pam.d/sshd <<PAM
+# Written by gpulab start hook 30-sshd.sh: passwords are checked against the hub, not /etc/shadow.
+auth [success=1 default=ignore] pam_exec.so quiet expose_authtok $HERE/check-password
+auth requisite pam_deny.so
+auth required pam_permit.so
+@include common-account
+session required pam_loginuid.so
+@include common-session
+@include common-password
+PAM
 fi
 
 setenv_word() {  # NAME=value for sshd's SetEnv, double-quoted when needed
@@ -110,5 +130,5 @@ mkdir -p /run/sshd
 /usr/sbin/sshd -t
 /usr/sbin/sshd -E /var/log/gpulab-sshd.log
 setsid setpriv --reuid="$SVC" --regid="$SVC" --clear-groups -- \
-    /usr/bin/python3 -I "$HERE/activity" >> /var/log/gpulab-ssh-activity.log 2>&1 < /dev/null &
+    /usr/bin/python3 -IS "$HERE/activity" >> /var/log/gpulab-ssh-activity.log 2>&1 < /dev/null &
 echo "30-sshd.sh: sshd started for $NB_USER (password logins: $password)" >&2

@@ -27,22 +27,7 @@ from pathlib import Path
 
 from ..core import versions
 from ..core.site.facts import registry_name
-
-
-def find_build_context(package_dir=None):
-    """``gpulab/buildctx`` of an installed package, else the checkout this module lives in.
-    ``package_dir``: the ``gpulab`` package's folder (``spawner/`` in a checkout)."""
-    package_dir = package_dir or Path(__file__).resolve().parent.parent
-    packaged = package_dir / "buildctx"
-    if (packaged / "images").is_dir():
-        return packaged
-    checkout = package_dir.parent
-    if (checkout / "images").is_dir() and (checkout / "hooks").is_dir():
-        return checkout
-    raise FileNotFoundError(
-        f"no image build context: neither {packaged} nor {checkout} holds images/ and hooks/"
-    )
-
+from ..hub.boot import find_build_context
 
 try:
     REPO_ROOT = find_build_context()
@@ -362,7 +347,7 @@ def build_images(
     """
     if repo_root is None:
         raise ImageBuildError(
-            f"this gpulab installation has no image build context ({Path(__file__).parent.parent}/buildctx is missing): reinstall gpulab"
+            f"this gpulab installation has no image build context ({Path(__file__).resolve().parent.parent}/buildctx is missing): reinstall gpulab"
         )
     tags = dict(tags or {})
     order = build_order(names) if with_deps else [n for n in build_order(names) if n in names]
@@ -407,8 +392,13 @@ def build_images(
     return elapsed
 
 
+# `docker push` ends with "<tag>: digest: sha256:<hex> size: <n>"
+PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
 def push_images(names, registry, *, docker="docker", run=subprocess.run, on_line=print):
-    """Tag the built images with the registry's name and push them; returns the pushed names."""
+    """Tag the built images with the registry's name and push them; returns the pushed names,
+    each as ``name:tag@sha256:...`` (what the registry stored) when the push reported it."""
     pushed = []
     for name in names:
         tag = IMAGES[name].tag
@@ -421,7 +411,8 @@ def push_images(names, registry, *, docker="docker", run=subprocess.run, on_line
         proc = run([docker, "push", target], capture_output=True, text=True)
         if proc.returncode != 0:
             raise ImageBuildError(f"pushing {target} failed: {proc.stderr.strip()[-1000:]}")
-        pushed.append(target)
+        digest = PUSHED_DIGEST.search(proc.stdout or "")
+        pushed.append(f"{target}@{digest.group(1)}" if digest else target)
     return pushed
 
 

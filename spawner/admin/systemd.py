@@ -52,6 +52,8 @@ Requires=docker.service
 [Service]
 Environment={contract.SITE_FILE_ENV}={site_file}
 Environment=PATH={path}
+# secrets (auth.*.client_secret_env, cluster.registry_auth.password_env) live here, root-only, never in the unit
+EnvironmentFile=-{environment_file(site)}
 WorkingDirectory={os.path.dirname(config_file)}
 SyslogIdentifier=gpulab-{name}
 """
@@ -74,12 +76,61 @@ TimeoutStopSec=60
     return head + body + "\n[Install]\nWantedBy=multi-user.target\n"
 
 
+def environment_file(site):
+    """Where the unit reads its secrets from: a root-only file the admin writes."""
+    return f"/etc/gpulab/{site['hub']['name']}.env"
+
+
+def unsafe_paths(paths):
+    """The paths (and their folders, up to /) that someone other than root could change: the hub
+    runs as root, so whoever can write its code or configuration can become root."""
+    out = []
+    seen = set()
+    for path in paths:
+        p = os.path.abspath(path)
+        while True:
+            if p not in seen:
+                seen.add(p)
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    st = None
+                # a sticky folder of root's (/tmp) lets nobody replace what root owns in it
+                sticky = (
+                    st is not None and st.st_uid == 0 and st.st_mode & 0o1000 and os.path.isdir(p)
+                )
+                if st is not None and not sticky and (st.st_uid != 0 or st.st_mode & 0o022):
+                    out.append(p)
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+    return out
+
+
+def check_sources(site_file, config_file, gpulab_bin=None):
+    """Refuse to install a hub whose code or configuration others can change (raises InstallError)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the gpulab package
+    gpulab_bin = gpulab_bin or os.path.join(os.path.dirname(sys.executable), "gpulab")
+    bad = unsafe_paths([site_file, config_file, gpulab_bin, package, sys.executable])
+    if bad:
+        raise InstallError(
+            "the hub would run as root from files others can change: "
+            + ", ".join(bad[:4])
+            + (" …" if len(bad) > 4 else "")
+            + " (owned by another user, or writable by group or others): chown root and chmod go-w them, or install from a root-owned checkout"
+        )
+
+
 def systemd_running():
     return os.path.isdir(SYSTEMD_RUNNING)
 
 
 def install(site, unit_text, *, unit_dir=UNIT_DIR, start=True, run=subprocess.run):
     """Write the unit, reload systemd, enable (and start) it. On any failure nothing stays written."""
+    env = environment_file(site)
+    if os.path.exists(env) and os.stat(env).st_mode & 0o077:
+        raise InstallError(f"{env} holds secrets but others can read it: chmod 600 {env}")
     if not systemd_running():
         raise InstallError(
             f"systemd is not running on this machine ({SYSTEMD_RUNNING} is missing): nothing was installed. "

@@ -36,15 +36,24 @@ Labels (on every container or service; the hub rebuilds its GPU table from them 
 ``gpulab.gpus`` (the allocated UUIDs). Volumes carry ``gpulab.deployment`` and ``gpulab.user``.
 A job container or service (home backups, archives, save jobs) carries ``gpulab.job`` (its kind);
 the hub's own container on a Swarm ``gpulab.role=hub``; images gpulab builds ``gpulab.image``;
-saved environments ``gpulab.save`` and ``gpulab.save.*`` (profile, note, created, bytes).
+saved environments ``gpulab.save`` and ``gpulab.save.*`` (profile, note, created, bytes), and
+``gpulab.user-id``: the hub's id of their owner, never reused (a new account with an old name
+sees nothing of the old one).
 
 Node labels (a Swarm's GPU servers, set by ``gpulab node setup``): ``gpulab.gpu-model``,
-``gpulab.gpu-count``, ``gpulab.gpu-memory``; their GPUs are the generic resource ``gpu``.
+``gpulab.gpu-count``, ``gpulab.gpu-memory``, ``gpulab.gpu-isolation=swarm-resource`` (the node's
+NVIDIA runtime gives a task only its own GPUs; a node without it offers none); their GPUs are the
+generic resource ``gpu``.
 
 The hub process itself reads ``GPULAB_CONFIG`` (the site file); a save job reads ``GPULAB_SAVE_JOB``.
 
 Mounts: the home at ``/home/<login>``; the SSH host keys at ``/etc/gpulab/ssh-host``; datasets
 where the site file says (read-only unless ``mode: rw``); scratch at ``storage.scratch_target``.
+What runs as root at start comes from the hub, read-only: ``gpulab-start`` at
+``/usr/local/bin/gpulab-start`` and the start hooks at ``/etc/gpulab/hooks`` (the image's own copies
+are hidden, so a saved environment cannot change them). Runtime secrets (the server's API token for
+the SSH helpers) live in the tmpfs ``/run/gpulab``, logs in the tmpfs ``/var/log``: never in a
+layer a save could keep.
 
 Ports inside the container: Jupyter on ``8888``, sshd on ``22``.
 """
@@ -83,6 +92,9 @@ SSH_HOST_KEYS_ENV = "GPULAB_SSH_HOST_KEYS"
 # --- the hub's and the jobs' own environment ---
 SITE_FILE_ENV = "GPULAB_CONFIG"
 SAVE_JOB_ENV = "GPULAB_SAVE_JOB"
+PROBE_NODE_ENV = (
+    "GPULAB_PROBE_NODE"  # a check's probe: the node it runs on (gpulab check on a Swarm)
+)
 
 #: Variables that only gpulab may set: an admin's ``environment`` naming one stops the hub at startup.
 OWNED_ENV = (
@@ -116,17 +128,25 @@ L_SAVE_PROFILE = "gpulab.save.profile"
 L_SAVE_NOTE = "gpulab.save.note"
 L_SAVE_CREATED = "gpulab.save.created"
 L_SAVE_BYTES = "gpulab.save.bytes"
+L_USER_ID = "gpulab.user-id"  # the hub's user id (never reused): saves and backups are keyed by it
 
 # --- Swarm node labels and resources (gpulab node setup) ---
 GPU_RESOURCE = "gpu"  # the generic resource kind each GPU is advertised as: gpu=GPU-<uuid>
 NL_GPU_MODEL = "gpulab.gpu-model"
 NL_GPU_COUNT = "gpulab.gpu-count"
 NL_GPU_MEMORY = "gpulab.gpu-memory"  # bytes per GPU (optional)
+#: a GPU node whose NVIDIA runtime gives each task only the GPUs Swarm assigned it
+#: (swarm-resource = "DOCKER_RESOURCE_GPU"), checked by gpulab node setup; nodes without it offer no GPUs
+NL_GPU_ISOLATION = "gpulab.gpu-isolation"
+GPU_ISOLATION = "swarm-resource"
 
 # --- paths and ports in the image ---
 HOME_ROOT = "/home"
 SSH_HOST_KEY_DIR = "/etc/gpulab/ssh-host"
 HOOK_DIR = "/etc/gpulab/hooks"
+START_SCRIPT = "/usr/local/bin/gpulab-start"
+RUNTIME_DIR = "/run/gpulab"  # a tmpfs: what the container keeps only while it runs
+LOG_DIR = "/var/log"  # a tmpfs: sshd's wtmp/lastlog never reach a save
 VENV = "/opt/gpulab/venv"
 JUPYTER_PORT = 8888
 SSH_PORT = 22

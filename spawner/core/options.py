@@ -127,7 +127,9 @@ def validate_options(
             raise OptionError("save", "must be the name of one of your saved environments")
         if save not in (saves or {}):
             raise OptionError("save", f"{save!r} is not one of your saved environments")
-        name = saves[save]  # a save starts with the limits of the profile it came from
+        # a save starts with the limits of the profile it came from, whatever profile the form also
+        # sent: that is the profile it runs (and is reclaimed and saved again) as
+        name = saves[save]
     if not isinstance(name, str):
         raise OptionError("profile", f"must be a string, got {type(name).__name__}")
     if len(name) > MAX_TEXT:

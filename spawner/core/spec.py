@@ -40,6 +40,7 @@ class MountSpec:
     read_only: bool = False
     labels: tuple = ()  # (key, value) pairs for a volume gpulab creates
     owner: str = ""  # a per-user host directory made before the start: "user" (home, scratch) or "root" (SSH host keys)
+    size: int = 0  # a tmpfs's size in bytes (0: Docker's default)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,17 @@ class Storage:
     datasets: tuple  # validated dataset dicts (name, source, target, mode)
     scratch: str  # '' for none
     scratch_target: str
+    boot: str = (
+        ""  # the hub's boot directory (gpulab-start and the start hooks); '' for the image's own
+    )
+
+
+#: Every user container: unprivileged processes may not bind ports below 1024 (the kernel's
+#: default in a network namespace is 0 since Linux 4.11 in Docker: a user could then send from
+#: port 700, which NFS "secure" exports trust as root's). sshd binds 22 with NET_BIND_SERVICE.
+SYSCTLS = (("net.ipv4.ip_unprivileged_port_start", "1024"),)
+RUNTIME_TMPFS = 16 * 1024**2
+LOG_TMPFS = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,7 @@ class ContainerSpec:
     no_new_privileges: bool  # setuid programs cannot elevate (off only when sudo is on)
     hardening: Hardening
     identity: Identity = field(compare=False)
+    sysctls: tuple = SYSCTLS
 
     @property
     def pids_limit(self):
@@ -245,9 +258,11 @@ def identity_env(identity, *, sudo, gpus):
         contract.HOME: identity.home,
         contract.SUDO: "1" if sudo else "0",
     }
-    if not gpus.count:
-        # exactly the allocated GPUs, or none at all (even where the image says "all")
-        env[contract.VISIBLE_DEVICES] = contract.gpu_list(gpus.uuids) or contract.NO_GPU
+    # exactly the allocated GPUs, or none at all (even where the image says "all"). On a Swarm the
+    # NVIDIA runtime takes the task's GPUs from DOCKER_RESOURCE_GPU when it is configured to
+    # (swarm-resource, see gpulab node setup); a node that is not falls back to this variable and
+    # so gives no GPU at all, instead of every GPU of the node
+    env[contract.VISIBLE_DEVICES] = contract.gpu_list(gpus.uuids) or contract.NO_GPU
     return env
 
 
@@ -290,7 +305,8 @@ def labels(deployment, identity, profile_name, gpu_uuids):
 
 
 def mounts(deployment, identity, storage, ssh, prefix):
-    """The user's home, datasets, scratch and SSH host keys."""
+    """The user's home, datasets, scratch and SSH host keys; the hub's boot files (read-only);
+    the runtime and log tmpfs."""
     volume_labels = ((contract.L_DEPLOYMENT, deployment), (contract.L_USER, identity.username))
 
     def own(template, target, extra_labels=(), owner="user"):
@@ -311,6 +327,25 @@ def mounts(deployment, identity, storage, ssh, prefix):
         )
     if storage.scratch:
         out.append(own(storage.scratch, storage.scratch_target))
+    if storage.boot:
+        out.append(
+            MountSpec(
+                target=contract.START_SCRIPT,
+                source=f"{storage.boot}/gpulab-start",
+                kind="bind",
+                read_only=True,
+            )
+        )
+        out.append(
+            MountSpec(
+                target=contract.HOOK_DIR,
+                source=f"{storage.boot}/hooks",
+                kind="bind",
+                read_only=True,
+            )
+        )
+    out.append(MountSpec(target=contract.RUNTIME_DIR, source="", kind="tmpfs", size=RUNTIME_TMPFS))
+    out.append(MountSpec(target=contract.LOG_DIR, source="", kind="tmpfs", size=LOG_TMPFS))
     if ssh.enabled:
         out.append(
             own(

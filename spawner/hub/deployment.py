@@ -18,11 +18,30 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.gpus.manager import GPUManager
+from ..core.site import facts
+from ..core.site.schema import ConfigError
 from ..core.spec import Hardening
 from ..core.startgate import StartGates
 from .gpus.metrics import Metrics
 
 SETTINGS_KEY = "gpulab"
+
+
+def _registry_auth(s, registry):
+    """{"registry", "username", "password"} from a Swarm spawner's settings and the hub's
+    environment, or None (no registry, or one that needs no login)."""
+    username = getattr(s, "registry_username", "")
+    if not username:
+        return None
+    password = os.environ.get(s.registry_password_env or "", "")
+    if not password:
+        raise ConfigError(
+            f"{type(s).__name__}.registry_password_env",
+            f"the environment variable {s.registry_password_env or '(none named)'} that holds the registry's password is not set",
+        )
+    return {"registry": registry, "username": username, "password": password}
+
+
 DOCKER_TIMEOUT = 120
 
 
@@ -38,6 +57,7 @@ class Deployment:
         self.network_name = s.network_name
         self.network_subnet = s.network_subnet
         self.restrict_egress = s.restrict_egress
+        self.egress_blocked = list(s.egress_blocked)
         self.hardening = Hardening(
             pids_limit=s.pids_limit, log_max_size=s.log_max_size, log_max_files=s.log_max_files
         )
@@ -52,13 +72,21 @@ class Deployment:
         self.allow_sudo = s.allow_sudo
         self.ssh_port_base = s.ssh_port_base
         self.ssh_public_host = s.ssh_public_host or s.ssh_host_address
+        self.ssh_host_key_volume = s.ssh_host_key_volume
         self.saves_enabled = s.saves_enabled
         self.saves_max_per_user = s.saves_max_per_user
         self.saves_max_size = s.saves_max_size
-        self.home_backups_dir = s.home_backups_dir or os.path.join(self.state_dir, "home-backups")
+        self.boot_dir = s.boot_dir
+        self.boot = ""  # this start's boot folder (prepare_host makes it)
+        self.home_backups_dir = s.home_backups_dir or facts.default_home_backups_dir(self.name)
+        self.home_backups_per_user = s.home_backups_per_user
+        self.home_backups_max_size = s.home_backups_max_size
+        self.home_backups_keep_days = s.home_backups_keep_days
         self.archive_dir = s.archive_dir or os.path.join(self.state_dir, "archive")
         # a Swarm's own settings (absent on one host)
         self.registry = getattr(s, "registry", "")
+        self.registry_auth = _registry_auth(s, self.registry)
+        self.registry_secret = ""  # the Swarm secret with those credentials (prepare_host makes it)
         self.hub_image = getattr(s, "hub_image", "")
         self.network_encrypted = getattr(s, "network_encrypted", False)
 
@@ -73,6 +101,7 @@ class Deployment:
         self.metrics = Metrics.shared()  # in JupyterHub's Prometheus registry: one per process
         self.gpus = GPUManager(self.gpu_settings, backend.inventory_source(self))
         self.saves = backend.saves(self)
+        self.saves_in_flight = set()  # hub user ids with a save running (one at a time each)
         from .homebackups import HomeBackups
 
         self.home_backups = HomeBackups(self)
@@ -122,9 +151,13 @@ class Deployment:
         return self.backend.job_image(self)
 
     def prepare_host(self, api_port):
-        """The state directory, the SSH key store and the backend's networks (idempotent); returns
-        the address the hub's API binds to."""
+        """The state directory, the boot files (:mod:`.boot`), the SSH key store and the backend's
+        networks (idempotent); returns the address the hub's API binds to."""
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        if self.boot_dir:
+            from . import boot
+
+            self.boot = boot.install(self.boot_dir)
         if self.ssh_enabled and self.ssh_store_path:
             from .sshstore import SSHStore
 

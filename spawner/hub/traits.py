@@ -249,6 +249,14 @@ class GPULabSettings(LoggingConfigurable):
         ``"https://gpu.lab.example"`` (the site file's ``hub.subdomain_host`` or ``hub.bind_url``).
         """,
     ).tag(config=True)
+    boot_dir = Unicode(
+        "",
+        help="""
+        Where the hub keeps the files every container starts with (``gpulab-start`` and the start
+        hooks), mounted read-only into each server. Example: ``"/srv/gpulab/state/boot"``;
+        empty: the image's own (a spawner configured by hand, without the site file).
+        """,
+    ).tag(config=True)
     state_dir = Unicode(
         site_default("hub.state_dir"),
         help="""
@@ -260,7 +268,27 @@ class GPULabSettings(LoggingConfigurable):
         "",
         help="""
         Where users' home backups are written, one folder per user. Example: ``"/mnt/nas/gpulab-homes"``
-        (the site file's ``storage.backups``); empty: ``<state_dir>/home-backups``.
+        (the site file's ``storage.backups``); empty: ``/var/backups/gpulab/<deployment>/homes``.
+        """,
+    ).tag(config=True)
+    home_backups_per_user = Int(
+        site_default("storage.backups_per_user"),
+        help="""
+        Home backups a user may keep; a new one past it is refused. Example: ``5``.
+        """,
+    ).tag(config=True)
+    home_backups_max_size = Int(
+        site_default("storage.backups_max_size"),
+        help="""
+        Bytes all of a user's home backups may take; a backup that would go over is refused (and
+        removed if it grew past it). Example: ``200 * 1024**3``.
+        """,
+    ).tag(config=True)
+    home_backups_keep_days = Int(
+        site_default("storage.backups_keep_days"),
+        help="""
+        Days a home backup is kept before the hub deletes it (checked at each backup). Example:
+        ``90``; 0: kept until the user or an admin deletes it.
         """,
     ).tag(config=True)
     archive_dir = Unicode(
@@ -293,6 +321,15 @@ class GPULabSettings(LoggingConfigurable):
         help="""
         The user bridge's subnet on one host; the hub's API listens on its first address.
         Example: ``"172.30.240.0/24"`` (the site file's ``hub.subnet``).
+        """,
+    ).tag(config=True)
+    egress_blocked = List(
+        Unicode(),
+        site_default("hub.egress_blocked"),
+        help="""
+        Address ranges user containers may not reach (one host's bridge; a Swarm's nodes get them
+        from ``gpulab node setup``). Example: ``["10.0.0.0/8", "203.0.113.0/24"]`` for a lab on
+        public addresses; by default the private and link-local ranges.
         """,
     ).tag(config=True)
     restrict_egress = Bool(

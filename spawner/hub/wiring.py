@@ -18,6 +18,7 @@ from ..core.site.model import load_site, site_path
 from ..core.site.schema import ConfigError
 from .pages.base import add_pages
 
+HSTS_SECONDS = 365 * 86400
 CULLER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_culler_config.py")
 
 
@@ -93,6 +94,7 @@ def _spawner(s, site):
     s.deployment = hub["name"]
     s.public_url = facts.public_url(site)
     s.state_dir = state
+    s.boot_dir = os.path.join(state, "boot")
     s.profiles = site["profiles"]
     s.default_profile = site["default_profile"]
     s.home_source = storage["home"]
@@ -101,6 +103,9 @@ def _spawner(s, site):
         s.scratch_source = storage["scratch"]
         s.scratch_target = storage["scratch_target"]
     s.home_backups_dir = facts.home_backups_dir(site)
+    s.home_backups_per_user = storage["backups_per_user"]
+    s.home_backups_max_size = storage["backups_max_size"]
+    s.home_backups_keep_days = storage["backups_keep_days"]
     s.archive_dir = facts.archive_dir(site)
     s.allow_sudo = users["sudo"]
     s.uid_base = users["uid_base"]
@@ -163,46 +168,14 @@ def _pages(c):
 
 
 def _roles(c, idle_timeout, admin_users=(), reclaim=False):
-    """gpulab's scopes and roles. The SSH key API needs its own scope, which a user's full tokens
-    carry and server, OAuth and narrower tokens do not; a server's token may only read its owner's
-    keys (for sshd in the container) and GPU notices. Admins may report GPU readings (a token
-    with only that scope is what ``gpulab collect`` runs with)."""
-    from .pages.environments import SCOPE_SAVES
+    """gpulab's scopes and roles (:func:`gpulab_roles`), and the idle culler's."""
     from .pages.environments import SCOPES as SAVE_SCOPES
-    from .pages.gpus import SCOPE_NOTICES, SCOPE_READINGS
     from .pages.gpus import SCOPES as GPU_SCOPES
-    from .pages.ssh import SCOPE_KEYS, SCOPE_LOGIN, SCOPES
+    from .pages.ssh import SCOPES
+    from .roles import gpulab_roles
 
     c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES, **SAVE_SCOPES}
-    roles = [
-        {
-            "name": "user",
-            "description": "Default permissions for users",
-            "scopes": [
-                "self",
-                f"{SCOPE_KEYS}!user",
-                f"{SCOPE_LOGIN}!user",
-                f"{SCOPE_NOTICES}!user",
-                f"{SCOPE_SAVES}!user",
-            ],
-        },
-        {
-            "name": "server",
-            "description": "Post activity, read its owner's SSH keys and GPU notices",
-            "scopes": [
-                "users:activity!user",
-                "access:servers!server",
-                f"{SCOPE_LOGIN}!user",
-                f"{SCOPE_NOTICES}!user",
-            ],
-        },
-        {
-            "name": "gpulab-readings",
-            "description": "Report GPU readings (gpulab collect)",
-            "scopes": [SCOPE_READINGS],
-            "users": list(admin_users),
-        },
-    ]
+    roles = gpulab_roles(admin_users)
     if idle_timeout:
         # servers holding GPUs are left to the GPU reclaim policy when it is on (their browser
         # may be closed while they train); the culler needs their state to know
@@ -279,6 +252,13 @@ def _tls(c, hub):
             raise ConfigError(f"hub.tls.{key}", f"{tls[key]} does not exist or is not a file")
     c.JupyterHub.ssl_cert = tls["cert"]
     c.JupyterHub.ssl_key = tls["key"]
+    # browsers that once came by HTTPS never use plain HTTP here again (HSTS), also when a plain
+    # port redirects: a redirect alone can be intercepted before it happens
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    headers = dict(settings.get("headers") or {})
+    headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}"
+    settings["headers"] = headers
+    c.JupyterHub.tornado_settings = settings
     if tls["redirect_port"]:
         https_port = urlparse(hub["bind_url"]).port or 443
         c.ConfigurableHTTPProxy.command = [

@@ -63,7 +63,7 @@ def test_it_is_built_from_the_resolved_settings_not_the_site_file():
     assert lab.hardening.pids_limit == 512 == s.hardening().pids_limit
     assert (
         lab.state_dir == "/tmp/gpulab-lab-x"
-        and lab.home_backups_dir == "/tmp/gpulab-lab-x/home-backups"
+        and lab.home_backups_dir == "/var/backups/gpulab/gpulab/homes"
     )
     assert lab.archive_dir == "/tmp/gpulab-lab-x/archive" and lab.backend is DOCKER
 

@@ -50,7 +50,13 @@ def test_create_arguments_carry_the_whole_spec():
     ]
     assert hc["PortBindings"] == {"22/tcp": [{"HostIp": "127.0.0.1", "HostPort": "22007"}]}
     assert hc["NetworkMode"] == "lab" and hc["AutoRemove"] is True
-    assert [m["Target"] for m in hc["Mounts"]] == ["/home/alice_b_lab", "/etc/gpulab/ssh-host"]
+    assert [m["Target"] for m in hc["Mounts"]] == [
+        "/home/alice_b_lab",
+        "/run/gpulab",
+        "/var/log",
+        "/etc/gpulab/ssh-host",
+    ]
+    assert hc["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "1024"}
 
 
 def test_no_gpu_no_device_request():

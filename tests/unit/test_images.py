@@ -1,4 +1,4 @@
-"""Unit tests for spawner/images.py and the image files (no Docker needed)."""
+"""Unit tests for gpulab.admin.images and the image files (no Docker needed)."""
 
 import os
 import re
@@ -330,3 +330,32 @@ def test_env_hook_writes_quoted_profile(tmp_path):
         check=True,
     ).stdout
     assert got == f"/opt/gpulab/venv/bin:/usr/bin:/bin|0,1|{tricky}|a b|unset|"
+
+
+# --- push_images ----------------------------------------------------------
+
+
+def test_push_reports_each_image_by_the_digest_the_registry_stored():
+    digest = "sha256:" + "ab" * 32
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        out = f"latest: digest: {digest} size: 1234\n" if argv[1] == "push" else ""
+        return SimpleNamespace(returncode=0, stdout=out, stderr="")
+
+    pushed = images.push_images(["base"], "reg.lab:5000", run=run, on_line=lambda _: None)
+    target = images.registry_name(images.IMAGES["base"].tag, "reg.lab:5000")
+    assert pushed == [f"{target}@{digest}"]
+    assert calls == [
+        ["docker", "tag", images.IMAGES["base"].tag, target],
+        ["docker", "push", target],
+    ]
+
+
+def test_push_of_an_image_not_built_here_says_so():
+    def run(argv, **kw):
+        return SimpleNamespace(returncode=1, stdout="", stderr="No such image")
+
+    with pytest.raises(images.ImageBuildError, match="gpulab images build base"):
+        images.push_images(["base"], "reg.lab:5000", run=run, on_line=lambda _: None)

@@ -76,6 +76,10 @@ def modules():
 MODULES = modules()
 
 
+#: what both backends share, beside them in gpulab.backends
+SHARED = ("gpulab.backends.engine", "gpulab.backends.container", "gpulab.backends.firewall")
+
+
 def layer(mod):
     parts = mod.split(".")
     return (
@@ -116,7 +120,7 @@ def test_backends_import_core_only(mod):
         if (
             imported.startswith("gpulab.core")
             or imported == "gpulab.backends"
-            or imported in ("gpulab.backends.engine", "gpulab.backends.container")
+            or imported in SHARED
         ):
             continue
         if imported.startswith(own + ".") or imported == own:
@@ -149,6 +153,28 @@ def test_the_hub_does_not_reach_admin_agents_or_a_backends_internals(mod):
             assert imported in ("gpulab.backends", "gpulab.backends.engine"), (
                 f"{mod}:{line} imports {imported}: the hub asks the backend (gpulab.backends.select / Deployment.backend)"
             )
+
+
+def test_the_package_imports_itself_relatively():
+    # the package does not name itself (it is installed as gpulab from spawner/); the one file
+    # loaded by path (the culler's config, no package around it) is the exception
+    by_path = {os.path.join(PACKAGE, "hub", "idle_culler_config.py")}
+    named = [
+        f"{os.path.relpath(path, REPO)}:{node.lineno}"
+        for path, _ in MODULES.values()
+        if path not in by_path
+        for node in ast.walk(ast.parse(source(path)))
+        if (
+            isinstance(node, ast.ImportFrom)
+            and not node.level
+            and (node.module or "").split(".")[0] == "gpulab"
+        )
+        or (
+            isinstance(node, ast.Import)
+            and any(a.name.split(".")[0] == "gpulab" for a in node.names)
+        )
+    ]
+    assert not named, named
 
 
 def test_no_import_cycles():

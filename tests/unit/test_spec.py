@@ -133,9 +133,11 @@ def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():
     )
 
 
-def test_swarm_asks_for_a_count_and_names_no_device():
+def test_swarm_asks_for_a_count_names_no_device_and_fails_closed():
     s = build(gpus=specs.GPUGrant.counted(2))
-    assert s.gpus.count == 2 and "NVIDIA_VISIBLE_DEVICES" not in s.env
+    # Swarm names the GPUs in DOCKER_RESOURCE_GPU for a runtime set up to read it; a node whose
+    # runtime is not falls back to NVIDIA_VISIBLE_DEVICES, which must then give nothing
+    assert s.gpus.count == 2 and s.env["NVIDIA_VISIBLE_DEVICES"] == "void"
 
 
 def test_tool_defaults_and_the_admin_environment_wins_over_them():
@@ -216,7 +218,13 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
 
 def test_default_home_is_a_labelled_volume_and_no_ssh_means_no_port():
     s = build()
-    (home,) = s.mounts
+    home, runtime, logs = s.mounts
+    assert (runtime.target, runtime.kind, logs.target, logs.kind) == (
+        "/run/gpulab",
+        "tmpfs",
+        "/var/log",
+        "tmpfs",
+    )
     assert home.kind == "volume" and home.source == "lab-home-alice-2eb-40lab"
     assert dict(home.labels) == {"gpulab.deployment": "lab", "gpulab.user": "alice.b@lab"}
     assert s.ports == () and "GPULAB_SSH" not in s.env
@@ -232,3 +240,20 @@ def test_precedence_configured_traits_win_over_the_profile():
         None,
         "localhost/gpulab/pytorch:latest",
     )
+
+
+def test_what_runs_as_root_at_start_comes_from_the_hub_read_only():
+    s = build(storage=storage(boot="/srv/state/boot/abc"))
+    by_target = {m.target: m for m in s.mounts}
+    start, hooks = by_target["/usr/local/bin/gpulab-start"], by_target["/etc/gpulab/hooks"]
+    assert (start.source, start.kind, start.read_only) == (
+        "/srv/state/boot/abc/gpulab-start",
+        "bind",
+        True,
+    )
+    assert (hooks.source, hooks.kind, hooks.read_only) == (
+        "/srv/state/boot/abc/hooks",
+        "bind",
+        True,
+    )
+    assert dict(s.sysctls) == {"net.ipv4.ip_unprivileged_port_start": "1024"}

@@ -4,8 +4,10 @@ Every ``POLL_SECONDS`` the server asks the hub, with its own API token, whether 
 this server that its GPUs will be reclaimed (``/hub/api/gpulab/users/<name>/notices``). A new
 warning is written to every terminal of the user in the container (JupyterLab terminals and SSH
 sessions alike: they are the user's ptys), and JupyterLab / Notebook 7 show it as a notification
-with a "Keep" button (the ``gpulab-notices`` frontend extension reads ``<server>/gpulab/notices``
-and posts ``<server>/gpulab/keep``; this extension relays both to the hub).
+with a "Keep my GPUs" button (the ``gpulab-notices`` frontend extension reads
+``<server>/gpulab/notices``, which this extension relays from the hub). Keeping is the user's own
+act on the hub's GPU page, which the button opens: this server's token cannot keep (so no script
+in the container can keep its GPUs forever).
 
 Standard library plus what the single-user server already has (tornado, jupyter_server).
 """
@@ -108,13 +110,6 @@ class Notices:
         elif not self.current:
             self._told = None
 
-    async def keep(self):
-        code, body = await self._call("/keep", "POST", {"server": self.server})
-        if code == 200:
-            self.current = None
-            self._told = None
-        return code, body
-
 
 def _load_jupyter_server_extension(serverapp):
     from jupyter_server.base.handlers import APIHandler
@@ -153,19 +148,11 @@ def _load_jupyter_server_extension(serverapp):
                 )
             )
 
-    class KeepHandler(APIHandler):
-        @web.authenticated
-        async def post(self):
-            code, body = await notices.keep()
-            self.set_status(code)
-            self.finish(json.dumps(body))
-
     base = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(
         ".*$",
         [
             (url_path_join(base, "gpulab", "notices"), NoticeHandler),
-            (url_path_join(base, "gpulab", "keep"), KeepHandler),
         ],
     )
     PeriodicCallback(notices.poll, POLL_SECONDS * 1000).start()

@@ -74,6 +74,7 @@ def create_arguments(
         "links": links,
         "mounts": list(admin_mounts) + [docker_mount(m) for m in spec.mounts],
         "device_requests": gpu_device_requests(spec.gpus.uuids) or None,
+        "sysctls": dict(spec.sysctls),
         **held(spec.capabilities, spec.no_new_privileges, spec.hardening),
     }
     if spec.mem_limit is not None:

@@ -29,11 +29,12 @@ from docker.types import (
 )
 
 from ...core import contract
+from ...core.job import NODE_BRIDGE
 
 
 def service_mount(m):
     if m.kind == "tmpfs":
-        return Mount(target=m.target, source=None, type="tmpfs")
+        return Mount(target=m.target, source=None, type="tmpfs", tmpfs_size=m.size or None)
     if m.kind == "volume":
         labels = dict(m.labels) if m.labels else None
         return Mount(
@@ -93,6 +94,7 @@ def service_arguments(
         "hostname": spec.name,
         "cap_drop": ["ALL"],
         "cap_add": list(spec.capabilities),
+        "sysctls": dict(spec.sysctls),
     }
     container.update(extra_container or {})
     resources = {
@@ -120,10 +122,12 @@ def service_arguments(
     }
 
 
-def job_service_arguments(job, node_id):
-    """``create_service`` kwargs for a job on the node ``node_id``: one task, run once to its end
-    (``replicated-job``), never restarted. Swarm has no "none" network for tasks (moby/moby#42204):
-    a job on a node runs on that node's bridge, so only jobs that need the network are placed."""
+def job_service_arguments(job, node_id, secret_ids=None):
+    """``create_service`` kwargs for a job on the node ``node_id`` (one task, ``replicated-job``),
+    or on every node (``node_id`` None for :data:`~gpulab.core.job.EVERY_NODE`: ``global-job``), run
+    once to its end, never restarted. Swarm has no "none" network for tasks (moby/moby#42204): a job
+    on a node runs on that node's bridge, so only jobs that need the network are placed.
+    ``secret_ids`` maps the job's secret names to their ids."""
     if job.network != "bridge":
         raise ValueError(
             f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')"
@@ -141,6 +145,7 @@ def job_service_arguments(job, node_id):
     )
     task = TaskTemplate(
         container_spec=container,
+        networks=[] if job.network == NODE_BRIDGE else [job.network],
         resources=Resources(mem_limit=job.mem_limit, cpu_limit=int(job.cpu_limit * 1e9)),
         restart_policy=RestartPolicy(condition="none"),
         placement=Placement(constraints=[f"node.id=={node_id}"]),

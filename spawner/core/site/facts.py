@@ -56,9 +56,15 @@ def ssh_public_host(site):
     return ssh["host_address"]
 
 
+def default_home_backups_dir(name):
+    """Users' home backups, by default: outside the hub's state directory (a backup of the hub's
+    state must not carry every user's files, nor fill the disk the hub's database is on)."""
+    return f"/var/backups/gpulab/{name}/homes"
+
+
 def home_backups_dir(site):
-    """Where users' home backups go: ``storage.backups``, else ``<state_dir>/home-backups``."""
-    return site["storage"]["backups"] or os.path.join(state_dir(site), "home-backups")
+    """Where users' home backups go: ``storage.backups``, else :func:`default_home_backups_dir`."""
+    return site["storage"]["backups"] or default_home_backups_dir(site["hub"]["name"])
 
 
 def archive_dir(site):

@@ -60,6 +60,34 @@ def _subnet(value, path):
     return value
 
 
+#: Where user containers may not connect by default (hub.egress_blocked): the private and link-local
+#: ranges (the lab's LAN, other Docker networks, cloud metadata at 169.254.169.254), shared and
+#: benchmark addresses. A lab whose machines have public addresses lists its own ranges too.
+EGRESS_BLOCKED = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "198.18.0.0/15",
+)
+
+
+def _cidr(value, path):
+    string()(value, path)
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError as e:
+        raise ConfigError(
+            path, f'must be an address range such as "10.0.0.0/8" or "203.0.113.0/24": {e}'
+        )
+    if net.version != 4:
+        raise ConfigError(
+            path, f'must be an IPv4 range (user containers have no IPv6), got "{value}"'
+        )
+    return str(net)
+
+
 def _ip_address(value, path):
     string()(value, path)
     try:
@@ -207,6 +235,7 @@ SCHEMA = mapping(
                     "concurrent_starts": Field(integer(0, 256), default=0),
                     "subdomain_host": Field(_url(["http", "https"])),
                     "restrict_egress": Field(boolean, default=True),
+                    "egress_blocked": Field(list_of(_cidr), default=lambda: list(EGRESS_BLOCKED)),
                     "tls": Field(
                         mapping(
                             {
@@ -248,7 +277,7 @@ SCHEMA = mapping(
                                 "authorize_url": Field(_url(["https", "http"])),
                                 "token_url": Field(_url(["https", "http"])),
                                 "userdata_url": Field(_url(["https", "http"])),
-                                "username_claim": Field(string(), default="preferred_username"),
+                                "username_claim": Field(string(), default="sub"),
                                 "scope": Field(
                                     list_of(string()),
                                     default=lambda: ["openid", "profile", "email"],
@@ -289,6 +318,9 @@ SCHEMA = mapping(
                     "backups": Field(
                         string(ABS_PATH, "an absolute host path such as /mnt/nas/gpulab-homes")
                     ),
+                    "backups_per_user": Field(integer(0, 1000), default=5),
+                    "backups_max_size": Field(size(), default="200G"),
+                    "backups_keep_days": Field(integer(0, 36500), default=0),
                 }
             ),
             default=dict,
@@ -327,6 +359,20 @@ SCHEMA = mapping(
                     ),
                     "hub_image": Field(
                         string(r"[a-zA-Z0-9][a-zA-Z0-9._/:@-]{0,254}", "a Docker image reference")
+                    ),
+                    "registry_auth": Field(
+                        mapping(
+                            {
+                                "username": Field(
+                                    string(r"[A-Za-z0-9._@-]{1,100}", "a registry user name"),
+                                    required=True,
+                                ),
+                                "password_env": Field(
+                                    string(r"[A-Z_][A-Z0-9_]*", "an environment variable name"),
+                                    required=True,
+                                ),
+                            }
+                        )
                     ),
                     "constraints": Field(
                         list_of(string(CONSTRAINT, CONSTRAINT_HINT)), default=list
@@ -586,7 +632,7 @@ def _swarm_checks(site):
     if cluster["network"] is None:
         cluster["network"] = site["hub"]["name"]
     if cluster["mode"] != "swarm":
-        for key in ("registry", "shared_root"):
+        for key in ("registry", "shared_root", "registry_auth"):
             if cluster[key]:
                 raise ConfigError(
                     f"cluster.{key}", 'is for cluster.mode: swarm (this site is "single")'

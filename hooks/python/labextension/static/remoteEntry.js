@@ -2,8 +2,8 @@
  * nothing, so it needs no build): a container with init() and get("./extension"), as JupyterLab's
  * loader expects. Every 15 s it asks its own server (gpulab_hooks.notices) whether the hub warned
  * that this server's GPUs will be reclaimed, and shows the warning as a notification with a
- * "Keep my GPUs" action (the commands apputils:notify / apputils:dismiss-notification are
- * JupyterLab's own). */
+ * "Keep my GPUs" action, which opens the hub's GPU page: keeping is the user's own act there
+ * (the commands apputils:notify / apputils:dismiss-notification are JupyterLab's own). */
 (function () {
   "use strict";
   var POLL_MS = 15000;
@@ -20,6 +20,12 @@
     if (settings.token) h["Authorization"] = "token " + settings.token;
     return h;
   }
+  function hubPage(page) {
+    // JupyterHub puts its prefix (and, with per-user subdomains, its host) in the page config
+    var el = document.getElementById("jupyter-config-data");
+    var config = el ? JSON.parse(el.textContent || "{}") : {};
+    return (config.hubHost || "") + (config.hubPrefix || "/hub/").replace(/\/?$/, "/") + page;
+  }
   var plugin = {
     id: "gpulab-notices:plugin",
     description: "Shows gpulab's GPU reclaim warnings",
@@ -31,16 +37,8 @@
       app.commands.addCommand("gpulab:keep", {
         label: "Keep my GPUs",
         execute: function () {
-          return fetch(base + "gpulab/keep", { method: "POST", headers: headers(settings), credentials: "same-origin", body: "{}" })
-            .then(function (r) {
-              if (shown) app.commands.execute("apputils:dismiss-notification", { id: shown[1] });
-              shown = null;
-              app.commands.execute("apputils:notify", {
-                message: r.ok ? "gpulab: kept. The idle clock of your GPUs starts again." : "gpulab: could not keep the server (" + r.status + ")",
-                type: r.ok ? "success" : "error",
-                options: { autoClose: 5000 }
-              });
-            });
+          if (shown) app.commands.execute("apputils:dismiss-notification", { id: shown[1] });
+          window.open(hubPage("gpus"), "_blank");
         }
       });
       function poll() {
