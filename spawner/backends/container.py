@@ -11,12 +11,12 @@ import threading
 import docker
 from docker.types import LogConfig, Mount
 
-from ..core.job import NO_NETWORK, JobResult
+from ..core.job import NO_NETWORK, JobError, JobResult
 
 
 def docker_mount(m):
     if m.kind == "tmpfs":
-        return Mount(target=m.target, source=None, type="tmpfs")
+        return Mount(target=m.target, source=None, type="tmpfs", tmpfs_size=m.size or None)
     kw = {"labels": dict(m.labels)} if m.kind == "volume" and m.labels else {}
     return Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only, **kw)
 
@@ -119,6 +119,8 @@ async def run_job(api, job, *, on_line=None):
     """Run ``job`` with the docker-py APIClient ``api``; returns a :class:`JobResult`.
 
     ``on_line(line)`` is called from a thread for each line the job writes."""
+    if job.secrets:
+        raise JobError(f"job {job.name}: secrets are given to jobs on a Swarm's nodes only", 400)
     create, host = job_arguments(job)
     create["host_config"] = api.create_host_config(**host)
     try:

@@ -9,6 +9,7 @@ memory and CPU limits, gpulab's labels, and no network unless it asks for one. P
 compare what the two backends render from the same job.
 """
 
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -20,9 +21,11 @@ from .spec import Hardening, MountSpec
 JOB_MEM_LIMIT = 1024**3
 JOB_CPU_LIMIT = 1.0
 
-#: Networks a job may ask for: none (the default), or the node's own bridge (to reach a registry).
+#: Networks a job may ask for: none (the default), the node's own bridge (to reach a registry), or a
+#: named network of the deployment (a Swarm's overlay, where user servers live: a probe of their view).
 NO_NETWORK = "none"
 NODE_BRIDGE = "bridge"
+NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class JobError(Exception):
@@ -52,8 +55,13 @@ class JobSpec:
     cpu_limit: float
     timeout: float
     network: str = NO_NETWORK
-    node: str = ""
+    node: str = ""  # where it must run: '' (the hub's engine), a node, or EVERY_NODE
     working_dir: str = "/"
+    secrets: tuple = ()  # a Swarm's secrets the job reads at /run/secrets/<name> (e.g. the registry's credentials)
+
+
+#: ``JobSpec.node`` for a job that runs once on every node of a Swarm (a cleanup)
+EVERY_NODE = "*"
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ def build_job(
     node="",
     mem_limit=JOB_MEM_LIMIT,
     cpu_limit=JOB_CPU_LIMIT,
+    secrets=(),
 ):
     """A job, with gpulab's labels on it. Pure. ``mounts`` are :class:`~.spec.MountSpec`."""
     for m in mounts:
@@ -121,4 +130,5 @@ def build_job(
         timeout=float(timeout),
         network=network,
         node=node,
+        secrets=tuple(secrets),
     )

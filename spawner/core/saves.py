@@ -17,6 +17,42 @@ from . import contract
 MAX_NOTE = 200
 TRIM = "delete a save or clean up (apt-get clean, pip cache purge) and try again"
 
+#: What runs as root when a container starts (and as the user's Jupyter server), and what decides
+#: how it runs: a save that changed any of it is refused, so a save made with sudo gives no root
+#: once sudo is off (no_new_privileges then stops setuid programs: only what root runs counts).
+#: gpulab-start and the hooks are also mounted read-only from the hub over the image's copies.
+#: Not covered: shared libraries in general (an upgraded libc is not refused); see docs/admin.md.
+ROOT_RUN = (
+    contract.HOOK_DIR,
+    contract.START_SCRIPT,
+    contract.VENV,
+    "/etc/gpulab",
+    "/etc/pam.d",
+    "/etc/security",
+    "/etc/ssh",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ld.so.preload",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/nsswitch.conf",
+    "/usr/lib/openssh",
+    "/usr/lib/python3.",  # the standard library of the system Python the hooks run as root (-IS)
+    "/usr/lib/x86_64-linux-gnu/security",  # PAM modules
+    "/usr/lib/x86_64-linux-gnu/libnss_",
+    "/usr/lib/x86_64-linux-gnu/libpam",
+)
+#: the programs gpulab-start and the start hooks run as root (and sshd's), in /usr/bin, /usr/sbin and
+#: the merged /bin, /sbin
+ROOT_PROGRAMS = (
+    "tini", "tini-static", "bash", "sh", "dash", "env", "setpriv", "setsid", "getent", "id", "cat", "cp",
+    "mv", "rm", "ls", "mkdir", "mktemp", "chmod", "chown", "chgrp", "install", "stat", "cut", "head", "sed",
+    "sort", "dirname", "python3", "useradd", "usermod", "groupadd", "groupmod", "sshd", "ssh-keygen",
+)  # fmt: skip
+ROOT_PATHS = ROOT_RUN + tuple(
+    f"{d}/{p}" for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin") for p in ROOT_PROGRAMS
+)
+
 
 class SaveError(Exception):
     """Refused (over a limit, nothing to save, not yours): the message says why; ``status`` is the HTTP status."""
@@ -61,10 +97,50 @@ def check_size(own, max_new_bytes):
         )
 
 
-def save_labels(deployment, username, profile, note, now):
+def root_run_changes(changes):
+    """The paths of ``docker diff`` (``[{"Path": ..., "Kind": 0|1|2}]``) that touch what runs as root."""
+    out = []
+    for change in changes or ():
+        path = change.get("Path", "")
+        for prefix in ROOT_PATHS:
+            if path == prefix or path.startswith(prefix if prefix.endswith(".") else prefix + "/"):
+                out.append(path)
+                break
+    return out
+
+
+def check_changes(changes):
+    """Refuse, before anything is written, a save that changed what runs as root at start."""
+    touched = root_run_changes(changes)
+    if touched:
+        shown = ", ".join(touched[:3]) + (
+            f" and {len(touched) - 3} more" if len(touched) > 3 else ""
+        )
+        raise SaveError(
+            f"this server changed what runs as root when a container starts ({shown}); such a save could "
+            "give root to whoever starts it later: undo the change (or rebuild from the profile) and save again"
+        )
+
+
+def bytes_above(history, base_history):
+    """Bytes of an image's layers above its base image (``docker history`` lists, newest first):
+    everything a save adds to its profile's image, its ancestors' layers included."""
+    ours, base = list(reversed(history or [])), list(reversed(base_history or []))
+
+    def key(h):
+        return (h.get("Created"), h.get("CreatedBy"), h.get("Size"))
+
+    common = 0
+    while common < min(len(ours), len(base)) and key(ours[common]) == key(base[common]):
+        common += 1
+    return sum(int(h.get("Size") or 0) for h in ours[common:])
+
+
+def save_labels(deployment, username, user_id, profile, note, now):
     return {
         contract.L_DEPLOYMENT: deployment,
         contract.L_USER: username,
+        contract.L_USER_ID: str(user_id),
         contract.L_SAVE: "1",
         contract.L_SAVE_PROFILE: profile,
         contract.L_SAVE_NOTE: note,
@@ -79,6 +155,7 @@ def row_from_labels(ref, labels):
         "tag": ref.rsplit(":", 1)[-1],
         "image": ref,
         "user": labels.get(contract.L_USER, ""),
+        "user_id": int(labels.get(contract.L_USER_ID) or -1),
         "profile": labels.get(contract.L_SAVE_PROFILE, ""),
         "note": labels.get(contract.L_SAVE_NOTE, ""),
         "created": float(labels.get(contract.L_SAVE_CREATED) or 0),
@@ -106,16 +183,19 @@ def commit_config(source_config, container_env, labels, own):
     }
 
 
-def commit(client, container, *, repository, tag, labels, max_new_bytes):
-    """Commit a running container (docker-py objects, injected) without the hub's environment;
-    refuses, before anything is written, when its writable layer is over ``max_new_bytes``.
-    Returns (image, own bytes)."""
+def commit(client, container, *, repository, tag, labels, max_new_bytes, base_history):
+    """Commit a running container (docker-py objects, injected) without the hub's environment.
+    Refuses, before anything is written, a container that changed what runs as root
+    (:func:`check_changes`) and one whose image would be over ``max_new_bytes`` above its
+    profile's image (``base_history``: that image's ``docker history``). Returns (image, bytes above
+    the profile's image)."""
+    check_changes(client.api.diff(container.id))
     (listed,) = client.api.containers(all=True, size=True, filters={"id": container.id})
-    own = int(listed.get("SizeRw") or 0)  # the save's own size: known before committing
-    check_size(own, max_new_bytes)
     source = client.images.get(
         container.attrs["Image"]
     )  # the image it was started from (a profile's or a save)
+    own = int(listed.get("SizeRw") or 0) + bytes_above(source.history(), base_history)
+    check_size(own, max_new_bytes)
     conf = commit_config(
         source.attrs.get("Config") or {}, container.attrs["Config"].get("Env"), labels, own
     )

@@ -173,15 +173,46 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             self.log.info("Released GPUs %s of %s", ",".join(self.gpu_uuids), self._log_name)
         self.gpu_uuids = ()
 
+    running_profile = (
+        ""  # the profile the server runs, kept in the state (also when none was named)
+    )
+
     def load_state(self, state):
         super().load_state(state)
         self.gpu_uuids = tuple(state.get("gpu_uuids", ()))
+        self.running_profile = state.get("profile", "")
 
     def get_state(self):
         state = super().get_state()
         if self.gpu_uuids:
             state["gpu_uuids"] = list(self.gpu_uuids)
+        if self.running_profile:
+            state["profile"] = self.running_profile
         return state
+
+    def clear_state(self):
+        super().clear_state()
+        self.running_profile = ""
+
+    @property
+    def profile_name(self):
+        """The profile this server runs: what its start chose (a save's own profile, or the
+        default when none was named); for a server started before gpulab kept it, what its
+        options name."""
+        if self.running_profile:
+            return self.running_profile
+        return (
+            (self.user_options or {}).get("profile")
+            or self.default_profile
+            or (self.profiles[0]["name"] if self.profiles else "")
+        )
+
+    def profile_image(self, name):
+        """The image a profile starts (where the engine pulls it from)."""
+        profile = next((p for p in self.profiles if p["name"] == name), None)
+        if profile is None:
+            raise web.HTTPError(400, f"{name!r} is not a profile of this hub")
+        return self.limits(SpawnRequest(profile=profile, gpus=0)).image
 
     def gpu_grant(self, request, uuids):
         """The spec's :class:`~gpulab.core.spec.GPUGrant` for the GPUs the allocator gave (a
@@ -352,6 +383,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             datasets=tuple(self.datasets),
             scratch=self.scratch_source,
             scratch_target=self.scratch_target,
+            boot=self.lab.boot,
         )
 
     def policy(self):
@@ -430,6 +462,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     async def _validated_start(self):
         await self.gpus_synced()  # after a hub restart, know who holds what first
         request = self._request = await self.validate_request()  # HTTP 400 before anything exists
+        self.running_profile = request.profile["name"]
         began = time.monotonic()
         result = await self._start(request)
         self.lab.metrics.spawned(request.profile["name"], time.monotonic() - began)
@@ -538,7 +571,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         gpu = manager.settings
 
         def waiting(position, holders):
-            who = describe(holders) if gpu["show_holders"] else f"{len(holders)} other server(s)"
+            who = describe(holders, gpu["show_holders"])
             self._emit(
                 8,
                 f"Waiting for {request.gpus} GPU(s): position {position} in the queue; held by {who}",
@@ -556,6 +589,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 wait=gpu["wait"],
                 timeout=gpu["wait_timeout"],
                 on_wait=waiting,
+                show_holders=gpu["show_holders"],
             )
         except QuotaExceeded as e:
             raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")

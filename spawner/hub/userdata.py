@@ -7,10 +7,14 @@ reach them. When the hub deletes a user (admin page or ``DELETE /hub/api/users/<
   ``<state_dir>/archive``): a named volume as ``<user>-<time>-<volume>.tar.gz``, by a job through
   the deployment's ``run_job`` (no network, read-only, held like every container gpulab runs); a
   host-path home moved there as a directory;
-* removes their volumes (home, SSH host keys) and any stopped containers of theirs;
+* moves their home backups there too;
+* removes their volumes (home, SSH host keys; a Swarm's host-key folder on the shared storage),
+  any stopped containers of theirs, and their saved environments (images; on a Swarm the
+  registry's tags and every node's copy);
 * forgets their SSH keys and container password.
 
-The next account with that name starts with an empty home and no keys.
+Saves and backups are keyed by the hub's user id, which is never reused: the next account with
+that name starts with an empty home, no keys, no saves and no backups.
 """
 
 import asyncio
@@ -66,7 +70,7 @@ def _move_host_dir(path, dest_dir, stamp, username, what):
     return target
 
 
-async def remove_user_data(lab, username, *, escaped_name, uid, store=None, log=None):
+async def remove_user_data(lab, username, *, user_id, escaped_name, uid, store=None, log=None):
     """Archive and remove everything ``username`` owned; returns a list of what was done."""
     client = lab.docker()
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -83,6 +87,13 @@ async def remove_user_data(lab, username, *, escaped_name, uid, store=None, log=
             )
         await asyncio.to_thread(volume.remove, force=True)
         done.append(f"removed volume {volume.name}")
+    for row in await lab.saves.remove_user(user_id):
+        done.append(f"removed saved environment {row['image']}")
+    moved = await asyncio.to_thread(
+        lab.home_backups.remove_user, user_id, escaped_name, lab.archive_dir, stamp
+    )
+    if moved:
+        done.append(f"moved home backups to {moved}")
     identity = specs.Identity(
         username=username,
         user_id=0,
@@ -100,6 +111,11 @@ async def remove_user_data(lab, username, *, escaped_name, uid, store=None, log=
             )
             if moved:
                 done.append(f"moved {path} to {moved}")
+    if lab.ssh_enabled and lab.ssh_host_key_volume.startswith("/"):
+        keys = specs.render(lab.ssh_host_key_volume, identity, lab.name)
+        if os.path.isdir(keys):
+            await asyncio.to_thread(shutil.rmtree, keys)
+            done.append(f"removed SSH host keys {keys}")
     if store is not None:
         for key in store.keys(username):
             store.remove_key(username, key.fingerprint)

@@ -1,16 +1,19 @@
 """``run_job`` on a Swarm. A job without a node (home backups, restores, archives: they work on the
 shared storage, which the manager mounts too) runs as a container on the manager, next to the hub,
 exactly as on one host. A job placed on a node (a save: it commits a container there) runs as a
-``replicated-job`` service on that node (:func:`~.render.job_service_arguments`), watched to its end
-or its timeout, its output read from the service's log, then removed."""
+``replicated-job`` service on that node, and a job for every node (a cleanup) as a ``global-job``
+(:func:`~.render.job_service_arguments`): watched to its end or its timeout, its output read from
+the service's log, then removed."""
 
 import asyncio
+import dataclasses
 import time
 
 import docker
 
-from ...core.job import JobError, JobResult
+from ...core.job import EVERY_NODE, NO_NETWORK, JobError, JobResult
 from .. import container
+from . import registry
 from .render import job_service_arguments
 
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
@@ -21,40 +24,76 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5):
     (``job.node`` may be either)."""
     if not job.node:
         return await container.run_job(api, job, on_line=on_line)
-    node_id = (node_ids or {}).get(job.node, job.node)
+    if job.network == NO_NETWORK:  # refused before anything is asked of the Swarm
+        raise JobError(
+            f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')",
+            400,
+        )
+    node_id = None if job.node == EVERY_NODE else (node_ids or {}).get(job.node, job.node)
+    job = dataclasses.replace(job, image=await asyncio.to_thread(registry.pinned, api, job.image))
     try:
-        kwargs = job_service_arguments(job, node_id)
+        secret_ids = await asyncio.to_thread(_secret_ids, api, job.secrets)
+        kwargs = job_service_arguments(job, node_id, secret_ids)
     except ValueError as e:
         raise JobError(str(e), 400)
     service = await asyncio.to_thread(api.create_service, **kwargs)
     sid = service["ID"]
     try:
-        task = await _wait(api, sid, job.timeout, poll)
+        tasks = await _wait(
+            api,
+            sid,
+            job.timeout,
+            poll,
+            expected=1 if node_id else await asyncio.to_thread(_ready_nodes, api),
+        )
         output = await asyncio.to_thread(_output, api, sid)
         if on_line is not None:
             for line in output.splitlines():
                 on_line(line)
-        if task is None:
+        if tasks is None:
             return JobResult(status=None, output=output, timed_out=True)
-        status = task["Status"]
-        exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
-        if status["State"] != "complete" and not exit_code:
-            # rejected or orphaned before its container ran: Swarm's own words say why
-            return JobResult(
-                status=f"task {status['State']}: {status.get('Err') or status.get('Message', '')}",
-                output=output,
-            )
-        return JobResult(status=exit_code if exit_code is not None else 0, output=output)
+        return JobResult(status=_status(tasks), output=output)
     finally:
         await asyncio.to_thread(_remove, api, sid)
 
 
-async def _wait(api, sid, timeout, poll):
+def _status(tasks):
+    """0 when every task completed; else the first failure in Swarm's own words (or exit code)."""
+    for task in tasks:
+        status = task["Status"]
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        if status["State"] != "complete" or code:
+            if code:
+                return code
+            return f"task {status['State']}: {status.get('Err') or status.get('Message', '')}"
+    return 0
+
+
+def _secret_ids(api, names):
+    if not names:
+        return {}
+    found = {s["Spec"]["Name"]: s["ID"] for s in api.secrets(filters={"name": list(names)})}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"the Swarm has no secret {missing[0]!r}")
+    return found
+
+
+def _ready_nodes(api):
+    return sum(
+        1
+        for n in api.nodes()
+        if (n.get("Status") or {}).get("State") == "ready"
+        and (n.get("Spec") or {}).get("Availability") == "active"
+    )
+
+
+async def _wait(api, sid, timeout, poll, expected):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tasks = await asyncio.to_thread(api.tasks, filters={"service": sid})
-        if tasks and tasks[0]["Status"]["State"] in DONE:
-            return tasks[0]
+        if len(tasks) >= expected and all(t["Status"]["State"] in DONE for t in tasks):
+            return tasks
         await asyncio.sleep(poll)
     return None
 

@@ -1,9 +1,10 @@
 """Saved environments on a Swarm: the server's container is committed on the node that runs it,
 by a save job (:mod:`gpulab.agents.savejob`, the hub image with that node's Docker socket) run
 through ``run_job``, and pushed to the lab's registry, so a save starts on any node. The hub keeps
-the list (``<state_dir>/gpulab-saves.sqlite``): the images live on the nodes and in the registry,
-not where the hub runs. Deleting a save forgets it; the registry keeps its layers until the
-registry's own garbage collection."""
+the list (``<state_dir>/gpulab-saves.sqlite``), keyed by the hub's user id: the images live on the
+nodes and in the registry, not where the hub runs. Deleting a save removes its tag from the
+registry and its image from every node (a job on every node); the registry frees the layers at its
+own garbage collection. The registry's credentials reach a job only as a Swarm secret."""
 
 import asyncio
 import json
@@ -13,22 +14,37 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ...core import contract
 from ...core import saves as rules
-from ...core.job import NODE_BRIDGE, build_job
+from ...core.job import EVERY_NODE, NODE_BRIDGE, build_job
 from ...core.saves import SaveError
 from ...core.spec import MountSpec
 from .jobs import run_job
 
 SAVE_TIMEOUT = 600
 DOCKER_SOCKET = "/var/run/docker.sock"
+CERTS = "/etc/docker/certs.d"  # the nodes' trust in the lab registry (its CA), for the jobs that call it
+COLUMNS = ("user", "user_id", "tag", "image", "profile", "note", "created", "bytes")
 
 
 class SwarmSaves:
-    def __init__(self, store_path, *, deployment, registry, hub_image, hardening, api_factory):
+    def __init__(
+        self,
+        store_path,
+        *,
+        deployment,
+        registry,
+        hub_image,
+        hardening,
+        api_factory,
+        registry_secret="",
+    ):
         self.deployment = deployment
         self.registry = registry
         self.hub_image = hub_image
         self.hardening = hardening
         self.api_factory = api_factory
+        self.registry_secret = (
+            registry_secret  # the Swarm secret with the registry's credentials ('' for none)
+        )
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="gpulab-saves")
         self.store_path = store_path
         self._db = None
@@ -42,46 +58,72 @@ class SwarmSaves:
                 "create table if not exists saves (deployment text, user text, tag text, image text, profile text, note text, "
                 "created real, bytes integer, primary key (deployment, user, tag))"
             )
+            if "user_id" not in [row[1] for row in db.execute("pragma table_info(saves)")]:
+                db.execute(
+                    "alter table saves add column user_id integer"
+                )  # a list from before saves were keyed by id
             self._db = db
         return self._db
 
     async def _io(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    def _rows(self, username=None):
-        sql = (
-            "select user, tag, image, profile, note, created, bytes from saves where deployment = ?"
-        )
+    def _rows(self, user_id=None):
+        sql = f"select {', '.join(COLUMNS)} from saves where deployment = ?"
         args = [self.deployment]
-        if username is not None:
-            sql += " and user = ?"
-            args.append(username)
-        rows = self.db.execute(sql + " order by created desc", args)
+        if user_id is not None:
+            sql += " and user_id = ?"
+            args.append(user_id)
         return [
-            {"user": u, "tag": t, "image": i, "profile": p, "note": n, "created": c, "bytes": b}
-            for u, t, i, p, n, c, b in rows
+            dict(zip(COLUMNS, row, strict=True))
+            for row in self.db.execute(sql + " order by created desc", args)
         ]
 
-    async def list_saves(self, username=None):
-        return await self._io(self._rows, username)
+    async def list_saves(self, user_id=None):
+        return await self._io(self._rows, user_id)
 
-    async def find_save(self, username, tag):
-        return next((r for r in await self.list_saves(username) if r["tag"] == tag), None)
+    async def find_save(self, user_id, tag):
+        return next((r for r in await self.list_saves(user_id) if r["tag"] == tag), None)
+
+    def _job(self, kind, name, order, node, escaped_user="", username=""):
+        return build_job(
+            deployment=self.deployment,
+            name=name[:63].rstrip("-"),
+            kind=kind,
+            username=username,
+            image=self.hub_image,
+            command=["python3", "-m", "gpulab.agents.savejob"],
+            env={contract.SAVE_JOB_ENV: json.dumps(order)},
+            mounts=[
+                MountSpec(target=DOCKER_SOCKET, source=DOCKER_SOCKET, kind="bind"),
+                MountSpec(target=CERTS, source=CERTS, kind="bind", read_only=True),
+            ],
+            network=NODE_BRIDGE,  # the registry
+            node=node,
+            secrets=(self.registry_secret,) if self.registry_secret else (),
+            hardening=self.hardening,
+            timeout=SAVE_TIMEOUT,
+        )
+
+    def _order(self, action, **kw):
+        return {"action": action, "registry": self.registry, "secret": self.registry_secret, **kw}
 
     async def create_save(
         self,
         *,
         username,
+        user_id,
         escaped_user,
         service_name,
         profile,
-        note="",
+        base_image,
+        note,
         max_count,
         max_bytes,
         now=None,
     ):
         note = rules.check_note(note)
-        existing = await self.list_saves(username)
+        existing = await self.list_saves(user_id)
         rules.check_count(existing, max_count)
         used = sum(r["bytes"] for r in existing)
         api = self.api_factory()
@@ -95,73 +137,104 @@ class SwarmSaves:
         task = tasks[0]
         now = time.time() if now is None else now
         tag = rules.tag_for(now)
-        order = {
-            "container": task["Status"]["ContainerStatus"]["ContainerID"],
-            "repository": rules.repository(
+        order = self._order(
+            "save",
+            container=task["Status"]["ContainerStatus"]["ContainerID"],
+            repository=rules.repository(
                 f"{self.registry}/gpulab/saves", self.deployment, escaped_user
             ),
-            "tag": tag,
-            "labels": rules.save_labels(self.deployment, username, profile, note, now),
-            "max_new_bytes": max_bytes - used,
-        }
-        job = build_job(
-            deployment=self.deployment,
-            name=f"{self.deployment}-save-{escaped_user}-{tag}"[:63].rstrip("-"),
-            kind="save",
-            username=username,
-            image=self.hub_image,
-            command=["python3", "-m", "gpulab.agents.savejob"],
-            env={contract.SAVE_JOB_ENV: json.dumps(order)},
-            mounts=[MountSpec(target=DOCKER_SOCKET, source=DOCKER_SOCKET, kind="bind")],
-            network=NODE_BRIDGE,  # the registry
-            node=task["NodeID"],
-            hardening=self.hardening,
-            timeout=SAVE_TIMEOUT,
+            tag=tag,
+            labels=rules.save_labels(self.deployment, username, user_id, profile, note, now),
+            max_new_bytes=max_bytes - used,
+            base_image=base_image,
         )
-        result = await run_job(api, job)
-        outcome = _outcome(result)
+        job = self._job(
+            "save",
+            f"{self.deployment}-save-{escaped_user}-{tag}",
+            order,
+            task["NodeID"],
+            username=username,
+        )
+        outcome = _outcome(await run_job(api, job))
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{outcome.get('message', 'the save failed')} (your saves use {rules.gib(used)} of {rules.gib(max_bytes)})",
                 400 if outcome.get("gpulab_save") == "refused" else 500,
             )
+        row = (
+            self.deployment,
+            username,
+            tag,
+            outcome["image"],
+            profile,
+            note,
+            now,
+            int(outcome["bytes"]),
+            user_id,
+        )
         await self._io(
             self.db.execute,
-            "insert into saves values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self.deployment,
-                username,
-                tag,
-                outcome["image"],
-                profile,
-                note,
-                now,
-                int(outcome["bytes"]),
-            ),
+            "insert into saves (deployment, user, tag, image, profile, note, created, bytes, user_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
         )
-        return await self.find_save(username, tag)
+        return await self.find_save(user_id, tag)
 
-    async def delete_save(self, username, tag):
-        row = await self.find_save(username, tag)
+    async def delete_save(self, user_id, tag):
+        row = await self.find_save(user_id, tag)
         if row is None:
             raise SaveError(f"no saved environment {tag!r}", 404)
+        api = self.api_factory()
+        in_use = [
+            s["Spec"]["Name"]
+            for s in await self._io(
+                lambda: api.services(filters={"label": contract.deployment_filter(self.deployment)})
+            )
+            if (s["Spec"]["TaskTemplate"].get("ContainerSpec") or {}).get("Image", "").split("@")[0]
+            == row["image"]
+        ]
+        if in_use:
+            raise SaveError(
+                f"{tag} is in use by a server ({', '.join(in_use)}): stop it first", 409
+            )
+        # the registry's tag, and the image on every node that pulled or made it
+        job = self._job(
+            "delete",
+            f"{self.deployment}-unsave-{tag}-{row['user_id']}",
+            self._order("delete", image=row["image"]),
+            EVERY_NODE,
+        )
+        outcome = _outcome(await run_job(api, job))
+        if outcome.get("gpulab_save") != "ok":
+            raise SaveError(
+                f"{tag} could not be removed: {outcome.get('message', 'the job failed')}", 500
+            )
         await self._io(
             self.db.execute,
-            "delete from saves where deployment = ? and user = ? and tag = ?",
-            (self.deployment, username, tag),
+            "delete from saves where deployment = ? and user_id = ? and tag = ?",
+            (self.deployment, user_id, tag),
         )
         return row
 
+    async def remove_user(self, user_id):
+        """Every save of a deleted user (tags, images, rows); returns what was removed."""
+        return [await self.delete_save(user_id, r["tag"]) for r in await self.list_saves(user_id)]
+
 
 def _outcome(result):
-    """The save job's own JSON line, or why there is none."""
+    """A job's own JSON line (every node's, for a job on every node: the first failure wins)."""
+    found = []
     for line in result.output.splitlines():
         start = line.find('{"gpulab_save"')
         if start >= 0:
-            return json.loads(line[start:])
+            found.append(json.loads(line[start:]))
+    failed = [o for o in found if o.get("gpulab_save") != "ok"]
+    if failed:
+        return failed[0]
+    if found and result.ok:
+        return found[0]
     if result.timed_out:
-        return {"gpulab_save": "failed", "message": f"the save did not finish in {SAVE_TIMEOUT} s"}
+        return {"gpulab_save": "failed", "message": f"the job did not finish in {SAVE_TIMEOUT} s"}
     return {
         "gpulab_save": "failed",
-        "message": f"the save job ended with {result.status}: {result.output[-300:]}",
+        "message": f"the job ended with {result.status}: {result.output[-300:]}",
     }

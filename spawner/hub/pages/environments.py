@@ -28,22 +28,32 @@ MAX_BODY = 16 * 1024
 
 
 async def save_server(handler, user, server, note):
-    """Save ``user``'s running server ``server``; returns the save's row (SaveError says why not)."""
+    """Save ``user``'s running server ``server``; returns the save's row (SaveError says why not).
+    One save per user at a time: a second one is refused while the first runs."""
     lab = lab_of(handler)
     if not lab.saves_enabled:
         raise SaveError("saving environments is off on this hub (saves.enabled in the site file)")
     spawner = user.spawners.get(server)
     if spawner is None or not spawner.active or spawner.pending:
         raise SaveError("your server is not running: start it, then save", 409)
-    row = await lab.saves.create_save(
-        username=user.name,
-        escaped_user=spawner.escaped_name,
-        service_name=spawner.object_name,
-        profile=(spawner.user_options or {}).get("profile") or "",
-        note=note,
-        max_count=lab.saves_max_per_user,
-        max_bytes=lab.saves_max_size,
-    )
+    if user.id in lab.saves_in_flight:
+        raise SaveError("a save of your environment is already running: wait for it to finish", 409)
+    profile = spawner.profile_name  # the profile the server runs (also when none was named)
+    lab.saves_in_flight.add(user.id)
+    try:
+        row = await lab.saves.create_save(
+            username=user.name,
+            user_id=user.id,
+            escaped_user=spawner.escaped_name,
+            service_name=spawner.object_name,
+            profile=profile,
+            base_image=spawner.profile_image(profile),
+            note=note,
+            max_count=lab.saves_max_per_user,
+            max_bytes=lab.saves_max_size,
+        )
+    finally:
+        lab.saves_in_flight.discard(user.id)
     handler.log.info(
         "gpulab: %s saved their environment as %s (%d bytes)", user.name, row["image"], row["bytes"]
     )
@@ -64,7 +74,7 @@ class SavesAPIHandler(APIHandler):
 
     async def get(self, user_name):
         user = self.owner_or_admin(user_name)
-        self.write(json.dumps(await lab_of(self).saves.list_saves(user.name)))
+        self.write(json.dumps(await lab_of(self).saves.list_saves(user.id)))
 
     async def post(self, user_name):
         user = self.owner_or_admin(user_name)
@@ -86,10 +96,16 @@ class SavesAPIHandler(APIHandler):
 
 
 class SaveAPIHandler(SavesAPIHandler):
+    async def get(self, user_name, tag):
+        raise web.HTTPError(405)
+
+    async def post(self, user_name, tag):
+        raise web.HTTPError(405)
+
     async def delete(self, user_name, tag):
         user = self.owner_or_admin(user_name)
         try:
-            await delete_save(self, user.name, tag)
+            await delete_save(self, user, tag)
         except SaveError as e:
             raise web.HTTPError(e.status, str(e))
         self.set_status(204)
@@ -99,7 +115,7 @@ class EnvironmentsPageHandler(BaseHandler):
     async def page(self, messages=(), status=200):
         lab = lab_of(self)
         user = self.current_user
-        mine = await lab.saves.list_saves(user.name)
+        mine = await lab.saves.list_saves(user.id)
         everyone = await lab.saves.list_saves(None) if user.admin else []
         running = [name for name, sp in user.spawners.items() if sp.active and not sp.pending]
         self.set_status(status)
@@ -113,7 +129,7 @@ class EnvironmentsPageHandler(BaseHandler):
                 limits={"max_per_user": lab.saves_max_per_user, "max_size": lab.saves_max_size},
                 available=lab.saves_enabled,
                 used=sum(r["bytes"] for r in mine),
-                archives=list_archives(lab, user.spawner.escaped_name),
+                archives=list_archives(lab, user.id, user.spawner.escaped_name),
                 job=lab.home_backups.job(user.name),
                 now=time.time(),
                 admin=user.admin,
@@ -151,11 +167,18 @@ class EnvironmentsPageHandler(BaseHandler):
                 owner = self.get_body_argument("user", user.name)[:255]
                 if owner != user.name and not user.admin:
                     raise web.HTTPError(403, "only admins can delete other users' saves")
-                row = await delete_save(self, owner, self.get_body_argument("tag", "")[:64])
+                found = self.find_user(owner)
+                if found is None:
+                    raise SaveError(f"no user {owner!r}", 404)
+                row = await delete_save(self, found, self.get_body_argument("tag", "")[:64])
                 return await self.page([("ok", f"Deleted {owner}'s save {row['tag']}.")])
             if action == "backup":
                 jobs.start_backup(user.spawner)
                 return await self.page([("ok", "Backing up your home…")])
+            if action == "delete_backup":
+                archive = self.get_body_argument("archive", "")[:100]
+                jobs.delete(user.spawner, archive)
+                return await self.page([("ok", f"Deleted the home backup {archive}.")])
             if action == "restore":
                 job = jobs.start_restore(user.spawner, self.get_body_argument("archive", "")[:100])
                 return await self.page([("ok", f"Restoring into ~/{job['target']}…")])
