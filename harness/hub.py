@@ -20,7 +20,7 @@ import time
 import requests
 import yaml
 
-from gpulab.backends.docker import firewall
+from gpulab.backends import firewall
 from gpulab.core import contract
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

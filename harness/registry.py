@@ -1,7 +1,8 @@
 """A real image registry for the tests: Debian's ``docker-registry`` (Distribution 2.8) on 127.0.0.1.
 
 Docker treats registries on 127.0.0.0/8 as insecure-allowed, so plain HTTP works without
-changing the daemon's configuration.
+changing the daemon's configuration. A lab's registry (the Swarm tests') serves TLS and asks for
+a login (htpasswd, bcrypt), as a lab's should: anyone who can push can change what nodes run.
 """
 
 import os
@@ -18,14 +19,16 @@ BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
 
 class Registry:
-    def __init__(self, host="127.0.0.1", port=None, tls=None):
-        """``tls``: (certificate, key) paths to serve HTTPS (a lab registry); plain HTTP otherwise."""
+    def __init__(self, host="127.0.0.1", port=None, tls=None, users=None):
+        """``tls``: (certificate, key) paths to serve HTTPS (a lab registry); plain HTTP otherwise.
+        ``users``: {name: password} who may log in (pull and push); anyone, without it."""
         self.host = host
         self.port = port or free_port()
         self.address = f"{host}:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="gpulab-registry-")
         self.proc = None
         self.tls = tls
+        self.users = dict(users or {})
 
     def start(self, timeout=30):
         if not os.access(BINARY, os.X_OK):
@@ -33,6 +36,17 @@ class Registry:
                 f"{BINARY} is missing: apt-get install docker-registry (scripts/setup-host.sh does)"
             )
         config = os.path.join(self.dir, "config.yml")
+        auth = ""
+        if self.users:
+            import bcrypt
+
+            htpasswd = os.path.join(self.dir, "htpasswd")
+            with open(htpasswd, "w") as f:
+                for name, password in self.users.items():
+                    f.write(
+                        f"{name}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=6)).decode()}\n"
+                    )
+            auth = f"auth: {{htpasswd: {{realm: gpulab-test, path: {htpasswd}}}}}\n"
         with open(config, "w") as f:
             f.write(
                 "version: 0.1\nlog: {level: warn}\n"
@@ -40,6 +54,7 @@ class Registry:
                 f"http: {{addr: {self.address}"
                 + (f", tls: {{certificate: {self.tls[0]}, key: {self.tls[1]}}}" if self.tls else "")
                 + "}\n"
+                + auth
             )
         self.log = open(os.path.join(self.dir, "registry.log"), "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
@@ -49,12 +64,9 @@ class Registry:
         while time.monotonic() < deadline:
             try:
                 scheme = "https" if self.tls else "http"
-                if (
-                    requests.get(
-                        f"{scheme}://{self.address}/v2/", timeout=1, verify=False
-                    ).status_code
-                    == 200
-                ):
+                if requests.get(
+                    f"{scheme}://{self.address}/v2/", timeout=1, verify=False
+                ).status_code in (200, 401):
                     return self
             except requests.RequestException:
                 time.sleep(0.1)

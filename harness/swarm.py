@@ -17,6 +17,7 @@ Everything carries the cluster's prefix and is removed by :meth:`SwarmCluster.re
 
 import ipaddress
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,16 @@ def free_subnet(client, second=31):
         if not any(candidate.overlaps(u) for u in used):
             return candidate
     raise RuntimeError("no free subnet for the swarm test network")
+
+
+def node_labels_for_test_gpus():
+    from gpulab.core import contract
+
+    return {contract.NL_GPU_MODEL: "Test-GPU", contract.NL_GPU_ISOLATION: contract.GPU_ISOLATION}
+
+
+REGISTRY_USER = "gpulab"
+REGISTRY_PASSWORD_ENV = "GPULAB_TEST_REGISTRY_PASSWORD"
 
 
 class SwarmCluster:
@@ -152,9 +163,28 @@ class SwarmCluster:
             host = node.attrs["Description"]["Hostname"]
             spec = node.attrs["Spec"]
             if host != self.node_name("mgr"):
-                spec.setdefault("Labels", {})["gpulab.gpu-model"] = "Test-GPU"
+                # what `gpulab node setup` prints for a GPU server once its runtime gives each task
+                # only its own GPUs
+                spec.setdefault("Labels", {}).update(node_labels_for_test_gpus())
                 node.update(spec)
+        for name in self.workers:
+            self.apply_egress_rules(name)
         return self
+
+    def apply_egress_rules(self, name, blocked=None):
+        """A GPU server's egress rules, as `gpulab node setup --write` applies them (its iptables)."""
+        from gpulab.backends.swarm import nodes
+        from gpulab.core.site import default
+
+        setup, hooks = nodes.egress_rules(blocked or default("hub.egress_blocked"))
+        node = self.nodes[name]
+        for args in setup:
+            r = node.exec_run(["iptables", "-w", *args])
+            if r.exit_code != 0 and args[0] != "-N":
+                raise RuntimeError(f"iptables {' '.join(args)} on {name}: {r.output.decode()}")
+        for chain, spec in hooks:
+            if node.exec_run(["iptables", "-w", "-C", chain, *spec]).exit_code != 0:
+                node.exec_run(["iptables", "-w", "-I", chain, "1", *spec])
 
     def _run_node(self, name):
         node = self.node_name(name)
@@ -268,6 +298,7 @@ class SwarmHub(HubClient):
             "cluster": {
                 "mode": "swarm",
                 "registry": registry,
+                "registry_auth": {"username": REGISTRY_USER, "password_env": REGISTRY_PASSWORD_ENV},
                 "shared_root": shared,
                 "constraints": ["node.role==worker"],
                 "encrypted": False,
@@ -418,6 +449,7 @@ class SwarmLab:
         self.cluster = SwarmCluster(client, prefix, workers or {"w1": 2, "w2": 1}, shared_dir)
         self.extra_config = extra_config
         self.registry = self.hub = self.certs = None
+        self.docker_config = self.ca_cert = None
 
     def __enter__(self):
         from .hub import free_port
@@ -427,22 +459,57 @@ class SwarmLab:
         try:
             build_node_image(self.client)
             ca = TestCA()
+            self.ca_cert = ca.cert
             gateway = self.cluster.create_network()
+            # the lab's registry asks for a login; the password is in the environment, as a
+            # lab's EnvironmentFile puts it (the hub container gets it from `gpulab up`)
+            password = os.environ.setdefault(REGISTRY_PASSWORD_ENV, secrets.token_urlsafe(16))
             self.registry = Registry(
-                host=gateway, port=free_port(), tls=ca.issue("registry", ips=[gateway])
+                host=gateway,
+                port=free_port(),
+                tls=ca.issue("registry", ips=[gateway]),
+                users={REGISTRY_USER: password},
             ).start()
             self.certs = f"/etc/docker/certs.d/{self.registry.address}"  # this machine's engine trusts the test CA there
             os.makedirs(self.certs, exist_ok=True)
             shutil.copy(ca.cert, os.path.join(self.certs, "ca.crt"))
+            # `docker login` as an admin does before `gpulab images push`, into a config of this
+            # lab's own (this machine's root keeps no test credentials)
+            self.docker_config = tempfile.mkdtemp(prefix=f"{self.prefix}-dockercfg-")
+            env = dict(os.environ, DOCKER_CONFIG=self.docker_config)
+            login = subprocess.run(
+                [
+                    "docker",
+                    "login",
+                    "--username",
+                    REGISTRY_USER,
+                    "--password-stdin",
+                    self.registry.address,
+                ],
+                input=password,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if login.returncode != 0:
+                raise RuntimeError(f"docker login to the test registry failed:\n{login.stderr}")
             gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
             push = subprocess.run(
                 [gpulab, "images", "push", "--registry", self.registry.address, "base", "hub"],
+                env=env,
                 capture_output=True,
                 text=True,
                 timeout=900,
             )
             if push.returncode != 0:
                 raise RuntimeError(f"gpulab images push failed:\n{push.stdout}{push.stderr}")
+            # what the admin reads: each pushed image by its digest
+            self.pushed = [
+                line.split(": ", 1)[1]
+                for line in push.stdout.splitlines()
+                if line.startswith("gpulab images push: ")
+            ]
             self.cluster.start(self.registry.address, ca.cert)
             self.hub = SwarmHub(
                 self.cluster,
@@ -463,4 +530,6 @@ class SwarmLab:
             self.registry.stop()
         if self.certs:
             shutil.rmtree(self.certs, ignore_errors=True)
+        if self.docker_config:
+            shutil.rmtree(self.docker_config, ignore_errors=True)
         return False

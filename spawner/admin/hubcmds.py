@@ -111,7 +111,7 @@ def check_nodes(site):
     import docker.errors
 
     try:
-        found = select(site).node_problems(docker_client())
+        found = select(site).node_problems(docker_client(), site)
     except HostError as e:
         _bad(str(e))
         return 1

@@ -67,6 +67,7 @@ def cmd_install(args):
         print(unit, end="")
         return 0
     try:
+        systemd.check_sources(args.site, args.config)
         path = systemd.install(site, unit, unit_dir=args.unit_dir, start=not args.no_start)
     except (systemd.InstallError, OSError) as e:
         print(f"gpulab install: {e}", file=sys.stderr)

@@ -79,7 +79,7 @@ class Backend:
         """``gpulab up``: start the hub (returns an exit status; may not return at all)."""
         raise NotImplementedError
 
-    def node_problems(self, client):
+    def node_problems(self, client, site):
         """``gpulab check``: [(node, [problem, ...], what is fine)] of the GPU servers (none on one host)."""
         return []
 

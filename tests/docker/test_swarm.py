@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from harness.swarm import SwarmLab
+from harness.swarm import REGISTRY_PASSWORD_ENV, REGISTRY_USER, SwarmLab
 
 GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 
@@ -31,7 +31,13 @@ def lab(docker_client, tmp_path_factory):
         extra_config="c.Spawner.poll_interval = 5\n",
     ) as swarm:
         try:
-            yield {"cluster": swarm.cluster, "hub": swarm.hub, "registry": swarm.registry}
+            yield {
+                "cluster": swarm.cluster,
+                "hub": swarm.hub,
+                "registry": swarm.registry,
+                "ca": swarm.ca_cert,
+                "pushed": swarm.pushed,
+            }
         finally:
             print(f"\n[gpulab] swarm hub log tail:\n{swarm.hub.log_tail(40)}")
 
@@ -276,10 +282,24 @@ def test_a_save_made_on_one_node_starts_on_the_other(lab):
     hub.stop_server("sven")
     assert (
         requests.delete(
-            f"{hub.url}/hub/api/gpulab/users/sven/saves/{save['tag']}", headers=auth, timeout=30
+            f"{hub.url}/hub/api/gpulab/users/sven/saves/{save['tag']}", headers=auth, timeout=600
         ).status_code
         == 204
     )
+    # deleted: the registry's tag is gone, and so is every node's copy of the image
+    name, tag = save["image"].split("/", 1)[1].rsplit(":", 1)
+    r = requests.head(
+        f"https://{lab['registry'].address}/v2/{name}/manifests/{tag}",
+        auth=(REGISTRY_USER, os.environ[REGISTRY_PASSWORD_ENV]),
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        verify=lab["ca"],
+        timeout=30,
+    )
+    assert r.status_code == 404, r.status_code
+    for node in ("w1", "w2"):
+        assert not [
+            i for i in lab["cluster"].engine(node).images.list() if save["image"] in i.tags
+        ], node
     assert (
         requests.get(f"{hub.url}/hub/api/gpulab/users/sven/saves", headers=auth, timeout=30).json()
         == []
@@ -328,3 +348,126 @@ def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
     assert (
         c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
     )
+
+
+# --- a hostile student on a Swarm -----------------------------------------------------------
+
+
+def test_the_registry_asks_for_a_login_and_user_containers_cannot_reach_it(lab):
+    hub, registry = lab["hub"], lab["registry"].address
+    base = f"https://{registry}/v2"
+    # without credentials: no catalog, no pull, no push
+    assert requests.get(f"{base}/_catalog", verify=lab["ca"], timeout=30).status_code == 401
+    r = requests.get(f"{base}/gpulab/hub/manifests/latest", verify=lab["ca"], timeout=30)
+    assert r.status_code == 401
+    r = requests.post(f"{base}/gpulab/hub/blobs/uploads/", verify=lab["ca"], timeout=30)
+    assert r.status_code == 401, "an anonymous push is refused"
+    # from a user's container on a GPU server: the registry, the lab's NFS and the manager's
+    # Swarm port do not answer (whoever answers says so: a banner the test's listener sends)
+    hub.create_user("eve")
+    hub.spawn("eve", {"profile": "cpu"}, timeout=300)
+    node, c = hub.container_of("eve")
+    gateway = lab[
+        "cluster"
+    ].gateway  # this machine, on the lab's network: where the registry and "NFS" are
+    with banner_listener(gateway) as port:
+        assert reached_from_here(gateway, port) == "gpulab-test-banner", (
+            "the listener answers this machine"
+        )
+        for host, p in (
+            (gateway, port),
+            (gateway, int(registry.rsplit(":", 1)[1])),
+            (lab["cluster"].ip("mgr"), 2377),
+        ):
+            r = c.exec_run(["python3", "-c", PROBE, host, str(p)], user=c.labels["gpulab.uid"])
+            assert r.output.decode().strip() == "unreachable", (host, p, r.output)
+    # no port below 1024 (NFS "secure" trusts those), and setuid programs cannot gain root
+    r = c.exec_run(
+        ["python3", "-c", "import socket; socket.socket().bind(('0.0.0.0', 700))"],
+        user=c.labels["gpulab.uid"],
+    )
+    assert r.exit_code != 0 and b"Permission denied" in r.output, r.output
+    status = c.exec_run(
+        ["grep", "NoNewPrivs", "/proc/self/status"], user=c.labels["gpulab.uid"]
+    ).output.decode()
+    assert status.split() == ["NoNewPrivs:", "1"], status
+    hub.stop_server("eve")
+
+
+def test_images_are_pushed_and_run_by_digest_not_by_a_mutable_tag(lab):
+    hub, registry = lab["hub"], lab["registry"].address
+    # `gpulab images push` tells the admin what the registry stored
+    pushed = dict(p.split("@", 1) for p in lab["pushed"])
+    assert set(pushed) == {f"{registry}/gpulab/base:latest", f"{registry}/gpulab/hub:latest"}
+    assert all(d.startswith("sha256:") and len(d) == 71 for d in pushed.values()), pushed
+    # and a server's service runs that exact content, whatever the tag points at later
+    hub.create_user("pia")
+    hub.spawn("pia", {"profile": "cpu"}, timeout=300)
+    (service,) = hub.services("pia")
+    image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    name, digest = image.split("@")
+    assert name.startswith(f"{registry}/gpulab/base"), image
+    assert digest == pushed[f"{registry}/gpulab/base:latest"], (image, pushed)
+    hub.stop_server("pia")
+
+
+def test_a_gpu_task_falls_back_to_no_gpu_where_the_runtime_is_not_set_up(lab):
+    hub = lab["hub"]
+    hub.create_user("gus")
+    hub.spawn("gus", {"profile": "gpu", "gpus": 1}, timeout=300)
+    (service,) = hub.services("gus")
+    env = dict(e.split("=", 1) for e in service["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"])
+    # a node whose NVIDIA runtime reads DOCKER_RESOURCE_GPU gives the task its GPUs; one that does
+    # not falls back to this, which gives none (not the image's "all")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
+    node, c = hub.container_of("gus")
+    assert env_of(c, "NVIDIA_VISIBLE_DEVICES") == env_of(c, "DOCKER_RESOURCE_GPU") != ""
+    hub.stop_server("gus")
+
+
+PROBE = """
+import socket, sys
+s = socket.socket()
+s.settimeout(4)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print(s.recv(64).decode() or "connected")
+except OSError:
+    print("unreachable")
+"""
+
+
+class banner_listener:
+    """A TCP listener on this machine that greets whoever connects with a banner (who answers)."""
+
+    def __init__(self, host):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.sendall(b"gpulab-test-banner")
+            conn.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self.port
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+def reached_from_here(host, port):
+    import socket
+
+    with socket.create_connection((host, port), timeout=4) as s:
+        return s.recv(64).decode()

@@ -1,6 +1,6 @@
 """Where containers may connect: the rules, computed without touching the host."""
 
-from gpulab.backends.docker import firewall
+from gpulab.backends import firewall
 
 
 def test_rules_allow_the_hub_api_and_refuse_the_host_and_private_ranges():

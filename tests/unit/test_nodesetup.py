@@ -61,7 +61,9 @@ def node(role="worker", engine="26.1.5", state="ready", gpus=("GPU-a",), labels=
         "Spec": {
             "Role": role,
             "Availability": "active",
-            "Labels": {"gpulab.gpu-model": "A100"} if labels is None else labels,
+            "Labels": {"gpulab.gpu-model": "A100", "gpulab.gpu-isolation": "swarm-resource"}
+            if labels is None
+            else labels,
         },
         "Status": {"State": state},
     }
@@ -72,12 +74,17 @@ def test_check_node_names_each_problem():
     _, problems = nodesetup.check_node(
         node(engine="20.10.24+dfsg1", gpus=(), labels={}, state="down")
     )
-    assert any("20.10.24" in p and "older than 23.0.2" in p for p in problems)
+    assert any("20.10.24" in p and "older than 23.0.3" in p for p in problems)
     assert "state is down" in problems and any("advertises no GPUs" in p for p in problems)
-    _, problems = nodesetup.check_node(node(labels={}))
+    _, problems = nodesetup.check_node(node(labels={"gpulab.gpu-isolation": "swarm-resource"}))
     assert problems == [
         "has no gpulab.gpu-model label (the command `gpulab node setup` prints adds it)"
     ]
+    _, problems = nodesetup.check_node(node(labels={"gpulab.gpu-model": "A100"}))
+    assert (
+        len(problems) == 1
+        and "not known to give each task only its own GPUs: it offers none" in problems[0]
+    )
     assert nodesetup.check_node(node(role="manager", gpus=(), labels={})) == ("gpu1", []), (
         "a manager needs no GPUs"
     )
@@ -85,3 +92,33 @@ def test_check_node_names_each_problem():
     assert not nodesetup.at_least(
         "NVIDIA Container Toolkit CLI version 1.17.8", nodesetup.MIN_TOOLKIT
     )
+
+
+def test_a_node_offers_gpus_only_when_its_runtime_isolates_them():
+    from gpulab.backends.swarm import cluster
+
+    isolated, bare = node(), node(labels={"gpulab.gpu-model": "A100"})
+    bare["ID"], bare["Description"]["Hostname"] = "n2", "gpu2"
+    gpus, ids = cluster.gpus_from_nodes([isolated, bare])
+    assert [g.node for g in gpus] == ["gpu1"] and set(ids) == {"gpu1", "gpu2"}
+    assert nodesetup.runtime_isolates(
+        nodesetup.runtime_config("")
+    ) and not nodesetup.runtime_isolates('# swarm-resource = "x"')
+    assert nodesetup.node_labels(GPUS, isolated=True)["gpulab.gpu-isolation"] == "swarm-resource"
+
+
+def test_node_egress_rules_keep_tasks_off_the_node_and_the_lab():
+    setup, hooks = nodesetup.egress_rules(["10.0.0.0/8", "203.0.113.0/24"], dns=["10.0.0.53"])
+    text = [" ".join(a) for a in setup]
+    assert "-A GPULAB-NODE-IN -j REJECT" in text and not any("--dport 8081" in t for t in text), (
+        "nothing of the node"
+    )
+    assert "-A GPULAB-NODE-OUT -p udp -d 10.0.0.53 --dport 53 -j RETURN" in text
+    assert text.index("-A GPULAB-NODE-OUT -d 10.0.0.0/8 -j REJECT") > text.index(
+        "-A GPULAB-NODE-OUT -p udp -d 10.0.0.53 --dport 53 -j RETURN"
+    )
+    assert "-A GPULAB-NODE-OUT -d 203.0.113.0/24 -j REJECT" in text
+    assert hooks == [
+        ("INPUT", ["-i", "docker_gwbridge", "-j", "GPULAB-NODE-IN"]),
+        ("DOCKER-USER", ["-i", "docker_gwbridge", "-j", "GPULAB-NODE-OUT"]),
+    ]

@@ -20,6 +20,7 @@ class DockerBackend(Backend):
         return {
             "network_subnet": hub["subnet"],
             "restrict_egress": hub["restrict_egress"],
+            "egress_blocked": hub["egress_blocked"],
             "pull_policy": "ifnotpresent",
         }
 
@@ -53,6 +54,7 @@ class DockerBackend(Backend):
             subnet=lab.network_subnet,
             api_port=api_port,
             restrict_egress=lab.restrict_egress,
+            blocked=lab.egress_blocked,
         )
 
     def launch_hub(self, site, *, site_file, config_file, replace=False):

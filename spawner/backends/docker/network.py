@@ -11,8 +11,8 @@ import ipaddress
 import docker
 
 from ...core import contract
+from .. import firewall
 from ..engine import HostError
-from . import firewall
 
 
 def gateway_of(subnet):
@@ -62,14 +62,14 @@ def ensure_network(client, name, subnet, deployment):
     return gateway
 
 
-def prepare_host(client, *, deployment, network, subnet, api_port, restrict_egress):
+def prepare_host(client, *, deployment, network, subnet, api_port, restrict_egress, blocked):
     """The bridge the user containers join and, with ``restrict_egress``, the rules that keep them
     off the host and the LAN (:mod:`.firewall`). Idempotent; returns the hub API's address."""
     gateway = ensure_network(client, network, subnet, deployment)
     if restrict_egress:
         try:
             bridge = firewall.bridge_of(client.networks.get(network))
-            firewall.apply(deployment, bridge, gateway, api_port)
+            firewall.apply(deployment, bridge, gateway, api_port, blocked=blocked)
         except firewall.FirewallError as e:
             raise HostError(
                 f"could not restrict where containers connect (hub.restrict_egress): {e}"

@@ -33,7 +33,12 @@ class SwarmBackend(Backend):
             "network_encrypted": cluster["encrypted"],
             "hub_container": hub_container_name(site),
             "hub_image": hub_image(site),
+            "registry_username": (cluster["registry_auth"] or {}).get("username", ""),
+            "registry_password_env": (cluster["registry_auth"] or {}).get("password_env", ""),
             "pull_policy": "skip",
+            "boot_dir": os.path.join(
+                cluster["shared_root"], f"{site['hub']['name']}-boot"
+            ),  # every node mounts it
             "ssh_host_key_volume": os.path.join(cluster["shared_root"], "ssh-host", "{username}"),
         }
 
@@ -63,6 +68,7 @@ class SwarmBackend(Backend):
             hub_image=lab.hub_image,
             hardening=lab.hardening,
             api_factory=lab.api,
+            registry_secret=lab.registry_secret,
         )
 
     def job_image(self, lab):
@@ -105,19 +111,61 @@ class SwarmBackend(Backend):
         )
         return 0
 
-    def node_problems(self, client):
-        nodes = self.part("nodes")
-        out = []
+    def node_problems(self, client, site):
+        """Each node's own state (engine, GPUs, labels) and what a probe on every node finds."""
+        import asyncio
+
+        from ...core.spec import Hardening
+
+        nodes, jobs, probe, registry = (
+            self.part("nodes"),
+            self.part("jobs"),
+            self.part("probe"),
+            self.part("registry"),
+        )
+        found = {}
         for node in client.api.nodes():
             name, problems = nodes.check_node(node)
-            out.append(
-                (
-                    name,
-                    problems,
-                    f"ready, engine {((node.get('Description') or {}).get('Engine') or {}).get('EngineVersion')}",
-                )
-            )
+            engine = ((node.get("Description") or {}).get("Engine") or {}).get("EngineVersion")
+            found[name] = (problems, f"ready, engine {engine}", bool(nodes.node_gpu_uuids(node)))
+        cluster, containers = site["cluster"], site["containers"]
+        auth = registry_auth_of(site)
+        registry.login(client.api, auth)
+        targets = [cluster["registry"], f"{client.info()['Swarm']['NodeAddr']}:2377"]
+        job = probe.probe_job(
+            deployment=site["hub"]["name"],
+            image=registry.pinned(client.api, registry_name(BASE_IMAGE, cluster["registry"])),
+            network=cluster["network"],
+            targets=targets,
+            hardening=Hardening(
+                containers["pids_limit"], containers["log_max_size"], containers["log_max_files"]
+            ),
+        )
+        result = asyncio.run(jobs.run_job(client.api, job))
+        answers = probe.findings(result.output)
+        out = []
+        for name, (problems, fine, has_gpus) in sorted(found.items()):
+            if has_gpus:  # where user servers run
+                if name in answers:
+                    problems = problems + probe.problems(answers[name])
+                else:
+                    problems = problems + [
+                        f"the probe did not run there ({result.status}: {result.output[-200:]})"
+                    ]
+            out.append((name, problems, fine))
         return out
+
+
+def registry_auth_of(site):
+    """The registry's credentials from the site file and this process's environment, or None."""
+    auth = site["cluster"]["registry_auth"]
+    if not auth:
+        return None
+    return {
+        "registry": site["cluster"]["registry"],
+        "username": auth["username"],
+        "password": os.environ.get(auth["password_env"], ""),
+    }
 
 
 SWARM = SwarmBackend()

@@ -47,13 +47,31 @@ def node_gpu_uuids(node):
     return sorted(out)
 
 
+def servers(nodes):
+    """The names of the nodes a user may ask for by name: workers that are ready and active."""
+    return {
+        node_name(n)
+        for n in nodes
+        if node_usable(n) and (n.get("Spec") or {}).get("Role") == "worker"
+    }
+
+
+def gpus_isolated(node):
+    """True when ``gpulab node setup`` found the node's NVIDIA runtime giving each task only the
+    GPUs Swarm assigned it; a node that is not would let every GPU task see every GPU."""
+    return ((node.get("Spec") or {}).get("Labels") or {}).get(
+        contract.NL_GPU_ISOLATION
+    ) == contract.GPU_ISOLATION
+
+
 def gpus_from_nodes(nodes):
-    """(usable GPUs, {node name: node id}) of the usable nodes, indices counted per node."""
+    """(usable GPUs, {node name: node id}) of the usable nodes, indices counted per node. GPUs of
+    a node without isolation (:func:`gpus_isolated`) are not offered: fail safe."""
     gpus, ids = [], {}
     for node in sorted(nodes, key=node_name):
         name = node_name(node)
         ids[name] = node["ID"]
-        if not node_usable(node):
+        if not node_usable(node) or not gpus_isolated(node):
             continue
         labels = (node.get("Spec") or {}).get("Labels") or {}
         memory = int(labels.get(contract.NL_GPU_MEMORY) or 0)

@@ -20,6 +20,7 @@ from ...core import contract
 from ...core.site.facts import hub_container_name, hub_image, public_host_port
 from ..engine import HostError
 from .network import ensure_overlay
+from .registry import login
 
 CONFIG_DIR = "/etc/gpulab"
 
@@ -52,6 +53,9 @@ def container_arguments(
     auth = site["auth"]
     if auth["type"] != "native":
         secret = auth[auth["type"]]["client_secret_env"]
+        env[secret] = environ.get(secret, "")
+    if cluster["registry_auth"]:  # the hub logs in to the registry; no user container ever sees it
+        secret = cluster["registry_auth"]["password_env"]
         env[secret] = environ.get(secret, "")
     return {
         "image": image,
@@ -88,6 +92,16 @@ def run_hub(
     """Start the hub container on this manager (its overlay network is created if missing)."""
     cluster = site["cluster"]
     ensure_overlay(client, cluster["network"], site["hub"]["name"], encrypted=cluster["encrypted"])
+    auth = cluster["registry_auth"]
+    if auth:  # the manager pulls the hub's image from the lab's registry, which asks for a login
+        login(
+            client.api,
+            {
+                "registry": cluster["registry"],
+                "username": auth["username"],
+                "password": environ.get(auth["password_env"], ""),
+            },
+        )
     name = hub_container_name(site)
     try:
         old = client.containers.get(name)

@@ -19,6 +19,7 @@ class SwarmInventory(InventorySource):
         self.node_ids = {}  # node name -> node id, from the last read
         self.node_labels = {}  # node name -> labels, from the last read
         self.node_cpus = {}  # node name -> CPUs, from the last read (sizes the start gates)
+        self.servers = set()  # workers ready and active: what a spawn's `node` option may name
 
     def _nodes(self):
         return self.api_factory().nodes()
@@ -34,6 +35,7 @@ class SwarmInventory(InventorySource):
         gpus, self.node_ids = cluster.gpus_from_nodes(nodes)
         self.node_labels = cluster.node_labels(nodes)
         self.node_cpus = cluster.node_cpus(nodes)
+        self.servers = cluster.servers(nodes)
         return gpus
 
     async def holdings(self):

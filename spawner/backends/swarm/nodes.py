@@ -7,7 +7,11 @@ From the node's own GPUs (NVML), pure functions compute:
 * the NVIDIA container runtime setting (``/etc/nvidia-container-runtime/config.toml``):
   ``swarm-resource = "DOCKER_RESOURCE_GPU"``, so a task's container gets exactly the GPUs
   Swarm assigned to it;
-* the node labels (GPU model, count) to add on a manager.
+* the node labels (GPU model, count, and ``gpulab.gpu-isolation`` once the runtime is found set
+  up: a node without it offers no GPUs) to add on a manager;
+* the node's egress rules (:func:`egress_rules`): containers on ``docker_gwbridge`` (every user
+  task's way out of its overlay) reach DNS and the internet, not the node, the other nodes' Swarm
+  ports, the lab's NFS, the registry or other lab services (``hub.egress_blocked``).
 
 Nothing is written unless the admin asks (``--write``) and confirms.
 """
@@ -16,6 +20,7 @@ import copy
 import re
 
 from ...core import contract
+from .. import firewall
 from .cluster import node_gpu_uuids, node_name
 
 SWARM_RESOURCE_LINE = 'swarm-resource = "DOCKER_RESOURCE_GPU"'
@@ -69,9 +74,22 @@ def runtime_config(text):
     return "\n".join(out) + "\n"
 
 
-def node_labels(gpus):
+def runtime_isolates(text):
+    """True when the NVIDIA runtime's config gives tasks only their Swarm-assigned GPUs."""
+    return any(line.strip() == SWARM_RESOURCE_LINE for line in (text or "").splitlines())
+
+
+def egress_rules(blocked, dns=()):
+    """The iptables argument lists of a GPU node's egress rules (see :mod:`gpulab.backends.firewall`):
+    nothing of the node from ``docker_gwbridge``, no blocked range through it but DNS."""
+    return firewall.rules(EGRESS_CHAINS, GWBRIDGE, None, 0, dns, blocked)
+
+
+def node_labels(gpus, isolated=False):
     models = sorted({g.model for g in gpus})
     labels = {contract.NL_GPU_COUNT: str(len(gpus))}
+    if isolated:
+        labels[contract.NL_GPU_ISOLATION] = contract.GPU_ISOLATION
     if len(models) == 1:
         labels[contract.NL_GPU_MODEL] = label_value(models[0])
     return labels
@@ -82,11 +100,11 @@ def label_command(node, labels):
     return f"docker node update {args} {node}"
 
 
-MIN_ENGINE = (
-    23,
-    0,
-    2,
-)  # 20.10 rejects services with both a network and a generic resource (moby/moby#44378)
+#: 20.10 rejects services with both a network and a generic resource (moby/moby#44378); 23.0.3
+#: fixed encrypted overlays letting unencrypted traffic in (CVE-2023-28840/28841/28842)
+MIN_ENGINE = (23, 0, 3)
+EGRESS_CHAINS = "node"  # iptables chains GPULAB-NODE-IN/-OUT
+GWBRIDGE = "docker_gwbridge"
 MIN_TOOLKIT = (1, 19, 1)
 
 
@@ -116,6 +134,11 @@ def check_node(node):
     if spec.get("Role") == "worker":
         if not node_gpu_uuids(node):
             problems.append("advertises no GPUs (run `gpulab node setup` on it)")
+        elif (spec.get("Labels") or {}).get(contract.NL_GPU_ISOLATION) != contract.GPU_ISOLATION:
+            problems.append(
+                "its NVIDIA runtime is not known to give each task only its own GPUs: it offers none "
+                f"(`gpulab node setup --write` on it sets swarm-resource and prints the {contract.NL_GPU_ISOLATION} label)"
+            )
         elif contract.NL_GPU_MODEL not in (spec.get("Labels") or {}):
             problems.append(
                 f"has no {contract.NL_GPU_MODEL} label (the command `gpulab node setup` prints adds it)"

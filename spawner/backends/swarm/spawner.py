@@ -26,7 +26,7 @@ from ...core.site.facts import registry_name
 from ...core.startgate import width_for
 from ...hub.crosscheck import ConfigError
 from ...hub.spawner import GPULabSpawner
-from . import SWARM, cluster, network
+from . import SWARM, cluster, network, registry
 from .render import service_arguments
 
 DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
@@ -85,6 +85,20 @@ class GPUSwarmSpawner(GPULabSpawner):
         """,
     ).tag(config=True)
 
+    registry_username = Unicode(
+        "",
+        help="""
+        The user gpulab pushes and pulls as in the lab's registry. Example: ``"gpulab"`` (the
+        site file's ``cluster.registry_auth.username``); empty: the registry needs no login.
+        """,
+    ).tag(config=True)
+    registry_password_env = Unicode(
+        "",
+        help="""
+        The environment variable of the hub that holds the registry's password. Example:
+        ``"REGISTRY_PASSWORD"`` (the site file's ``cluster.registry_auth.password_env``).
+        """,
+    ).tag(config=True)
     hub_image = Unicode(
         "",
         help="""
@@ -121,9 +135,10 @@ class GPUSwarmSpawner(GPULabSpawner):
     # --- the request ---
 
     def option_limits(self):
-        """The GPU servers (a ``node`` option may name one) and the most GPUs any of them has."""
+        """The GPU servers (a ``node`` option may name a worker that is ready and active) and the
+        most GPUs any of them has."""
         return {
-            "nodes": set(getattr(self.source, "node_ids", {})),
+            "nodes": set(getattr(self.source, "servers", ())),
             "largest": self.gpu_manager.allocator.largest_request(),
         }
 
@@ -183,6 +198,12 @@ class GPUSwarmSpawner(GPULabSpawner):
         )
         await self.ensure_user_network()
         node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
+        # the image pinned by its digest now, as `docker service create` does: every node runs
+        # exactly what the registry held at this start, whatever is pushed under the tag later
+        image = await asyncio.wrap_future(
+            self.executor.submit(registry.pinned, self.client, spec.image, self.lab.registry_auth)
+        )
+        spec = dataclasses.replace(spec, image=image)
         kwargs = service_arguments(
             spec, node_id=node_id, constraints=self.constraints(self._request)
         )

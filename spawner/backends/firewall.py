@@ -1,13 +1,16 @@
-"""Where user containers may connect: the hub's API and the internet, not the host or the LAN.
+"""Where user containers may connect: the hub's API, DNS and the internet, not the host or the LAN.
 
-With ``hub.restrict_egress`` (on by default) the hub's startup installs two iptables chains for
-the deployment's bridge:
+For a bridge user containers reach the world through (the deployment's bridge on one host, with
+``hub.restrict_egress``, on by default; ``docker_gwbridge`` on every node of a Swarm, written by
+``gpulab node setup --write``), two iptables chains:
 
-* **to the host** (INPUT): only the hub's API port on the bridge's gateway address; every other
-  service the host runs (sshd, databases, the Docker API on TCP, ...) is refused;
-* **through the host** (DOCKER-USER, which Docker evaluates before its own rules): private and
-  link-local ranges are refused (the lab's LAN, other Docker networks, cloud metadata at
-  169.254.169.254), except the host's DNS servers; the internet stays reachable (``pip install``).
+* **to the host** (INPUT): only the hub's API port on the bridge's gateway address (one host; a
+  Swarm node allows nothing: the hub is reached over the overlays); every other service the host
+  runs (sshd, NFS, a registry, the Swarm's ports, the Docker API on TCP, ...) is refused;
+* **through the host** (DOCKER-USER, which Docker evaluates before its own rules): the blocked
+  ranges (``hub.egress_blocked``: by default the private and link-local ranges: the lab's LAN,
+  other Docker networks, other nodes, cloud metadata at 169.254.169.254) are refused, except the
+  host's DNS servers; the internet stays reachable (``pip install``).
 
 Replies to connections the hub or the proxy open to a container are always allowed. The rules
 are rebuilt at every start (idempotent); :func:`rules` is pure and unit-tested.
@@ -16,14 +19,9 @@ are rebuilt at every start (idempotent); :func:`rules` is pure and unit-tested.
 import ipaddress
 import subprocess
 
-BLOCKED = (
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "169.254.0.0/16",
-    "100.64.0.0/10",
-    "198.18.0.0/15",
-)
+from ..core.site import default
+
+BLOCKED = tuple(default("hub.egress_blocked"))
 
 
 class FirewallError(RuntimeError):
@@ -54,14 +52,20 @@ def dns_servers(resolv_conf="/etc/resolv.conf"):
     return out
 
 
-def rules(deployment, bridge, gateway, api_port, dns=()):
-    """The iptables argument lists, in order: create/flush the chains, fill them, hook them in."""
+def rules(deployment, bridge, gateway, api_port, dns=(), blocked=BLOCKED):
+    """The iptables argument lists, in order: create/flush the chains, fill them, hook them in.
+    ``gateway`` None: nothing on the host is allowed (a Swarm node)."""
     chain_in, chain_out = chain_names(deployment)
     setup = [
         ["-N", chain_in],
         ["-F", chain_in],
         ["-A", chain_in, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
-        ["-A", chain_in, "-p", "tcp", "-d", gateway, "--dport", str(api_port), "-j", "RETURN"],
+    ]
+    if gateway:
+        setup.append(
+            ["-A", chain_in, "-p", "tcp", "-d", gateway, "--dport", str(api_port), "-j", "RETURN"]
+        )
+    setup += [
         ["-A", chain_in, "-j", "REJECT"],
         ["-N", chain_out],
         ["-F", chain_out],
@@ -72,7 +76,7 @@ def rules(deployment, bridge, gateway, api_port, dns=()):
             setup.append(
                 ["-A", chain_out, "-p", proto, "-d", server, "--dport", "53", "-j", "RETURN"]
             )
-    for net in BLOCKED:
+    for net in blocked:
         setup.append(["-A", chain_out, "-d", net, "-j", "REJECT"])
     setup.append(["-A", chain_out, "-j", "RETURN"])
     hooks = [
@@ -89,11 +93,17 @@ def _run(args, check=True):
     return proc.returncode == 0
 
 
-def apply(deployment, bridge, gateway, api_port, dns=None):
+def apply(deployment, bridge, gateway, api_port, dns=None, blocked=BLOCKED):
     """Install (or refresh) the rules. Raises FirewallError naming the failing command."""
-    setup, hooks = rules(
-        deployment, bridge, gateway, api_port, dns_servers() if dns is None else dns
+    install(
+        *rules(
+            deployment, bridge, gateway, api_port, dns_servers() if dns is None else dns, blocked
+        )
     )
+
+
+def install(setup, hooks):
+    """Create and fill the chains of :func:`rules`, then hook them in once (idempotent)."""
     for args in setup:
         _run(
             args, check=args[0] != "-N"
