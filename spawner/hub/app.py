@@ -20,6 +20,7 @@ from traitlets import TraitError
 from ..backends.engine import HostError
 from ..core.site.schema import ConfigError
 from .deployment import SETTINGS_KEY, Deployment
+from .roles import gpulab_roles, merge_roles
 from .sshstore import SSHStore
 from .userdata import remove_user_data
 
@@ -44,6 +45,13 @@ class GPULabHub(JupyterHub):
         line on a problem."""
         if not getattr(self.spawner_class, "backend", None):
             return  # not a gpulab spawner: plain JupyterHub
+        admins = self.config.Authenticator.get("admin_users") or ()
+        self.load_roles, added = merge_roles(self.load_roles, gpulab_roles(admins))
+        if added:
+            self.log.warning(
+                "gpulab: JupyterHub.load_roles (set after the site file) left out what gpulab's pages need; added %s",
+                "; ".join(added),
+            )
         try:
             spawner = self.spawner_class(config=self.config, log=self.log)
             spawner.check_settings()
@@ -92,6 +100,7 @@ class GPULabHub(JupyterHub):
             await remove_user_data(
                 lab,
                 user.name,
+                user_id=user.id,
                 escaped_name=spawner.escaped_name,
                 uid=spawner.identity().uid,
                 store=store,

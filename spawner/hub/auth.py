@@ -7,11 +7,14 @@
 * **Password hashing off the event loop.** bcrypt takes a few hundred milliseconds by design;
   NativeAuthenticator runs it on the hub's single event loop (at every login and every sign-up),
   so a flood of either froze the hub for everyone. Here checks run in a thread pool (``password_check_threads``, one by
-  default: a flood uses at most one core, the rest wait their turn) and every user keeps NativeAuthenticator's lock-out after
-  ``allowed_failed_logins`` failures.
+  default: a flood uses at most one core, the rest wait their turn), at most :data:`MAX_WAITING` wait (more are
+  refused at once: memory stays bounded), and NativeAuthenticator's lock-out after ``allowed_failed_logins``
+  failures is kept per name *and source address*: someone guessing a name from elsewhere does not lock its owner out,
+  and the table of attempts is bounded (:data:`MAX_TRACKED`).
 """
 
 import asyncio
+import collections
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -21,6 +24,18 @@ from nativeauthenticator.orm import UserInfo
 from traitlets import Int
 
 MAX_PASSWORD = 1024  # characters hashed for a sign-up at most (bcrypt reads 72 bytes anyway)
+MAX_WAITING = 200  # password checks that may wait for the pool; more logins are refused at once
+MAX_TRACKED = 10000  # (name, source) pairs whose failures are remembered; the oldest are forgotten
+
+
+class BoundedAttempts(collections.OrderedDict):
+    """NativeAuthenticator's failed-login table, bounded: the oldest entries go first."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > MAX_TRACKED:
+            self.popitem(last=False)
 
 
 class SignUpHandler(native_handlers.SignUpHandler):
@@ -62,6 +77,8 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prehashed = {}  # (username, password) -> bcrypt hash, for the sign-up under way
+        self.login_attempts = BoundedAttempts()  # keyed by "name\0source address"
+        self._waiting = 0
 
     def get_handlers(self, app):
         return [
@@ -121,20 +138,50 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
     async def authenticate(self, handler, data):
         username = self.normalize_username(data["username"])
         password = data["password"].encode()
+        source = client_address(handler)
+        key = f"{username}\0{source}"  # the lock-out is per name and source address
         user = self.get_user(username)
-        if self.allowed_failed_logins and self.is_blocked(username):
+        if self.allowed_failed_logins and self.is_blocked(key):
+            return None
+        if self._waiting >= MAX_WAITING:
+            self.log.warning(
+                "Refused a login of %r from %s: %d password checks are waiting",
+                username,
+                source,
+                self._waiting,
+            )
             return None
         stored = user.password if user is not None else _DUMMY_HASH
         loop = asyncio.get_running_loop()
-        valid = await loop.run_in_executor(self._checks, _check, password, stored)
+        self._waiting += 1
+        try:
+            valid = await loop.run_in_executor(self._checks, _check, password, stored)
+        finally:
+            self._waiting -= 1
         validations = [user is not None, valid, user is not None and user.is_authorized]
         if user is not None and user.has_2fa:
             validations.append(user.is_valid_token(data.get("2fa")))
         if all(validations):
-            self.successful_login(username)
+            self.successful_login(key)
             return username
-        self.add_login_attempt(username)
+        self.add_login_attempt(key)
         return None
+
+
+def client_address(handler):
+    """Where a login comes from, as far as it can be trusted: the connection's own peer, or, for a
+    connection from this host (the hub's proxy), the address the proxy appended to
+    X-Forwarded-For. A client's own X-Real-Ip or X-Forwarded-For entries are never believed: an
+    attacker rotating them would otherwise escape the lock-out."""
+    request = getattr(handler, "request", None)
+    if request is None:
+        return ""
+    context = getattr(request.connection, "context", None)
+    peer = getattr(context, "_orig_remote_ip", None) or request.remote_ip or ""
+    if peer in ("127.0.0.1", "::1"):
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
 
 
 def _check(password, stored):

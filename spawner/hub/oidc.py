@@ -3,10 +3,13 @@ page when the lab's sign-in service is down.
 
 Without it, "Sign in" sends the browser to a provider that does not answer and the user sees
 their browser's connection error, with no word of what is wrong. Here the hub first asks the
-provider (3 s); if nothing answers, the user gets the hub's own error page (HTTP 503) naming the
-service and what to do.
+provider (3 s, with an HTTP client of its own: a busy hub's shared client queue does not delay it,
+and a slow provider does not take the hub's places there); if nothing answers, the user gets the
+hub's own error page (HTTP 503) naming the service and what to do. The answer is kept for
+:data:`CACHE_SECONDS`, so a crowd pressing "Sign in" asks the provider once, not once each.
 """
 
+import time
 from urllib.parse import urlparse
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -15,14 +18,35 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 PROBE_SECONDS = 3.0
+CACHE_SECONDS = 10.0
+_answers = {}  # origin -> (time asked, problem or None)
+_client = None
 
 
-async def provider_problem(url, timeout=PROBE_SECONDS):
-    """None when something answers HTTP at ``url``'s origin (any status); else what went wrong."""
+def _probe_client():
+    global _client
+    if _client is None:
+        _client = AsyncHTTPClient(force_instance=True, max_clients=4)
+    return _client
+
+
+async def provider_problem(url, timeout=PROBE_SECONDS, now=None):
+    """None when something answers HTTP at ``url``'s origin (any status); else what went wrong.
+    Asked at most once per :data:`CACHE_SECONDS`."""
     u = urlparse(url)
     origin = f"{u.scheme}://{u.netloc}/"
+    now = time.monotonic() if now is None else now
+    asked = _answers.get(origin)
+    if asked and now - asked[0] < CACHE_SECONDS:
+        return asked[1]
+    problem = await _ask(origin, timeout)
+    _answers[origin] = (now, problem)
+    return problem
+
+
+async def _ask(origin, timeout):
     try:
-        response = await AsyncHTTPClient().fetch(
+        response = await _probe_client().fetch(
             HTTPRequest(
                 origin,
                 method="GET",

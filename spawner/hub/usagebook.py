@@ -9,6 +9,7 @@ import time
 from ..core.gpus.usage import day_of, split_days
 
 _SCHEMA = """
+create table if not exists reading_tokens (token_id integer primary key, node text not null);
 create table if not exists usage (
     day text not null, user text not null,
     held_seconds real not null default 0, used_seconds real not null default 0,
@@ -70,6 +71,15 @@ class UsageStore:
             for d, u, h, s in cur
             if users is None or u in users
         ]
+
+    def token_node(self, token_id, node):
+        """The node a readings token reports for: bound to the first node it reported, so each
+        node needs a token of its own (a node's token cannot speak for another node)."""
+        self._db.execute("insert or ignore into reading_tokens values (?, ?)", (token_id, node))
+        (bound,) = self._db.execute(
+            "select node from reading_tokens where token_id = ?", (token_id,)
+        ).fetchone()
+        return bound
 
     def close(self):
         self._db.close()

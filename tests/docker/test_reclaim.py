@@ -302,6 +302,13 @@ def test_an_idle_gpu_is_warned_then_reclaimed_and_goes_to_the_next_in_the_queue(
     hub.stop_server("bob")
 
 
+def server_token(hub, name):
+    """The API token a user's running server holds (what a script in the container could use)."""
+    (c,) = [c for c in hub.containers(name) if c.status == "running"]
+    env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"])
+    return env["JUPYTERHUB_API_TOKEN"]
+
+
 def test_keep_in_jupyterlab_resets_the_clock_and_the_gpu_page(hub, collector):
     """The warning as JupyterLab shows it, "Keep my GPUs" clicked there, then the GPU page."""
     hub.create_user("erin")
@@ -329,8 +336,28 @@ def test_keep_in_jupyterlab_resets_the_clock_and_the_gpu_page(hub, collector):
             )
             toast = driver.execute_script("return document.body.innerText")
             assert "will be stopped at" in toast and "its GPUs given back" in toast
+            # keeping is erin's own act on the hub's GPU page, which the button opens: the
+            # server's token cannot keep (a script in the container could keep its GPUs forever)
+            r = requests.post(
+                f"{hub.url}/hub/api/gpulab/users/erin/keep",
+                json={"server": ""},
+                headers={"Authorization": f"token {server_token(hub, 'erin')}"},
+                timeout=30,
+            )
+            assert r.status_code == 403 and "custom:gpulab:keep" in r.text, r.text
+            tabs = set(driver.window_handles)
             keep.click()
+            WebDriverWait(driver, 15).until(lambda d: set(d.window_handles) - tabs)
+            driver.switch_to.window((set(driver.window_handles) - tabs).pop())
+            wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".gpulab-keep"))).click()
             _poll(lambda: not notices(hub, "erin", token)["servers"], 10)
+            r = requests.post(
+                f"{hub.url}/hub/api/gpulab/users/erin/keep",
+                json={"server": ""},
+                headers={"Authorization": f"token {token}"},
+                timeout=30,
+            )
+            assert r.status_code == 409, "no warning any more: nothing to keep ahead of time"
             collector.util[gpu] = 80.0  # erin works again
             time.sleep(max(0.0, warned["stop_at"] - time.time()) + 3)
             assert running(hub, "erin"), "kept server was stopped"

@@ -36,6 +36,8 @@ def test_https_with_the_labs_certificate_and_a_redirect(tls_hub):
     hub = tls_hub
     r = requests.get(hub.url + "/hub/login", verify=hub.ca, timeout=30)
     assert r.status_code == 200 and "<form" in r.text
+    # once a browser came by HTTPS it never uses plain HTTP here again (HSTS)
+    assert r.headers["Strict-Transport-Security"].startswith("max-age="), r.headers
     with pytest.raises(requests.exceptions.SSLError):  # a client that does not trust the lab's CA
         requests.get(hub.url + "/hub/login", verify=requests.certs.where(), timeout=30)
     r = requests.get(

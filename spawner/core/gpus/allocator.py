@@ -184,6 +184,7 @@ class Allocator:
         wait=True,
         timeout=None,
         on_wait=None,
+        show_holders=True,
     ):
         """Claim ``count`` GPUs (or exactly ``wanted``) for ``holder``, all on one node; returns UUIDs.
 
@@ -224,7 +225,7 @@ class Allocator:
             busy = self.blocking_holders(waiter)
             raise GPUsBusy(
                 f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by "
-                + describe(busy)
+                + describe(busy, show_holders)
             )
         future = waiter.future = asyncio.get_running_loop().create_future()
         self.queue.append(waiter)
@@ -242,7 +243,7 @@ class Allocator:
             if isinstance(e, asyncio.TimeoutError):
                 raise GPUsBusy(
                     f"waited {timeout:.0f}s for {count} GPU(s); still held by "
-                    + describe(self.blocking_holders(waiter))
+                    + describe(self.blocking_holders(waiter), show_holders)
                 )
             raise
 
@@ -281,7 +282,14 @@ class Allocator:
         return {"gpus": rows, "queue": queue}
 
 
-def describe(holders):
+def describe(holders, show_holders=True):
+    """Who holds GPUs, in words: their names, or only how many (``gpus.show_holders: false``)."""
+    if not show_holders:
+        return (
+            f"{len(holders)} other server(s)"
+            if holders
+            else "nobody (GPU does not exist or is reserved)"
+        )
     return (
         ", ".join(f"{u}{'/' + s if s else ''}" for u, s in holders)
         or "nobody (GPU does not exist or is reserved)"

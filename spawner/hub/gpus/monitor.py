@@ -167,8 +167,10 @@ class GPUMonitor:
         return watch.notice() if watch else None
 
     def keep(self, holder, now=None):
+        """The user keeps a warned server (its idle clock starts again). Only a warning can be
+        answered: a server that was not warned is not kept ahead of time."""
         watch = self.watches.get(holder)
-        if watch is None:
+        if watch is None or watch.notice() is None or watch.notice()["reason"] != "idle":
             return False
         reclaim.keep(watch, time.time() if now is None else now)
         self.log.info("gpulab reclaim: %s asked to keep %s", holder[0], ",".join(watch.uuids))

@@ -105,7 +105,9 @@ class GPUService:
         _, spawner = self._spawner(holder)
         if spawner is None:
             return None
-        name = (spawner.user_options or {}).get("profile")
+        name = getattr(
+            spawner, "profile_name", None
+        )  # the profile it runs, not what its options say
         for p in self.lab.profiles:
             if p["name"] == name:
                 return p.get("gpu_idle_minutes")

@@ -4,10 +4,14 @@
   last hour, idle time; the user's own warnings with a "keep" button, their GPU-hours of the last
   7 days. Admins also see every user's usage, a stop button per held GPU and GPUs used outside
   gpulab; users see holders only when ``gpus.show_holders`` is on.
-* ``/hub/api/gpulab/notices`` (GET) and ``/hub/api/gpulab/keep`` (POST): what the user's own
-  servers were warned about, and "keep" (scope ``custom:gpulab:notices``: the user's tokens and
-  their servers' tokens have it for that user only). The container shows these in JupyterLab and
-  in terminals and SSH sessions (``gpulab_hooks.notices``).
+* ``/hub/api/gpulab/users/<name>/notices`` (GET): what the user's own servers were warned about
+  (scope ``custom:gpulab:notices``: the user's tokens and their servers' tokens have it for that
+  user only). The container shows these in JupyterLab and in terminals and SSH sessions
+  (``gpulab_hooks.notices``).
+* ``/hub/api/gpulab/users/<name>/keep`` (POST): "keep", only for a server that was warned, and only
+  from the user: scope ``custom:gpulab:keep``, which the user's own tokens carry and their servers'
+  tokens do not (a script in the container cannot keep its GPUs forever). JupyterLab's "Keep my
+  GPUs" opens the GPU page, where the user keeps it.
 * ``/hub/api/gpulab/readings`` (POST): a node's collector reports its GPUs (scope
   ``custom:gpulab:readings``, which admins hold and may put in a token for ``gpulab collect``).
 * ``/hub/api/gpulab/gpus`` (GET): the GPU table as JSON, holders shown (scope ``admin:servers``:
@@ -17,6 +21,7 @@
 import json
 import time
 
+from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
@@ -27,9 +32,11 @@ from ...core.gpus.usage import by_group
 from .base import lab_of, scoped_user
 
 SCOPE_NOTICES = "custom:gpulab:notices"
+SCOPE_KEEP = "custom:gpulab:keep"
 SCOPE_READINGS = "custom:gpulab:readings"
 SCOPES = {
-    SCOPE_NOTICES: {"description": "Read the GPU reclaim warnings of your servers and keep them."},
+    SCOPE_NOTICES: {"description": "Read the GPU reclaim warnings of your servers."},
+    SCOPE_KEEP: {"description": "Keep a server that was warned its GPUs will be reclaimed."},
     SCOPE_READINGS: {"description": "Report GPU readings of a node (gpulab collect)."},
 }
 MAX_READINGS_BYTES = 1024 * 1024
@@ -108,7 +115,7 @@ class GPUPageHandler(BaseHandler):
         if action == "keep":
             if not service.monitor.keep((user.name, server)):
                 return await self.page(
-                    [("error", "That server holds no GPUs: nothing to keep.")], 400
+                    [("error", "That server was not warned for idle GPUs: nothing to keep.")], 409
                 )
             return await self.page([("ok", "Kept: the idle clock of your server starts again.")])
         if action == "stop":
@@ -145,13 +152,13 @@ class NoticesAPIHandler(APIHandler):
 
 class KeepAPIHandler(APIHandler):
     async def post(self, user_name):
-        username = scoped_user(self, SCOPE_NOTICES, user_name).name
+        username = scoped_user(self, SCOPE_KEEP, user_name).name
         body = self.get_json_body() or {}
         server = body.get("server", "") if isinstance(body, dict) else None
         if not isinstance(server, str) or len(server) > 255:
             raise web.HTTPError(400, "server: must be a server name")
         if not _service(self).monitor.keep((username, server)):
-            raise web.HTTPError(404, "that server holds no GPUs")
+            raise web.HTTPError(409, "that server was not warned for idle GPUs: nothing to keep")
         self.write(json.dumps({"kept": True}))
 
 
@@ -179,7 +186,25 @@ class ReadingsAPIHandler(APIHandler):
             )
         if any(not 0 <= r.utilization <= 100 for r in readings):
             raise web.HTTPError(400, "gpus[].utilization: must be a percentage (0-100)")
-        _service(self).pushed.push(body.get("node", "")[:255], readings)
+        node = body.get("node", "")[:255]
+        service = _service(self)
+        # a node reports only its own GPUs (a readings token must not mark another node's GPUs
+        # idle to have them reclaimed), and each node has a token of its own
+        own = {g.uuid for g in service.manager.inventory if g.node in (node, "")}
+        foreign = [r.uuid for r in readings if r.uuid not in own]
+        if foreign:
+            raise web.HTTPError(
+                403, f"gpus: {foreign[0][:80]!r} is not a GPU of node {node[:80]!r}"
+            )
+        token = orm.APIToken.find(self.db, self.get_auth_token() or "")
+        if token is not None:
+            bound = service.usage.token_node(token.id, node)
+            if bound != node:
+                raise web.HTTPError(
+                    403,
+                    f"this token reports for node {bound!r}: each node needs a token of its own",
+                )
+        service.pushed.push(node, readings)
         self.write(json.dumps({"accepted": len(readings)}))
 
 
