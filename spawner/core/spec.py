@@ -328,22 +328,13 @@ def mounts(deployment, identity, storage, ssh, prefix):
     if storage.scratch:
         out.append(own(storage.scratch, storage.scratch_target))
     if storage.boot:
-        out.append(
-            MountSpec(
-                target=contract.START_SCRIPT,
-                source=f"{storage.boot}/gpulab-start",
-                kind="bind",
-                read_only=True,
+        out += [
+            MountSpec(target=target, source=f"{storage.boot}/{name}", kind="bind", read_only=True)
+            for name, target in (
+                ("gpulab-start", contract.START_SCRIPT),
+                ("hooks", contract.HOOK_DIR),
             )
-        )
-        out.append(
-            MountSpec(
-                target=contract.HOOK_DIR,
-                source=f"{storage.boot}/hooks",
-                kind="bind",
-                read_only=True,
-            )
-        )
+        ]
     out.append(MountSpec(target=contract.RUNTIME_DIR, source="", kind="tmpfs", size=RUNTIME_TMPFS))
     out.append(MountSpec(target=contract.LOG_DIR, source="", kind="tmpfs", size=LOG_TMPFS))
     if ssh.enabled:

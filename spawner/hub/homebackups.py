@@ -23,7 +23,6 @@ so far; the files restored so far) until it is done or failed.
 import asyncio
 import os
 import re
-import shutil
 import time
 
 import docker
@@ -296,16 +295,6 @@ class HomeBackups:
                 run.cancel()  # run_job removes the container as it is cancelled
                 return
             await asyncio.sleep(self.poll)
-
-    def remove_user(self, user_id, escaped_user, archive_dir, stamp):
-        """A deleted user's backups go to the archive directory, like their home; returns where."""
-        folder = user_dir(self.lab, user_id, escaped_user)
-        if not os.path.isdir(folder):
-            return None
-        os.makedirs(archive_dir, mode=0o700, exist_ok=True)
-        target = os.path.join(archive_dir, f"{escaped_user}-{stamp}-home-backups")
-        shutil.move(folder, target)
-        return target
 
 
 def _gib(n):

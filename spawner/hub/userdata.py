@@ -26,6 +26,7 @@ import time
 from ..core import contract
 from ..core import spec as specs
 from ..core.job import build_job
+from .homebackups import user_dir as backups_dir
 
 ARCHIVE_TIMEOUT = 6 * 3600
 ARCHIVE_CAPABILITIES = ("DAC_READ_SEARCH",)  # tar as root reads every file of the home
@@ -90,7 +91,12 @@ async def remove_user_data(lab, username, *, user_id, escaped_name, uid, store=N
     for row in await lab.saves.remove_user(user_id):
         done.append(f"removed saved environment {row['image']}")
     moved = await asyncio.to_thread(
-        lab.home_backups.remove_user, user_id, escaped_name, lab.archive_dir, stamp
+        _move_host_dir,
+        backups_dir(lab, user_id, escaped_name),
+        lab.archive_dir,
+        stamp,
+        username,
+        "home-backups",
     )
     if moved:
         done.append(f"moved home backups to {moved}")
