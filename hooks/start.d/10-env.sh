@@ -7,9 +7,11 @@ set -eu
 VENV_BIN=/opt/gpulab/venv/bin
 OUT=${GPULAB_PROFILE_ENV:-/etc/profile.d/00-gpulab.sh}
 
-case ":${PATH:-}:" in
+# the server's PATH (gpulab-start runs this hook with the system's own)
+server_path=${GPULAB_SERVER_PATH:-${PATH:-}}
+case ":$server_path:" in
     *":$VENV_BIN:"*) ;;
-    *) PATH="$VENV_BIN${PATH:+:$PATH}" ;;
+    *) server_path="$VENV_BIN${server_path:+:$server_path}" ;;
 esac
 
 names=(PATH LD_LIBRARY_PATH LANG NVIDIA_VISIBLE_DEVICES NVIDIA_DRIVER_CAPABILITIES PIP_USER)
@@ -29,8 +31,12 @@ for name in "${names[@]}"; do
     fi
     [ -n "${seen[$name]:-}" ] && continue
     seen[$name]=1
-    [ -n "${!name+set}" ] || continue
-    value=${!name}
+    if [ "$name" = PATH ]; then
+        value=$server_path
+    else
+        [ -n "${!name+set}" ] || continue
+        value=${!name}
+    fi
     printf "export %s='%s'\n" "$name" "${value//\'/\'\\\'\'}" >> "$tmp"
 done
 chmod 0644 "$tmp"

@@ -3,13 +3,13 @@
 # ~/.config/gpulab/env (lines NAME=value; '#' comments; a leading ~/ in a value
 # means the home). Only these names are accepted: TF_*, XLA_*, JAX_*,
 # GPULAB_TENSORBOARD_LOGDIR, PIP_USER. The file is read as the user (never as root)
-# and written, quoted, to /etc/gpulab/user-env.sh (gpulab-start sources it before
+# and written, quoted, to /run/gpulab/user-env.sh (gpulab-start sources it before
 # starting Jupyter, so kernels, terminals and TensorBoard see it) and to
 # /etc/profile.d/01-gpulab-user.sh (after 00-gpulab.sh: SSH and login shells).
 set -eu
 
 SRC="$NB_HOME/.config/gpulab/env"
-OUT=${GPULAB_USER_ENV:-/etc/gpulab/user-env.sh}
+OUT=${GPULAB_USER_ENV:-/run/gpulab/user-env.sh}  # a tmpfs: never in a saved layer
 PROFILE=${GPULAB_USER_PROFILE:-/etc/profile.d/01-gpulab-user.sh}
 
 rm -f "$OUT" "$PROFILE"

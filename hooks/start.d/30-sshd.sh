@@ -19,7 +19,7 @@ set -eu
 HERE=/etc/gpulab/hooks/ssh
 KEYS=${GPULAB_SSH_HOST_KEYS:-/etc/gpulab/ssh-host}
 CONF=/run/gpulab/ssh
-RUNTIME=/etc/ssh/sshd_config.d/00-gpulab-runtime.conf
+RUNTIME=/etc/ssh/sshd_config.d/00-gpulab-runtime.conf  # a tmpfs of this container's own
 SVC=gpulab-ssh
 
 getent passwd "$SVC" >/dev/null || useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$SVC"
@@ -28,6 +28,7 @@ getent passwd "$SVC" >/dev/null || useradd -r -M -d /nonexistent -s /usr/sbin/no
 if [ -w "$HERE" ]; then
     chown root:root "$HERE" "$HERE"/*
     chmod 0755 "$HERE" "$HERE"/authorized-keys "$HERE"/activity "$HERE"/check-password
+    chmod 0644 "$HERE"/pam-sshd
 fi
 
 # Stable host keys: generated once per user, kept in their volume. No RSA key: every
@@ -60,20 +61,13 @@ umask 022
 if [ "$(getent shadow "$NB_USER" | cut -d: -f2)" != '!' ]; then
     usermod -p '!' "$NB_USER" && usermod -p '!' "$NB_USER"
 fi
-# Password logins, only when the admin allows them: checked against the hub at each login.
+# Password logins, only when the admin allows them: checked against the hub at each login by
+# sshd's PAM stack, the hub's read-only ssh/pam-sshd (an image's own copy only where the hub
+# mounts none).
 password=no
 if [ "${GPULAB_SSH_PASSWORD_LOGIN:-0}" = 1 ]; then
     password=yes
-    cat > /etc/pam.d/sshd <<PAM
-# Written by gpulab start hook 30-sshd.sh: passwords are checked against the hub, not /etc/shadow.
-auth [success=1 default=ignore] pam_exec.so quiet expose_authtok $HERE/check-password
-auth requisite pam_deny.so
-auth required pam_permit.so
-@include common-account
-session required pam_loginuid.so
-@include common-session
-@include common-password
-PAM
+    if [ -w /etc/pam.d/sshd ]; then install -m 0644 "$HERE/pam-sshd" /etc/pam.d/sshd; fi
 fi
 
 setenv_word() {  # NAME=value for sshd's SetEnv, double-quoted when needed

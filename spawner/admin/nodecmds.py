@@ -35,7 +35,14 @@ def blocked_ranges(args):
             return load_site(args.site)["hub"]["egress_blocked"]
         except ConfigError as e:
             print(f"gpulab node: {e} (using the default blocked ranges)", file=sys.stderr)
-    return list(default("hub.egress_blocked"))
+    ranges = list(default("hub.egress_blocked"))
+    # said every time: a lab on public addresses must name its own (--blocked, or the site file)
+    print(
+        f"gpulab node: blocking the default private ranges ({', '.join(ranges)}); a lab whose "
+        "servers, storage or services have public addresses names them with --blocked",
+        file=sys.stderr,
+    )
+    return ranges
 
 
 def apply_firewall(blocked):

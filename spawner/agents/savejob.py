@@ -56,7 +56,7 @@ def save(client, order, auth):
         base = client.images.get(order["base_image"])
     except docker.errors.ImageNotFound:  # a node that ran only saves of that profile
         base = pull(client, order["base_image"], auth)
-    _, own = rules.commit(
+    _, own, sudo = rules.commit(
         client,
         container,
         repository=order["repository"],
@@ -70,7 +70,12 @@ def save(client, order, auth):
     ):
         if "error" in line:
             raise RuntimeError(f"push to the registry failed: {line['error']}")
-    return {"gpulab_save": "ok", "image": f"{order['repository']}:{order['tag']}", "bytes": own}
+    return {
+        "gpulab_save": "ok",
+        "image": f"{order['repository']}:{order['tag']}",
+        "bytes": own,
+        "sudo": sudo,
+    }
 
 
 def registry_request(order, method, path, auth, headers=None):

@@ -16,7 +16,13 @@ from ..core.job import NO_NETWORK, JobError, JobResult
 
 def docker_mount(m):
     if m.kind == "tmpfs":
-        return Mount(target=m.target, source=None, type="tmpfs", tmpfs_size=m.size or None)
+        return Mount(
+            target=m.target,
+            source=None,
+            type="tmpfs",
+            tmpfs_size=m.size or None,
+            tmpfs_mode=m.mode,
+        )
     kw = {"labels": dict(m.labels)} if m.kind == "volume" and m.labels else {}
     return Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only, **kw)
 

@@ -87,6 +87,7 @@ USER_ENV_FILE = "GPULAB_USER_ENV"
 USER_PROFILE_FILE = "GPULAB_USER_PROFILE"
 PROFILE_ENV_FILE = "GPULAB_PROFILE_ENV"
 EXPORT_ENV = "GPULAB_EXPORT_ENV"
+SERVER_PATH = "GPULAB_SERVER_PATH"  # gpulab-start to its hooks: the PATH the server gets
 SSH_HOST_KEYS_ENV = "GPULAB_SSH_HOST_KEYS"
 
 # --- the hub's and the jobs' own environment ---
@@ -128,6 +129,7 @@ L_SAVE_PROFILE = "gpulab.save.profile"
 L_SAVE_NOTE = "gpulab.save.note"
 L_SAVE_CREATED = "gpulab.save.created"
 L_SAVE_BYTES = "gpulab.save.bytes"
+L_SAVE_SUDO = "gpulab.save.sudo"  # "1": made while its user had sudo (or from such a save)
 L_USER_ID = "gpulab.user-id"  # the hub's user id (never reused): saves and backups are keyed by it
 
 # --- Swarm node labels and resources (gpulab node setup) ---
@@ -147,6 +149,12 @@ HOOK_DIR = "/etc/gpulab/hooks"
 START_SCRIPT = "/usr/local/bin/gpulab-start"
 RUNTIME_DIR = "/run/gpulab"  # a tmpfs: what the container keeps only while it runs
 LOG_DIR = "/var/log"  # a tmpfs: sshd's wtmp/lastlog never reach a save
+#: what gpulab's start writes into /etc, each on a tmpfs of the container's own (never a layer,
+#: so a save neither keeps nor can plant it): the sudo rule (only when the admin allows sudo)
+#: and sshd's settings; sshd's PAM stack is the hub's, read-only
+SUDOERS_DIR = "/etc/sudoers.d"
+SSHD_CONFIG_DIR = "/etc/ssh/sshd_config.d"
+PAM_SSHD = "/etc/pam.d/sshd"
 VENV = "/opt/gpulab/venv"
 JUPYTER_PORT = 8888
 SSH_PORT = 22

@@ -10,6 +10,9 @@ named with an empty value (:func:`commit_config`). Pure, but for :func:`commit`,
 through the Docker client it is given (the one host's backend, and the save job on a Swarm node).
 """
 
+import io
+import re
+import tarfile
 import time
 
 from . import contract
@@ -50,7 +53,15 @@ ROOT_PROGRAMS = (
     "sort", "dirname", "python3", "useradd", "usermod", "groupadd", "groupmod", "sshd", "ssh-keygen",
 )  # fmt: skip
 ROOT_PATHS = ROOT_RUN + tuple(
-    f"{d}/{p}" for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin") for p in ROOT_PROGRAMS
+    f"{d}/{p}"
+    for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
+    for p in ROOT_PROGRAMS
+)
+#: and what the system Python that the hooks run as root loads first (``-IS``): its versioned
+#: binary behind the ``python3`` link, and its zipped standard library
+ROOT_PATTERNS = (
+    re.compile(r"^/(usr/)?(local/)?s?bin/python3\.\d+$"),
+    re.compile(r"^/usr/(local/)?lib/python3\d+\.zip$"),
 )
 
 
@@ -97,21 +108,30 @@ def check_size(own, max_new_bytes):
         )
 
 
-def root_run_changes(changes):
-    """The paths of ``docker diff`` (``[{"Path": ..., "Kind": 0|1|2}]``) that touch what runs as root."""
+def root_run_changes(changes, mounts=(), safe_dir=lambda path: False):
+    """The paths of ``docker diff`` (``[{"Path": ..., "Kind": 0|1|2}]``) that touch what runs as
+    root. Not counted: the container's mounts (not in a save: gpulab's read-only boot files, its
+    tmpfs), and a directory changed only because something below it changed, when
+    ``safe_dir(path)`` says it is still root's and writable by no one else."""
     out = []
     for change in changes or ():
         path = change.get("Path", "")
+        if any(path == m or path.startswith(m.rstrip("/") + "/") for m in mounts):
+            continue
         for prefix in ROOT_PATHS:
             if path == prefix or path.startswith(prefix if prefix.endswith(".") else prefix + "/"):
-                out.append(path)
+                if not (change.get("Kind") == 0 and safe_dir(path)):
+                    out.append(path)
                 break
+        else:
+            if any(p.match(path) for p in ROOT_PATTERNS):
+                out.append(path)
     return out
 
 
-def check_changes(changes):
+def check_changes(changes, mounts=(), safe_dir=lambda path: False):
     """Refuse, before anything is written, a save that changed what runs as root at start."""
-    touched = root_run_changes(changes)
+    touched = root_run_changes(changes, mounts, safe_dir)
     if touched:
         shown = ", ".join(touched[:3]) + (
             f" and {len(touched) - 3} more" if len(touched) > 3 else ""
@@ -160,7 +180,18 @@ def row_from_labels(ref, labels):
         "note": labels.get(contract.L_SAVE_NOTE, ""),
         "created": float(labels.get(contract.L_SAVE_CREATED) or 0),
         "bytes": int(labels.get(contract.L_SAVE_BYTES) or 0),
+        "sudo": labels.get(contract.L_SAVE_SUDO) != "0",  # unknown: as if made with sudo
     }
+
+
+def made_with_sudo(container_env, source_labels):
+    """Whether a save of this container may hold what its user changed as root: the container had
+    sudo, or it was started from a save that did (sudo made it; it cannot be known what changed)."""
+    env = dict(e.split("=", 1) for e in container_env or () if "=" in e)
+    inherited = bool((source_labels or {}).get(contract.L_SAVE)) and (
+        (source_labels or {}).get(contract.L_SAVE_SUDO) != "0"
+    )
+    return env.get(contract.SUDO) == "1" or inherited
 
 
 def commit_config(source_config, container_env, labels, own):
@@ -183,20 +214,83 @@ def commit_config(source_config, container_env, labels, own):
     }
 
 
+class _Chunks(io.RawIOBase):
+    """A file over a stream of byte chunks (what ``get_archive`` returns), read as far as needed."""
+
+    def __init__(self, chunks):
+        self.chunks, self.rest = iter(chunks), b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self.rest:
+            self.rest = next(self.chunks, None)
+            if self.rest is None:
+                return 0
+        n = min(len(buffer), len(self.rest))
+        buffer[:n], self.rest = self.rest[:n], self.rest[n:]
+        return n
+
+
+def root_owned_dir(client, container, path):
+    """Whether ``path`` in the container is a directory of root's that no one else may write to
+    (read from the first entry of Docker's archive of it, so nothing runs in the container)."""
+    try:
+        chunks, _ = client.api.get_archive(container.id, path, chunk_size=4096)
+    except Exception:  # gone, unreadable: not known to be safe
+        return False
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(_Chunks(chunks)), mode="r|") as tar:
+            first = tar.next()
+    except (tarfile.TarError, OSError):
+        return False
+    finally:
+        getattr(chunks, "close", lambda: None)()  # the rest of the archive is not read
+    return bool(first and first.isdir() and first.uid == 0 and not first.mode & 0o022)
+
+
 def commit(client, container, *, repository, tag, labels, max_new_bytes, base_history):
     """Commit a running container (docker-py objects, injected) without the hub's environment.
-    Refuses, before anything is written, a container that changed what runs as root
-    (:func:`check_changes`) and one whose image would be over ``max_new_bytes`` above its
-    profile's image (``base_history``: that image's ``docker history``). Returns (image, bytes above
-    the profile's image)."""
-    check_changes(client.api.diff(container.id))
-    (listed,) = client.api.containers(all=True, size=True, filters={"id": container.id})
-    source = client.images.get(
-        container.attrs["Image"]
-    )  # the image it was started from (a profile's or a save)
-    own = int(listed.get("SizeRw") or 0) + bytes_above(source.history(), base_history)
-    check_size(own, max_new_bytes)
-    conf = commit_config(
-        source.attrs.get("Config") or {}, container.attrs["Config"].get("Env"), labels, own
-    )
-    return container.commit(repository=repository, tag=tag, conf=conf, pause=True), own
+    The container is paused first, so nothing changes between the checks and the commit: refused,
+    before anything is written, a container that changed what runs as root (:func:`check_changes`)
+    and one whose image would be over ``max_new_bytes`` above its profile's image
+    (``base_history``: that image's ``docker history``). Returns (image, bytes above the profile's
+    image, made with sudo)."""
+    client.api.pause(container.id)
+    try:
+        check_changes(
+            client.api.diff(container.id),
+            [m.get("Destination", "") for m in container.attrs.get("Mounts") or ()],
+            lambda path: root_owned_dir(client, container, path),
+        )
+        (listed,) = client.api.containers(all=True, size=True, filters={"id": container.id})
+        # the image it was started from (a profile's or a save)
+        source = client.images.get(container.attrs["Image"])
+        own = int(listed.get("SizeRw") or 0) + bytes_above(source.history(), base_history)
+        check_size(own, max_new_bytes)
+        env = container.attrs["Config"].get("Env")
+        config = source.attrs.get("Config") or {}
+        sudo = made_with_sudo(env, config.get("Labels"))
+        labels = {**labels, contract.L_SAVE_SUDO: "1" if sudo else "0"}
+        conf = commit_config(config, env, labels, own)
+        layer = container.commit(conf=conf, pause=False)
+    finally:
+        client.api.unpause(container.id)
+    return recommit_clean(client, layer, repository, tag, conf), own, sudo
+
+
+def recommit_clean(client, layer, repository, tag, conf):
+    """The save as its own image, made from a container that never held the hub's environment.
+    Docker records the committed container's whole configuration in the image it makes
+    (``container_config``, the server's token among it, in every copy pushed or saved); committing
+    a fresh, never started container of that image keeps its files and records only this clean
+    one. The first image stays, untagged, as the save's parent on this engine alone (it goes with
+    the save)."""
+    clean = client.api.create_container(image=layer.id, labels={contract.L_SAVE: "committing"})
+    try:
+        return client.images.get(
+            client.api.commit(clean["Id"], repository=repository, tag=tag, conf=conf)["Id"]
+        )
+    finally:
+        client.api.remove_container(clean["Id"], force=True)

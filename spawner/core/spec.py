@@ -22,6 +22,7 @@ The dataclasses here have no defaults of their own: what a lab may change comes 
 file's schema (through the spawner's traits); what it may not (the capabilities) is a constant.
 """
 
+import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -41,6 +42,7 @@ class MountSpec:
     labels: tuple = ()  # (key, value) pairs for a volume gpulab creates
     owner: str = ""  # a per-user host directory made before the start: "user" (home, scratch) or "root" (SSH host keys)
     size: int = 0  # a tmpfs's size in bytes (0: Docker's default)
+    mode: int = 0o755  # a tmpfs's mode (Docker's default, 1777, would let the user write there)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Storage:
 SYSCTLS = (("net.ipv4.ip_unprivileged_port_start", "1024"),)
 RUNTIME_TMPFS = 16 * 1024**2
 LOG_TMPFS = 64 * 1024**2
+ETC_TMPFS = 1024**2
 
 
 @dataclass(frozen=True)
@@ -304,9 +307,19 @@ def labels(deployment, identity, profile_name, gpu_uuids):
     }
 
 
+def start_command(command):
+    """The command, with gpulab's start script named by its path: found through PATH, a file a
+    saved environment put earlier on it (``/usr/local/sbin``) would run as root instead."""
+    command = tuple(command)
+    if command and command[0] == os.path.basename(contract.START_SCRIPT):
+        return (contract.START_SCRIPT,) + command[1:]
+    return command
+
+
 def mounts(deployment, identity, storage, ssh, prefix):
-    """The user's home, datasets, scratch and SSH host keys; the hub's boot files (read-only);
-    the runtime and log tmpfs."""
+    """The user's home, datasets, scratch and SSH host keys; the hub's boot files (read-only:
+    gpulab-start, the hooks, sshd's PAM stack); the tmpfs for what the start writes (runtime,
+    logs, the sudo rule, sshd's settings), so that no layer holds or plants them."""
     volume_labels = ((contract.L_DEPLOYMENT, deployment), (contract.L_USER, identity.username))
 
     def own(template, target, extra_labels=(), owner="user"):
@@ -337,6 +350,20 @@ def mounts(deployment, identity, storage, ssh, prefix):
         ]
     out.append(MountSpec(target=contract.RUNTIME_DIR, source="", kind="tmpfs", size=RUNTIME_TMPFS))
     out.append(MountSpec(target=contract.LOG_DIR, source="", kind="tmpfs", size=LOG_TMPFS))
+    out.append(MountSpec(target=contract.SUDOERS_DIR, source="", kind="tmpfs", size=ETC_TMPFS))
+    if ssh.enabled:
+        out.append(
+            MountSpec(target=contract.SSHD_CONFIG_DIR, source="", kind="tmpfs", size=ETC_TMPFS)
+        )
+        if storage.boot:
+            out.append(
+                MountSpec(
+                    target=contract.PAM_SSHD,
+                    source=f"{storage.boot}/hooks/ssh/pam-sshd",
+                    kind="bind",
+                    read_only=True,
+                )
+            )
     if ssh.enabled:
         out.append(
             own(
@@ -394,7 +421,7 @@ def build_spec(
     return ContainerSpec(
         name=name,
         image=limits.image,
-        command=tuple(command),
+        command=start_command(command),
         env=_frozen(env),
         labels=_frozen(labels(deployment, identity, profile_name, gpus.uuids)),
         mounts=mounts(deployment, identity, storage, ssh, prefix),

@@ -15,6 +15,8 @@
 
 import asyncio
 import collections
+import functools
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -168,9 +170,23 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def is_own_address(ip):
+    """Whether ``ip`` is an address of this machine (or of the hub's container): the proxy's
+    connections come from one, whichever of the hub's addresses it dials (a Docker bridge's
+    gateway, an overlay address); a user's container or the network never does."""
+    try:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((ip, 0))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def client_address(handler):
     """Where a login comes from, as far as it can be trusted: the connection's own peer, or, for a
-    connection from this host (the hub's proxy), the address the proxy appended to
+    connection from this machine (the hub's proxy), the address the proxy appended to
     X-Forwarded-For. A client's own X-Real-Ip or X-Forwarded-For entries are never believed: an
     attacker rotating them would otherwise escape the lock-out."""
     request = getattr(handler, "request", None)
@@ -178,7 +194,7 @@ def client_address(handler):
         return ""
     context = getattr(request.connection, "context", None)
     peer = getattr(context, "_orig_remote_ip", None) or request.remote_ip or ""
-    if peer in ("127.0.0.1", "::1"):
+    if peer and is_own_address(peer):
         forwarded = request.headers.get("X-Forwarded-For", "")
         return forwarded.split(",")[-1].strip() or peer
     return peer

@@ -98,14 +98,14 @@ class HomeBackups:
     def __init__(self, lab, poll=0.5):
         self.lab = lab
         self.poll = poll
-        self.jobs = {}  # username -> the latest Job
+        self.jobs = {}  # hub user id -> the latest Job (a new account of an old name has none)
 
-    def job(self, username):
-        job = self.jobs.get(username)
+    def job(self, user_id):
+        job = self.jobs.get(user_id)
         return job.as_dict() if job else None
 
-    def _busy(self, username):
-        job = self.jobs.get(username)
+    def _busy(self, user_id):
+        job = self.jobs.get(user_id)
         if job and job.state == "running":
             raise HomeBackupError(
                 f"a {job.kind} of this home is running: wait for it to finish", 409
@@ -165,7 +165,7 @@ class HomeBackups:
 
     def start_backup(self, spawner, now=None):
         username, user_id = spawner.user.name, spawner.user.id
-        self._busy(username)
+        self._busy(user_id)
         self.expire(user_id, spawner.escaped_name, now)
         existing = list_archives(self.lab, user_id, spawner.escaped_name)
         if len(existing) >= self.lab.home_backups_per_user:
@@ -198,7 +198,7 @@ class HomeBackups:
             specs.MountSpec(target="/backup", source=folder, kind="bind"),
         ]
         job = Job("backup", username, name)
-        self.jobs[username] = job
+        self.jobs[user_id] = job
         spec = self._job_spec(spawner, "backup", stamp, command, mounts, BACKUP_CAPABILITIES)
 
         def written():  # the archive's bytes so far (the .part file, then the finished archive)
@@ -210,7 +210,7 @@ class HomeBackups:
 
     def start_restore(self, spawner, archive, now=None):
         username, user_id = spawner.user.name, spawner.user.id
-        self._busy(username)
+        self._busy(user_id)
         if archive not in {
             a["name"] for a in list_archives(self.lab, user_id, spawner.escaped_name)
         }:
@@ -239,7 +239,7 @@ class HomeBackups:
             ),
         ]
         job = Job("restore", username, target)
-        self.jobs[username] = job
+        self.jobs[user_id] = job
         spec = self._job_spec(
             spawner, "restore", stamp, ["sh", "-c", script], mounts, RESTORE_CAPABILITIES
         )

@@ -307,6 +307,14 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 400,
                 f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}",
             )
+        save = self._saves.get(getattr(request, "save", "")) if saves else None
+        if save and save.get("sudo", True) and not self.policy()[1]:
+            raise web.HTTPError(
+                400,
+                f"Invalid spawn option save: {request.save} was saved while sudo was allowed and sudo "
+                "is off now; what ran as root then could run as root again: start from the profile "
+                "(your home is kept) or ask an admin",
+            )
         reason = await self.image_unavailable(self.limits(request).image)
         if reason:
             raise web.HTTPError(
@@ -316,7 +324,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     async def user_saves(self):
         """{tag: profile} of this user's saved environments."""
-        rows = await self.lab.saves.list_saves(self.user.name)
+        rows = await self.lab.saves.list_saves(self.user.id)
         self._saves = {r["tag"]: r for r in rows}
         return {tag: r["profile"] for tag, r in self._saves.items()}
 

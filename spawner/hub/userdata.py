@@ -98,6 +98,7 @@ async def remove_user_data(lab, username, *, user_id, escaped_name, uid, store=N
         username,
         "home-backups",
     )
+    lab.home_backups.jobs.pop(user_id, None)
     if moved:
         done.append(f"moved home backups to {moved}")
     identity = specs.Identity(

@@ -12,9 +12,11 @@ import os
 import re
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 
+import docker
 import pytest
 import requests
 
@@ -45,26 +47,35 @@ def server_token(container):
     return dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])["JUPYTERHUB_API_TOKEN"]
 
 
-def image_bytes(docker_client, image):
-    """Every file of every layer of an image, as one blob (a `docker save`, unpacked)."""
-    raw = b"".join(docker_client.api.get_image(image))
-    out = []
-    with tarfile.open(fileobj=io.BytesIO(raw)) as outer:
-        for member in outer.getmembers():
-            if not member.isfile():
-                continue
-            data = outer.extractfile(member).read()
-            if member.name.endswith(".tar") or member.name.startswith("blobs/"):
+def holding(image, *secrets):
+    """{secret: [the files of the image that hold it]}: its config, manifest and every file of
+    every layer (a `docker save`, streamed to a file: a save is as large as its profile's image)."""
+    api = docker.APIClient(timeout=900)  # `docker save` of a GB image takes its time to start
+    found = {s: [] for s in secrets}
+
+    def look(name, data):
+        for s in secrets:
+            if s in data:
+                found[s].append(name)
+
+    with tempfile.TemporaryFile() as f:
+        for chunk in api.get_image(image):
+            f.write(chunk)
+        f.seek(0)
+        with tarfile.open(fileobj=f) as outer:
+            for member in outer.getmembers():
+                if not member.isfile():
+                    continue
+                data = outer.extractfile(member).read()
                 try:
                     with tarfile.open(fileobj=io.BytesIO(data)) as layer:
-                        for f in layer.getmembers():
-                            if f.isfile():
-                                out.append(layer.extractfile(f).read())
+                        for g in layer.getmembers():
+                            if g.isfile():
+                                look(f"{member.name}:{g.name}", layer.extractfile(g).read())
                     continue
                 except tarfile.TarError:
-                    pass
-            out.append(data)
-    return b"\n".join(out)
+                    look(member.name, data)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +128,6 @@ def test_a_save_keeps_no_token_and_no_password_and_a_cleared_password_stops_work
     )
     assert r.status_code == 201, r.text
     save = r.json()
-    blob = image_bytes(docker_client, save["image"])
-    assert token.encode() not in blob, "the server's live token is in the save"
     hashed = json.loads(
         requests.get(
             f"{hub.url}/hub/api/gpulab/ssh/account",
@@ -126,8 +135,11 @@ def test_a_save_keeps_no_token_and_no_password_and_a_cleared_password_stops_work
             timeout=30,
         ).text
     )["password_hash"]
-    assert hashed.startswith("$2b$") and hashed.encode() not in blob, (
-        "the password hash is in the save"
+    assert hashed.startswith("$2b$")
+    found = holding(save["image"], token.encode(), hashed.encode())
+    assert found == {token.encode(): [], hashed.encode(): []}, (
+        "the server's live token or the password hash is in the save",
+        found,
     )
 
     # the password removed on the hub: it fails at once, also in a server started from the save
@@ -213,6 +225,29 @@ def test_one_save_at_a_time_and_the_limits_hold(lab, docker_client):
             == 405
         )
     hub.stop_server("quinn")
+
+    # a user whose name is quinn's id finds none of quinn's saves (they are keyed by id, not name)
+    numeric = str(row["user_id"])
+    hub.create_user(numeric)
+    theirs = auth(hub, numeric)
+    mine = requests.get(
+        f"{hub.url}/hub/api/gpulab/users/{numeric}/saves", headers=theirs, timeout=30
+    ).json()
+    assert mine == []
+    r = hub.api("POST", f"/users/{numeric}/server", json={"save": row["tag"]})
+    assert r.status_code == 400 and "save" in r.text, r.text
+
+    # quinn's save was made with sudo: once the admin turns sudo off, it does not start (whatever
+    # was changed as root then would run as root again), and says why
+    assert row["sudo"] is True
+    admin = Browser(hub, "admin")
+    try:
+        assert admin.post(action="admin_settings", sudo="0").status_code == 200
+        r = hub.api("POST", "/users/quinn/server", json={"save": row["tag"]})
+        assert r.status_code == 400 and "sudo" in r.text, r.text
+        assert not [c for c in hub.containers("quinn") if c.status == "running"]
+    finally:
+        admin.post(action="admin_settings", sudo="1")
 
 
 def test_a_deleted_users_saves_and_backups_do_not_pass_to_the_next_account_of_that_name(

@@ -54,8 +54,13 @@ def test_create_arguments_carry_the_whole_spec():
         "/home/alice_b_lab",
         "/run/gpulab",
         "/var/log",
+        "/etc/sudoers.d",
+        "/etc/ssh/sshd_config.d",
         "/etc/gpulab/ssh-host",
     ]
+    # what the start writes into /etc is on tmpfs only the container's root may write to
+    tmpfs = [m for m in hc["Mounts"] if m["Type"] == "tmpfs"]
+    assert tmpfs and all(m["TmpfsOptions"]["Mode"] == 0o755 for m in tmpfs), tmpfs
     assert hc["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "1024"}
 
 

@@ -292,7 +292,7 @@ def test_image_references_name_no_registry_host(dockerfile):
 
 def test_base_dockerfile_contract():
     ins = instructions(ROOT / "images/base/Dockerfile")
-    assert 'ENTRYPOINT ["tini", "-g", "--"]' in ins
+    assert 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' in ins
     assert 'CMD ["gpulab-start"]' in ins
     assert "LABEL gpulab.image=base" in ins
     assert not any(i.startswith("USER") for i in ins)  # gpulab-start must run as root

@@ -120,7 +120,7 @@ def test_identity_gpus_and_labels():
     assert (
         s.working_dir == "/home/alice_b_lab"
         and s.image == "localhost/gpulab/pytorch:latest"
-        and s.command == ("gpulab-start", "--port=8888")
+        and s.command == ("/usr/local/bin/gpulab-start", "--port=8888")  # by its path, never PATH
     )
 
 
@@ -218,13 +218,12 @@ def test_mounts_home_datasets_scratch_and_ssh_keys():
 
 def test_default_home_is_a_labelled_volume_and_no_ssh_means_no_port():
     s = build()
-    home, runtime, logs = s.mounts
-    assert (runtime.target, runtime.kind, logs.target, logs.kind) == (
-        "/run/gpulab",
-        "tmpfs",
-        "/var/log",
-        "tmpfs",
-    )
+    home, *tmpfs = s.mounts
+    assert [(m.target, m.kind, m.mode) for m in tmpfs] == [
+        ("/run/gpulab", "tmpfs", 0o755),
+        ("/var/log", "tmpfs", 0o755),
+        ("/etc/sudoers.d", "tmpfs", 0o755),  # no SSH: no sshd settings
+    ]
     assert home.kind == "volume" and home.source == "lab-home-alice-2eb-40lab"
     assert dict(home.labels) == {"gpulab.deployment": "lab", "gpulab.user": "alice.b@lab"}
     assert s.ports == () and "GPULAB_SSH" not in s.env

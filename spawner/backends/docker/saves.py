@@ -89,7 +89,7 @@ class LocalSaves:
         used = sum(r["bytes"] for r in existing)
         now = time.time() if now is None else now
         try:
-            image, _ = rules.commit(
+            image, _, _ = rules.commit(
                 client,
                 container,
                 repository=rules.repository(

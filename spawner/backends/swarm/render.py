@@ -34,7 +34,13 @@ from ...core.job import NODE_BRIDGE
 
 def service_mount(m):
     if m.kind == "tmpfs":
-        return Mount(target=m.target, source=None, type="tmpfs", tmpfs_size=m.size or None)
+        return Mount(
+            target=m.target,
+            source=None,
+            type="tmpfs",
+            tmpfs_size=m.size or None,
+            tmpfs_mode=m.mode,
+        )
     if m.kind == "volume":
         labels = dict(m.labels) if m.labels else None
         return Mount(

@@ -22,7 +22,7 @@ from .jobs import run_job
 SAVE_TIMEOUT = 600
 DOCKER_SOCKET = "/var/run/docker.sock"
 CERTS = "/etc/docker/certs.d"  # the nodes' trust in the lab registry (its CA), for the jobs that call it
-COLUMNS = ("user", "user_id", "tag", "image", "profile", "note", "created", "bytes")
+COLUMNS = ("user", "user_id", "tag", "image", "profile", "note", "created", "bytes", "sudo")
 
 
 class SwarmSaves:
@@ -58,10 +58,13 @@ class SwarmSaves:
                 "create table if not exists saves (deployment text, user text, tag text, image text, profile text, note text, "
                 "created real, bytes integer, primary key (deployment, user, tag))"
             )
-            if "user_id" not in [row[1] for row in db.execute("pragma table_info(saves)")]:
-                db.execute(
-                    "alter table saves add column user_id integer"
-                )  # a list from before saves were keyed by id
+            # a list from before saves were keyed by id, and knew whether sudo made them (not
+            # known: as if it did)
+            columns = [row[1] for row in db.execute("pragma table_info(saves)")]
+            if "user_id" not in columns:
+                db.execute("alter table saves add column user_id integer")
+            if "sudo" not in columns:
+                db.execute("alter table saves add column sudo integer not null default 1")
             self._db = db
         return self._db
 
@@ -74,10 +77,11 @@ class SwarmSaves:
         if user_id is not None:
             sql += " and user_id = ?"
             args.append(user_id)
-        return [
+        rows = [
             dict(zip(COLUMNS, row, strict=True))
             for row in self.db.execute(sql + " order by created desc", args)
         ]
+        return [{**r, "sudo": bool(r["sudo"])} for r in rows]
 
     async def list_saves(self, user_id=None):
         return await self._io(self._rows, user_id)
@@ -171,10 +175,11 @@ class SwarmSaves:
             now,
             int(outcome["bytes"]),
             user_id,
+            1 if outcome.get("sudo", True) else 0,
         )
         await self._io(
             self.db.execute,
-            "insert into saves (deployment, user, tag, image, profile, note, created, bytes, user_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into saves (deployment, user, tag, image, profile, note, created, bytes, user_id, sudo) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
         return await self.find_save(user_id, tag)

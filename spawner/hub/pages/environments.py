@@ -60,10 +60,13 @@ async def save_server(handler, user, server, note):
     return row
 
 
-async def delete_save(handler, username, tag):
-    row = await lab_of(handler).saves.delete_save(username, tag)
+async def delete_save(handler, user, tag):
+    row = await lab_of(handler).saves.delete_save(user.id, tag)
     handler.log.info(
-        "gpulab: saved environment %s of %s deleted by %s", tag, username, handler.current_user.name
+        "gpulab: saved environment %s of %s deleted by %s",
+        tag,
+        user.name,
+        handler.current_user.name,
     )
     return row
 
@@ -130,7 +133,7 @@ class EnvironmentsPageHandler(BaseHandler):
                 available=lab.saves_enabled,
                 used=sum(r["bytes"] for r in mine),
                 archives=list_archives(lab, user.id, user.spawner.escaped_name),
-                job=lab.home_backups.job(user.name),
+                job=lab.home_backups.job(user.id),
                 now=time.time(),
                 admin=user.admin,
             )

@@ -24,7 +24,7 @@ class HomeBackupsAPIHandler(APIHandler):
             json.dumps(
                 {
                     "archives": list_archives(lab, user.id, user.spawner.escaped_name),
-                    "job": lab.home_backups.job(user.name),
+                    "job": lab.home_backups.job(user.id),
                 }
             )
         )
