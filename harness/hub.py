@@ -356,6 +356,13 @@ class Hub(HubClient):
             except docker.errors.APIError as e:
                 if e.status_code != 409:  # "removal already in progress"
                     raise
+        # saved environments of this hub (their untagged parents go with them)
+        for image in self.client.images.list(filters={"label": f"gpulab.deployment={self.name}"}):
+            for tag in image.tags:
+                try:
+                    self.client.images.remove(tag, force=True)
+                except docker.errors.NotFound:
+                    pass
         for n in self.client.networks.list(names=[self.name]):
             if n.name == self.name:
                 firewall.remove(self.name, firewall.bridge_of(n))

@@ -528,6 +528,11 @@ class SwarmLab:
         self.cluster.remove()
         if self.registry is not None:
             self.registry.stop()
+            # the push tagged this engine's images with the registry's name: only the tags go
+            for image in self.client.images.list():
+                for tag in image.tags:
+                    if tag.startswith(f"{self.registry.address}/"):
+                        self.client.images.remove(tag, noprune=True)
         if self.certs:
             shutil.rmtree(self.certs, ignore_errors=True)
         if self.docker_config:

@@ -50,6 +50,7 @@ def local_id(client, ref):
 async def test_pull_policies(registry, docker_client):
     ref = f"{registry.address}/gpulab-test/tiny-{uuid.uuid4().hex[:6]}:v1"
     first = push_version(docker_client, ref, "one")
+    made = [first]  # every version this test made, removed at the end (tagged or not)
     docker_client.images.remove(ref, force=True)
     spawner = GPUDockerSpawner()
     try:
@@ -70,6 +71,7 @@ async def test_pull_policies(registry, docker_client):
         )
 
         second = push_version(docker_client, ref, "two")
+        made.append(second)
         docker_client.images.get(first).tag(
             ref
         )  # locally the old version again, the registry has the new one
@@ -81,7 +83,7 @@ async def test_pull_policies(registry, docker_client):
         spawner.pull_policy = "never"
         await spawner.pull_image(ref)  # present: fine
     finally:
-        for image in (ref,):
+        for image in (ref, *made):
             try:
                 docker_client.images.remove(image, force=True)
             except docker.errors.ImageNotFound:
