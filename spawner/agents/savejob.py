@@ -105,7 +105,9 @@ def delete(client, order, auth):
         if e.code != 404:  # another node's job was first
             raise RuntimeError(f"the registry refused to delete {image}: HTTP {e.code}")
     try:
-        client.images.remove(image, force=False)
+        # the hub has checked that no server runs it; a stopped task's container that Swarm has
+        # not cleaned up yet only loses the name (its layers go with it)
+        client.images.remove(image, force=True)
     except docker.errors.ImageNotFound:
         pass  # this node never had it
     return {"gpulab_save": "ok", "image": image}

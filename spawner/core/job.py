@@ -108,9 +108,13 @@ def build_job(
     for m in mounts:
         if not isinstance(m, MountSpec):
             raise TypeError(f"job {name}: mounts must be MountSpec, got {type(m).__name__}")
-    if network not in (NO_NETWORK, NODE_BRIDGE):
+    # a named network of the deployment's (never the host's own: that would be no isolation)
+    if network == "host" or (
+        network not in (NO_NETWORK, NODE_BRIDGE) and not NETWORK_NAME.fullmatch(network)
+    ):
         raise ValueError(
-            f"job {name}: network must be {NO_NETWORK!r} or {NODE_BRIDGE!r}, got {network!r}"
+            f"job {name}: network must be {NO_NETWORK!r}, {NODE_BRIDGE!r} or a network's name "
+            f"(not the host's), got {network!r}"
         )
     if timeout <= 0:
         raise ValueError(f"job {name}: timeout must be positive, got {timeout}")

@@ -636,7 +636,7 @@ def test_odd_user_names_reach_sshd_intact(flat):
     flat.create_user(name)
     flat.spawn(name)
     (c,) = flat.containers(name)
-    code, out, err = run_as(c, "cat /etc/gpulab/ssh/settings.json", "0")
+    code, out, err = run_as(c, "cat /run/gpulab/ssh/settings.json", "0")
     assert code == 0 and json.loads(out)["user"] == name, (out, err)
     flat.stop_server(name)
 

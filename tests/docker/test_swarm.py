@@ -322,34 +322,6 @@ def test_a_hub_restart_keeps_every_holding(lab):
     assert hub.wait_ready("bob")
 
 
-def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
-    """bob's server runs on w1; w1 loses power. The hub reports bob's server stopped within a poll
-    interval, his GPUs are free again, and bob starts again on w2 with his home intact."""
-    hub, cluster = lab["hub"], lab["cluster"]
-    node, c = hub.container_of("bob")
-    assert node == "w1"
-    uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
-    assert (
-        c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
-    )
-    cluster.kill("w1")
-    deadline = time.monotonic() + 90
-    while hub.api("GET", "/users/bob").json()["servers"]:
-        assert time.monotonic() < deadline, "the hub never noticed that bob's node died"
-        time.sleep(2)
-    held = {
-        g["uuid"]: [h["user"] for h in g["holders"]]
-        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
-    }
-    assert not any("bob" in users for users in held.values()), held
-    hub.spawn("bob", {"profile": "gpu", "gpus": 1}, timeout=300)
-    node2, c2 = hub.container_of("bob")
-    assert node2 == "w2" and env_of(c2, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
-    assert (
-        c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
-    )
-
-
 # --- a hostile student on a Swarm -----------------------------------------------------------
 
 
@@ -423,6 +395,34 @@ def test_a_gpu_task_falls_back_to_no_gpu_where_the_runtime_is_not_set_up(lab):
     node, c = hub.container_of("gus")
     assert env_of(c, "NVIDIA_VISIBLE_DEVICES") == env_of(c, "DOCKER_RESOURCE_GPU") != ""
     hub.stop_server("gus")
+
+
+def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
+    """bob's server runs on w1; w1 loses power. The hub reports bob's server stopped within a poll
+    interval, his GPUs are free again, and bob starts again on w2 with his home intact."""
+    hub, cluster = lab["hub"], lab["cluster"]
+    node, c = hub.container_of("bob")
+    assert node == "w1"
+    uid = c.attrs["Config"]["Labels"]["gpulab.uid"]
+    assert (
+        c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
+    )
+    cluster.kill("w1")
+    deadline = time.monotonic() + 90
+    while hub.api("GET", "/users/bob").json()["servers"]:
+        assert time.monotonic() < deadline, "the hub never noticed that bob's node died"
+        time.sleep(2)
+    held = {
+        g["uuid"]: [h["user"] for h in g["holders"]]
+        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
+    }
+    assert not any("bob" in users for users in held.values()), held
+    hub.spawn("bob", {"profile": "gpu", "gpus": 1}, timeout=300)
+    node2, c2 = hub.container_of("bob")
+    assert node2 == "w2" and env_of(c2, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
+    assert (
+        c2.exec_run(["cat", "/home/bob/after-the-crash.txt"]).output.decode().strip() == "survives"
+    )
 
 
 PROBE = """

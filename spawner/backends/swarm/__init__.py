@@ -5,6 +5,7 @@ overlay network of their own; images come from the lab's registry, homes from sh
 import os
 from urllib.parse import urlparse
 
+from ...core import contract
 from ...core.site.facts import (
     BASE_IMAGE,
     hub_container_name,
@@ -68,7 +69,7 @@ class SwarmBackend(Backend):
             hub_image=lab.hub_image,
             hardening=lab.hardening,
             api_factory=lab.api,
-            registry_secret=lab.registry_secret,
+            registry_access=lambda: (lab.registry_secret, lab.registry_auth),
         )
 
     def job_image(self, lab):
@@ -81,15 +82,25 @@ class SwarmBackend(Backend):
             job,
             node_ids=getattr(lab.gpus.inventory_source, "node_ids", {}),
             on_line=on_line,
+            auth=lab.registry_auth,
         )
 
     def prepare_host(self, lab, api_port):
-        return self.part("network").prepare_host(
+        """The hub's overlay, and the registry's credentials: the manager's engine logged in (so
+        every service carries them to the node that pulls) and a Swarm secret for the jobs."""
+        address = self.part("network").prepare_host(
             lab.docker(),
             deployment=lab.name,
             network=lab.network_name,
             encrypted=lab.network_encrypted,
         )
+        if lab.registry_auth:
+            registry = self.part("registry")
+            registry.login(lab.api(), lab.registry_auth)
+            lab.registry_secret = registry.ensure_secret(
+                lab.api(), lab.name, lab.registry_auth, {contract.L_DEPLOYMENT: lab.name}
+            )
+        return address
 
     def launch_hub(self, site, *, site_file, config_file, replace=False):
         """On a Swarm manager: the hub runs in a container there (:mod:`.hub`)."""

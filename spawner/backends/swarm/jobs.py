@@ -19,9 +19,10 @@ from .render import job_service_arguments
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
 
 
-async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5):
+async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None):
     """Run ``job`` with the manager's APIClient ``api``. ``node_ids`` maps node names to ids
-    (``job.node`` may be either)."""
+    (``job.node`` may be either); ``auth``: the registry's credentials, with which ``api`` logs in
+    so that the service carries them to the node that pulls the image."""
     if not job.node:
         return await container.run_job(api, job, on_line=on_line)
     if job.network == NO_NETWORK:  # refused before anything is asked of the Swarm
@@ -30,7 +31,9 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5):
             400,
         )
     node_id = None if job.node == EVERY_NODE else (node_ids or {}).get(job.node, job.node)
-    job = dataclasses.replace(job, image=await asyncio.to_thread(registry.pinned, api, job.image))
+    job = dataclasses.replace(
+        job, image=await asyncio.to_thread(registry.pinned, api, job.image, auth)
+    )
     try:
         secret_ids = await asyncio.to_thread(_secret_ids, api, job.secrets)
         kwargs = job_service_arguments(job, node_id, secret_ids)

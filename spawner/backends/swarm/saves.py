@@ -35,16 +35,16 @@ class SwarmSaves:
         hub_image,
         hardening,
         api_factory,
-        registry_secret="",
+        registry_access=lambda: ("", None),
     ):
         self.deployment = deployment
         self.registry = registry
         self.hub_image = hub_image
         self.hardening = hardening
         self.api_factory = api_factory
-        self.registry_secret = (
-            registry_secret  # the Swarm secret with the registry's credentials ('' for none)
-        )
+        # () -> (the Swarm secret with the registry's credentials, or ''; the credentials, or
+        # None): known once the hub has prepared its host, after this is made
+        self.registry_access = registry_access
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="gpulab-saves")
         self.store_path = store_path
         self._db = None
@@ -104,13 +104,18 @@ class SwarmSaves:
             ],
             network=NODE_BRIDGE,  # the registry
             node=node,
-            secrets=(self.registry_secret,) if self.registry_secret else (),
+            secrets=(self.registry_access()[0],) if self.registry_access()[0] else (),
             hardening=self.hardening,
             timeout=SAVE_TIMEOUT,
         )
 
     def _order(self, action, **kw):
-        return {"action": action, "registry": self.registry, "secret": self.registry_secret, **kw}
+        return {
+            "action": action,
+            "registry": self.registry,
+            "secret": self.registry_access()[0],
+            **kw,
+        }
 
     async def create_save(
         self,
@@ -159,7 +164,7 @@ class SwarmSaves:
             task["NodeID"],
             username=username,
         )
-        outcome = _outcome(await run_job(api, job))
+        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1]))
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{outcome.get('message', 'the save failed')} (your saves use {rules.gib(used)} of {rules.gib(max_bytes)})",
@@ -208,7 +213,7 @@ class SwarmSaves:
             self._order("delete", image=row["image"]),
             EVERY_NODE,
         )
-        outcome = _outcome(await run_job(api, job))
+        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1]))
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{tag} could not be removed: {outcome.get('message', 'the job failed')}", 500
