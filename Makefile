@@ -31,7 +31,6 @@ check: venv gpulab.yaml
 	$(BIN)/gpulab check
 
 up: images gpulab.yaml
-	$(BIN)/gpulab images build $(IMAGE_BUILD_FLAGS) --for-site base
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gpulab up
 
 unit: venv

@@ -12,6 +12,9 @@ def parser():
         prog="gpulab-client",
         description="gpulab on your own machine: SSH through the hub, the GPU table, saved environments.",
     )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"gpulab-client {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sshproxy.add_parser(sub)
     gpus.add_parser(sub)

@@ -3,6 +3,7 @@
 import json
 import os
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from urllib.parse import quote
@@ -45,6 +46,9 @@ def connect(args):
     if not args.hub:
         raise HubError("pass --hub URL (or set GPULAB_HUB_URL)")
     hub = Hub(args.hub, read_token(args.token_file), ca_file=args.ca_file)
+    advice = hub.version_advice()
+    if advice:
+        print(f"gpulab-client: {advice}", file=sys.stderr)
     return hub, args.user or hub.whoami()
 
 
@@ -117,6 +121,23 @@ class Hub:
     def whoami(self):
         return self.api("GET", "/user")["name"]
 
+    def version_advice(self):
+        """A line saying how to update when this client's version is not the hub's ('' when it is,
+        or when the hub does not say)."""
+        from . import __version__
+
+        try:
+            theirs = self.api("GET", "/gpulab/version").get("client", "")
+        except (HubError, ValueError, AttributeError):
+            return ""
+        if not theirs or theirs == __version__:
+            return ""
+        return (
+            f"gpulab-client {__version__} is not the hub's ({theirs}): update it with "
+            f"curl -fsSLo ~/.local/bin/gpulab-client {self.url}/hub/gpulab/client/gpulab-client.pyz "
+            "(or see the hub's SSH page)"
+        )
+
     def server(self, user, server_name=""):
         return self.api("GET", "/users/" + quote(user, safe=""))["servers"].get(server_name)
 
@@ -130,8 +151,14 @@ class Hub:
         if server and server.get("ready"):
             return server
         if not server:
-            log(f"starting the server of {user}")
-            self.api("POST", path + "/server", {})
+            options = self.last_options(user)
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(options.items()) if v not in ("", None))
+            log(
+                f"starting the server of {user} as it was last started ({shown})"
+                if shown
+                else f"starting the server of {user}"
+            )
+            self.api("POST", path + "/server", options)
         failed = []
         with self._open("GET", path + "/server/progress", timeout=timeout) as stream:
             for raw in stream:
@@ -151,6 +178,16 @@ class Hub:
                 f"the server of {user} did not start: {'; '.join(failed) or 'not ready'}"
             )
         return server
+
+    def last_options(self, user, server_name=""):
+        """The options the server was last started with (profile, GPUs, saved environment), so
+        that SSH starts what the user last used; {} when the hub does not say."""
+        try:
+            model = self.api("GET", "/users/" + quote(user, safe="") + "?include_stopped_servers=1")
+        except HubError:
+            return {}
+        options = ((model or {}).get("servers") or {}).get(server_name, {}).get("user_options")
+        return dict(options) if isinstance(options, dict) else {}
 
     def websocket_url(self, server_url):
         """ws(s):// URL of a path on the user's server. ``server_url`` is the hub's ``url`` of the

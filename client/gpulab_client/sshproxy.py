@@ -64,6 +64,13 @@ def run(hub_url, user, token, *, log, ca_file=None, stdin_fd=0, stdout_fd=1):
         ws = WebSocket.connect(url, hub.headers, ssl_context=hub.ssl)
     except WebSocketError as e:
         raise HubError(f"the SSH route {url} refused the connection: {e}")
+
+    def advise():  # beside the connection, never before it: ssh waits for nothing
+        advice = hub.version_advice()
+        if advice:
+            log(advice)
+
+    threading.Thread(target=advise, daemon=True).start()
     pipe(ws, stdin_fd, stdout_fd)
 
 

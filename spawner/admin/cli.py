@@ -11,7 +11,7 @@ import sys
 
 from ..core.site.model import load_site, site_path
 from ..core.site.schema import ConfigError
-from . import hubcmds, imagecmds, nodecmds, ops
+from . import hubcmds, imagecmds, nodecmds, ops, statuscmd
 
 #: help of the words that group commands (`gpulab images ...`)
 GROUPS = {
@@ -38,7 +38,13 @@ def _client_commands():
     return [(module, cmd_client) for module in (gpus, sshproxy)]
 
 
-COMMANDS = [*hubcmds.COMMANDS, *imagecmds.COMMANDS, *nodecmds.COMMANDS, *ops.COMMANDS]
+COMMANDS = [
+    *hubcmds.COMMANDS,
+    *imagecmds.COMMANDS,
+    *nodecmds.COMMANDS,
+    *ops.COMMANDS,
+    *statuscmd.COMMANDS,
+]
 
 
 def parser(commands=COMMANDS):

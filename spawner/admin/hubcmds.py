@@ -32,7 +32,7 @@ def spawner_for(site):
     return select(site).load_spawner_class()(config=c)
 
 
-def check(site_file, *, need_images="all"):
+def check(site_file):
     """Validate the site file and the host. Returns the number of problems."""
     problems = 0
     print(f"gpulab check: site file {site_file}")
@@ -52,11 +52,9 @@ def check(site_file, *, need_images="all"):
     except HostError as e:
         _bad(str(e))
         return problems + 1
-    wanted = (
-        site["profiles"]
-        if need_images == "all"
-        else [p for p in site["profiles"] if p["name"] == site["default_profile"]]
-    )
+    # the default profile's image must be there; the others may come later (`gpulab images
+    # build NAME`): until then the form shows them as unavailable
+    wanted = [p for p in site["profiles"] if p["name"] == site["default_profile"]]
     if not backend.hub_on_host:
         wanted = []  # the nodes pull from the registry (gpulab images push); the hub image has the proxy
         print(
@@ -64,18 +62,35 @@ def check(site_file, *, need_images="all"):
         )
     import docker.errors
 
-    for profile in wanted:
+    from ..core.imagefacts import without_cuda
+    from .images import IMAGES
+
+    buildable = {spec.tag: name for name, spec in IMAGES.items()}
+    for profile in site["profiles"] if backend.hub_on_host else ():
+        image, name = profile["image"], profile["name"]
         try:
-            client.images.get(profile["image"])
-            _ok(f"image {profile['image']} (profile {profile['name']}) is present")
+            found = client.images.get(image)
         except docker.errors.ImageNotFound:
-            problems += 1
-            _bad(
-                f"image {profile['image']} (profile {profile['name']}) is missing: run `gpulab images build`"
+            how = (
+                f"`gpulab images build {buildable[image]}`"
+                if image in buildable
+                else "build or pull it"
             )
-    for profile in site["profiles"]:
-        if profile not in wanted:
-            print(f"  note  profile {profile['name']}: image {profile['image']} not checked")
+            if profile in wanted:
+                problems += 1
+                _bad(f"image {image} (profile {name}) is missing: {how}")
+            else:
+                print(
+                    f"  note  image {image} (profile {name}) is not built yet ({how}); the spawn "
+                    "form shows the profile as unavailable until it is"
+                )
+            continue
+        _ok(f"image {image} (profile {name}) is present")
+        if without_cuda(found.labels):
+            print(
+                f"  note  image {image} (profile {name}) was built on a plain Debian base, without "
+                "CUDA (no nvidia-smi, no CUDA libraries): rebuild it where the CUDA base can be pulled"
+            )
     for key, path in missing_host_paths(site):
         problems += 1
         _bad(f"{key}: host path {path} does not exist")
@@ -164,7 +179,7 @@ def cmd_up(args):
     site = load_site(args.site) if os.path.exists(args.site) else None
     backend = select(site) if site is not None else None
     if backend is None or backend.hub_on_host:
-        if check(args.site, need_images="default"):
+        if check(args.site):
             print("gpulab up: fix the problems above first", file=sys.stderr)
             return 1
         backend = backend or select(load_site(args.site))
@@ -185,15 +200,26 @@ def cmd_up(args):
         return 1
 
 
-def read_password(path):
-    """From a file (first line), or asked twice on the terminal."""
+def read_password(path, stdin=None):
+    """From a file (its first line; ``-``: standard input), from standard input when it is not a
+    terminal (``… | gpulab admin create NAME``), or asked twice on the terminal."""
+    stdin = stdin or sys.stdin
+    if path == "-" or (not path and not stdin.isatty()):
+        line = stdin.readline()
+        if not line.strip():
+            raise ValueError("no password on standard input (one line expected)")
+        return line.rstrip("\r\n")
     if path:
         with open(path) as f:
-            return f.readline().rstrip("\n")
+            return f.readline().rstrip("\r\n")
     import getpass
 
-    first = getpass.getpass("Password for the new account: ")
-    if first != getpass.getpass("Again: "):
+    try:
+        first = getpass.getpass("Password for the new account (10 characters or more): ")
+        again = getpass.getpass("Again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise ValueError("no password given") from None
+    if first != again:
         raise ValueError("the two passwords differ")
     return first
 
@@ -247,7 +273,12 @@ def _up_arguments(p):
 
 def _create_arguments(p):
     p.add_argument("name", help="the account name, e.g. one of auth.admin_users")
-    p.add_argument("--password-file", help="read the password from this file (default: ask)")
+    p.add_argument(
+        "--password-file",
+        help="read the password (10 characters or more) from this file's first line, - for "
+        "standard input (default: standard input when it is piped, else asked twice); "
+        "works while the hub runs",
+    )
 
 
 COMMANDS = [

@@ -47,7 +47,9 @@ def cmd_images_build(args):
                     != 0
                 ):
                     print(
-                        f"gpulab images build: cannot pull {default}; falling back to a local Debian base"
+                        f"gpulab images build: cannot pull {default}; falling back to a local "
+                        "Debian base: the images will have no CUDA (no nvidia-smi), and the spawn "
+                        "form and `gpulab check` say so"
                     )
                     args.bootstrap_base = True
                     break

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from ..core import versions
+from ..core import contract, versions
 from ..core.site.facts import registry_name
 from ..hub.boot import find_build_context
 
@@ -34,7 +34,7 @@ try:
 except FileNotFoundError:  # reported when a build is asked for
     REPO_ROOT = None
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
-BOOTSTRAP_TAG = "localhost/gpulab/bootstrap:bookworm"
+BOOTSTRAP_TAG = contract.BOOTSTRAP_PREFIX + "bookworm"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 AUTO = "auto"  # ca_bundle=AUTO: use the host's CA bundle when it exists
@@ -224,6 +224,8 @@ def build_command(
         argv.append("--no-cache")
     root = Path(context) if context else Path(repo_root)
     argv += ["-f", str(root / spec.dockerfile), "-t", tag or spec.tag]
+    if base_image:  # what it was built on: the hub tells users when that had no CUDA
+        argv += ["--label", f"{contract.L_BASE_IMAGE}={base_image}"]
     for arg in spec.build_args:
         if values[arg]:
             argv += ["--build-arg", f"{arg}={values[arg]}"]

@@ -129,6 +129,8 @@ L_SAVE_PROFILE = "gpulab.save.profile"
 L_SAVE_NOTE = "gpulab.save.note"
 L_SAVE_CREATED = "gpulab.save.created"
 L_SAVE_BYTES = "gpulab.save.bytes"
+L_BASE_IMAGE = "gpulab.base-image"  # what `gpulab images build` built an image on
+BOOTSTRAP_PREFIX = "localhost/gpulab/bootstrap:"  # gpulab's plain Debian bases (no CUDA)
 L_SAVE_SUDO = "gpulab.save.sudo"  # "1": made while its user had sudo (or from such a save)
 L_USER_ID = "gpulab.user-id"  # the hub's user id (never reused): saves and backups are keyed by it
 

@@ -127,8 +127,15 @@ def validate_options(
             raise OptionError("save", "must be the name of one of your saved environments")
         if save not in (saves or {}):
             raise OptionError("save", f"{save!r} is not one of your saved environments")
-        # a save starts with the limits of the profile it came from, whatever profile the form also
-        # sent: that is the profile it runs (and is reclaimed and saved again) as
+        # a save starts with the limits of the profile it came from: that is the profile it runs
+        # (and is reclaimed and saved again) as; another profile named with it is a mistake
+        asked = user_options.get("profile")
+        if asked not in (None, "", saves[save]):
+            raise OptionError(
+                "save",
+                f"{save!r} was saved from profile {saves[save]!r}, not {str(asked)[:MAX_TEXT]!r}: "
+                "start it as it was saved, or choose the profile's own image",
+            )
         name = saves[save]
     if not isinstance(name, str):
         raise OptionError("profile", f"must be a string, got {type(name).__name__}")

@@ -22,6 +22,7 @@ The dataclasses here have no defaults of their own: what a lab may change comes 
 file's schema (through the spawner's traits); what it may not (the capabilities) is a constant.
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -212,6 +213,9 @@ class ContainerSpec:
     hardening: Hardening
     identity: Identity = field(compare=False)
     sysctls: tuple = SYSCTLS
+    entrypoint: tuple = ()  # (): the image's own
+    init: bool = False  # Docker's init as process 1, the entrypoint its child
+    user: str = ""  # "": the image's own user
 
     @property
     def pids_limit(self):
@@ -308,11 +312,13 @@ def labels(deployment, identity, profile_name, gpu_uuids):
 
 
 def start_command(command):
-    """The command, with gpulab's start script named by its path: found through PATH, a file a
-    saved environment put earlier on it (``/usr/local/sbin``) would run as root instead."""
+    """What gpulab's start script (the entrypoint, by its path: found through PATH, a file a saved
+    environment put earlier on it would run as root instead) is given: the server's arguments, or
+    a command. A command that names the start script itself (an image's CMD, an older setting)
+    loses that name."""
     command = tuple(command)
-    if command and command[0] == os.path.basename(contract.START_SCRIPT):
-        return (contract.START_SCRIPT,) + command[1:]
+    if command and command[0] in (contract.START_SCRIPT, os.path.basename(contract.START_SCRIPT)):
+        return command[1:]
     return command
 
 
@@ -401,8 +407,17 @@ def build_spec(
     network="",
     prefix=None,
     service_prefix="/",
+    plain=False,
 ):
     """The container for one start. Pure: same inputs, same spec.
+
+    With profiles, gpulab starts every image the same way: as root, gpulab's start script (the
+    hub's read-only copy) under Docker's init, which makes the user and their home, runs the hooks
+    and starts the server as the user (gpulab's, or the image's own ``jupyterhub-singleuser``);
+    ``command`` is then the server's arguments. ``plain`` (no profiles: GPUDockerSpawner as a
+    drop-in DockerSpawner) makes the container as DockerSpawner makes it: the image's own
+    entrypoint, command, user, home and working directory, no gpulab mounts or SSH, and gpulab's
+    GPU variables and hold.
 
     ``base_env`` is the environment JupyterHub and the admin give (``Spawner.get_env()``:
     ``JUPYTERHUB_*`` and the ``environment`` trait); the admin's values win over gpulab's tool
@@ -410,22 +425,28 @@ def build_spec(
     refused configuration that names them). ``gpus`` is the :class:`GPUGrant`.
     """
     prefix = prefix or deployment
+    if plain:
+        ssh = dataclasses.replace(ssh, enabled=False, host_port=0)
     env = {**tool_env(tools, service_prefix), **ssh_env(ssh, password_login)}
     env.update(base_env)
-    env.update(identity_env(identity, sudo=sudo, gpus=gpus))
+    env.update(identity_env(identity, sudo=sudo and not plain, gpus=gpus))
+    if plain:
+        env.pop(contract.HOME)  # the image's own user keeps their own home
+    else:
+        env[contract.SERVER_MODULE] = contract.FAST_SERVER  # images without the launcher ignore it
     env["JUPYTER_IMAGE_SPEC"] = env["JUPYTER_IMAGE"] = limits.image
-    env[contract.SERVER_MODULE] = contract.FAST_SERVER  # images without the launcher ignore it
     ports = ()
     if ssh.enabled and ssh.host_port:
         ports = (PortSpec(contract.SSH_PORT, ssh.host_address, ssh.host_port),)
+    start = {} if plain else {"entrypoint": (contract.START_SCRIPT,), "init": True, "user": "0"}
     return ContainerSpec(
         name=name,
         image=limits.image,
-        command=start_command(command),
+        command=tuple(command) if plain else start_command(command),
         env=_frozen(env),
         labels=_frozen(labels(deployment, identity, profile_name, gpus.uuids)),
-        mounts=mounts(deployment, identity, storage, ssh, prefix),
-        working_dir=identity.home,
+        mounts=() if plain else mounts(deployment, identity, storage, ssh, prefix),
+        working_dir="" if plain else identity.home,
         mem_limit=limits.mem_limit,
         cpu_limit=limits.cpu_limit,
         shm_size=limits.shm_size,
@@ -433,7 +454,8 @@ def build_spec(
         ports=ports,
         network=network,
         capabilities=CAPABILITIES,
-        no_new_privileges=not sudo,
+        no_new_privileges=plain or not sudo,
         hardening=hardening,
         identity=identity,
+        **start,
     )

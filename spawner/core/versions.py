@@ -6,14 +6,17 @@ a test checks a built image against them. Docker's layer cache would otherwise k
 install`` forever: the build also passes ``PIP_REFRESH`` (the ISO week by default, ``--refresh``
 for now), so a rebuild picks up new releases at least weekly.
 
-Advisories behind the floors: JupyterHub < 5.5.1; jupyter-server < 2.14.1 (CVE-2024-35178);
+Advisories behind the floors: JupyterHub < 6.1.0 (5.5.3 on the 5.5 line); jupyter-server < 2.14.1 (CVE-2024-35178);
 JupyterLab < 4.2.5 and Notebook < 7.2.2 (CVE-2024-43805); jupyter-server-proxy < 4.2.0
 (CVE-2024-28179, CVE-2024-35225); tornado < 6.5 (CVE-2024-52804, CVE-2025-47287); Jinja2 < 3.1.6
 (CVE-2025-27516); urllib3 < 2.5 (CVE-2025-50181/50182); requests < 2.32.4 (CVE-2024-47081).
 """
 
 HUB = {
-    "jupyterhub": ">=5.5.1,<6",  # < 6: jupyterhub-nativeauthenticator 1.3 (the default login) does not run on 6
+    # 6.1.1: the fixes of 6.1.0's advisories (GHSA-hx46-2cv3-mh6g, a denial of service through
+    # spawn options, among them) and of its token-length regression; gpulab's own login page
+    # replaces NativeAuthenticator 1.3's, which JupyterHub 6 broke (gpulab.hub.auth)
+    "jupyterhub": ">=6.1.1,<7",
     "tornado": ">=6.5",
     "jinja2": ">=3.1.6",
     "urllib3": ">=2.5",

@@ -18,6 +18,7 @@ from jupyterhub.utils import maybe_future
 from traitlets import TraitError
 
 from ..backends.engine import HostError
+from ..core.identity import UidError
 from ..core.site.schema import ConfigError
 from .deployment import SETTINGS_KEY, Deployment
 from .roles import gpulab_roles, merge_roles
@@ -97,12 +98,17 @@ class GPULabHub(JupyterHub):
             await maybe_future(original(user))
             spawner = user.spawner
             store = SSHStore(lab.ssh_store_path) if lab.ssh_enabled and lab.ssh_store_path else None
+            try:
+                uid = spawner.identity().uid
+            except UidError as e:  # e.g. never logged in with a uid claim: no home by uid either
+                self.log.warning("gpulab: deleting %s: %s", user.name, e)
+                uid = -1
             await remove_user_data(
                 lab,
                 user.name,
                 user_id=user.id,
                 escaped_name=spawner.escaped_name,
-                uid=spawner.identity().uid,
+                uid=uid,
                 store=store,
                 log=self.log,
             )

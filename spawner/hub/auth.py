@@ -20,9 +20,13 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
+from jinja2 import ChoiceLoader, FileSystemLoader
+from jupyterhub.handlers import login as login_handlers
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator import handlers as native_handlers
 from nativeauthenticator.orm import UserInfo
+from tornado.escape import url_escape
+from tornado.httputil import url_concat
 from traitlets import Int
 
 MAX_PASSWORD = 1024  # characters hashed for a sign-up at most (bcrypt reads 72 bytes anyway)
@@ -60,6 +64,65 @@ class SignUpHandler(native_handlers.SignUpHandler):
                 auth._prehashed.pop(key, None)
 
 
+class LoginHandler(login_handlers.LoginHandler, native_handlers.LocalBase):
+    """NativeAuthenticator's login page on the JupyterHub of today (its own handler uses the
+    statsd client and the page signature that JupyterHub 6 removed), and without its second
+    password check on the event loop: the authenticator already tells an account waiting for
+    approval from a wrong password."""
+
+    _sync_templates = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # NativeAuthenticator adds its templates to the async environment only; an error on the
+        # login form (an expired form, say) renders the page synchronously
+        env = self.settings.get("jinja2_env_sync")
+        if env is not None and not LoginHandler._sync_templates:
+            env.loader = ChoiceLoader(
+                [env.loader, FileSystemLoader([native_handlers.TEMPLATE_DIR])]
+            )
+            LoginHandler._sync_templates = True
+
+    def _render(self, login_error=None, username=None, **kwargs):
+        auth = self.authenticator
+        kwargs.pop("custom_html", None)
+        return self.render_template(
+            "native-login.html",
+            next=url_escape(self.get_argument("next", default="")),
+            username=username,
+            login_error=login_error,
+            custom_html=auth.custom_html,
+            login_url=self.settings["login_url"],
+            enable_signup=auth.enable_signup,
+            two_factor_auth=auth.allow_2fa,
+            authenticator_login_url=url_concat(
+                auth.login_url(self.hub.base_url), {"next": self.get_argument("next", "")}
+            ),
+            **kwargs,
+        )
+
+    async def post(self):
+        data = {
+            name: self.get_argument(name, strip=name == "username")
+            for name in self.request.body_arguments
+            if name != "_xsrf"
+        }
+        data.setdefault("username", "")
+        data.setdefault("password", "")
+        user = await self.login_user(data)
+        if user:
+            self._jupyterhub_user = user
+            self.redirect(self.get_next_url(user))
+            return
+        username = data["username"][:64]
+        if getattr(self, "_gpulab_waiting_for_approval", False):
+            error = f"User {username} has not been authorized by an administrator yet."
+        else:
+            error = "Invalid username or password."
+        self.set_status(403)
+        self.finish(await self._render(login_error=error, username=username))
+
+
 # A real bcrypt hash of a random string: unknown users cost as much time as known ones.
 _DUMMY_HASH = bcrypt.hashpw(b"gpulab-no-such-user", bcrypt.gensalt(rounds=12))
 
@@ -83,10 +146,11 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         self._waiting = 0
 
     def get_handlers(self, app):
-        return [
-            (route, SignUpHandler if handler is native_handlers.SignUpHandler else handler)
-            for route, handler in super().get_handlers(app)
-        ]
+        ours = {
+            native_handlers.SignUpHandler: SignUpHandler,
+            native_handlers.LoginHandler: LoginHandler,
+        }
+        return [(route, ours.get(handler, handler)) for route, handler in super().get_handlers(app)]
 
     async def hash_password(self, password):
         loop = asyncio.get_running_loop()
@@ -161,6 +225,8 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
         finally:
             self._waiting -= 1
         validations = [user is not None, valid, user is not None and user.is_authorized]
+        if handler is not None and user is not None and valid and not user.is_authorized:
+            handler._gpulab_waiting_for_approval = True  # the page says so (the password was right)
         if user is not None and user.has_2fa:
             validations.append(user.is_valid_token(data.get("2fa")))
         if all(validations):
@@ -168,6 +234,17 @@ class GPULabNativeAuthenticator(NativeAuthenticator):
             return username
         self.add_login_attempt(key)
         return None
+
+
+def signups_waiting(user):
+    """For every hub page (a template variable JupyterHub calls with the page's user): how many
+    sign-ups wait for an admin's approval, for admins only (0 for everyone else)."""
+    if user is None or not getattr(user, "admin", False) or getattr(user, "db", None) is None:
+        return 0
+    try:
+        return user.db.query(UserInfo).filter(UserInfo.is_authorized.is_(False)).count()
+    except Exception:  # no sign-up table (another authenticator): nothing waits
+        return 0
 
 
 @functools.lru_cache(maxsize=256)

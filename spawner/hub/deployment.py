@@ -105,6 +105,9 @@ class Deployment:
         from .homebackups import HomeBackups
 
         self.home_backups = HomeBackups(self)
+        from .imageprobe import ImageProbe
+
+        self.images = ImageProbe(self)
         self.gpu_service = None  # started with the hub (start())
 
     @classmethod

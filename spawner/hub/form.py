@@ -87,15 +87,32 @@ def _start_from(saves):
 
 
 def render_form(
-    profiles, default_profile, gpu_snapshot=None, unavailable=None, nodes=None, saves=None
+    profiles,
+    default_profile,
+    gpu_snapshot=None,
+    unavailable=None,
+    nodes=None,
+    saves=None,
+    limited=None,
 ):
     """Radio buttons for profiles (an allowlist), a GPU-count field and live GPU availability.
 
     ``unavailable`` maps profile names to the reason they cannot start now (shown, not selectable).
     ``nodes``: the GPU servers of a Swarm (a node may be chosen instead of specific GPUs).
     ``saves``: the user's saved environments (rows of :func:`gpulab.backends.docker.saves.list_saves`).
+    ``limited`` maps profile names to {feature: why it does not work with that image}.
     """
     unavailable = unavailable or {}
+    limited = limited or {}
+    # no more GPUs than there are: on a server without any, the field allows none
+    cap = len(gpu_snapshot["gpus"]) if gpu_snapshot is not None else None
+
+    def most(p):
+        return p["max_gpus"] if cap is None else min(p["max_gpus"], cap)
+
+    def usual(p):
+        return min(p["gpus"], most(p))
+
     choosable = [p["name"] for p in profiles if p["name"] not in unavailable]
     if default_profile not in choosable and choosable:
         default_profile = choosable[0]
@@ -111,11 +128,16 @@ def render_form(
             if reason
             else ""
         )
+        note += "".join(
+            f'<div class="text-warning small gpulab-limited" data-feature="{escape(feature)}">'
+            f"{escape(feature)} unavailable with this image: {escape(why)}</div>"
+            for feature, why in sorted(limited.get(p["name"], {}).items())
+        )
         rows.append(
             f"""
   <label class="gpulab-profile list-group-item{disabled}" style="display:block;cursor:{"not-allowed" if reason else "pointer"}">
     <input type="radio" name="profile" value="{escape(p["name"])}"
-           data-default-gpus="{p["gpus"]}" data-max-gpus="{p["max_gpus"]}"{checked}{disabled}>
+           data-default-gpus="{usual(p)}" data-max-gpus="{most(p)}"{checked}{disabled}>
     <strong>{escape(p["display_name"])}</strong>
     <code style="margin-left:.5em">{escape(p["image"])}</code>
     <div class="text-muted">{escape(p["description"])}</div>
@@ -132,7 +154,7 @@ def render_form(
   <div class="form-group" style="margin-top:1em">
     <label for="gpulab-gpus">GPUs</label>
     <input id="gpulab-gpus" class="form-control" type="number" name="gpus"
-           min="0" max="{default["max_gpus"]}" value="{default["gpus"]}">
+           min="0" max="{most(default)}" value="{usual(default)}">
     {_chooser(nodes)}
   </div>
   <h4>{"GPUs on this server" if nodes is None else "GPUs in this lab"}</h4>
@@ -150,6 +172,8 @@ def render_form(
       radio.addEventListener("change", function () {{
         gpus.max = radio.dataset.maxGpus;
         gpus.value = radio.dataset.defaultGpus;
+        // a save runs as the profile it was saved from: another profile means its clean image
+        if (save && save.value && save.selectedOptions[0].dataset.profile !== radio.value) save.value = "";
       }});
     }});
   }})();

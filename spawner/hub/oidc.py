@@ -16,6 +16,9 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from traitlets import Unicode
+
+from ..core.identity import INFO_KEY, claimed_ids
 
 PROBE_SECONDS = 3.0
 CACHE_SECONDS = 10.0
@@ -79,6 +82,37 @@ class CheckedLoginHandler(OAuthLoginHandler):
 
 
 class GPULabOIDCAuthenticator(GenericOAuthenticator):
-    """GenericOAuthenticator with the provider check (configured in the GenericOAuthenticator section)."""
+    """GenericOAuthenticator with the provider check (configured in the GenericOAuthenticator
+    section), keeping the uid and gid the provider names (``users.uid_source: claim``) with the
+    user, as of their latest login."""
 
     login_handler = CheckedLoginHandler
+
+    uid_claim = Unicode(
+        "",
+        help="""
+        The claim with the user's uid (e.g. ``uidNumber``, as a lab's directory has it); empty:
+        none kept. Set from the site file's users.uid_claim when users.uid_source is "claim".
+        """,
+    ).tag(config=True)
+    gid_claim = Unicode(
+        "",
+        help="The claim with the user's primary gid (e.g. ``gidNumber``); empty: users.gid.",
+    ).tag(config=True)
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        authenticated = await super().authenticate(handler, data, **kwargs)
+        if authenticated and self.uid_claim:
+            claims = (authenticated.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+            found = claimed_ids(claims, self.uid_claim, self.gid_claim)
+            if found["uid"] is None:
+                self.log.warning(
+                    "gpulab: %s logged in without a valid %s claim: they cannot start a server",
+                    authenticated.get("name"),
+                    self.uid_claim,
+                )
+            authenticated["user_info"] = {
+                **(authenticated.get("user_info") or {}),
+                INFO_KEY: found,
+            }
+        return authenticated

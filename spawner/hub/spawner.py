@@ -20,12 +20,14 @@ import dataclasses
 import time
 
 from dockerspawner import DockerSpawner
-from tornado import web
+from jupyterhub import orm
 from traitlets import Any, default, observe, validate
 
+from ..core import identity as ids
 from ..core import spec as specs
 from ..core.gpus.allocator import GPUsBusy, QuotaExceeded, describe
-from ..core.identity import unix_name, user_uid
+from ..core.identity import unix_name
+from ..core.imagefacts import NO_CUDA, without_cuda
 from ..core.options import OptionError, SpawnRequest, options_from_form, validate_options
 from ..core.progress import ProgressLog
 from ..core.ssh.ports import host_port
@@ -33,6 +35,7 @@ from . import crosscheck, readiness
 from .deployment import Deployment
 from .form import render_form
 from .hostdirs import ForeignDirectory, prepare_host_dir
+from .refusal import refused
 from .sshstore import SSHStore
 from .traits import GPULabSettings
 
@@ -54,7 +57,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         if proposal.value is None:
             return {}
         if not isinstance(proposal.value, dict):
-            raise web.HTTPError(
+            raise refused(
                 400,
                 f"Invalid spawn options: the body must be a JSON object, got {type(proposal.value).__name__}",
             )
@@ -136,16 +139,66 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     def _default_prefix(self):
         return self.deployment
 
+    def login_ids(self):
+        """The uid and gid the lab's sign-in service named at this user's last login (users.uid_source: claim)."""
+        info = getattr(self.user, "user_info", None) or {}
+        return info.get(ids.INFO_KEY) or {}
+
+    def user_ids(self, user_id=None):
+        """(uid, gid) by the site's ``users.uid_source`` (:func:`gpulab.core.identity.resolve`);
+        UidError says why there is none."""
+        if user_id is None:
+            user_id = self.user.id if getattr(self.user, "id", None) is not None else 0
+        return ids.resolve(
+            self.uid_source,
+            uid_base=self.uid_base,
+            gid=self.user_gid,
+            user_id=user_id,
+            username=self.user.name,
+            info=self.login_ids() if self.uid_source == "claim" else None,
+            uid_map=self.uid_map,
+            claim=self.uid_claim,
+        )
+
+    def check_ids(self):
+        """HTTP 400 before anything is made when this user has no uid, or another user has it."""
+        try:
+            uid, _ = self.user_ids()
+        except ids.UidError as e:
+            raise refused(400, f"Cannot start: {e}") from None
+        if self.uid_source == "claim":
+            # the account that had the uid first keeps it (a directory that gives two people one
+            # uid is the directory's mistake; the newer account waits until the admin fixes it)
+            db = getattr(self.user, "db", None)
+            older = db.query(orm.User).filter(orm.User.id < self.user.id) if db is not None else ()
+            for other in older:
+                theirs = ((getattr(other, "user_info", None) or {}).get(ids.INFO_KEY) or {}).get(
+                    "uid"
+                )
+                if theirs == uid:
+                    self.log.warning(
+                        "gpulab: %s and %s both have uid %s from the sign-in service",
+                        self.user.name,
+                        other.name,
+                        uid,
+                    )
+                    raise refused(
+                        400,
+                        f"Cannot start: uid {uid} (from the sign-in service) is also another, older "
+                        "account's: you would own each other's files; the admin must fix the directory",
+                    )
+
     def identity(self):
         user_id = self.user.id if getattr(self.user, "id", None) is not None else 0
         login = unix_name(self.user.name)
+        uid, gid = self.user_ids(user_id)
         return specs.Identity(
             username=self.user.name,
             user_id=user_id,
             server_name=self.name or "",
             login=login,
-            uid=user_uid(self.uid_base, user_id),
-            gid=self.user_gid,
+            uid=uid,
+            gid=gid,
             escaped_username=self.escaped_name,
             escaped_server_name=self.escape(self.name or ""),
         )
@@ -211,7 +264,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         """The image a profile starts (where the engine pulls it from)."""
         profile = next((p for p in self.profiles if p["name"] == name), None)
         if profile is None:
-            raise web.HTTPError(400, f"{name!r} is not a profile of this hub")
+            raise refused(400, f"{name!r} is not a profile of this hub")
         return self.limits(SpawnRequest(profile=profile, gpus=0)).image
 
     def gpu_grant(self, request, uuids):
@@ -228,11 +281,16 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
         async def form(spawner):
             manager = await spawner.gpus_synced()
-            unavailable = {}
+            unavailable, limited = {}, {}
             for p in spawner.profiles:
                 reason = await spawner.image_unavailable(p["image"])
+                facts = None if reason else await spawner.image_facts(p["image"])
+                if facts and facts.starts:
+                    reason = facts.starts
                 if reason:
                     unavailable[p["name"]] = reason
+                else:
+                    limited[p["name"]] = await spawner.image_limits(p["image"], facts)
             nodes = spawner.option_limits().get("nodes")
             saves = list(spawner._saves.values()) if await spawner.user_saves() else None
             return render_form(
@@ -242,6 +300,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 unavailable,
                 nodes=nodes,
                 saves=saves,
+                limited=limited,
             )
 
         return form
@@ -254,12 +313,18 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     def options_from_query(self, query_data):
         """A plain link (``GET /hub/spawn?gpus=2``) never starts a server: options come from the form."""
-        raise web.HTTPError(
+        raise refused(
             400,
             "Start servers from the spawn form; a link cannot choose spawn options ("
             + ", ".join(sorted(query_data))[:100]
             + ")",
         )
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # every option is read and checked in start() (validate_request: a 400 naming it before
+        # anything exists); JupyterHub would otherwise log each spawn's options as "unhandled"
+        return lambda spawner, user_options: None
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -269,11 +334,12 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     async def validate_request(self):
         """Check ``user_options``; raise HTTP 400 naming the field. Creates nothing."""
         options = self.user_options or {}
+        self.check_ids()
         if not self.profiles:
             # DockerSpawner's behaviour: an optional `image` checked against allowed_images
             unknown = sorted(str(k)[:100] for k in options if k != "image")
             if unknown:
-                raise web.HTTPError(
+                raise refused(
                     400,
                     f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)",
                 )
@@ -299,17 +365,17 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 **self.option_limits(),
             )
         except OptionError as e:
-            raise web.HTTPError(400, f"Invalid spawn option {e}")
+            raise refused(400, f"Invalid spawn option {e}")
         where = self.gpu_filter(request)
         if where is not None and request.gpus > manager.allocator.largest_request(where):
             largest = manager.allocator.largest_request(where)
-            raise web.HTTPError(
+            raise refused(
                 400,
                 f"Invalid spawn option gpus: {request.gpus} requested but no GPU server that the profile allows has more than {largest}",
             )
         save = self._saves.get(getattr(request, "save", "")) if saves else None
         if save and save.get("sudo", True) and not self.policy()[1]:
-            raise web.HTTPError(
+            raise refused(
                 400,
                 f"Invalid spawn option save: {request.save} was saved while sudo was allowed and sudo "
                 "is off now; what ran as root then could run as root again: start from the profile "
@@ -317,9 +383,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             )
         reason = await self.image_unavailable(self.limits(request).image)
         if reason:
-            raise web.HTTPError(
-                400, f"Profile {request.profile['name']!r} is unavailable: {reason}"
-            )
+            raise refused(400, f"Profile {request.profile['name']!r} is unavailable: {reason}")
         return request
 
     async def user_saves(self):
@@ -367,9 +431,9 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             try:
                 port = host_port(self.ssh_port_base, identity.user_id)
             except ValueError as e:
-                raise web.HTTPError(500, str(e))
+                raise refused(500, str(e))
         return specs.SSHSettings(
-            enabled=self.ssh_enabled,
+            enabled=self.ssh_enabled and not self.ssh_unavailable(self._facts),
             activity_interval=self.ssh_activity_interval,
             host_address=self.ssh_host_address,
             host_port=port,
@@ -436,6 +500,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             hardening=self.hardening(),
             prefix=self.prefix,
             service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
+            plain=not self.profiles,
         )
 
     async def current_spec(self):
@@ -484,6 +549,12 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         uuids = await self._acquire_gpus(request)
         try:
             await self.ensure_image(limits.image)
+            self._facts = await self.image_facts(limits.image)
+            if self._facts and self._facts.starts:
+                raise refused(
+                    400,
+                    f"Profile {request.profile['name']!r} cannot start from {limits.image}: {self._facts.starts}",
+                )
             spec = self._spec = await self.build_spec(
                 request, uuids, await self._command_for(limits.image)
             )
@@ -494,7 +565,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                         self.executor.submit(prepare_host_dir, path, uid, gid)
                     )
                 except ForeignDirectory as e:
-                    raise web.HTTPError(409, f"Your storage cannot be used: {e}")
+                    raise refused(409, f"Your storage cannot be used: {e}")
             gate = self.lab.gates.get(self.node_name, await self.start_width())
             async with gate.place(on_wait=self._waiting_to_start):
                 await self._create_or_reuse(spec)
@@ -515,6 +586,42 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     async def ensure_image(self, image):
         """Make the image available where the server will run (a backend may pull it)."""
+
+    # --- what an image can do (gpulab.core.imagefacts) ---
+
+    _facts = None  # this start's image's facts (None: not known)
+
+    async def image_key(self, image):
+        """What identifies the image's content for the probe's memory (a backend that knows the
+        image's id says so)."""
+        return image
+
+    async def image_facts(self, image):
+        """The image's facts, probed once per image (profiles only: without them the image's own
+        start is used and nothing of gpulab's start is needed)."""
+        if not self.profiles:
+            return None
+        return await self.lab.images.facts(image, await self.image_key(image), log=self.log)
+
+    async def image_labels(self, image):
+        """The image's labels, where the hub can see the image (None elsewhere)."""
+        return None
+
+    async def image_limits(self, image, facts):
+        """{feature: why it does not work with this image} for the spawn form."""
+        missing = {}
+        if facts is not None:
+            missing["SSH"] = self.ssh_unavailable(facts)
+            missing["TensorBoard"] = facts.tensorboard
+        if without_cuda(await self.image_labels(image)):
+            missing["CUDA"] = NO_CUDA
+        return {k: v for k, v in missing.items() if v}
+
+    def ssh_unavailable(self, facts):
+        """Why SSH does not work in an image with these facts ("" when it does, or is unknown)."""
+        if not self.ssh_enabled or facts is None:
+            return ""
+        return facts.ssh if self.ssh_port_base else facts.ssh_via_hub
 
     # --- admission and readiness (see gpulab.core.startgate and .readiness) ---
 
@@ -548,11 +655,11 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 f"http://{ip}:{port}{base_url}api", self.http_timeout, alive=self._why_not_running
             )
         except readiness.ServerExited as e:
-            raise web.HTTPError(
+            raise refused(
                 500, f"The server stopped before it answered ({e}){await tail() if tail else ''}"
             )
         except TimeoutError:
-            raise web.HTTPError(
+            raise refused(
                 500,
                 f"The server did not answer within {self.http_timeout} s (hub.start_timeout){await tail() if tail else ''}",
             )
@@ -600,9 +707,9 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 show_holders=gpu["show_holders"],
             )
         except QuotaExceeded as e:
-            raise web.HTTPError(400, f"Invalid spawn option gpus: {e}")
+            raise refused(400, f"Invalid spawn option gpus: {e}")
         except GPUsBusy as e:
-            raise web.HTTPError(409, f"GPUs busy: {e}")
+            raise refused(409, f"GPUs busy: {e}")
         self.lab.metrics.waited(time.monotonic() - asked)  # 0 when GPUs were free
         self.gpu_uuids = tuple(uuids)
         self.node_name = manager.allocator.node_of(self.holder)
@@ -618,6 +725,11 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     # --- DockerSpawner's hooks, fed from the spec (callable outside start() too) ---
 
     async def _command_for(self, image):
+        if self.profiles:
+            # gpulab's start script is the entrypoint: it gets the server's arguments (or the
+            # command an admin set, e.g. a server of their own)
+            own = list(self.cmd) if self._configured("cmd") else []
+            return own + self.get_args()
         if self.cmd:
             return list(self.cmd) + self.get_args()
         info = (self._image_info or {}).get(image) or await self.docker("inspect_image", image)

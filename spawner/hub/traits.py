@@ -105,6 +105,27 @@ class GPULabSettings(LoggingConfigurable):
         user 7 gets uid 20007, stable and unique.
         """,
     ).tag(config=True)
+    uid_source = Unicode(
+        site_default("users.uid_source"),
+        help="""
+        Where a user's uid comes from: ``"hub"`` (``uid_base`` + the hub's user id), ``"claim"``
+        (the lab's sign-in service, at the user's last login: ``uid_claim``) or ``"map"``
+        (``uid_map``). Example: ``"claim"``. Default: ``"hub"``.
+        """,
+    ).tag(config=True)
+    uid_claim = Unicode(
+        site_default("users.uid_claim"),
+        help="""
+        The sign-in service's claim holding the uid (users.uid_source: claim), named in messages.
+        Example: ``"uidNumber"``.
+        """,
+    ).tag(config=True)
+    uid_map = Dict(
+        help="""
+        {user name: {"uid": .., "gid": ..}} for users.uid_source: map (validated like the site
+        file's ``users.uid_map``). Example: ``{"alice": {"uid": 5001, "gid": 5000}}``.
+        """,
+    ).tag(config=True)
     user_gid = Int(
         site_default("users.gid"),
         help="""

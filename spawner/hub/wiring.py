@@ -22,7 +22,7 @@ HSTS_SECONDS = 365 * 86400
 CULLER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_culler_config.py")
 
 
-def _auth(c, auth, environ):
+def _auth(c, auth, environ, users):
     c.Authenticator.admin_users = set(auth["admin_users"])
     kind = auth["type"]
     if kind == "native":
@@ -41,6 +41,9 @@ def _auth(c, auth, environ):
         c.JupyterHub.template_paths = [
             os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")
         ]
+        from .auth import signups_waiting
+
+        add_pages(c, template_vars={"gpulab_signups_waiting": signups_waiting})
         return
     block = auth[kind]
     secret = environ.get(block["client_secret_env"])
@@ -75,6 +78,11 @@ def _auth(c, auth, environ):
         section.token_url = block["token_url"]
         section.userdata_url = block["userdata_url"]
         section.username_claim = block["username_claim"]
+        if (
+            users["uid_source"] == "claim"
+        ):  # kept with the user at each login (JupyterHub's user_info)
+            c.GPULabOIDCAuthenticator.uid_claim = users["uid_claim"]
+            c.GPULabOIDCAuthenticator.gid_claim = users["gid_claim"]
         section.scope = block["scope"]
         if block["allowed_groups"] or block["admin_groups"]:
             section.manage_groups = True  # the provider's groups become the hub's groups
@@ -110,6 +118,9 @@ def _spawner(s, site):
     s.allow_sudo = users["sudo"]
     s.uid_base = users["uid_base"]
     s.user_gid = users["gid"]
+    s.uid_source = users["uid_source"]
+    s.uid_claim = users["uid_claim"]
+    s.uid_map = users["uid_map"]
     s.tf_memory_growth = site["hooks"]["tf_memory_growth"]
     s.jax_preallocate = site["hooks"]["jax_preallocate"]
     s.tensorboard_logdir = site["hooks"]["tensorboard_logdir"]
@@ -159,9 +170,9 @@ def _pages(c):
     """gpulab's GPU, environments and home-backup pages and APIs, the top bar's links and the
     reclaim banner on every page."""
     from .gpus.service import banner
-    from .pages import environments, gpus, homes
+    from .pages import client, environments, gpus, homes
 
-    handlers = [*gpus.handlers(), *environments.handlers(), *homes.handlers()]
+    handlers = [*gpus.handlers(), *environments.handlers(), *homes.handlers(), *client.handlers()]
     add_pages(
         c, handlers, {"gpulab_gpus": True, "gpulab_gpu_notices": banner, "gpulab_saves": True}
     )
@@ -227,7 +238,7 @@ def configure(c, site=None, environ=os.environ):
     _tls(c, hub)
     c.JupyterHub.cleanup_servers = False  # user containers outlive a hub restart
 
-    _auth(c, site["auth"], environ)
+    _auth(c, site["auth"], environ, site["users"])
     c.JupyterHub.spawner_class = backend.spawner_class
     s = c[backend.spawner_section]
     _spawner(s, site)

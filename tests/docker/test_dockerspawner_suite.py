@@ -2,7 +2,9 @@
 
 Both spawners run the same upstream tests here, on the same machine and images; every test that
 passes with stock DockerSpawner must pass with gpulab, except those listed (with the reason) in
-tests/dockerspawner_suite/adaptations.py. The upstream files are downloaded, never committed.
+tests/dockerspawner_suite/adaptations.py. The upstream files are downloaded, never committed. The
+image is a stand-in shaped like DockerSpawner's default (harness/images.py): a non-root user with
+its own home and start.
 """
 
 import os
@@ -13,6 +15,7 @@ import xml.etree.ElementTree as ET
 from importlib import metadata
 
 from harness.hub import REPO
+from harness.images import build_stacks
 from tests.dockerspawner_suite.adaptations import ADAPTATIONS, ENVIRONMENT
 
 CACHE = os.path.join(REPO, ".cache")
@@ -46,11 +49,12 @@ def upstream_tests():
     return root
 
 
-def run_suite(root, target, workdir):
+def run_suite(root, target, workdir, image):
     junit = os.path.join(workdir, f"{target}.xml")
     env = dict(
         os.environ,
         GPULAB_DS_TARGET=target,
+        GPULAB_TEST_IMAGE=image,
         PYTHONPATH=REPO,
         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
     )
@@ -67,6 +71,8 @@ def run_suite(root, target, workdir):
             "asyncio_mode=auto",
             "-o",
             "asyncio_default_fixture_loop_scope=module",
+            "-o",
+            "asyncio_default_test_loop_scope=module",
             "-p",
             "no:cacheprovider",
             f"--junitxml={junit}",
@@ -98,8 +104,11 @@ def listed(name, table):
 
 def test_dockerspawner_suite_passes_against_gpulab(tmp_path):
     root = upstream_tests()
-    stock, stock_log = run_suite(root, "stock", str(tmp_path))
-    gpulab, gpulab_log = run_suite(root, "gpulab", str(tmp_path))
+    # the stand-in for DockerSpawner's default image is shaped like it: a non-root user with
+    # its own home, its own start (not gpulab's image, which only gpulab's start fits)
+    image = build_stacks()
+    stock, stock_log = run_suite(root, "stock", str(tmp_path), image)
+    gpulab, gpulab_log = run_suite(root, "gpulab", str(tmp_path), image)
     passed = {
         t: sorted(n for n, r in res.items() if r == "passed")
         for t, res in (("stock", stock), ("gpulab", gpulab))

@@ -22,9 +22,10 @@ from .conftest import ARTIFACTS
 OIDC_PROVIDER = "oidc-provider@9.13.3"
 CACHE = os.path.join(REPO, ".cache", "oidc-provider")
 ACCOUNTS = {
-    "ada": {"groups": ["gpu-users"]},  # in auth.admin_users
-    "cora": {"groups": ["gpu-users", "gpu-admins"]},  # admin through her group
-    "bob": {"groups": ["gpu-users", "vision"]},
+    "ada": {"groups": ["gpu-users"]},  # in auth.admin_users; no uid in the directory
+    # admin through her group; her directory entry has bob's uid (a directory mistake)
+    "cora": {"groups": ["gpu-users", "gpu-admins"], "uidNumber": 5001},
+    "bob": {"groups": ["gpu-users", "vision"], "uidNumber": 5001, "gidNumber": 5000},
     "eve": {"groups": ["other-lab"]},  # not allowed in
 }
 
@@ -100,6 +101,11 @@ def oidc(make_hub, tmp_path_factory):
     work = tmp_path_factory.mktemp("oidc")
     secret = os.urandom(16).hex()
     hub = make_hub(start=False, site_auth=True)
+    # the lab's uids come from its directory, through the sign-in service; homes on the host
+    homes = work / "homes"
+    homes.mkdir()
+    hub.site["users"] = {"uid_source": "claim", "gid_claim": "gidNumber"}
+    hub.site["storage"] = {**hub.site.get("storage", {}), "home": f"{homes}/{{username}}"}
     provider = Provider(
         free_port(), f"{hub.url}/hub/oauth_callback", secret, str(work / "provider.log")
     ).start()
@@ -122,6 +128,7 @@ def oidc(make_hub, tmp_path_factory):
     os.environ["GPULAB_TEST_OIDC_SECRET"] = secret  # the hub reads the secret from its environment
     try:
         hub.start()
+        hub.homes = homes
         yield hub, provider
     finally:
         provider.stop()
@@ -182,10 +189,39 @@ def test_login_groups_admins_and_refusals_through_a_real_provider(oidc):
         driver.quit()
 
 
+def test_a_uid_from_the_directory_owns_the_home_and_a_missing_or_taken_one_is_refused(oidc):
+    """Run after the logins above (the claims are kept at each login)."""
+    hub, _ = oidc
+    hub.spawn("bob", timeout=180)
+    (c,) = [c for c in hub.containers("bob") if c.status == "running"]
+    assert c.labels["gpulab.uid"] == "5001"
+    home = c.attrs["Config"]["WorkingDir"]
+    code, out = c.exec_run(
+        ["sh", "-c", f"touch {home}/mine && stat -c '%u %g' {home}/mine"], user="5001"
+    )
+    assert code == 0 and out.decode().split() == ["5001", "5000"], out
+    on_host = os.stat(hub.homes / "bob" / "mine")
+    assert (on_host.st_uid, on_host.st_gid) == (5001, 5000), "the lab's own uid, on the host too"
+    # cora's directory entry has bob's uid: she would own his files, so she does not start
+    r = hub.api("POST", "/users/cora/server", json={})
+    assert r.status_code == 400 and "uid 5001" in r.text and "another, older" in r.text, r.text
+    # ada's has none: she is told why, and nothing is made
+    r = hub.api("POST", "/users/ada/server", json={})
+    assert r.status_code == 400 and "gave no uidNumber for ada" in r.text, r.text
+    assert not hub.containers("ada") and not hub.containers("cora")
+    hub.stop_server("bob")
+
+
 def test_a_clear_page_when_the_provider_is_down(oidc):
     hub, provider = oidc
     provider.stop()
-    r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
+    # the hub keeps the provider's last answer for a few seconds (gpulab.hub.oidc.CACHE_SECONDS)
+    deadline = time.monotonic() + 30
+    while True:
+        r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
+        if r.status_code == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert r.status_code == 503
     assert (
         "sign-in service (127.0.0.1:" in r.text
@@ -193,5 +229,11 @@ def test_a_clear_page_when_the_provider_is_down(oidc):
         and "tell your lab" in r.text
     )
     provider.start()
-    r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
+    # the answer is kept for a few seconds (a crowd pressing "Sign in" asks the provider once)
+    deadline = time.monotonic() + 30
+    while True:
+        r = requests.get(hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
+        if r.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert r.status_code == 302 and r.headers["Location"].startswith(provider.url + "/auth?")

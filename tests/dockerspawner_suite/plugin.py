@@ -5,7 +5,8 @@ upstream files are downloaded at test time and never copied into this repository
 ours: it provides the fixtures the suite expects (a real JupyterHub in-process, whose API the
 containers reach on a test network, as gpulab's hub is reached) and, with
 ``GPULAB_DS_TARGET=gpulab``, puts ``GPUDockerSpawner`` where the suite imports ``DockerSpawner``.
-The images the suite names are local tags of gpulab's base image (no registry is reachable).
+The images the suite names are local tags of the stand-in the runner names (GPULAB_TEST_IMAGE: a
+non-root image shaped like DockerSpawner's default; no registry is reachable).
 """
 
 import ast
@@ -46,7 +47,11 @@ cleanup_after = jh.cleanup_after
 
 
 def pytest_collection_modifyitems(items):
-    jh.pytest_collection_modifyitems(items)  # module-scoped event loops, as JupyterHub's tests use
+    # module-scoped event loops, as JupyterHub's tests use: JupyterHub 5 set them here, JupyterHub
+    # 6 through pytest-asyncio's settings (the runner passes asyncio_default_test_loop_scope)
+    hook = getattr(jh, "pytest_collection_modifyitems", None)
+    if hook is not None:
+        hook(items)
 
 
 def image_refs(test_dir):

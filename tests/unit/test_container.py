@@ -48,6 +48,9 @@ def test_form_lists_only_profiles_escaped():
     html = render_form(profiles, "b")
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert 'name="profile" value="b"' in html and 'max="2"' in html
+    # on a server without GPUs the field allows none, whatever the profile's most
+    html = render_form(profiles, "b", {"gpus": [], "queue": []})
+    assert 'max="0"' in html and 'data-max-gpus="0"' in html and "no GPUs" in html
 
 
 def test_form_shows_live_gpu_availability():

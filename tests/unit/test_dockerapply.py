@@ -32,7 +32,9 @@ def test_create_arguments_carry_the_whole_spec():
         create["ports"] == {"8888/tcp": None, "22/tcp": None}
         and create["working_dir"] == "/home/alice_b_lab"
     )
+    assert create["entrypoint"] == ["/usr/local/bin/gpulab-start"] and create["user"] == "0"
     hc = host_config(host)
+    assert hc["Init"] is True  # Docker's init is process 1, gpulab's start its child
     assert (
         hc["Memory"] == 16 << 30
         and hc["CpuQuota"] == 400_000
@@ -62,6 +64,15 @@ def test_create_arguments_carry_the_whole_spec():
     tmpfs = [m for m in hc["Mounts"] if m["Type"] == "tmpfs"]
     assert tmpfs and all(m["TmpfsOptions"]["Mode"] == 0o755 for m in tmpfs), tmpfs
     assert hc["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "1024"}
+
+
+def test_without_profiles_nothing_of_the_images_own_start_is_replaced():
+    create, host = dockerapply.create_arguments(
+        build(plain=True, command=["jupyterhub-singleuser"]), port=8888, remove=True
+    )
+    assert "entrypoint" not in create and "user" not in create
+    assert create["working_dir"] is None and create["command"] == ["jupyterhub-singleuser"]
+    assert "Init" not in host_config(host)
 
 
 def test_no_gpu_no_device_request():

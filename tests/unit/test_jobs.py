@@ -115,6 +115,12 @@ def test_a_swarm_renders_a_job_on_its_node_held_like_a_server():
         and cs["User"] == "0"
     )
     server = swarm_render.service_arguments(build(gpus=specs.GPUGrant.counted(1)))["task_template"]
+    # a server task starts as a container does: gpulab's start script as root under Docker's init
+    started = server["ContainerSpec"]
+    assert started["Command"] == ["/usr/local/bin/gpulab-start"] and started["Args"] == [
+        "--port=8888"
+    ]
+    assert started["Init"] is True and started["User"] == "0"
     assert (
         server["ContainerSpec"]["CapabilityDrop"] == cs["CapabilityDrop"]
         and server["LogDriver"] == task["LogDriver"]
@@ -123,6 +129,27 @@ def test_a_swarm_renders_a_job_on_its_node_held_like_a_server():
         server["ContainerSpec"]["Privileges"] == cs["Privileges"]
         and server["Resources"]["Limits"]["Pids"] == task["Resources"]["Limits"]["Pids"]
     )
+
+
+def test_a_swarm_job_for_every_node_is_a_global_job_and_may_use_an_overlay():
+    from gpulab.core.job import EVERY_NODE
+
+    kw = swarm_render.job_service_arguments(job(node=EVERY_NODE, network="lab-overlay"), None)
+    task = kw["task_template"]
+    assert kw["mode"]["GlobalJob"] == {} and task["Placement"].get("Constraints") in (None, [])
+    assert [n["Target"] for n in task["Networks"]] == ["lab-overlay"]
+    with pytest.raises(ValueError, match="not the host's"):
+        job(network="host")
+
+
+def test_a_swarm_job_reads_its_secrets_as_its_own_user_only():
+    j = job(node="w1", network="bridge", secrets=("lab-registry-abc",))
+    kw = swarm_render.job_service_arguments(j, "n1", {"lab-registry-abc": "sid"})
+    (ref,) = kw["task_template"]["ContainerSpec"]["Secrets"]
+    assert ref["SecretID"] == "sid" and ref["File"]["Name"] == "lab-registry-abc"
+    assert ref["File"]["Mode"] == 0o400 and ref["File"]["UID"] == j.user.split(":")[0]
+    with pytest.raises(ValueError, match="no Swarm secret"):
+        swarm_render.job_service_arguments(j, "n1", {})
 
 
 def test_a_swarm_job_on_a_node_must_ask_for_the_nodes_network():

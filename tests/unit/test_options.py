@@ -100,14 +100,21 @@ def test_a_save_starts_with_the_profile_it_came_from():
         {"name": "big", "image": "j", "gpus": 0, "max_gpus": 2},
     ]
     saves = {"20261126-052400": "big"}
-    r = validate_options(
-        {"profile": "base", "save": "20261126-052400", "gpus": 2},
-        profiles,
-        "base",
-        inventory=[object()] * 2,
-        saves=saves,
-    )
-    assert r.save == "20261126-052400" and r.profile["name"] == "big" and r.gpus == 2
+    for named in ({"profile": "big"}, {}):
+        r = validate_options(
+            {**named, "save": "20261126-052400", "gpus": 2},
+            profiles,
+            "base",
+            inventory=[object()] * 2,
+            saves=saves,
+        )
+        assert r.save == "20261126-052400" and r.profile["name"] == "big" and r.gpus == 2
+    # another profile named with it is refused, not silently replaced
+    with pytest.raises(OptionError) as e:
+        validate_options(
+            {"profile": "base", "save": "20261126-052400"}, profiles, "base", saves=saves
+        )
+    assert e.value.field == "save" and "was saved from profile 'big', not 'base'" in str(e.value)
     for bad, why in (("nope", "not one of your saved environments"), (["x"], "must be the name")):
         with pytest.raises(OptionError) as e:
             validate_options({"save": bad}, profiles, "base", saves=saves)

@@ -117,11 +117,22 @@ def test_identity_gpus_and_labels():
         "gpulab.uid": "20007",
         "gpulab.gpus": "GPU-1,GPU-2",
     }
-    assert (
-        s.working_dir == "/home/alice_b_lab"
-        and s.image == "localhost/gpulab/pytorch:latest"
-        and s.command == ("/usr/local/bin/gpulab-start", "--port=8888")  # by its path, never PATH
-    )
+    assert s.working_dir == "/home/alice_b_lab" and s.image == "localhost/gpulab/pytorch:latest"
+    # every image starts the same way: gpulab's start script, by its path (never PATH), as root
+    # under Docker's init; it is given the server's arguments
+    assert (s.entrypoint, s.init, s.user) == (("/usr/local/bin/gpulab-start",), True, "0")
+    assert s.command == ("--port=8888",)
+
+
+def test_without_profiles_the_container_is_the_images_own_as_dockerspawner_makes_it():
+    s = build(plain=True, command=["jupyterhub-singleuser", "--port=8888"], sudo=True)
+    assert (s.entrypoint, s.init, s.user, s.working_dir) == ((), False, "", "")
+    assert s.command == ("jupyterhub-singleuser", "--port=8888")
+    assert s.mounts == () and s.ports == ()
+    assert "HOME" not in s.env and "GPULAB_SSH" not in s.env and s.env["GPULAB_SUDO"] == "0"
+    # gpulab's GPU variables and hold stay
+    assert s.env["NVIDIA_VISIBLE_DEVICES"] == "void" and s.no_new_privileges
+    assert s.capabilities == specs.CAPABILITIES and s.sysctls == specs.SYSCTLS
 
 
 def test_no_gpu_is_void_even_if_the_admin_environment_says_otherwise():

@@ -42,7 +42,11 @@ def test_real_keys_parse_with_ssh_keygens_fingerprint(tmp_path, kind, bits):
         ("ssh-ed25519 !!!!", "base64"),
         ("ssh-dss AAAAB3NzaC1kc3M=", "unsupported key type"),
         ('from="*" ssh-ed25519 AAAA', "options"),
-        ("-----BEGIN RSA PRIVATE KEY-----", "private key"),
+        ("-----BEGIN RSA PRIVATE KEY-----", "PRIVATE key: it was not stored"),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+            "PRIVATE key: it was not stored. Never paste it",
+        ),
         (
             "ssh-ed25519 "
             + base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x10" + b"x" * 16).decode(),

@@ -63,9 +63,13 @@ def create_arguments(
         "name": spec.name,
         "command": list(spec.command),
         "labels": dict(spec.labels),
-        "working_dir": spec.working_dir,
+        "working_dir": spec.working_dir or None,
         "ports": {f"{port}/tcp": None, **{f"{p.container_port}/tcp": None for p in spec.ports}},
     }
+    if spec.entrypoint:
+        create["entrypoint"] = list(spec.entrypoint)
+    if spec.user:
+        create["user"] = spec.user
     deep_merge(create, extra_create)
 
     host = {
@@ -77,6 +81,8 @@ def create_arguments(
         "sysctls": dict(spec.sysctls),
         **held(spec.capabilities, spec.no_new_privileges, spec.hardening),
     }
+    if spec.init:
+        host["init"] = True
     if spec.mem_limit is not None:
         host["mem_limit"] = spec.mem_limit
     if spec.cpu_limit is not None:

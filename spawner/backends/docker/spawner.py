@@ -11,11 +11,11 @@ import asyncio
 import time
 
 import docker
-from tornado import web
 
 from ...core.progress import pull_summary
 from ...core.startgate import width_for
 from ...hub import readiness
+from ...hub.refusal import refused
 from ...hub.spawner import GPULabSpawner
 from . import DOCKER, render
 
@@ -42,12 +42,12 @@ class GPUDockerSpawner(GPULabSpawner):
         try:
             await self.pull_image(image)
         except docker.errors.NotFound:
-            raise web.HTTPError(
+            raise refused(
                 400,
                 f"Image {image} is not on this host and pull_policy is {self.pull_policy}: an admin must build or pull it",
             )
         except docker.errors.APIError as e:
-            raise web.HTTPError(503, f"Image {image} could not be pulled: {e.explanation or e}")
+            raise refused(503, f"Image {image} could not be pulled: {e.explanation or e}")
 
     async def start_width(self):
         """Places in this host's start gate (:func:`~gpulab.core.startgate.width_for`); the CPU count
@@ -135,6 +135,23 @@ class GPUDockerSpawner(GPULabSpawner):
         await asyncio.wrap_future(self.executor.submit(self._pull_streaming, repo, tag))
         self._remember_image(image, await self.docker("inspect_image", image))
         self._emit(40, f"Pulled image {image}")
+
+    async def image_labels(self, image):
+        try:
+            info = (self._image_info or {}).get(image) or await self.docker("inspect_image", image)
+        except docker.errors.NotFound:
+            return None
+        return (info.get("Config") or {}).get("Labels")
+
+    async def image_key(self, image):
+        """The image's id: a rebuilt image under the same name is probed anew."""
+        info = (self._image_info or {}).get(image)
+        if info is None:
+            try:
+                info = await self.docker("inspect_image", image)
+            except docker.errors.NotFound:
+                return image
+        return info["Id"]
 
     def _remember_image(self, image, info):
         if self._image_info is not None:

@@ -24,12 +24,13 @@ from docker.types import (
     Placement,
     Resources,
     RestartPolicy,
+    SecretReference,
     ServiceMode,
     TaskTemplate,
 )
 
 from ...core import contract
-from ...core.job import NODE_BRIDGE
+from ...core.job import NO_NETWORK, NODE_BRIDGE
 
 
 def service_mount(m):
@@ -92,11 +93,14 @@ def service_arguments(
         )
     container = {
         "image": spec.image,
-        "args": list(spec.command),  # CMD and its arguments; the image's ENTRYPOINT (tini) stays
+        "command": list(spec.entrypoint) or None,  # None: the image's ENTRYPOINT
+        "args": list(spec.command),
+        "init": spec.init or None,
+        "user": spec.user or None,
         "env": dict(spec.env),
         "labels": dict(spec.labels),
         "mounts": mounts,
-        "workdir": spec.working_dir,
+        "workdir": spec.working_dir or None,
         "hostname": spec.name,
         "cap_drop": ["ALL"],
         "cap_add": list(spec.capabilities),
@@ -132,12 +136,16 @@ def job_service_arguments(job, node_id, secret_ids=None):
     """``create_service`` kwargs for a job on the node ``node_id`` (one task, ``replicated-job``),
     or on every node (``node_id`` None for :data:`~gpulab.core.job.EVERY_NODE`: ``global-job``), run
     once to its end, never restarted. Swarm has no "none" network for tasks (moby/moby#42204): a job
-    on a node runs on that node's bridge, so only jobs that need the network are placed.
+    on a node runs on that node's bridge (or, named, on one of the deployment's overlays: a probe
+    of what a user's server there reaches), so only jobs that need the network are placed.
     ``secret_ids`` maps the job's secret names to their ids."""
-    if job.network != "bridge":
+    if job.network == NO_NETWORK:
         raise ValueError(
             f"job {job.name}: a Swarm job on a node always has the node's bridge network; ask for it (network='bridge')"
         )
+    missing = [s for s in job.secrets if s not in (secret_ids or {})]
+    if missing:
+        raise ValueError(f"job {job.name}: no Swarm secret {missing[0]!r}")
     container = ContainerSpec(
         image=job.image,
         command=list(job.command),
@@ -148,13 +156,19 @@ def job_service_arguments(job, node_id, secret_ids=None):
         workdir=job.working_dir,
         cap_drop=["ALL"],
         cap_add=list(job.capabilities),
+        # at /run/secrets/<name>, readable by the job's user only
+        secrets=[
+            SecretReference(secret_ids[name], name, uid=job.user.split(":")[0], mode=0o400)
+            for name in job.secrets
+        ]
+        or None,
     )
     task = TaskTemplate(
         container_spec=container,
         networks=[] if job.network == NODE_BRIDGE else [job.network],
         resources=Resources(mem_limit=job.mem_limit, cpu_limit=int(job.cpu_limit * 1e9)),
         restart_policy=RestartPolicy(condition="none"),
-        placement=Placement(constraints=[f"node.id=={node_id}"]),
+        placement=Placement(constraints=[f"node.id=={node_id}"] if node_id else []),
         log_driver=log_driver(job.hardening),
     )
     held(task, True, job.hardening)
@@ -162,5 +176,5 @@ def job_service_arguments(job, node_id, secret_ids=None):
         "task_template": task,
         "name": job.name,
         "labels": dict(job.labels),
-        "mode": ServiceMode("replicated-job"),
+        "mode": ServiceMode("replicated-job" if node_id else "global-job"),
     }

@@ -18,13 +18,13 @@ import asyncio
 import dataclasses
 
 import docker
-from tornado import web
 from traitlets import Bool, List, Unicode, default
 
 from ...core import spec as specs
 from ...core.site.facts import registry_name
 from ...core.startgate import width_for
 from ...hub.crosscheck import ConfigError
+from ...hub.refusal import refused
 from ...hub.spawner import GPULabSpawner
 from . import SWARM, cluster, network, registry
 from .render import service_arguments
@@ -241,7 +241,7 @@ class GPUSwarmSpawner(GPULabSpawner):
                         self.gpu_uuids = tuple(uuids)
                     return
                 if state in DONE_STATES:
-                    raise web.HTTPError(500, f"The server could not start: {line}")
+                    raise refused(500, f"The server could not start: {line}")
             await asyncio.sleep(delay)
             delay = min(delay * 1.25, 2)
 

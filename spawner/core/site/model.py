@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from .. import contract
+from .. import contract, identity
 from .schema import (
     ConfigError,
     Field,
@@ -29,6 +29,31 @@ from .schema import (
 )
 
 NAME = r"[a-z][a-z0-9_-]{0,30}"
+
+CLAIM = r"([A-Za-z0-9_.:-]{1,100})?"
+
+
+def uid_entry(value, path):
+    """A users.uid_map entry: a uid, or {uid: .., gid: ..}."""
+    if isinstance(value, bool):
+        raise ConfigError(path, "must be a uid or {uid: .., gid: ..}")
+    if isinstance(value, int):
+        value = {"uid": value}
+    if not isinstance(value, dict) or set(value) - {"uid", "gid"} or "uid" not in value:
+        raise ConfigError(path, "must be a uid or {uid: .., gid: ..}")
+    out = {"gid": None}
+    for key in ("uid", "gid"):
+        if value.get(key) is None:
+            continue
+        if isinstance(value[key], bool) or not isinstance(value[key], int):
+            raise ConfigError(f"{path}.{key}", f"must be a number, got {value[key]!r}")
+        try:
+            out[key] = identity.check_uid(value[key], key)
+        except identity.UidError as e:
+            raise ConfigError(f"{path}.{key}", str(e)) from None
+    return out
+
+
 # Swarm placement constraints gpulab understands (and applies to its own GPU choice too)
 CONSTRAINT = r"node\.(hostname|role|labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.:-]+"
 CONSTRAINT_HINT = "a placement constraint such as node.labels.gpulab.gpu-model==NVIDIA-A100 or node.hostname!=gpu3"
@@ -331,6 +356,12 @@ SCHEMA = mapping(
                     "sudo": Field(boolean, default=False),
                     "uid_base": Field(integer(1000, 2**31 - 2**20), default=20000),
                     "gid": Field(integer(100, 2**31), default=100),
+                    "uid_source": Field(choice(*identity.SOURCES), default="hub"),
+                    "uid_claim": Field(
+                        string(CLAIM, "a claim name such as uidNumber"), default="uidNumber"
+                    ),
+                    "gid_claim": Field(string(CLAIM, "a claim name such as gidNumber"), default=""),
+                    "uid_map": Field(dict_of(uid_entry), default=dict),
                 }
             ),
             default=dict,
@@ -567,6 +598,29 @@ def _check_tls(site):
         )
 
 
+def _check_uids(site):
+    users = site["users"]
+    if users["uid_source"] == "claim" and site["auth"]["type"] != "oidc":
+        raise ConfigError(
+            "users.uid_source",
+            '"claim" takes uids from the sign-in service of the lab: it needs auth.type: oidc',
+        )
+    if users["uid_source"] == "map":
+        if not users["uid_map"]:
+            raise ConfigError("users.uid_map", 'is required when users.uid_source is "map"')
+        seen = {}
+        for name, entry in users["uid_map"].items():
+            if entry["uid"] in seen:
+                raise ConfigError(
+                    f"users.uid_map.{name}",
+                    f"uid {entry['uid']} is also {seen[entry['uid']]}'s: two users would own each "
+                    "other's files",
+                )
+            seen[entry["uid"]] = name
+    elif users["uid_map"]:
+        raise ConfigError("users.uid_map", 'is used only when users.uid_source is "map"')
+
+
 def _cross_checks(site):
     _check_tls(site)
     site["profiles"] = check_profiles(site["profiles"])
@@ -612,6 +666,7 @@ def _cross_checks(site):
                     "allowed-groups check, so whoever owns that account name at the provider would become admin",
                 )
 
+    _check_uids(site)
     hub = site["hub"]
     if hub["network"] is None:
         hub["network"] = hub["name"]

@@ -114,6 +114,11 @@ def parse_public_key(text):
     text = text.strip()
     if not text:
         raise InvalidInput("the key is empty")
+    if "PRIVATE KEY" in text[:200]:
+        raise InvalidInput(
+            "this is a PRIVATE key: it was not stored. Never paste it anywhere (if you did so "
+            "elsewhere, make a new key); paste the public one, the .pub file (e.g. ~/.ssh/id_ed25519.pub)"
+        )
     if "\n" in text or "\r" in text:
         raise InvalidInput("paste exactly one key (one line)")
     parts = text.split(None, 2)

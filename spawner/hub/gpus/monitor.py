@@ -48,9 +48,8 @@ class GPUMonitor:
         self.metrics = metrics
         self.watches = {}  # holder -> reclaim.Watch
         self.readings = {}  # uuid -> GPUReading (the latest fresh one)
-        self.history = collections.defaultdict(
-            collections.deque
-        )  # uuid -> deque[(time, utilisation)]
+        # uuid -> deque[(time, utilisation %, memory used bytes)]: the last hour, for the GPU page
+        self.history = collections.defaultdict(collections.deque)
         self.gpu_idle_since = {}  # uuid -> when it last went under the threshold
         self.last_tick = None
         self._task = None
@@ -76,7 +75,7 @@ class GPUMonitor:
         self.readings = {r.uuid: r for r in readings}
         for r in readings:
             h = self.history[r.uuid]
-            h.append((now, r.utilization))
+            h.append((now, r.utilization, r.memory_used))
             while h and h[0][0] < now - HISTORY_SECONDS:
                 h.popleft()
             if r.utilization < self.policy.idle_percent:
@@ -180,10 +179,12 @@ class GPUMonitor:
         """Utilisation now, mean over the last hour, idle since, processes, for the GPU page."""
         now = time.time() if now is None else now
         r = self.readings.get(uuid)
-        h = [u for t, u in self.history.get(uuid, ()) if t >= now - HISTORY_SECONDS]
+        points = [p for p in self.history.get(uuid, ()) if p[0] >= now - HISTORY_SECONDS]
+        h = [u for _, u, _ in points]
         return {
             "utilization": r.utilization if r else None,
             "utilization_hour": sum(h) / len(h) if h else None,
+            "hour": [(round(now - t), u, m) for t, u, m in points],  # (seconds ago, %, bytes)
             "memory_used": r.memory_used if r else None,
             "idle_since": self.gpu_idle_since.get(uuid),
             "processes": [{"pid": p.pid, "memory_used": p.memory_used} for p in r.processes]

@@ -87,9 +87,17 @@ class GPUService:
             else "off",
         )
         self.monitor.start()
+        from ..status import keep_writing
+
+        self._status = asyncio.ensure_future(keep_writing(self.lab, self, self.app.log))
+
+    _status = None
 
     def close(self):
         self.monitor.close()
+        if self._status is not None:
+            self._status.cancel()
+            self._status = None
 
     # --- what the monitor needs from the hub ---
 

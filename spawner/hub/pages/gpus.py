@@ -29,6 +29,7 @@ from tornado import web
 
 from ...core.gpus.readings import GPUReading
 from ...core.gpus.usage import by_group
+from .. import charts
 from .base import lab_of, scoped_user
 
 SCOPE_NOTICES = "custom:gpulab:notices"
@@ -66,6 +67,7 @@ def gpu_rows(service, for_admin, now=None):
                 **view,
                 "outside": outside,
                 "idle_for": now - view["idle_since"] if view["idle_since"] else None,
+                "chart": charts.sparkline(view["hour"], g["memory_total"]),
             }
         )
     return rows, snap["queue"]
@@ -79,6 +81,12 @@ class GPUPageHandler(BaseHandler):
         rows, queue = gpu_rows(service, user.admin, now)
         mine = [{"server": s, **n} for s, n in service.notices_for(user.name).items()]
         usage = service.usage.rows(days=7, now=now, users=None if user.admin else {user.name})
+        mine_by_day = {}
+        for r in usage:
+            if r["user"] == user.name:
+                held, used = mine_by_day.get(r["day"], (0.0, 0.0))
+                mine_by_day[r["day"]] = (held + r["held_hours"], used + r["used_hours"])
+        week = charts.day_bars([(d, h, u) for d, (h, u) in sorted(mine_by_day.items())])
         group_usage = []
         if user.admin:
             groups = {
@@ -97,6 +105,8 @@ class GPUPageHandler(BaseHandler):
             group_usage=group_usage,
             policy=service.policy,
             monitor_mode=service.mode,
+            single_host=lab_of(self).backend.mode == "single",
+            week_chart=week,
             now=now,
             admin=user.admin,
         )

@@ -26,10 +26,21 @@ from ...core.ssh.clientconfig import ssh_config
 from ...core.ssh.ports import host_port
 from ..sshstore import SSHStore, StoreError
 from .base import lab_of
+from .client import install_commands
 
 MAX_FORM_BYTES = 32 * 1024
 SCOPE_KEYS = "custom:gpulab:ssh-keys"  # add, list, remove one's SSH keys
 SCOPE_LOGIN = "custom:gpulab:ssh-login"  # read one's keys and password hash (sshd in the container)
+#: what gpulab-client does with a token: find and start the user's server, reach its SSH through
+#: the hub, save environments and back up the home; nothing of other users, no admin rights
+CLIENT_SCOPES = (
+    "read:users!user",
+    "read:servers!user",
+    "servers!user",
+    "access:servers!user",
+    "custom:gpulab:saves!user",
+)
+CLIENT_TOKEN_DAYS = 90
 SCOPES = {
     SCOPE_KEYS: {
         "description": "Add and remove your SSH keys (a key is permanent SSH access to your container)."
@@ -62,7 +73,7 @@ class _SSHMixin:
 
 
 class SSHPageHandler(_SSHMixin, BaseHandler):
-    async def page(self, user, messages=(), status=200):
+    async def page(self, user, messages=(), status=200, client_token=None):
         s = self.ssh_settings
         password_login, sudo = self.policy()
         port = host_port(s["port_base"], user.id) if s["port_base"] else None
@@ -86,6 +97,10 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
             alias=alias,
             direct_port=port,
             max_key=sshkeys.MAX_KEY_LINE,
+            client=install_commands(s["hub_url"]),
+            client_token=client_token,
+            client_scopes=CLIENT_SCOPES,
+            client_token_days=CLIENT_TOKEN_DAYS,
         )
         self.finish(html)
 
@@ -108,6 +123,22 @@ class SSHPageHandler(_SSHMixin, BaseHandler):
                 400,
             )
         action = self.get_body_argument("action", "")
+        if action == "client_token":
+            token = user.new_api_token(
+                note="gpulab-client (from the SSH page)",
+                expires_in=CLIENT_TOKEN_DAYS * 86400,
+                scopes=list(CLIENT_SCOPES),
+            )
+            return await self.page(
+                user,
+                [
+                    (
+                        "ok",
+                        f"A token for gpulab-client, valid {CLIENT_TOKEN_DAYS} days. It is shown only now.",
+                    )
+                ],
+                client_token=token,
+            )
         try:
             message = self.apply(user, action)
         except (sshkeys.InvalidInput, StoreError) as e:
