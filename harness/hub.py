@@ -199,7 +199,11 @@ class Hub(HubClient):
         extra_config="",
         site_auth=False,
         subdomains=False,
+        release=None,
     ):
+        # another release of gpulab (the upgrade test): (python, its tree, its hub module)
+        self.python, self.repo, app_module = release or (sys.executable, REPO, None)
+        self.app_module = app_module or self.app_module
         self.workdir = str(workdir)
         self.client = client
         self.name = hub_name or "gpulabt-" + secrets.token_hex(3)
@@ -260,6 +264,12 @@ class Hub(HubClient):
             site_auth  # True: the site file's authenticator (native by default), not the test one
         )
 
+    def use_release(self, release=None):
+        """Run this deployment (same site file, state, ports and token) with another release of
+        gpulab from the next start on: (python, its tree, its hub module), None for this one."""
+        self.python, self.repo, app_module = release or (sys.executable, REPO, None)
+        self.app_module = app_module or Hub.app_module
+
     def write_files(self):
         with open(self.site_path, "w") as f:
             yaml.safe_dump(self.site, f)
@@ -267,21 +277,26 @@ class Hub(HubClient):
             auth = "" if self.site_auth else DUMMY_AUTH.format(password=self.password)
             f.write(
                 TEST_CONFIG.format(
-                    config=os.path.join(REPO, "jupyterhub_config.py"), auth=auth, token=self.token
+                    config=os.path.join(self.repo, "jupyterhub_config.py"),
+                    auth=auth,
+                    token=self.token,
                 )
             )
             f.write(self.extra_config)
 
     def env(self):
-        env = dict(os.environ, GPULAB_CONFIG=self.site_path, PYTHONPATH=REPO)
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        env = dict(os.environ, GPULAB_CONFIG=self.site_path, PYTHONPATH=self.repo)
+        # its own gpulab first, then this one's (configurable-http-proxy lives in .venv/bin)
+        env["PATH"] = os.pathsep.join(
+            [os.path.dirname(self.python), os.path.dirname(sys.executable), env.get("PATH", "")]
+        )
         return env
 
     def start(self, timeout=60):
         self.write_files()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.app_module, "-f", self.config_path],
+            [self.python, "-m", self.app_module, "-f", self.config_path],
             cwd=self.workdir,
             env=self.env(),
             stdout=self._log,

@@ -4,4 +4,4 @@ Standard library only. The server package (``gpulab``) uses the same code for it
 ``gpulab ssh-proxy`` and ``gpulab gpus`` commands.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

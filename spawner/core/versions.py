@@ -25,8 +25,10 @@ HUB = {
 
 IMAGE = {
     "jupyter-server": ">=2.14.2",
-    "jupyterlab": ">=4.2.5",
-    "notebook": ">=7.2.2",
+    # < 5 / < 8: gpulab's notices extension is written by hand against JupyterLab 4's loader
+    # (tests/docker/test_labextension.py fails when an image gets a JupyterLab it was not checked with)
+    "jupyterlab": ">=4.2.5,<5",
+    "notebook": ">=7.2.2,<8",
     "jupyter-server-proxy": ">=4.2.0",
     "tornado": ">=6.5",
     "jinja2": ">=3.1.6",
