@@ -7,6 +7,7 @@ import time
 from urllib.parse import quote
 
 from .hub import HubError, add_user_arguments, connect
+from .progress import Waiting
 
 
 def add_parser(sub):
@@ -37,7 +38,8 @@ def main(args):
                 print("(no saves)")
         elif args.action == "save":
             t0 = time.monotonic()
-            r = hub.api("POST", path, {"server": args.server, "note": args.note})
+            with Waiting("saving your environment"):
+                r = hub.api("POST", path, {"server": args.server, "note": args.note})
             print(
                 f"saved as {r['tag']} ({r['bytes'] / 1024**2:.0f} MiB, profile {r['profile']}) in {time.monotonic() - t0:.0f} s"
             )

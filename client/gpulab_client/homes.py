@@ -6,6 +6,7 @@ import time
 from urllib.parse import quote
 
 from .hub import HubError, add_user_arguments, connect
+from .progress import Progress
 
 
 def add_parser(sub):
@@ -44,10 +45,12 @@ def main(args):
             print(f"restoring into ~/{job['target']}", file=sys.stderr)
         else:
             job = hub.api("POST", path)
+        bar = Progress(f"home {job['kind'] if job else args.action}")
         while not args.no_wait and job and job["state"] == "running":
-            print(_show(job), file=sys.stderr, flush=True)
+            bar.update(None, _show(job))
             time.sleep(1)
             job = hub.api("GET", path)["job"]
+        bar.done()
         print(
             _show(job) + (f" ({job['target']})" if job["state"] == "done" else f": {job['error']}")
         )

@@ -141,10 +141,11 @@ class Hub:
     def server(self, user, server_name=""):
         return self.api("GET", "/users/" + quote(user, safe=""))["servers"].get(server_name)
 
-    def ready_server(self, user, log, timeout=900):
+    def ready_server(self, user, log, timeout=900, bar=None):
         """The user's default server (a dict with its ``url``), starting it first if needed.
 
-        Progress messages go to ``log`` while it starts (or waits for GPUs).
+        Progress messages go to ``log`` while it starts (or waits for GPUs), or to ``bar`` (a
+        :class:`~.progress.Progress`) when it draws on a terminal.
         """
         path = "/users/" + quote(user, safe="")
         server = self.server(user)
@@ -167,11 +168,17 @@ class Hub:
                     continue
                 event = json.loads(line[5:])
                 if event.get("message"):
-                    log(f"[{event.get('progress', '')}%] {event['message']}")
+                    if bar is not None and bar.tty:
+                        percent = event.get("progress")
+                        bar.update(percent / 100 if percent is not None else None, event["message"])
+                    else:
+                        log(f"[{event.get('progress', '')}%] {event['message']}")
                 if event.get("failed"):
                     failed.append(event.get("message") or "failed")
                 if event.get("ready") or event.get("failed"):
                     break
+        if bar is not None:
+            bar.done()
         server = self.server(user)
         if failed or not server or not server.get("ready"):
             raise HubError(

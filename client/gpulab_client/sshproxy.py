@@ -12,6 +12,7 @@ import sys
 import threading
 
 from .hub import Hub, HubError, read_token
+from .progress import Progress
 from .websocket import WebSocket, WebSocketError
 
 CHUNK = 256 * 1024
@@ -58,7 +59,7 @@ def pipe(ws, stdin_fd=0, stdout_fd=1):
 def run(hub_url, user, token, *, log, ca_file=None, stdin_fd=0, stdout_fd=1):
     hub = Hub(hub_url, token, ca_file=ca_file)
     user = user or hub.whoami()
-    server = hub.ready_server(user, log)
+    server = hub.ready_server(user, log, bar=Progress("gpulab: starting your server"))
     url = hub.websocket_url(server["url"] + ROUTE)
     try:
         ws = WebSocket.connect(url, hub.headers, ssl_context=hub.ssl)
