@@ -76,9 +76,10 @@ class SSH:
         return ["-o", f"Port={port}", "-o", f"HostKeyAlias=gpulab-{port}"], "127.0.0.1"
 
     @staticmethod
-    def via_hub(hub_url, user, token_file, alias):
-        """``alias``: the user's direct port, so both ways share one known_hosts entry (same container)."""
-        proxy = f"{GPULAB_CLIENT} ssh-proxy --hub {hub_url} --user {user} --token-file {token_file}"
+    def via_hub(hub_url, user, token_file, alias, client=None):
+        """``alias``: the user's direct port, so both ways share one known_hosts entry (same
+        container). ``client``: a gpulab-client other than this checkout's (the hub's own)."""
+        proxy = f"{client or GPULAB_CLIENT} ssh-proxy --hub {hub_url} --user {user} --token-file {token_file}"
         return ["-o", f"ProxyCommand={proxy}", "-o", f"HostKeyAlias=gpulab-{alias}"], "gpulab-hub"
 
     def run(self, way, login, *command, strict="accept-new", password=None, timeout=180):

@@ -8,6 +8,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -144,6 +145,50 @@ def test_both_ways_reach_the_notebooks_container(lab):
     assert via_hub.returncode == 0 and via_hub.stdout == marker, via_hub.stderr
     who = ssh.run(SSH.direct(lab["alice"]["port"]), "alice", "id", "-u")
     assert who.stdout.strip() == str(20000 + lab["alice"]["id"])
+
+
+def test_the_client_from_the_hub_with_its_own_token_reaches_ssh_through_the_hub(lab, tmp_path):
+    """As the SSH page tells a student: the hub's own client into a fresh environment (no
+    repository, nothing else installed), and the narrow token the page makes for it."""
+    hub = lab["hub"]
+    page = Browser(hub, "alice")
+    text = page.page()
+    url = re.search(r"pipx install (\S+\.whl)", text).group(1)
+    assert url.startswith(hub.site["hub"]["bind_url"].rstrip("/") + "/hub/gpulab/client/"), url
+    venv = tmp_path / "laptop"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+         "--no-index", url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    client = venv / "bin" / "gpulab-client"
+    # the single file works as well, as it is
+    pyz = tmp_path / "gpulab-client.pyz"
+    pyz.write_bytes(requests.get(url.rsplit("/", 1)[0] + "/gpulab-client.pyz", timeout=30).content)
+    assert (
+        subprocess.run([sys.executable, str(pyz), "--version"], capture_output=True).returncode == 0
+    )
+    # the token the page makes for the client: enough for SSH through the hub, nothing more
+    r = page.post(action="client_token")
+    token = re.search(r'id="client-token">([0-9a-f]+)<', r.text).group(1)
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    ssh = ssh_for(lab, "alice")
+    via_hub = ssh.run(
+        SSH.via_hub(hub.url, "alice", token_file, lab["alice"]["port"], client=client),
+        "alice",
+        "id",
+        "-un",
+        strict="yes",
+    )
+    assert via_hub.returncode == 0 and via_hub.stdout.strip() == "alice", via_hub.stderr
+    assert "is not the hub's" not in via_hub.stderr  # the same version: no advice
+    narrow = {"Authorization": f"token {token}"}
+    assert requests.get(f"{hub.url}/hub/api/users", headers=narrow, timeout=30).status_code == 403
+    r = requests.post(f"{hub.url}/hub/api/users/alice/tokens", headers=narrow, json={}, timeout=30)
+    assert r.status_code == 403, "the client's token cannot make tokens"
 
 
 def test_users_roots_passwords_and_strangers_are_kept_out(lab):

@@ -19,13 +19,14 @@ import yaml
 
 from gpulab.core.site import facts
 from gpulab.hub.sshstore import SSHStore
+from harness import gpuhost
 from harness.hub import BASE_IMAGE, REPO, Hub, free_port_base
 from harness.ssh import SSH, Browser, keygen
 
 PREVIOUS = "v0.3.0"  # the last release, tagged in this repository
 OLD_IMAGE = "localhost/gpulab-test/base:v0.3.0"
 BOOTSTRAP = "localhost/gpulab/bootstrap:bookworm"
-GPU = {"index": 0, "uuid": "GPU-upgrade-0", "model": "Test GPU", "memory": "1G"}
+GPU = gpuhost.devices()[0]  # a made-up GPU with the test hook (a real one on a GPU host)
 
 
 def run(argv, **kw):
@@ -88,7 +89,7 @@ def test_an_upgrade_keeps_running_servers_holdings_keys_and_the_database(
             "profiles": [
                 {"name": "base", "image": OLD_IMAGE, "max_gpus": 1, "description": "v0.3.0"}
             ],
-            "gpus": {"devices": [GPU], "wait": True, "timeout": 600},
+            "gpus": {"devices": [GPU], "wait_timeout": 600},
             "ssh": {"port_base": free_port_base()},
         },
         release=(old["python"], old["src"], "gpulab.app"),
