@@ -14,7 +14,9 @@ from docker.types import LogConfig, Mount
 from ..core.job import NO_NETWORK, JobError, JobResult
 
 
-def docker_mount(m):
+def docker_mount(m, **volume_options):
+    """A :class:`~gpulab.core.spec.MountSpec` as docker-py's Mount (a container's and a Swarm
+    task's alike; ``volume_options`` for a volume, e.g. a Swarm's driver)."""
     if m.kind == "tmpfs":
         return Mount(
             target=m.target,
@@ -23,7 +25,10 @@ def docker_mount(m):
             tmpfs_size=m.size or None,
             tmpfs_mode=m.mode,
         )
-    kw = {"labels": dict(m.labels)} if m.kind == "volume" and m.labels else {}
+    kw = {}
+    if m.kind == "volume":
+        kw = {"labels": dict(m.labels)} if m.labels else {}
+        kw.update(volume_options)
     return Mount(target=m.target, source=m.source, type=m.kind, read_only=m.read_only, **kw)
 
 

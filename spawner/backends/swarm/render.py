@@ -31,28 +31,12 @@ from docker.types import (
 
 from ...core import contract
 from ...core.job import NO_NETWORK, NODE_BRIDGE
+from ..container import docker_mount
 
 
 def service_mount(m):
-    if m.kind == "tmpfs":
-        return Mount(
-            target=m.target,
-            source=None,
-            type="tmpfs",
-            tmpfs_size=m.size or None,
-            tmpfs_mode=m.mode,
-        )
-    if m.kind == "volume":
-        labels = dict(m.labels) if m.labels else None
-        return Mount(
-            target=m.target,
-            source=m.source,
-            type="volume",
-            read_only=m.read_only,
-            labels=labels,
-            driver_config=DriverConfig("local"),
-        )
-    return Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+    """As a container's (the one renderer of mounts), with a volume made by the node's local driver."""
+    return docker_mount(m, driver_config=DriverConfig("local"))
 
 
 def log_driver(hardening):
