@@ -336,12 +336,15 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
         options = self.user_options or {}
         self.check_ids()
         if not self.profiles:
-            # DockerSpawner's behaviour: an optional `image` checked against allowed_images
+            # DockerSpawner's behaviour: an optional `image` checked against allowed_images; any
+            # other option is ignored, as DockerSpawner ignores it (with profiles, a 400 names it)
             unknown = sorted(str(k)[:100] for k in options if k != "image")
             if unknown:
-                raise refused(
-                    400,
-                    f"Invalid spawn option {unknown[0]}: unknown option (allowed: image; GPUs need profiles)",
+                self.log.info(
+                    "gpulab: %s: spawn options %s ignored (no profiles: only `image` is read, as "
+                    "DockerSpawner does)",
+                    self._log_name,
+                    ", ".join(unknown),
                 )
             if options.get("image"):
                 self.image = await self.check_allowed(options["image"])
