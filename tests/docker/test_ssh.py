@@ -90,7 +90,7 @@ def test_page_is_in_the_nav_and_rejects_bad_input(lab, tmp_path):
         "dsa": (dsa_like, "unsupported key type"),
         "short rsa": (rsa_small, "at least 2048"),
         "options": ('command="rm -rf ~" ' + good, "options before the key are not allowed"),
-        "private key": ("-----BEGIN OPENSSH PRIVATE KEY-----", "private key"),
+        "private key": ("-----BEGIN OPENSSH PRIVATE KEY-----", "PRIVATE key: it was not stored"),
         "two keys": (good + "\n" + good, "exactly one key"),
         "oversized key": ("ssh-ed25519 " + "A" * 9000, "longer than 8192"),
     }
