@@ -170,3 +170,16 @@ def test_the_gpu_grant_is_one_value():
     assert specs.GPUGrant.devices(["a", "b"]).size == 2 and specs.GPUGrant.counted(3).size == 3
     with pytest.raises(ValueError, match="not both"):
         specs.GPUGrant(uuids=("a",), count=1)
+
+
+def test_a_swarm_server_is_reached_at_its_tasks_own_address():
+    from gpulab.backends.swarm.spawner import task_address
+
+    task = {
+        "NetworksAttachments": [
+            {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.9/24"]},
+            {"Network": {"Spec": {"Name": "lab-u-bob"}}, "Addresses": ["10.0.3.7/24"]},
+        ]
+    }
+    assert task_address(task, "lab-u-bob") == "10.0.3.7"
+    assert task_address(task, "other") == "" and task_address(None, "lab-u-bob") == ""

@@ -271,7 +271,12 @@ class GPUSwarmSpawner(GPULabSpawner):
         )
 
     async def get_ip_and_port(self):
-        return self.object_name, self.port  # the service's name, on the user's network
+        """The task's own address on the user's network: the service's name in Swarm's DNS may
+        still answer with a task that died with its node (the hub and the proxy would then wait
+        for a server that is gone); the name only when the task's address is not known."""
+        return task_address(
+            await self.get_task(), self.user_network()
+        ) or self.object_name, self.port
 
     async def poll(self):
         """Running, or why not: the task ended, or its node is down (a dead node's tasks look
@@ -306,3 +311,12 @@ class GPUSwarmSpawner(GPULabSpawner):
         self.object_id = ""
         self.clear_state()
         self.release_gpus()
+
+
+def task_address(task, network_name):
+    """A task's address on the named network ('' when it has none there)."""
+    for attachment in (task or {}).get("NetworksAttachments") or []:
+        if (attachment.get("Network") or {}).get("Spec", {}).get("Name") == network_name:
+            for address in attachment.get("Addresses") or []:
+                return address.split("/", 1)[0]
+    return ""
