@@ -181,7 +181,6 @@ def test_the_client_from_the_hub_with_its_own_token_reaches_ssh_through_the_hub(
         "alice",
         "id",
         "-un",
-        strict="yes",
     )
     assert via_hub.returncode == 0 and via_hub.stdout.strip() == "alice", via_hub.stderr
     assert "is not the hub's" not in via_hub.stderr  # the same version: no advice
