@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from gpulab.core.site import facts
+from gpulab.core.site.model import load_site
 from gpulab.hub.sshstore import SSHStore
 from harness import gpuhost
 from harness.hub import BASE_IMAGE, REPO, Hub, free_port_base
@@ -131,7 +132,7 @@ def test_an_upgrade_keeps_running_servers_holdings_keys_and_the_database(
 
         # 3. this release; the database upgraded (JupyterHub refuses an old schema and says so)
         state = hub.site["hub"]["state_dir"]
-        db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+        db_url = facts.db_url(load_site(hub.site_path))  # hub.db_url, in the state directory
         jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
         run([jupyterhub, "upgrade-db", f"--db={db_url}"], cwd=state)
         # 4. images: `gpulab images build --for-site` rebuilds the profile's image under its name;
@@ -186,10 +187,9 @@ def test_an_upgrade_keeps_running_servers_holdings_keys_and_the_database(
         gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
         run([gpulab, "--site", str(site_file), "restore", str(archive / taken)])
         restored = work / "restored"
-        run(
-            [jupyterhub, "upgrade-db", f"--db=sqlite:///{restored}/jupyterhub.sqlite"], cwd=restored
-        )
-        with sqlite3.connect(restored / "jupyterhub.sqlite") as db:
+        restored_db = facts.db_url(load_site(str(site_file)))
+        run([jupyterhub, "upgrade-db", f"--db={restored_db}"], cwd=restored)
+        with sqlite3.connect(restored_db[len("sqlite:///") :]) as db:
             names = {row[0] for row in db.execute("select name from users")}
         assert {"alice", "bob", "carol"} <= names
         store = facts.ssh_store_path(str(restored))
