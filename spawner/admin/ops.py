@@ -115,6 +115,42 @@ def cmd_restore(args):
     return 0
 
 
+def cmd_upgrade_db(args):
+    """JupyterHub's ``upgrade-db`` on the site's database (hub.db_url), run so that it finds the
+    ``alembic`` of the hub's own environment (JupyterHub calls it by name, off PATH)."""
+    import subprocess
+
+    site = _site(args, "upgrade-db")
+    if site is None:
+        return 2
+    db_url, state = facts.db_url(site), facts.state_dir(site)
+    if db_url.startswith("sqlite:///") and not os.path.exists(db_url[len("sqlite:///") :]):
+        print(f"gpulab upgrade-db: no database at {db_url[len('sqlite:///') :]}", file=sys.stderr)
+        return 2
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=os.pathsep.join([bindir, os.environ.get("PATH", "")]))
+    argv = [os.path.join(bindir, "jupyterhub"), "upgrade-db", f"--db={db_url}"]
+    # in the state directory: JupyterHub's copy of a SQLite database before it upgrades lands there
+    done = subprocess.run(argv, cwd=state, env=env)
+    if done.returncode:
+        print(
+            f"gpulab upgrade-db: JupyterHub's upgrade-db failed (exit {done.returncode})",
+            file=sys.stderr,
+        )
+        return 1
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(db_url).render_as_string(hide_password=True)
+    print(f"gpulab upgrade-db: {shown} is at the schema of JupyterHub {_jupyterhub_version()}")
+    return 0
+
+
+def _jupyterhub_version():
+    from jupyterhub import __version__
+
+    return __version__
+
+
 def cmd_collect(args):
     from ..agents.collect import main as collect_main
 
@@ -182,6 +218,11 @@ COMMANDS = [
         "unpack a backup into the site file's state directory (which must hold no hub state)",
         cmd_restore,
         _restore_arguments,
+    ),
+    Command(
+        "upgrade-db",
+        "bring the hub's database to the installed JupyterHub's schema (after an upgrade)",
+        cmd_upgrade_db,
     ),
     Command(
         "collect",

@@ -24,7 +24,9 @@ from harness import gpuhost
 from harness.hub import BASE_IMAGE, REPO, Hub, free_port_base
 from harness.ssh import SSH, Browser, keygen
 
-PREVIOUS = "v0.3.0"  # the last release, tagged in this repository
+# The last release: tagged v0.3.0 here, named by its commit (an ancestor of main) so that a clone
+# without tags, as CI makes, has it too.
+PREVIOUS = "0cdcaa84038bc221b120c8cc2a250c3e804a90d9"
 OLD_IMAGE = "localhost/gpulab-test/base:v0.3.0"
 BOOTSTRAP = "localhost/gpulab/bootstrap:bookworm"
 GPU = gpuhost.devices()[0]  # a made-up GPU with the test hook (a real one on a GPU host)
@@ -41,8 +43,12 @@ def old(tmp_path_factory, docker_client):
     """The previous release as its README installs it: its tree, a virtual environment with its
     pinned packages, its base image (under a test tag: this checkout's stays)."""
     root = tmp_path_factory.mktemp("v0.3.0")
-    raw = subprocess.run(["git", "-C", REPO, "archive", PREVIOUS], capture_output=True).stdout
-    assert raw, f"the tag {PREVIOUS} is missing from this clone (git fetch --tags)"
+    git = ["git", "-C", str(REPO)]
+    if subprocess.run([*git, "cat-file", "-e", f"{PREVIOUS}^{{commit}}"]).returncode:
+        # A shallow clone lacks the release's commit: deepen it from where it was cloned.
+        subprocess.run([*git, "fetch", "-q", "--unshallow"], capture_output=True)
+    raw = subprocess.run([*git, "archive", PREVIOUS], capture_output=True).stdout
+    assert raw, f"v0.3.0 ({PREVIOUS[:7]}) is not in this clone's history (git fetch --unshallow)"
     src = root / "src"
     with tarfile.open(fileobj=io.BytesIO(raw)) as t:
         t.extractall(src, filter="data")
@@ -131,10 +137,15 @@ def test_an_upgrade_keeps_running_servers_holdings_keys_and_the_database(
             assert [c.id for c in hub.containers(name) if c.status == "running"] == ids, name
 
         # 3. this release; the database upgraded (JupyterHub refuses an old schema and says so)
-        state = hub.site["hub"]["state_dir"]
-        db_url = facts.db_url(load_site(hub.site_path))  # hub.db_url, in the state directory
-        jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
-        run([jupyterhub, "upgrade-db", f"--db={db_url}"], cwd=state)
+        # (`gpulab upgrade-db`: the site's hub.db_url, with the hub's own environment's alembic)
+        gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
+        path_without_venv = os.pathsep.join(
+            p for p in os.environ["PATH"].split(os.pathsep) if p != os.path.dirname(sys.executable)
+        )
+        run(
+            [gpulab, "--site", hub.site_path, "upgrade-db"],
+            env={**hub.env(), "PATH": path_without_venv},
+        )
         # 4. images: `gpulab images build --for-site` rebuilds the profile's image under its name;
         # here the profile is pointed at this checkout's image instead (the old one stays named)
         hub.site["profiles"][0]["image"] = BASE_IMAGE
@@ -184,11 +195,10 @@ def test_an_upgrade_keeps_running_servers_holdings_keys_and_the_database(
         fresh = dict(hub.site, hub={**hub.site["hub"], "state_dir": str(work / "restored")})
         site_file = work / "restored.yaml"
         site_file.write_text(yaml.safe_dump(fresh))
-        gpulab = os.path.join(os.path.dirname(sys.executable), "gpulab")
         run([gpulab, "--site", str(site_file), "restore", str(archive / taken)])
         restored = work / "restored"
         restored_db = facts.db_url(load_site(str(site_file)))
-        run([jupyterhub, "upgrade-db", f"--db={restored_db}"], cwd=restored)
+        run([gpulab, "--site", str(site_file), "upgrade-db"])
         with sqlite3.connect(restored_db[len("sqlite:///") :]) as db:
             names = {row[0] for row in db.execute("select name from users")}
         assert {"alice", "bob", "carol"} <= names

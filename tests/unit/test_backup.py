@@ -142,3 +142,37 @@ def test_cli_backup_and_restore(tmp_path):
         [*GPULAB, "--site", new_file, "restore", str(archive)], capture_output=True, text=True
     )
     assert out.returncode == 2 and "already has hub state" in out.stderr
+
+
+def test_cli_upgrade_db_finds_alembic_off_path(tmp_path):
+    """An admin runs `.venv/bin/gpulab upgrade-db` without activating the environment: the
+    database of hub.db_url, taken one schema back, comes to JupyterHub's current one."""
+    from jupyterhub import orm
+    from jupyterhub.dbutil import _temp_alembic_ini
+    from sqlalchemy import create_engine
+
+    from gpulab.core.site.facts import db_url
+
+    site, site_file = make_site(tmp_path, "old")
+    populate(site, tmp_path)
+    url = db_url(site)
+    bindir = os.path.dirname(sys.executable)
+    with _temp_alembic_ini(url) as ini:
+        subprocess.run([os.path.join(bindir, "alembic"), "-c", ini, "downgrade", "-1"], check=True)
+    with pytest.raises(orm.DatabaseSchemaMismatch):
+        orm.check_db_revision(create_engine(url))
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [*GPULAB, "--site", site_file, "upgrade-db"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "is at the schema of JupyterHub" in out.stdout
+    orm.check_db_revision(create_engine(url))
+    assert users_and_keys(site)[0] == [("alice", ["phd"]), ("bob", ["phd"])]
+    # JupyterHub's own copy from before the upgrade, next to the database
+    db_file = os.path.basename(url[len("sqlite:///") :])
+    assert any(p.startswith(db_file + ".") for p in os.listdir(site["hub"]["state_dir"]))
+
+    _, never = make_site(tmp_path, "never")
+    out = subprocess.run([*GPULAB, "--site", never, "upgrade-db"], capture_output=True, text=True)
+    assert out.returncode == 2 and "no database at" in out.stderr
