@@ -19,12 +19,19 @@ class HubError(Exception):
         self.status = status
 
 
+def hub_from_server(environ=os.environ):
+    """In a user's server: the hub's URL as the server reaches it ($JUPYTERHUB_API_URL less
+    ``/hub/api``), else None."""
+    api = environ.get("JUPYTERHUB_API_URL", "")
+    return api[: -len("/hub/api")] if api.endswith("/hub/api") else None
+
+
 def add_user_arguments(p):
     """--hub, --user, --token-file, --ca-file: what a command run with the user's own token takes."""
     p.add_argument(
         "--hub",
-        default=os.environ.get("GPULAB_HUB_URL"),
-        help="the hub's URL (default: $GPULAB_HUB_URL)",
+        default=os.environ.get("GPULAB_HUB_URL") or hub_from_server(),
+        help="the hub's URL (default: $GPULAB_HUB_URL; in your server, the hub that started it)",
     )
     p.add_argument(
         "--user", help="your hub user name (default: the token's; admins may name another user)"

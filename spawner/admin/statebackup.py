@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 import time
 
-from ..core.site.facts import COOKIE_SECRET, SSH_STORE, USAGE_BOOK, db_url, state_dir
+from ..core.site.facts import COOKIE_SECRET, JOBS_STORE, SSH_STORE, USAGE_BOOK, db_url, state_dir
 
 MANIFEST = "gpulab-backup.json"
 
@@ -41,7 +41,12 @@ def state_files(site):
     db = _sqlite_path(db_url(site))
     if db and os.path.exists(db):
         out.append(("jupyterhub.sqlite", db, "sqlite"))
-    for name, kind in ((COOKIE_SECRET, "file"), (SSH_STORE, "sqlite"), (USAGE_BOOK, "sqlite")):
+    for name, kind in (
+        (COOKIE_SECRET, "file"),
+        (SSH_STORE, "sqlite"),
+        (USAGE_BOOK, "sqlite"),
+        (JOBS_STORE, "sqlite"),
+    ):
         path = os.path.join(state, name)
         if os.path.exists(path):
             out.append((name, path, kind))
@@ -135,6 +140,7 @@ def restore(archive, site):
         SSH_STORE: os.path.join(state, SSH_STORE),
     }
     where[USAGE_BOOK] = os.path.join(state, USAGE_BOOK)
+    where[JOBS_STORE] = os.path.join(state, JOBS_STORE)
     where["gpulab.yaml"] = os.path.join(state, "gpulab.yaml.restored")
     written = []
     with tarfile.open(archive, "r:gz") as tar:

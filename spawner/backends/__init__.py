@@ -64,9 +64,13 @@ class Backend:
         """The image of gpulab's helper jobs (backups, archives): one with tar and a shell."""
         raise NotImplementedError
 
-    async def run_job(self, lab, job, on_line=None):
+    async def run_job(self, lab, job, on_line=None, **kw):
         """Run a :class:`~gpulab.core.job.JobSpec` to its end; returns a :class:`~gpulab.core.job.JobResult`."""
         raise NotImplementedError
+
+    #: users' GPU jobs (:mod:`gpulab.hub.gpujobs`) run on this backend: it also has
+    #: ``follow_job`` (a job found running after a hub restart), ``stop_job`` and ``job_container``
+    gpu_jobs = False
 
     def prepare_host(self, lab, api_port):
         """What the hub's host needs before JupyterHub starts (networks, firewall rules); returns

@@ -9,7 +9,7 @@ import collections
 import threading
 
 import docker
-from docker.types import LogConfig, Mount
+from docker.types import DeviceRequest, LogConfig, Mount
 
 from ..core.job import NO_NETWORK, JobError, JobResult
 
@@ -54,13 +54,22 @@ def cpu_quota(cpu_limit, period=100_000):
     return {"cpu_period": period, "cpu_quota": int(cpu_limit * period)}
 
 
+def gpu_device_requests(uuids):
+    """A request for exactly these GPUs; no GPU means no device request at all."""
+    if not uuids:
+        return []
+    return [DeviceRequest(driver="nvidia", device_ids=list(uuids), capabilities=[["gpu"]])]
+
+
 def job_arguments(job):
     """``(create_kwargs, host_config_kwargs)`` for one job: a container that is removed by
     ``run_job`` once its end (and its output) are known, never by Docker on its own."""
     create = {
         "image": job.image,
         "command": list(job.command),
-        "entrypoint": [],  # the image's entrypoint (tini, gpulab-start) is for servers
+        # gpulab's helpers: none (the image's tini or gpulab-start is for servers); a user's job:
+        # gpulab's start, as its server's
+        "entrypoint": list(job.entrypoint),
         "environment": dict(job.env),
         "labels": dict(job.labels),
         "name": job.name,
@@ -72,10 +81,20 @@ def job_arguments(job):
         "auto_remove": False,
         "mounts": [docker_mount(m) for m in job.mounts],
         "network_mode": job.network,
-        "mem_limit": job.mem_limit,
-        **cpu_quota(job.cpu_limit),
         **held(job.capabilities, True, job.hardening),
     }
+    if job.mem_limit is not None:
+        host["mem_limit"] = job.mem_limit
+    if job.cpu_limit is not None:
+        host.update(cpu_quota(job.cpu_limit))
+    if job.gpus.uuids:
+        host["device_requests"] = gpu_device_requests(job.gpus.uuids)
+    if job.init:
+        host["init"] = True
+    if job.shm_size:
+        host["shm_size"] = job.shm_size
+    if job.sysctls:
+        host["sysctls"] = dict(job.sysctls)
     return create, host
 
 
@@ -126,10 +145,12 @@ class OutputFollower:
             pass
 
 
-async def run_job(api, job, *, on_line=None):
+async def run_job(api, job, *, on_line=None, on_start=None, keep_on_cancel=False):
     """Run ``job`` with the docker-py APIClient ``api``; returns a :class:`JobResult`.
 
-    ``on_line(line)`` is called from a thread for each line the job writes."""
+    ``on_line(line)`` is called from a thread for each line the job writes; ``on_start(id)``
+    once its container runs. Cancelled, the job is killed and removed, or (``keep_on_cancel``: a
+    user's job when the hub stops) left running for the next hub to follow."""
     if job.secrets:
         raise JobError(f"job {job.name}: secrets are given to jobs on a Swarm's nodes only", 400)
     create, host = job_arguments(job)
@@ -141,22 +162,57 @@ async def run_job(api, job, *, on_line=None):
         await asyncio.to_thread(_pull, api, job.image)
         container = await asyncio.to_thread(api.create_container, **create)
     cid = container["Id"]
-    follower = None
     try:
         await asyncio.to_thread(api.start, cid)
+    except BaseException:
+        await asyncio.to_thread(_remove, api, cid)
+        raise
+    if on_start is not None:
+        on_start(cid)
+    return await follow_job(
+        api, cid, job.timeout, job.stop_grace, on_line=on_line, keep_on_cancel=keep_on_cancel
+    )
+
+
+async def follow_job(
+    api, cid, timeout, stop_grace=0, *, on_line=None, since=0, keep_on_cancel=False
+):
+    """Follow a job's running container ``cid`` to its end or ``timeout`` seconds (then stopped:
+    SIGTERM, ``stop_grace`` seconds, SIGKILL; at once when 0), and remove it; the hub also uses it
+    for a job it finds running after a restart (its output from ``since``, a Unix time)."""
+    follower = None
+    try:
         follower = OutputFollower(
-            api.logs(cid, stream=True, follow=True, stdout=True, stderr=True), on_line
+            api.logs(cid, stream=True, follow=True, stdout=True, stderr=True, since=since or None),
+            on_line,
         )
         try:
-            waited = await asyncio.wait_for(asyncio.to_thread(api.wait, cid), job.timeout)
+            waited = await asyncio.wait_for(asyncio.to_thread(api.wait, cid), max(timeout, 0.001))
         except asyncio.TimeoutError:
-            await asyncio.to_thread(_kill, api, cid)
+            await asyncio.to_thread(_stop, api, cid, stop_grace)
             follower.close()
             return JobResult(status=None, output=follower.text(), timed_out=True)
         follower.close()
         return JobResult(status=waited.get("StatusCode"), output=follower.text())
+    except asyncio.CancelledError:
+        if keep_on_cancel:
+            cid = None
+        raise
     finally:
-        await asyncio.to_thread(_remove, api, cid)
+        if follower is not None:
+            follower.close(timeout=0)
+        if cid is not None:
+            await asyncio.to_thread(_remove, api, cid)
+
+
+def _stop(api, cid, grace):
+    if not grace:
+        return _kill(api, cid)
+    try:
+        api.stop(cid, timeout=int(grace))
+    except docker.errors.APIError as e:
+        if e.status_code not in (404, 409):
+            raise
 
 
 def _pull(api, image):

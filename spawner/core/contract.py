@@ -65,6 +65,7 @@ NB_GID = "NB_GID"
 NB_HOME = "NB_HOME"
 HOME = "HOME"
 SUDO = "GPULAB_SUDO"
+JOB_ID = "GPULAB_JOB_ID"  # in a user's GPU job: its number (its output is ~/jobs/<number>)
 VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 SWARM_GPUS = "DOCKER_RESOURCE_GPU"
 NO_GPU = "void"
@@ -132,6 +133,7 @@ L_SAVE_BYTES = "gpulab.save.bytes"
 L_BASE_IMAGE = "gpulab.base-image"  # what `gpulab images build` built an image on
 BOOTSTRAP_PREFIX = "localhost/gpulab/bootstrap:"  # gpulab's plain Debian bases (no CUDA)
 L_SAVE_SUDO = "gpulab.save.sudo"  # "1": made while its user had sudo (or from such a save)
+L_JOB_ID = "gpulab.job-id"  # a user's GPU job: its number in the hub's job list
 L_USER_ID = "gpulab.user-id"  # the hub's user id (never reused): saves and backups are keyed by it
 
 # --- Swarm node labels and resources (gpulab node setup) ---

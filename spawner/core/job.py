@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from . import contract
-from .spec import Hardening, MountSpec
+from .spec import NO_GPUS, GPUGrant, Hardening, MountSpec
 
 #: What a job may use when it says nothing: one CPU and 1 GiB are enough for tar and gzip, and keep
 #: a backup from taking a GPU server's CPUs and memory away from its users.
@@ -58,6 +58,13 @@ class JobSpec:
     node: str = ""  # where it must run: '' (the hub's engine), a node, or EVERY_NODE
     working_dir: str = "/"
     secrets: tuple = ()  # a Swarm's secrets the job reads at /run/secrets/<name> (e.g. the registry's credentials)
+    # a user's GPU job (gpulab.core.gpujobs) is made from a server's spec and keeps what it has:
+    gpus: GPUGrant = NO_GPUS  # exactly these GPUs (none: no device request)
+    entrypoint: tuple = ()  # (): none (gpulab's helpers run their command as it is)
+    init: bool = False  # Docker's init as process 1 (signals reach the command)
+    shm_size: int = 0
+    sysctls: tuple = ()
+    stop_grace: float = 0  # seconds between SIGTERM and SIGKILL when stopped (0: killed at once)
 
 
 #: ``JobSpec.node`` for a job that runs once on every node of a Swarm (a cleanup)
@@ -75,6 +82,37 @@ class JobResult:
     @property
     def ok(self):
         return self.status == 0 and not self.timed_out
+
+
+def job_from_spec(spec, *, kind, timeout, stop_grace, extra_labels=None):
+    """A user's GPU job as a job: the container a server's pipeline built (:class:`~.spec.ContainerSpec`:
+    the user's image, uid, home, datasets, limits, hardening and exactly the granted GPUs), run to
+    its end instead of served. Pure."""
+    if timeout <= 0:
+        raise ValueError(f"job {spec.name}: timeout must be positive, got {timeout}")
+    return JobSpec(
+        name=spec.name,
+        kind=kind,
+        image=spec.image,
+        command=tuple(spec.command),
+        env=spec.env,
+        labels=MappingProxyType({**spec.labels, contract.L_JOB: kind, **dict(extra_labels or {})}),
+        mounts=spec.mounts,
+        user=spec.user or "0",
+        capabilities=spec.capabilities,
+        hardening=spec.hardening,
+        mem_limit=spec.mem_limit,
+        cpu_limit=spec.cpu_limit,
+        timeout=float(timeout),
+        network=spec.network or NODE_BRIDGE,
+        working_dir=spec.working_dir or "/",
+        gpus=spec.gpus,
+        entrypoint=spec.entrypoint,
+        init=spec.init,
+        shm_size=spec.shm_size or 0,
+        sysctls=spec.sysctls,
+        stop_grace=stop_grace,
+    )
 
 
 def job_labels(deployment, kind, username=""):

@@ -109,6 +109,8 @@ class Deployment:
 
         self.images = ImageProbe(self)
         self.gpu_service = None  # started with the hub (start())
+        self.job_settings = dict(s.job_settings)
+        self.gpu_jobs = None  # users' GPU jobs (gpulab.hub.gpujobs), started with the hub
 
     @classmethod
     def from_spawner(cls, spawner):
@@ -146,9 +148,9 @@ class Deployment:
 
     # --- what the hub runs ---
 
-    async def run_job(self, job, on_line=None):
+    async def run_job(self, job, on_line=None, **kw):
         """Run a :class:`~gpulab.core.job.JobSpec` through the backend's one door."""
-        return await self.backend.run_job(self, job, on_line=on_line)
+        return await self.backend.run_job(self, job, on_line=on_line, **kw)
 
     def job_image(self):
         return self.backend.job_image(self)
@@ -173,9 +175,17 @@ class Deployment:
 
         self.gpu_service = GPUService(app, self)
         self.gpu_service.start()
+        if self.backend.gpu_jobs and self.job_settings["enabled"]:
+            from .gpujobs import GPUJobs
+
+            self.gpu_jobs = GPUJobs(app, self)
+            self.gpu_jobs.start()
         return self.gpu_service
 
     def close(self):
+        if self.gpu_jobs is not None:
+            self.gpu_jobs.close()
+            self.gpu_jobs = None
         if self.gpu_service is not None:
             self.gpu_service.close()
             self.gpu_service = None

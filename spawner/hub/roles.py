@@ -5,10 +5,11 @@ def gpulab_roles(admin_users=()):
     """The roles gpulab's pages need. The SSH key API needs its own scope, which a user's full
     tokens carry and server, OAuth and narrower tokens do not; a server's token may only read its
     owner's keys (for sshd in the container) and GPU notices (keeping a warned server is the
-    user's own act). Admins may report GPU readings (a token with only that scope is what
+    user's own act), and submit its owner's GPU jobs (``gpulab-client job`` in the server). Admins may report GPU readings (a token with only that scope is what
     ``gpulab collect`` runs with)."""
     from .pages.environments import SCOPE_SAVES
     from .pages.gpus import SCOPE_KEEP, SCOPE_NOTICES, SCOPE_READINGS
+    from .pages.jobs import SCOPE_JOBS
     from .pages.ssh import SCOPE_KEYS, SCOPE_LOGIN
 
     return [
@@ -22,6 +23,7 @@ def gpulab_roles(admin_users=()):
                 f"{SCOPE_NOTICES}!user",
                 f"{SCOPE_KEEP}!user",
                 f"{SCOPE_SAVES}!user",
+                f"{SCOPE_JOBS}!user",
             ],
         },
         {
@@ -32,6 +34,7 @@ def gpulab_roles(admin_users=()):
                 "access:servers!server",
                 f"{SCOPE_LOGIN}!user",
                 f"{SCOPE_NOTICES}!user",
+                f"{SCOPE_JOBS}!user",
             ],
         },
         {

@@ -17,12 +17,14 @@ startup.
 
 import asyncio
 import dataclasses
+import os
 import time
 
 from dockerspawner import DockerSpawner
 from jupyterhub import orm
 from traitlets import Any, default, observe, validate
 
+from ..core import contract, gpujobs
 from ..core import identity as ids
 from ..core import spec as specs
 from ..core.gpus.allocator import GPUsBusy, QuotaExceeded, describe
@@ -504,6 +506,96 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             prefix=self.prefix,
             service_prefix=base_env.get("JUPYTERHUB_SERVICE_PREFIX") or self.user.url,
             plain=not self.profiles,
+        )
+
+    # --- a GPU job of this user (gpulab.core.gpujobs, run by gpulab.hub.gpujobs) ---
+
+    async def job_request(self, body, limits):
+        """The :class:`~gpulab.core.gpujobs.JobRequest` of an API body for this user, checked
+        against the hub's profiles, the user's saves, the GPU servers and ``limits`` (the jobs
+        section); :class:`~gpulab.core.gpujobs.JobInputError` names the field. Creates nothing."""
+        if not self.profiles:
+            raise gpujobs.JobInputError(
+                "profile", "jobs need the hub's profiles (this hub runs without them)"
+            )
+        self.check_ids()
+        saves = await self.user_saves() if isinstance(body, dict) and body.get("save") else None
+        manager = await self.gpus_synced()
+        request = gpujobs.validate_job(
+            body,
+            profiles=self.profiles,
+            default_profile=self.default_profile or self.profiles[0]["name"],
+            limits=limits,
+            saves=saves,
+            nodes=1,
+        )
+        spawn = SpawnRequest(profile=request.profile, gpus=request.gpus)
+        if request.save:
+            spawn = dataclasses.replace(spawn, save=request.save)
+            save = self._saves.get(request.save) or {}
+            if save.get("sudo", True) and not self.policy()[1]:
+                raise gpujobs.JobInputError(
+                    "save",
+                    f"{request.save} was saved while sudo was allowed and sudo is off now: run the "
+                    "job from the profile, or ask an admin",
+                )
+        largest = manager.allocator.largest_request(self.gpu_filter(spawn))
+        if request.gpus > largest:
+            raise gpujobs.JobInputError(
+                "gpus",
+                f"{request.gpus} requested but no GPU server this profile may use has more than {largest}",
+            )
+        reason = await self.image_unavailable(self.limits(spawn).image)
+        if reason:
+            raise gpujobs.JobInputError(
+                "profile", f"{request.profile['name']!r} is unavailable: {reason}"
+            )
+        return request, spawn
+
+    def job_env(self):
+        """What a job's environment gets from the hub: the admin's ``environment`` and
+        ``env_keep``, never a hub token (a job is not a server and talks to nobody)."""
+        env = {k: os.environ[k] for k in self.env_keep if k in os.environ}
+        for key, value in self.environment.items():
+            env[key] = value(self) if callable(value) else value
+        return {k: v for k, v in env.items() if not k.startswith(("JUPYTERHUB_", "JPY_"))}
+
+    async def job_spec(self, job_id, spawn, gpu_uuids, command):
+        """The container of this user's job ``job_id``: a server's pipeline (the user's uid, home,
+        datasets, the profile's or save's image and limits, exactly ``gpu_uuids``) with the job's
+        command, no SSH, no hub token and the job's name and holder."""
+        image = self.limits(spawn).image
+        await self.ensure_image(image)
+        facts = await self.image_facts(image)
+        if facts and facts.starts:
+            raise gpujobs.JobInputError(
+                "profile", f"{spawn.profile['name']!r} cannot start from {image}: {facts.starts}"
+            )
+        identity = dataclasses.replace(
+            self.identity(),
+            server_name=gpujobs.holder(self.user.name, job_id)[1],
+            escaped_server_name=f"job-{job_id}",
+        )
+        ssh = dataclasses.replace(self.ssh_settings(identity), enabled=False, host_port=0)
+        env = {**self.job_env(), contract.JOB_ID: str(job_id)}
+        return specs.build_spec(
+            deployment=self.deployment,
+            name=gpujobs.container_name(self.deployment, job_id),
+            identity=identity,
+            profile_name=spawn.profile["name"],
+            limits=self.limits(spawn),
+            base_env=env,
+            command=gpujobs.runner_command(job_id, command),
+            storage=self.storage(),
+            ssh=ssh,
+            tools=specs.Tools(self.tf_memory_growth, self.jax_preallocate, self.tensorboard_logdir),
+            sudo=False,  # a job runs its command; nothing in it needs root
+            password_login=False,
+            gpus=self.gpu_grant(spawn, gpu_uuids),
+            network=self.spec_network(),
+            hardening=self.hardening(),
+            prefix=self.prefix,
+            service_prefix=self.user.url,
         )
 
     async def current_spec(self):

@@ -20,10 +20,12 @@ from ..core.site.model import (
     NAME,
     check_datasets,
     check_gpus,
+    check_jobs,
     check_mount_target,
     check_profiles,
     check_template,
     gpu_defaults,
+    job_defaults,
 )
 from ..core.site.schema import ConfigError
 
@@ -137,6 +139,13 @@ class GPULabSettings(LoggingConfigurable):
         GPU inventory, sharing, queue and quotas, validated like the site file's ``gpus`` section.
         Example: ``{"devices": "auto", "mode": "exclusive", "wait": True, "quota": {"default": 1}}``.
         Default: NVML inventory, exclusive GPUs, waiting in a queue for up to 600 s, no quota.
+        """,
+    ).tag(config=True)
+    job_settings = Dict(
+        help="""
+        GPU jobs: their limits, validated like the site file's ``jobs`` section. Example:
+        ``{"max_gpus": 4, "max_hours": 48, "max_per_user": 2}``. Default: jobs on, up to 8 GPUs
+        per node, 4 nodes, 72 hours (24 when not asked), 4 jobs per user.
         """,
     ).tag(config=True)
     tf_memory_growth = Bool(
@@ -376,6 +385,14 @@ class GPULabSettings(LoggingConfigurable):
     @validate("gpu_settings")
     def _valid_gpu_settings(self, proposal):
         return _checked(check_gpus, proposal, f"{type(self).__name__}.gpu_settings")
+
+    @validate("job_settings")
+    def _valid_job_settings(self, proposal):
+        return _checked(check_jobs, proposal, f"{type(self).__name__}.job_settings")
+
+    @default("job_settings")
+    def _default_job_settings(self):
+        return job_defaults()
 
     @default("gpu_settings")
     def _default_gpu_settings(self):

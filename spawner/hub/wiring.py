@@ -133,6 +133,7 @@ def _spawner(s, site):
     s.log_max_size = site["containers"]["log_max_size"]
     s.log_max_files = site["containers"]["log_max_files"]
     s.gpu_settings = gpus
+    s.job_settings = site["jobs"]
     s.saves_enabled = site["saves"]["enabled"]
     s.saves_max_per_user = site["saves"]["max_per_user"]
     s.saves_max_size = site["saves"]["max_size"]
@@ -170,11 +171,24 @@ def _pages(c):
     """gpulab's GPU, environments and home-backup pages and APIs, the top bar's links and the
     reclaim banner on every page."""
     from .gpus.service import banner
-    from .pages import client, environments, gpus, homes
+    from .pages import client, environments, gpus, homes, jobs
 
-    handlers = [*gpus.handlers(), *environments.handlers(), *homes.handlers(), *client.handlers()]
+    handlers = [
+        *gpus.handlers(),
+        *environments.handlers(),
+        *homes.handlers(),
+        *client.handlers(),
+        *jobs.handlers(),
+    ]
     add_pages(
-        c, handlers, {"gpulab_gpus": True, "gpulab_gpu_notices": banner, "gpulab_saves": True}
+        c,
+        handlers,
+        {
+            "gpulab_gpus": True,
+            "gpulab_gpu_notices": banner,
+            "gpulab_saves": True,
+            "gpulab_jobs": True,
+        },
     )
 
 
@@ -182,10 +196,11 @@ def _roles(c, idle_timeout, admin_users=(), reclaim=False):
     """gpulab's scopes and roles (:func:`gpulab_roles`), and the idle culler's."""
     from .pages.environments import SCOPES as SAVE_SCOPES
     from .pages.gpus import SCOPES as GPU_SCOPES
+    from .pages.jobs import SCOPES as JOB_SCOPES
     from .pages.ssh import SCOPES
     from .roles import gpulab_roles
 
-    c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES, **SAVE_SCOPES}
+    c.JupyterHub.custom_scopes = {**SCOPES, **GPU_SCOPES, **SAVE_SCOPES, **JOB_SCOPES}
     roles = gpulab_roles(admin_users)
     if idle_timeout:
         # servers holding GPUs are left to the GPU reclaim policy when it is on (their browser

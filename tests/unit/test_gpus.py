@@ -125,6 +125,47 @@ async def test_fifo_queue_positions_and_wakeup():
     assert await carol == ["GPU-0000"]
 
 
+async def test_fair_share_serves_the_user_with_fewer_recent_gpu_hours_first():
+    hours = {"alice": 0.0, "bob": 40.0, "carol": 5.0}
+    a = Allocator(gpus(1), priority=lambda user: hours[user])
+    await a.acquire(("alice", ""), 1)
+    bob = asyncio.ensure_future(a.acquire(("bob", ""), 1))  # first come...
+    await asyncio.sleep(0)
+    carol = asyncio.ensure_future(a.acquire(("carol", "job/7"), 1))
+    await asyncio.sleep(0)
+    assert [w["user"] for w in a.snapshot()["queue"]] == ["carol", "bob"]
+    assert [w["job"] for w in a.snapshot()["queue"]] == [True, False]
+    a.release(("alice", ""))
+    assert await carol == ["GPU-0000"] and not bob.done()  # ...but carol used less
+    a.release(("carol", "job/7"))
+    assert await bob == ["GPU-0000"]
+    # among equals, first come; first-come order when there is no priority
+    for priority in (lambda user: 0.0, None):
+        a = Allocator(gpus(1), priority=priority)
+        await a.acquire(("alice", ""), 1)
+        b = asyncio.ensure_future(a.acquire(("bob", ""), 1))
+        await asyncio.sleep(0)
+        c = asyncio.ensure_future(a.acquire(("carol", ""), 1))
+        await asyncio.sleep(0)
+        a.release(("alice", ""))
+        assert await b == ["GPU-0000"] and not c.done()
+        c.cancel()
+
+
+async def test_a_low_usage_newcomer_never_jumps_free_gpus_past_a_waiting_big_request():
+    """Fair-share orders the queue; the head still blocks those behind it (no starving of big
+    requests): a 1-GPU newcomer with more hours waits behind a 2-GPU waiter."""
+    hours = {"alice": 0.0, "bob": 1.0, "dave": 9.0}
+    a = Allocator(gpus(2), priority=lambda user: hours[user])
+    await a.acquire(("dave", ""), 1)
+    big = asyncio.ensure_future(a.acquire(("alice", ""), 2))
+    await asyncio.sleep(0)
+    with pytest.raises(GPUsBusy):
+        await a.acquire(("bob", ""), 1, wait=False)  # one GPU is free, but alice is ahead
+    a.release(("dave", ""))
+    assert sorted(await big) == ["GPU-0000", "GPU-0001"]
+
+
 async def test_timeout_and_cancel_leave_the_queue():
     a = Allocator(gpus(1))
     await a.acquire(("alice", ""), 1)

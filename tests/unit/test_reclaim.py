@@ -212,11 +212,12 @@ def test_usage_books_held_and_used_hours_per_day_split_at_midnight(tmp_path):
     midnight = 1_700_006_400  # 2023-11-15 00:00 UTC
     u.record(midnight - 1800, midnight + 1800, {"alice": (2, 1.0), "bob": (1, 0.25)})
     rows = u.rows(days=7, now=midnight + 3600)
+    server = {"kind": "server"}
     assert rows == [
-        {"day": "2023-11-14", "user": "alice", "held_hours": 1.0, "used_hours": 0.5},
-        {"day": "2023-11-14", "user": "bob", "held_hours": 0.5, "used_hours": 0.125},
-        {"day": "2023-11-15", "user": "alice", "held_hours": 1.0, "used_hours": 0.5},
-        {"day": "2023-11-15", "user": "bob", "held_hours": 0.5, "used_hours": 0.125},
+        {"day": "2023-11-14", "user": "alice", **server, "held_hours": 1.0, "used_hours": 0.5},
+        {"day": "2023-11-14", "user": "bob", **server, "held_hours": 0.5, "used_hours": 0.125},
+        {"day": "2023-11-15", "user": "alice", **server, "held_hours": 1.0, "used_hours": 0.5},
+        {"day": "2023-11-15", "user": "bob", **server, "held_hours": 0.5, "used_hours": 0.125},
     ]
     u.record(midnight + 1800, midnight + 3600, {"alice": (2, 2.0)})
     today = [r for r in u.rows(days=1, now=midnight + 3600)]
@@ -228,10 +229,41 @@ def test_usage_books_held_and_used_hours_per_day_split_at_midnight(tmp_path):
     assert [(g["group"], g["held_hours"]) for g in groups] == [("phd", 2.5), ("vision", 2.0)]
     assert (
         "alice" in render(today)
-        and render(today, "csv").splitlines()[0] == "day,user,held_hours,used_hours"
+        and render(today, "csv").splitlines()[0] == "day,user,kind,held_hours,used_hours"
     )
-    assert render([], "json") == "[]" and "no GPU usage" in render([])
+    # a job's GPU-hours are booked apart, and count for fair-share with the servers'
+    u.record(midnight + 1800, midnight + 3600, {("bob", "job"): (4, 4.0)})
+    kinds = {(r["user"], r["kind"]): r["held_hours"] for r in u.rows(days=1, now=midnight + 3600)}
+    assert kinds == {("alice", "server"): 2.0, ("bob", "server"): 0.5, ("bob", "job"): 2.0}
+    assert u.held_hours(days=2, now=midnight + 3600) == {"alice": 3.0, "bob": 3.0}
+    assert "job" in render(u.rows(days=1, now=midnight + 3600))
+
     assert oct((tmp_path / "u.sqlite").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_usage_book_from_before_jobs_keeps_its_rows_as_servers(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.sqlite")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "create table usage (day text not null, user text not null, held_seconds real not "
+            "null default 0, used_seconds real not null default 0, primary key (day, user))"
+        )
+        db.execute("insert into usage values ('2023-11-15', 'alice', 7200, 3600)")
+    u = UsageStore(path)
+    assert u.rows(days=1, now=1_700_006_400 + 60) == [
+        {
+            "day": "2023-11-15",
+            "user": "alice",
+            "kind": "server",
+            "held_hours": 2.0,
+            "used_hours": 1.0,
+        }
+    ]
+    u.record(1_700_006_400, 1_700_006_400 + 3600, {("alice", "job"): (1, 1.0)})
+    assert len(u.rows(days=1, now=1_700_006_400 + 3600)) == 2
+    assert render([], "json") == "[]" and "no GPU usage" in render([])
 
 
 @pytest.mark.parametrize("bad", [{"idle_percent": 150}, {"grace_minutes": -1}, {"enabled": "yes"}])

@@ -40,10 +40,45 @@ class DockerBackend(Backend):
     def job_image(self, lab):
         return BASE_IMAGE  # always built on a gpulab host
 
-    async def run_job(self, lab, job, on_line=None):
+    async def run_job(self, lab, job, on_line=None, **kw):
         from .. import container
 
-        return await container.run_job(lab.api(), job, on_line=on_line)
+        return await container.run_job(lab.api(), job, on_line=on_line, **kw)
+
+    async def follow_job(self, lab, container_id, timeout, stop_grace, on_line=None, since=0):
+        from .. import container
+
+        return await container.follow_job(
+            lab.api(),
+            container_id,
+            timeout,
+            stop_grace,
+            on_line=on_line,
+            since=since,
+            keep_on_cancel=True,
+        )
+
+    async def stop_job(self, lab, container_id, stop_grace):
+        import asyncio
+
+        from .. import container
+
+        await asyncio.to_thread(container._stop, lab.api(), container_id, stop_grace)
+
+    async def job_container(self, lab, name):
+        """(id, running, exit status) of a job's container, or None when it is gone."""
+        import asyncio
+
+        import docker
+
+        try:
+            info = await asyncio.to_thread(lab.api().inspect_container, name)
+        except docker.errors.NotFound:
+            return None
+        state = info.get("State") or {}
+        return info["Id"], bool(state.get("Running")), state.get("ExitCode")
+
+    gpu_jobs = True  # users' GPU jobs run here (gpulab.hub.gpujobs)
 
     def prepare_host(self, lab, api_port):
         network = self.part("network")

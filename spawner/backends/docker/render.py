@@ -11,10 +11,8 @@ The hardening comes from :func:`gpulab.backends.container.held`, as a job's does
 exactly like a server.
 """
 
-from docker.types import DeviceRequest
-
 from ...core import contract
-from ..container import cpu_quota, docker_mount, held
+from ..container import cpu_quota, docker_mount, gpu_device_requests, held
 
 
 def deep_merge(dest, src):
@@ -25,13 +23,6 @@ def deep_merge(dest, src):
         else:
             dest[key] = value
     return dest
-
-
-def gpu_device_requests(uuids):
-    """A request for exactly these GPUs; no GPU means no device request at all."""
-    if not uuids:
-        return []
-    return [DeviceRequest(driver="nvidia", device_ids=list(uuids), capabilities=[["gpu"]])]
 
 
 def create_arguments(

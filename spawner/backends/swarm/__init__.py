@@ -75,7 +75,7 @@ class SwarmBackend(Backend):
     def job_image(self, lab):
         return registry_name(BASE_IMAGE, lab.registry) if lab.registry else BASE_IMAGE
 
-    async def run_job(self, lab, job, on_line=None):
+    async def run_job(self, lab, job, on_line=None, **kw):
         jobs = self.part("jobs")
         return await jobs.run_job(
             lab.api(),

@@ -1,9 +1,12 @@
-"""Exclusive (or N-way shared) GPU allocation with a FIFO wait queue.
+"""Exclusive (or N-way shared) GPU allocation with a wait queue.
 
 All state changes are synchronous methods called from the hub's single event loop,
 so check-and-claim can never interleave with another spawn: that is what makes
 allocation atomic.  Waiting is the only ``await`` (``acquire``), and a waiter that
 gives up (timeout, cancel) leaves the queue and returns anything it was granted.
+
+The queue is served in order: first come, or (``priority``, ``gpus.queue_order: fair-share``)
+the user with fewer recent GPU-hours first, then first come. Servers and jobs wait in it alike.
 """
 
 import asyncio
@@ -11,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import contract
+from ..gpujobs import is_job_holder
 
 
 class GPUsBusy(Exception):
@@ -51,10 +55,24 @@ class Waiter:
 class Allocator:
     """The GPU table. GPUs carry a ``node`` ('' on a single host); one holding is on one node."""
 
-    def __init__(self, gpus):
+    def __init__(self, gpus, priority=None):
+        """``priority(user)`` -> a number, lower served first (fair-share: the user's recent
+        GPU-hours); None: first come, first served."""
         self.holdings = {}  # (user, server) -> Holding
-        self.queue = []  # Waiter, in arrival order
+        self.queue = []  # Waiter, in arrival order (served in :meth:`ordered` order)
+        self.priority = priority
         self.set_inventory(gpus)
+
+    def ordered(self):
+        """The live waiters in the order they are served."""
+        live = [w for w in self.queue if not w.future or not w.future.done()]
+        if self.priority is None:
+            return live
+        ranks = {}
+        for w in live:
+            if w.holder[0] not in ranks:
+                ranks[w.holder[0]] = self.priority(w.holder[0])
+        return sorted(live, key=lambda w: (ranks[w.holder[0]], w.enqueued))
 
     def set_inventory(self, gpus):
         """Replace the GPUs that can be handed out (nodes come and go); holdings are kept, so a
@@ -140,11 +158,9 @@ class Allocator:
         progress = True
         while progress:
             progress = False
+            self.queue = [w for w in self.queue if not w.future.done()]
             reserved = set()  # GPUs constrained waiters ahead are waiting for
-            for waiter in list(self.queue):
-                if waiter.future.done():
-                    self.queue.remove(waiter)
-                    continue
+            for waiter in self.ordered():
                 got = self._pick(waiter.count, waiter.wanted, waiter.where, exclude=reserved)
                 if got is not None:
                     self.queue.remove(waiter)
@@ -157,7 +173,7 @@ class Allocator:
         self._tell_positions()
 
     def _tell_positions(self):
-        for position, waiter in enumerate(self.queue, 1):
+        for position, waiter in enumerate(self.ordered(), 1):
             if waiter.on_wait:
                 waiter.on_wait(position, self.blocking_holders(waiter))
 
@@ -208,28 +224,22 @@ class Allocator:
                     else ""
                 )
                 raise QuotaExceeded(f"{count} is over your GPU quota of {quota}{extra}")
-        waiter = Waiter(holder, count, wanted, None, on_wait, where)
-        ahead = self.queue
-        if not ahead or not any(w.general for w in ahead if not w.future.done()):
-            reserved = {
-                u
-                for w in ahead
-                if not w.future.done()
-                for u, gpu in self.gpus.items()
-                if w.could_use(gpu)
-            }
-            got = self._pick(count, wanted, where, exclude=reserved)
-            if got is not None:
-                return self._claim(holder, got)
+        future = asyncio.get_running_loop().create_future()
+        waiter = Waiter(holder, count, wanted, future, on_wait, where)
+        # served now if its place in the queue's order lets it (the queue may be empty)
+        self.queue.append(waiter)
+        self._dispatch()
+        if future.done():
+            return future.result()
         if not wait:
+            self.queue.remove(waiter)
+            future.cancel()
+            self._tell_positions()
             busy = self.blocking_holders(waiter)
             raise GPUsBusy(
                 f"no free GPU for {count} GPU(s){' ' + ','.join(wanted) if wanted else ''}; held by "
                 + describe(busy, show_holders)
             )
-        future = waiter.future = asyncio.get_running_loop().create_future()
-        self.queue.append(waiter)
-        self._tell_positions()
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except BaseException as e:
@@ -276,8 +286,9 @@ class Allocator:
                 "user": w.holder[0] if show_holders else "(hidden)",
                 "gpus": w.count,
                 "since": w.enqueued,
+                "job": is_job_holder(w.holder),
             }
-            for w in self.queue
+            for w in self.ordered()
         ]
         return {"gpus": rows, "queue": queue}
 

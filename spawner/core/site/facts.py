@@ -10,6 +10,7 @@ COOKIE_SECRET = "jupyterhub_cookie_secret"
 SSH_STORE = "gpulab-ssh.sqlite"
 SAVES_STORE = "gpulab-saves.sqlite"
 USAGE_BOOK = "gpulab-usage.sqlite"
+JOBS_STORE = "gpulab-jobs.sqlite"  # users' GPU jobs (gpulab.hub.gpujobs)
 
 
 def state_dir(site):
@@ -22,6 +23,10 @@ def ssh_store_path(state):
 
 def saves_store_path(state):
     return os.path.join(state, SAVES_STORE)
+
+
+def jobs_path(state):
+    return os.path.join(state, JOBS_STORE)
 
 
 def usage_path(state):

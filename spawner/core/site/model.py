@@ -206,6 +206,10 @@ _gpus = mapping(
         "wait": Field(boolean, default=True),
         "wait_timeout": Field(integer(1, 86400), default=600),
         "show_holders": Field(boolean, default=True),
+        # who waits first: fewer GPU-hours held in the last fair_share_days (then arrival), or
+        # arrival only
+        "queue_order": Field(choice("fair-share", "first-come"), default="fair-share"),
+        "fair_share_days": Field(integer(1, 90), default=7),
         "readings": Field(choice("auto", "nvml", "push"), default="auto"),
         "reclaim": Field(
             mapping(
@@ -432,6 +436,7 @@ SCHEMA = mapping(
             ),
             default=dict,
         ),
+        "jobs": Field(lambda v, p: check_jobs(v, p), default=dict),
         "ssh": Field(
             mapping(
                 {
@@ -557,6 +562,34 @@ def check_gpus(gpus, path="gpus"):
     return gpus
 
 
+_jobs = mapping(
+    {
+        "enabled": Field(boolean, default=True),
+        "max_gpus": Field(integer(1, 64), default=8),  # per task (one GPU server)
+        "max_nodes": Field(integer(1, 64), default=4),
+        "max_hours": Field(number(0.01, 30 * 24), default=72),
+        "default_hours": Field(number(0.01, 30 * 24), default=24),
+        "max_per_user": Field(integer(0, 100), default=4),  # running or waiting
+        "keep_days": Field(integer(1, 3650), default=30),  # finished jobs stay listed
+    }
+)
+
+
+def check_jobs(jobs, path="jobs"):
+    """Validate the jobs section (the site file's ``jobs``, or the ``job_settings`` trait)."""
+    jobs = _jobs(jobs, path)
+    if jobs["default_hours"] > jobs["max_hours"]:
+        raise ConfigError(
+            f"{path}.default_hours",
+            f"{jobs['default_hours']:g} is over {path}.max_hours ({jobs['max_hours']:g})",
+        )
+    return jobs
+
+
+def job_defaults():
+    return check_jobs({})
+
+
 def gpu_defaults():
     """The GPU settings when the site file says nothing (the schema's defaults)."""
     return check_gpus({})
@@ -567,6 +600,8 @@ def default(path):
     validated (sizes in bytes). Traits and other code take defaults from here, never a copy."""
     if path.startswith("gpus."):
         return default_at(_gpus, path[len("gpus.") :])
+    if path.startswith("jobs."):
+        return default_at(_jobs, path[len("jobs.") :])
     return default_at(SCHEMA, path)
 
 

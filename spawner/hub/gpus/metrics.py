@@ -61,6 +61,22 @@ class Metrics:
         )
         for reason in ("idle", "lifetime"):
             self.reclaims.labels(reason)
+        self.jobs = Gauge(
+            "gpulab_jobs", "Users' GPU jobs now, by state (waiting, running)", ["state"], **kw
+        )
+        self.jobs_finished = Counter(
+            "gpulab_jobs_finished",
+            "Users' GPU jobs that ended, by outcome",
+            ["outcome"],
+            **kw,
+        )
+        self.job_gpu_hours = Counter(
+            "gpulab_job_gpu_hours", "GPU-hours held by users' jobs that ended", **kw
+        )
+        for state in ("waiting", "running"):
+            self.jobs.labels(state)
+        for outcome in ("succeeded", "failed", "cancelled", "timed-out"):
+            self.jobs_finished.labels(outcome)
 
     @classmethod
     def shared(cls):
@@ -102,6 +118,14 @@ class Metrics:
         waiting = [w for w in allocator.queue if w.future is not None and not w.future.done()]
         self.queue.set(len(waiting))
         self.oldest.set(max((now - w.enqueued for w in waiting), default=0))
+
+    def job_counts(self, waiting, running):
+        self.jobs.labels("waiting").set(waiting)
+        self.jobs.labels("running").set(running)
+
+    def job_finished(self, outcome, gpu_hours):
+        self.jobs_finished.labels(outcome).inc()
+        self.job_gpu_hours.inc(max(gpu_hours, 0.0))
 
     def reclaimed(self, reason):
         self.reclaims.labels("lifetime" if "lifetime" in reason else "idle").inc()

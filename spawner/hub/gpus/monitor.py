@@ -15,6 +15,7 @@ import inspect
 import logging
 import time
 
+from ...core.gpujobs import is_job_holder
 from ...core.gpus import reclaim
 
 HISTORY_SECONDS = 3600
@@ -94,14 +95,15 @@ class GPUMonitor:
         if self.usage is None or self.last_tick is None:
             return
         start = max(self.last_tick, now - 2 * self.interval)
-        per_user = {}
+        per_user = {}  # (user, "server" or "job") -> (GPUs held, sum of their utilisation)
         util = self.utilisation()
-        for (user, _server), holding in self.manager.allocator.holdings.items():
-            held, used = per_user.get(user, (0, 0.0))
+        for holder, holding in self.manager.allocator.holdings.items():
+            key = (holder[0], "job" if is_job_holder(holder) else "server")
+            held, used = per_user.get(key, (0, 0.0))
             for u in holding.uuids:
                 held += 1
                 used += (util.get(u) or 0.0) / 100.0
-            per_user[user] = (held, used)
+            per_user[key] = (held, used)
         self.usage.record(start, now, per_user)
 
     def _judge(self, now):
@@ -125,6 +127,8 @@ class GPUMonitor:
                 )
                 watch.profile_idle_minutes = self.profile_minutes(holder)
             reclaim.observe(watch, util, now, self.policy)
+            if is_job_holder(holder):
+                continue  # a job ends by itself (its time limit): never reclaimed, shown idle
             decision = reclaim.decide(watch, now, self.policy, queue_waiting)
             if decision:
                 actions.append((holder, decision))

@@ -74,6 +74,21 @@ class GPUService:
             metrics=self.metrics,
         )
 
+        if gpus["queue_order"] == "fair-share":
+            self.manager.allocator.priority = self.recent_hours
+        self._recent = (0.0, {})
+        self.fair_share_days = gpus["fair_share_days"]
+
+    def recent_hours(self, user, now=None):
+        """GPU-hours ``user`` held (servers and jobs) in the last ``gpus.fair_share_days``: the
+        queue's order under fair-share (read from the usage book at most once a minute)."""
+        now = time.time() if now is None else now
+        read_at, hours = self._recent
+        if now - read_at > 60:
+            hours = self.usage.held_hours(self.fair_share_days, now=now)
+            self._recent = (now, hours)
+        return hours.get(user, 0.0)
+
     def start(self):
         self.app.log.info(
             "gpulab: GPU monitor every %ss, readings from %s, reclaim %s",

@@ -32,13 +32,15 @@ MAX_FORM_BYTES = 32 * 1024
 SCOPE_KEYS = "custom:gpulab:ssh-keys"  # add, list, remove one's SSH keys
 SCOPE_LOGIN = "custom:gpulab:ssh-login"  # read one's keys and password hash (sshd in the container)
 #: what gpulab-client does with a token: find and start the user's server, reach its SSH through
-#: the hub, save environments and back up the home; nothing of other users, no admin rights
+#: the hub, save environments and back up the home, run GPU jobs; nothing of other users, no admin
+#: rights
 CLIENT_SCOPES = (
     "read:users!user",
     "read:servers!user",
     "servers!user",
     "access:servers!user",
     "custom:gpulab:saves!user",
+    "custom:gpulab:jobs!user",
 )
 CLIENT_TOKEN_DAYS = 90
 SCOPES = {

@@ -1,0 +1,101 @@
+"""GPU jobs as pure values: what a request may ask (a 400 naming the field), time limits, the
+holder in the GPU table, the container's command and how a job ended."""
+
+import pytest
+
+from gpulab.core import gpujobs
+from gpulab.core.gpujobs import JobInputError, validate_job
+from gpulab.core.site.model import job_defaults
+
+PROFILES = [
+    {"name": "base", "image": "localhost/gpulab/base:latest", "max_gpus": 2},
+    {"name": "big", "image": "localhost/gpulab/base:latest", "max_gpus": 8},
+]
+
+
+def check(body, saves=None, **kw):
+    limits = {**job_defaults(), **kw}
+    return validate_job(body, profiles=PROFILES, default_profile="base", limits=limits, saves=saves)
+
+
+def test_a_valid_request_takes_the_defaults():
+    r = check({"command": ["python", "train.py", "--lr", "3e-4"]})
+    assert r.command == ("python", "train.py", "--lr", "3e-4")
+    assert (r.gpus, r.nodes, r.profile["name"], r.save) == (1, 1, "base", "")
+    assert r.hours == job_defaults()["default_hours"] and r.timeout == r.hours * 3600
+    shell = check({"command": "python train.py > out.txt", "gpus": 2, "time": "90m"})
+    assert shell.command == ("bash", "-lc", "python train.py > out.txt")
+    assert shell.gpus == 2 and shell.hours == 1.5
+    saved = check({"command": ["x"], "save": "20260101-1200"}, saves={"20260101-1200": "big"})
+    assert saved.profile["name"] == "big" and saved.save == "20260101-1200"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"command": []}, "command"),
+        ({"command": ""}, "command"),
+        ({"command": ["  "]}, "command"),
+        ({"command": [1, 2]}, "command"),
+        ({"command": ["a\0b"]}, "command"),
+        ({"command": ["x" * 70000]}, "command"),
+        ({"command": ["x"], "gpus": 0}, "gpus"),
+        ({"command": ["x"], "gpus": 3}, "gpus"),  # base allows 2
+        ({"command": ["x"], "gpus": "2"}, "gpus"),
+        ({"command": ["x"], "gpus": True}, "gpus"),
+        ({"command": ["x"], "profile": "nope"}, "profile"),
+        ({"command": ["x"], "save": "nope"}, "save"),
+        ({"command": ["x"], "time": "73h"}, "time"),
+        ({"command": ["x"], "time": "soon"}, "time"),
+        ({"command": ["x"], "time": 0}, "time"),
+        ({"command": ["x"], "time": "-1h"}, "time"),
+        ({"command": ["x"], "nodes": 2}, "nodes"),  # one host
+        ({"command": ["x"], "name": "<script>"}, "name"),
+        ({"command": ["x"], "gpu": 1}, "gpu"),
+        ([], "body"),
+    ],
+)
+def test_bad_input_names_the_field(body, field):
+    with pytest.raises(JobInputError) as e:
+        check(body)
+    assert e.value.field == field and str(e.value).startswith(f"{field}: ")
+
+
+def test_limits_come_from_the_jobs_section():
+    with pytest.raises(JobInputError, match="over the limit of 4 per job"):
+        check({"command": ["x"], "gpus": 5, "profile": "big"}, max_gpus=4)
+    assert check({"command": ["x"], "gpus": 8, "profile": "big"}).gpus == 8
+    with pytest.raises(JobInputError, match="over the limit of 2h"):
+        check({"command": ["x"], "time": "3h"}, max_hours=2, default_hours=1)
+    assert gpujobs.parse_hours("2d") == 48 and gpujobs.parse_hours(1.5) == 1.5
+    assert gpujobs.format_hours(48) == "48h" and gpujobs.format_hours(0.5) == "30m"
+
+
+def test_the_site_file_refuses_a_default_over_the_limit():
+    from gpulab.core.site.model import check_jobs
+    from gpulab.core.site.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="jobs.default_hours"):
+        check_jobs({"max_hours": 10, "default_hours": 24})
+
+
+def test_a_job_is_never_a_server_in_the_gpu_table_and_runs_through_the_runner():
+    h = gpujobs.holder("alice", 12)
+    assert h == ("alice", "job/12") and gpujobs.is_job_holder(h) and gpujobs.job_id_of(h) == 12
+    assert not gpujobs.is_job_holder(("alice", "")) and not gpujobs.is_job_holder(("a", "job"))
+    assert gpujobs.runner_command(12, ("python", "-c", "1")) == (
+        gpujobs.RUNNER,
+        "12",
+        "--",
+        "python",
+        "-c",
+        "1",
+    )
+    assert gpujobs.container_name("lab", 12) == "lab-job-12"
+
+
+def test_how_a_job_ended():
+    assert gpujobs.outcome(0) == (gpujobs.SUCCEEDED, "exit status 0")
+    assert gpujobs.outcome(3) == (gpujobs.FAILED, "exit status 3")
+    assert gpujobs.outcome(None, timed_out=True)[0] == gpujobs.TIMED_OUT
+    assert gpujobs.outcome(143, cancelled=True) == (gpujobs.CANCELLED, "cancelled")
