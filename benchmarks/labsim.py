@@ -82,9 +82,20 @@ def make_trace(users, days, seed):
 class Lab:
     """The students, their servers and the GPUs, minute by minute."""
 
-    def __init__(self, trace, n_gpus, policy, days):
+    def __init__(self, trace, n_gpus, policy, days, jobs_share=0.0, fair_share=False):
+        """``jobs_share``: the share of students (seeded) who run their training as GPU jobs (a
+        job per training block, GPUs held only while it runs) instead of keeping a GPU server;
+        ``fair_share``: the queue serves whoever held fewer GPU-hours so far first."""
         self.trace = trace
-        self.allocator = Allocator([GPU(i, f"GPU-{i}", "A100", 40 << 30) for i in range(n_gpus)])
+        self.held_by = {}  # user -> GPU-seconds held so far (fair-share's measure)
+        self.allocator = Allocator(
+            [GPU(i, f"GPU-{i}", "A100", 40 << 30) for i in range(n_gpus)],
+            priority=(lambda user: self.held_by.get(user, 0.0)) if fair_share else None,
+        )
+        chooser = random.Random(7)
+        users = sorted({s["user"] for s in trace})
+        self.job_users = {u for u in users if chooser.random() < jobs_share}
+        self.jobs = {}  # holder -> (asked at, end of its training block, task)
         self.policy = policy
         self.days = days
         self.now = 0.0
@@ -141,8 +152,12 @@ class Lab:
             while sessions and sessions[0]["arrive"] <= self.now:
                 s = sessions.pop(0)
                 self.current[s["user"]] = s
-                self.ask(s["user"], s["gpus"])
+                if s["user"] not in self.job_users:
+                    self.ask(s["user"], s["gpus"])
+            self.run_jobs()
             for user, s in self.current.items():
+                if user in self.job_users:
+                    continue
                 holder = (user, "")
                 if (
                     holder not in self.allocator.holdings
@@ -168,6 +183,8 @@ class Lab:
                     del self.pending[user]
             if monitor:
                 await monitor.tick(self.now)
+            for (u, _), h in self.allocator.holdings.items():
+                self.held_by[u] = self.held_by.get(u, 0.0) + len(h.uuids) * MIN
             held = sum(len(h.uuids) for h in self.allocator.holdings.values())
             busy = sum(
                 len(h.uuids) for (u, _), h in self.allocator.holdings.items() if self.busy(u)
@@ -179,7 +196,33 @@ class Lab:
             self.now += MIN
         for _, task in self.pending.values():
             task.cancel()
+        for _, _, task in self.jobs.values():
+            task.cancel()
         return self
+
+    def run_jobs(self):
+        """The job users' training blocks as GPU jobs: asked for when the block starts, given
+        back when it ends (a job granted late still ends with its block: the run was that long)."""
+        for user in self.job_users:
+            s = self.current.get(user)
+            if not s:
+                continue
+            for k, (a, b, busy) in enumerate(s["blocks"]):
+                holder = (user, f"job/{s['day']}-{k}")
+                if busy and a <= self.now < b and holder not in self.jobs:
+                    task = asyncio.ensure_future(self.allocator.acquire(holder, s["gpus"]))
+                    self.jobs[holder] = (self.now, b, task)
+        for holder, (asked, block_end, task) in list(self.jobs.items()):
+            if task.done() and not task.cancelled() and holder in self.allocator.holdings:
+                if asked is not None:  # granted: the wait is known
+                    self.waits.append(self.now - asked)
+                    self.jobs[holder] = (None, block_end, task)
+                if self.now >= block_end:
+                    self.allocator.release(holder)
+            elif self.now >= block_end and not task.done():
+                task.cancel()  # its block is over before it got GPUs: the wait so far counts
+                self.waits.append(self.now - asked)
+                self.jobs[holder] = (None, block_end, task)
 
     # what GPUMonitor asks of its "manager"
     async def ensure_synced(self):
@@ -189,8 +232,16 @@ class Lab:
         return self.readings()
 
 
-def replay(trace, n_gpus, policy, days):
-    return asyncio.run(Lab(trace, n_gpus, policy, days).run())
+def replay(trace, n_gpus, policy, days, **kw):
+    return asyncio.run(Lab(trace, n_gpus, policy, days, **kw).run())
+
+
+def jain(values):
+    """Jain's fairness index: 1 when everyone has the same, 1/n when one has everything."""
+    values = [v for v in values if v is not None]
+    if not values or not any(values):
+        return 1.0
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
 
 
 def summary(lab):
@@ -204,6 +255,7 @@ def summary(lab):
         "reclaimed": lab.reclaimed,
         "busy_reclaims": lab.busy_reclaims,
         "pauses_cut": lab.cut_pauses,
+        "jain_gpu_hours": jain(list(lab.held_by.values())),
     }
 
 
@@ -259,6 +311,9 @@ def main(argv=None):
     p.add_argument("--days", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
+        "--jobs-share", type=float, default=0.5, help="students who train as jobs (default 0.5)"
+    )
+    p.add_argument(
         "--plot",
         default=os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "img", "labsim.svg"
@@ -276,13 +331,30 @@ def main(argv=None):
         ("reclaim 15+5 min", reclaim.Policy(enabled=True, idle_minutes=15, grace_minutes=5)),
     ]
     runs = [(name, replay(trace, args.gpus, policy, args.days)) for name, policy in ways]
+    example = reclaim.Policy(enabled=True, idle_minutes=60, grace_minutes=15)
+    runs += [
+        (
+            f"60+15, {args.jobs_share:.0%} train as jobs",
+            replay(trace, args.gpus, example, args.days, jobs_share=args.jobs_share),
+        ),
+        (
+            "static, fair-share queue",
+            replay(trace, args.gpus, ways[0][1], args.days, fair_share=True),
+        ),
+        (
+            "60+15, jobs, fair-share",
+            replay(
+                trace, args.gpus, example, args.days, jobs_share=args.jobs_share, fair_share=True
+            ),
+        ),
+    ]
     base = summary(runs[0][1])
     print(
         f"simulated lab: {args.users} students, {args.gpus} GPUs, {args.days} days, {len(trace)} sessions (seed {args.seed})"
     )
     print(
         f"{'':28}{'GPU-h held':>11}{'held idle':>11}{'idle vs static':>15}{'mean wait':>11}{'p90 wait':>10}"
-        f"{'reclaimed':>10}{'in session':>11}{'busy stopped':>13}"
+        f"{'reclaimed':>10}{'in session':>11}{'busy stopped':>13}{'Jain':>6}"
     )
     result = {}
     for name, lab in runs:
@@ -296,6 +368,7 @@ def main(argv=None):
         print(
             f"{name:28}{s['gpu_hours_held']:>11.0f}{s['gpu_hours_held_idle']:>11.0f}{ratio:>14.1%} "
             f"{s['mean_wait_min']:>8.0f} min{s['p90_wait_min']:>6.0f} min{s['reclaimed']:>10}{s['pauses_cut']:>11}{s['busy_reclaims']:>13}"
+            f"{s['jain_gpu_hours']:>6.2f}"
         )
     if args.plot:
         svg([runs[0], runs[1], runs[3]], args.gpus, args.days, args.plot)

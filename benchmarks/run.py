@@ -401,6 +401,11 @@ def main(argv=None):
         )
     rows = report(stock, gpulab, args.n, args.burst)
     raw = {"stock": stock, "gpulab": gpulab}
+    if args.only != "stock":
+        from benchmarks import jobs
+
+        raw["jobs"] = jobs.measure(client, args)
+        rows.extend(jobs.rows(raw["jobs"]))
     if args.swarm:
         from benchmarks import swarm
 

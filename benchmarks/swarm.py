@@ -11,6 +11,7 @@ import tempfile
 import time
 import traceback
 
+from benchmarks.jobs import submit_to_running
 from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
 from harness.swarm import SwarmLab
 
@@ -64,6 +65,14 @@ def _measure(client, args, out):
         left = stop_all(hub, names)
         if left:
             raise RuntimeError(f"{len(left)} swarm server(s) did not stop: {', '.join(left[:5])}")
+        print(f"[swarm] 1-node jobs and 2-node gangs x{args.runs}", file=sys.stderr, flush=True)
+        hub.create_user("jobs")
+        token = hub.user_token("jobs")
+        out["job_1node"], out["job_2node"] = [], []
+        for _ in range(args.runs):
+            for nodes, key in ((1, "job_1node"), (2, "job_2node")):
+                body = {"command": ["sleep", "600"], "gpus": 1, "nodes": nodes, "profile": "gpu"}
+                out[key].append(submit_to_running(hub, token, "jobs", body))
 
 
 def rows(swarm, gpulab, n):
@@ -74,7 +83,19 @@ def rows(swarm, gpulab, n):
         f"{k.rsplit('-', 1)[-1]}: {v}" for k, v in sorted(swarm.get("nodes", {}).items())
     )
     conc_swarm, conc_host = swarm.get("concurrent_wall"), gpulab.get("concurrent_wall")
-    return [
+    one, two = (
+        statistics.median(swarm[k]) if swarm.get(k) else None for k in ("job_1node", "job_2node")
+    )
+    gang = [
+        {
+            "metric": "swarm: 2-node gang submit-to-running vs a 1-node job, 1 GPU each (median)",
+            "stock": one,
+            "gpulab": two,
+            "ratio": two / one if one and two else None,
+            "unit": "s",
+        }
+    ]
+    return gang + [
         {
             "metric": "swarm: single spawn on a worker vs one host (median)",
             "stock": single_host,

@@ -13,6 +13,8 @@ FIXTURES = os.path.join(
 #: a docker-stacks-shaped image (non-root jovyan, its own start script, no sshd), and the same with sshd
 STACKS = "localhost/gpulab-test/stacks:latest"
 STACKS_SSHD = "localhost/gpulab-test/stacks-sshd:latest"
+#: gpulab's base image with Debian's Open MPI and mpi4py (multi-node jobs)
+MPI = "localhost/gpulab-test/mpi:latest"
 
 
 def build_stacks(with_sshd=False, timeout=1200):
@@ -33,3 +35,17 @@ def build_stacks(with_sshd=False, timeout=1200):
     if proc.returncode != 0:
         raise RuntimeError(f"building {tag} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return tag
+
+
+def build_mpi(timeout=1200):
+    """Build (or find in Docker's cache) the Open MPI image on this checkout's base; returns its tag."""
+    prefix, env_extra = images.find_buildkit_cli()
+    argv = list(prefix) + ["--progress=plain", "-t", MPI]
+    argv += ["--build-arg", "BASE_IMAGE=localhost/gpulab/base:latest"]
+    argv.append(os.path.join(FIXTURES, "mpi"))
+    proc = subprocess.run(
+        argv, env={**os.environ, **env_extra}, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"building {MPI} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return MPI

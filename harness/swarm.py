@@ -275,7 +275,9 @@ class SwarmHub(HubClient):
     (gpulab.backends.swarm.hub.run_hub), configured by the committed jupyterhub_config.py plus the test
     wrapper (a test login and an API token), with the same REST helpers as harness.hub.Hub."""
 
-    def __init__(self, cluster, registry, *, name, site_overrides=None, extra_config=""):
+    def __init__(
+        self, cluster, registry, *, name, site_overrides=None, extra_config="", extra_profiles=()
+    ):
         self.cluster = cluster
         self.name = name
         self.registry = registry
@@ -331,6 +333,7 @@ class SwarmHub(HubClient):
             ],
             "gpus": {"wait_timeout": 300},
         }
+        self.site["profiles"] += list(extra_profiles)
         for key, value in (site_overrides or {}).items():
             self.site[key] = value
         with open(os.path.join(self.conf_dir, "gpulab.yaml"), "w") as f:
@@ -443,9 +446,22 @@ class SwarmLab:
             lab.hub.spawn(...)
     """
 
-    def __init__(self, client, prefix, shared_dir, workers=None, extra_config=""):
+    def __init__(
+        self,
+        client,
+        prefix,
+        shared_dir,
+        workers=None,
+        extra_config="",
+        extra_images=(),
+        extra_profiles=(),
+    ):
+        """``extra_images``: more local images to push to the registry (a lab's own), for
+        ``extra_profiles`` of the hub."""
         self.client = client
         self.prefix = prefix
+        self.extra_images = list(extra_images)
+        self.extra_profiles = list(extra_profiles)
         self.cluster = SwarmCluster(client, prefix, workers or {"w1": 2, "w2": 1}, shared_dir)
         self.extra_config = extra_config
         self.registry = self.hub = self.certs = None
@@ -504,6 +520,16 @@ class SwarmLab:
             )
             if push.returncode != 0:
                 raise RuntimeError(f"gpulab images push failed:\n{push.stdout}{push.stderr}")
+            for tag in self.extra_images:  # a lab's own image: docker tag and docker push
+                from gpulab.core.site.facts import registry_name
+
+                target = registry_name(tag, self.registry.address)
+                for argv in (["docker", "tag", tag, target], ["docker", "push", target]):
+                    done = subprocess.run(
+                        argv, env=env, capture_output=True, text=True, timeout=900
+                    )
+                    if done.returncode != 0:
+                        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
             # what the admin reads: each pushed image by its digest
             self.pushed = [
                 line.split(": ", 1)[1]
@@ -516,6 +542,7 @@ class SwarmLab:
                 self.registry.address,
                 name=f"{self.prefix}h",
                 extra_config=self.extra_config,
+                extra_profiles=self.extra_profiles,
             ).start()
             return self
         except BaseException:

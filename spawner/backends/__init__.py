@@ -68,9 +68,12 @@ class Backend:
         """Run a :class:`~gpulab.core.job.JobSpec` to its end; returns a :class:`~gpulab.core.job.JobResult`."""
         raise NotImplementedError
 
-    #: users' GPU jobs (:mod:`gpulab.hub.gpujobs`) run on this backend: it also has
-    #: ``follow_job`` (a job found running after a hub restart), ``stop_job`` and ``job_container``
+    #: users' GPU jobs (:mod:`gpulab.hub.gpujobs`) run on this backend: it also has ``stop_job``
+    #: and ``resume_job`` (what a hub finds of a job after a restart); one host: one container
+    #: through ``run_job`` and ``follow_job``; a Swarm (``gang_jobs``): one task per GPU server
+    #: through ``job_network`` and ``run_gang``
     gpu_jobs = False
+    gang_jobs = False
 
     def prepare_host(self, lab, api_port):
         """What the hub's host needs before JupyterHub starts (networks, firewall rules); returns

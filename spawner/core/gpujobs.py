@@ -46,9 +46,12 @@ class JobInputError(ValueError):
         self.field = field
 
 
-def holder(username, job_id):
-    """The job's holder in the GPU table: (user, ``job/<id>``)."""
-    return (username, f"{HOLDER_PREFIX}{job_id}")
+def holder(username, job_id, rank=None):
+    """The job's holder in the GPU table: (user, ``job/<id>``); a multi-node job's task of
+    ``rank``: (user, ``job/<id>/<rank>``)."""
+    if rank is None:
+        return (username, f"{HOLDER_PREFIX}{job_id}")
+    return (username, f"{HOLDER_PREFIX}{job_id}/{rank}")
 
 
 def is_job_holder(holder_):
@@ -56,11 +59,62 @@ def is_job_holder(holder_):
 
 
 def job_id_of(holder_):
-    return int(holder_[1][len(HOLDER_PREFIX) :])
+    return int(holder_[1][len(HOLDER_PREFIX) :].split("/")[0])
 
 
-def container_name(deployment, job_id):
-    return f"{deployment}-job-{job_id}"
+def container_name(deployment, job_id, rank=None):
+    """The container (service) of a job, or of one task of a multi-node job: also its host name
+    on the job's own network."""
+    return f"{deployment}-job-{job_id}" + ("" if rank is None else f"-{rank}")
+
+
+def network_name(deployment, job_id):
+    """A multi-node job's own overlay network: only its tasks are on it."""
+    return f"{deployment}-job-{job_id}-net"
+
+
+# --- a job on several GPU servers (a Swarm): one task per server, rank 0 runs the command ---
+
+#: where a task's SSH server listens for the job's other tasks (as the user: a port above 1024)
+TASK_SSH_PORT = 2222
+#: torch.distributed's rendezvous port on rank 0
+MASTER_PORT = 29500
+#: what the start hook makes for the job's SSH (root-owned setup, the user's files), per task
+TASK_DIR = f"{contract.RUNTIME_DIR}/job"
+HOSTFILE = "/etc/gpulab/hostfile"
+#: what Open MPI's mpirun starts its daemons with on the other tasks
+RSH_AGENT = f"{contract.HOOK_DIR}/job/gpulab-job-ssh"
+
+
+def hostfile(hosts, gpus):
+    """The job's hostfile (Open MPI's format): one line per task, its slots = its GPUs."""
+    return "".join(f"{h} slots={gpus}\n" for h in hosts)
+
+
+def task_env(hosts, rank, gpus, subnet=""):
+    """What a multi-node job's task of ``rank`` is told: the job's shape, the variables
+    ``torchrun`` and ``torch.distributed`` expect, and Open MPI's settings (the agent that reaches
+    the other tasks, and the job's own network for its traffic). WORLD_SIZE counts processes:
+    tasks x GPUs per task."""
+    env = {
+        contract.JOB_RANK: str(rank),
+        contract.JOB_HOSTS: " ".join(hosts),
+        contract.JOB_SLOTS: str(gpus),
+        "MASTER_ADDR": hosts[0],
+        "MASTER_PORT": str(MASTER_PORT),
+        "WORLD_SIZE": str(len(hosts) * gpus),
+        "NNODES": str(len(hosts)),
+        "NODE_RANK": str(rank),
+        "NPROC_PER_NODE": str(gpus),
+        "OMPI_MCA_plm_rsh_agent": RSH_AGENT,
+        "OMPI_MCA_orte_default_hostfile": HOSTFILE,
+        # processes of one task share memory without cross-memory attach (no ptrace in a container)
+        "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+    }
+    if subnet:
+        env["OMPI_MCA_btl_tcp_if_include"] = subnet
+        env["OMPI_MCA_oob_tcp_if_include"] = subnet
+    return env
 
 
 def parse_hours(value, field="time"):

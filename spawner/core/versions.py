@@ -21,6 +21,7 @@ HUB = {
     "jinja2": ">=3.1.6",
     "urllib3": ">=2.5",
     "requests": ">=2.32.4",
+    "cryptography": ">=42",  # a multi-node job's own SSH key (gpulab.hub.gpujobs)
 }
 
 IMAGE = {

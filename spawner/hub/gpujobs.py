@@ -62,6 +62,29 @@ class JobNotFound(Exception):
     pass
 
 
+async def prepare_dirs(spec):
+    """The per-user host directories a job's container mounts (its home), as a server's start
+    makes them."""
+    for path, owner in host_dirs(spec):
+        uid, gid = (spec.identity.uid, spec.identity.gid) if owner == "user" else (0, 0)
+        try:
+            await asyncio.to_thread(prepare_host_dir, path, uid, gid)
+        except ForeignDirectory as e:
+            raise JobError(f"your storage cannot be used: {e}", 409)
+
+
+def new_key():
+    """A multi-node job's own SSH key (OpenSSH's format): its tasks' identity and host key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
 class JobStore:
     """The job list, in SQLite next to the hub's database."""
 
@@ -188,19 +211,21 @@ class GPUJobs:
         if user is None or user.id != row["user_id"]:
             self._finish(job_id, row["user"], gpujobs.FAILED, "its user was deleted")
             return
-        found = await self.lab.backend.job_container(
-            self.lab, gpujobs.container_name(self.lab.name, job_id)
-        )
-        if row["state"] == gpujobs.WAITING or (row["state"] == gpujobs.STARTING and not found):
+        cid = await self.lab.backend.resume_job(self.lab, job_id)
+        if row["state"] == gpujobs.WAITING or (row["state"] == gpujobs.STARTING and not cid):
             spawner = user.spawner
             request, spawn = await spawner.job_request(json.loads(row["request"]), self.limits)
             self._launch(job_id, user, spawner, request, spawn)
             self.log.info("gpulab jobs: job %s of %s waits again", job_id, user.name)
             return
-        if not found:
-            self._finish(job_id, user.name, gpujobs.FAILED, "its container is gone (hub restart)")
+        if not cid:
+            why = (
+                "stopped by a hub restart (a Swarm's jobs are not followed across restarts)"
+                if self.lab.backend.gang_jobs
+                else "its container is gone (hub restart)"
+            )
+            self._finish(job_id, user.name, gpujobs.FAILED, why)
             return
-        cid, _running, _ = found
         left = row["hours"] * 3600 - (time.time() - (row["started"] or time.time()))
         self.outputs[job_id] = Output(asyncio.get_running_loop())
         self.containers[job_id] = cid
@@ -264,7 +289,8 @@ class GPUJobs:
 
     def _launch(self, job_id, user, spawner, request, spawn):
         self.outputs[job_id] = Output(asyncio.get_running_loop())
-        self.tasks[job_id] = asyncio.ensure_future(self._run(job_id, user, spawner, request, spawn))
+        run = self._run_gang if self.lab.backend.gang_jobs else self._run
+        self.tasks[job_id] = asyncio.ensure_future(run(job_id, user, spawner, request, spawn))
 
     async def cancel(self, row, by):
         """Cancel a waiting job (it leaves the queue) or stop a running one (SIGTERM, then
@@ -277,7 +303,7 @@ class GPUJobs:
         cid = self.containers.get(job_id)
         if cid is not None:  # stopped in the background: the job has its grace time to end
             self._stopping = asyncio.ensure_future(
-                self.lab.backend.stop_job(self.lab, cid, gpujobs.STOP_GRACE)
+                self.lab.backend.stop_job(self.lab, job_id, cid, gpujobs.STOP_GRACE)
             )
             return
         task = self.tasks.get(job_id)
@@ -313,12 +339,7 @@ class GPUJobs:
             self.positions.pop(job_id, None)
             self.store.update(job_id, state=gpujobs.STARTING, gpu_uuids=",".join(uuids))
             spec = await spawner.job_spec(job_id, spawn, uuids, request.command)
-            for path, owner in host_dirs(spec):
-                uid, gid = (spec.identity.uid, spec.identity.gid) if owner == "user" else (0, 0)
-                try:
-                    await asyncio.to_thread(prepare_host_dir, path, uid, gid)
-                except ForeignDirectory as e:
-                    raise JobError(f"your storage cannot be used: {e}", 409)
+            await prepare_dirs(spec)
             job = job_from_spec(
                 spec,
                 kind=gpujobs.KIND,
@@ -354,6 +375,91 @@ class GPUJobs:
         except Exception as e:
             self.log.exception("gpulab jobs: job %s of %s failed to run", job_id, user.name)
             state, reason = gpujobs.FAILED, f"{type(e).__name__}: {e}"
+        self._finish(job_id, user.name, state, reason, status, tail)
+
+    async def _run_gang(self, job_id, user, spawner, request, spawn):
+        """A job on a Swarm: ``request.nodes`` tasks on as many GPU servers, granted together."""
+        tasks = [gpujobs.holder(user.name, job_id, r) for r in range(request.nodes)]
+        allocator = self.lab.gpus.allocator
+        output = self.outputs[job_id]
+        state, reason, status, tail = gpujobs.FAILED, "", None, ""
+        backend = self.lab.backend
+        try:
+            manager = self.lab.gpus
+            quota = manager.quota_for(user.name, [g.name for g in user.groups])
+
+            def waiting(position, holders):
+                self.positions[job_id] = (position, len(holders))
+
+            granted = await allocator.acquire_gang(
+                gpujobs.holder(user.name, job_id),
+                tasks,
+                request.gpus,
+                where=spawner.gpu_filter(spawn),
+                quota=quota,
+                on_wait=waiting,
+            )
+            self.positions.pop(job_id, None)
+            nodes = [allocator.node_of(t) for t in tasks]
+            uuids = [u for got in granted for u in got]
+            self.store.update(job_id, state=gpujobs.STARTING, gpu_uuids=",".join(uuids))
+            hosts = [gpujobs.container_name(self.lab.name, job_id, r) for r in range(len(tasks))]
+            network, subnet = await backend.job_network(self.lab, job_id, user.name)
+            specs = []
+            for rank, got in enumerate(granted):
+                env = gpujobs.task_env(hosts, rank, request.gpus, subnet)
+                env[contract.JOB_SECRET] = f"/run/secrets/{self.lab.name}-job-{job_id}-key"
+                specs.append(
+                    await spawner.job_spec(
+                        job_id, spawn, got, request.command, rank=rank, network=network, env=env
+                    )
+                )
+            await prepare_dirs(specs[0])  # the home on the shared storage, as for a server
+
+            def started(ref, assigned):
+                self.containers[job_id] = ref
+                for t, got in zip(tasks, assigned, strict=True):
+                    if got:
+                        allocator.replace(t, got)  # the GPUs Swarm handed out on that node
+                held = [u for got in assigned for u in got] or uuids
+                self.store.update(
+                    job_id, state=gpujobs.RUNNING, started=time.time(), gpu_uuids=",".join(held)
+                )
+                self._count()
+                self.log.info(
+                    "gpulab jobs: job %s of %s runs on %s", job_id, user.name, ", ".join(nodes)
+                )
+
+            result = await backend.run_gang(
+                self.lab,
+                job_id,
+                user.name,
+                specs,
+                nodes,
+                new_key(),
+                timeout=request.timeout,
+                stop_grace=gpujobs.STOP_GRACE,
+                on_line=output.add_threadsafe,
+                on_start=started,
+            )
+            status, tail = result.status, result.output
+            state, reason = gpujobs.outcome(
+                status, result.timed_out, cancelled=job_id in self.cancelled
+            )
+        except asyncio.CancelledError:
+            if job_id not in self.cancelled:
+                raise  # the hub stops: the next one removes what is left (resume_job)
+            state, reason = gpujobs.CANCELLED, "cancelled while it waited"
+        except (gpujobs.JobInputError, JobError) as e:
+            state, reason = gpujobs.FAILED, str(e)
+        except Exception as e:
+            self.log.exception("gpulab jobs: job %s of %s failed to run", job_id, user.name)
+            state, reason = gpujobs.FAILED, f"{type(e).__name__}: {e}"
+        finally:
+            for t in tasks:
+                allocator.release(t)
+            if state != gpujobs.RUNNING:
+                await backend.remove_job(self.lab, job_id)
         self._finish(job_id, user.name, state, reason, status, tail)
 
     async def _follow(self, job_id, user, cid, left):

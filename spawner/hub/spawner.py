@@ -527,7 +527,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             default_profile=self.default_profile or self.profiles[0]["name"],
             limits=limits,
             saves=saves,
-            nodes=1,
+            nodes=self.job_nodes(),
         )
         spawn = SpawnRequest(profile=request.profile, gpus=request.gpus)
         if request.save:
@@ -540,6 +540,13 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                     "job from the profile, or ask an admin",
                 )
         largest = manager.allocator.largest_request(self.gpu_filter(spawn))
+        fit = manager.allocator.nodes_that_fit(request.gpus, self.gpu_filter(spawn))
+        if request.nodes > 1 and request.gpus <= largest and fit < request.nodes:
+            raise gpujobs.JobInputError(
+                "nodes",
+                f"{request.nodes} GPU servers with {request.gpus} GPU(s) each requested but only "
+                f"{fit} of the servers this profile may use have that many",
+            )
         if request.gpus > largest:
             raise gpujobs.JobInputError(
                 "gpus",
@@ -552,6 +559,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             )
         return request, spawn
 
+    def job_nodes(self):
+        """How many GPU servers one job may span here (one host: 1)."""
+        return 1
+
     def job_env(self):
         """What a job's environment gets from the hub: the admin's ``environment`` and
         ``env_keep``, never a hub token (a job is not a server and talks to nobody)."""
@@ -560,10 +571,11 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             env[key] = value(self) if callable(value) else value
         return {k: v for k, v in env.items() if not k.startswith(("JUPYTERHUB_", "JPY_"))}
 
-    async def job_spec(self, job_id, spawn, gpu_uuids, command):
-        """The container of this user's job ``job_id``: a server's pipeline (the user's uid, home,
-        datasets, the profile's or save's image and limits, exactly ``gpu_uuids``) with the job's
-        command, no SSH, no hub token and the job's name and holder."""
+    async def job_spec(self, job_id, spawn, gpu_uuids, command, *, rank=None, network="", env=None):
+        """The container of this user's job ``job_id`` (of its task ``rank`` for a multi-node
+        job, on the job's own ``network``, with ``env`` added): a server's pipeline (the user's
+        uid, home, datasets, the profile's or save's image and limits, exactly ``gpu_uuids``)
+        with the job's command, no SSH, no hub token and the job's name and holder."""
         image = self.limits(spawn).image
         await self.ensure_image(image)
         facts = await self.image_facts(image)
@@ -573,14 +585,14 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             )
         identity = dataclasses.replace(
             self.identity(),
-            server_name=gpujobs.holder(self.user.name, job_id)[1],
+            server_name=gpujobs.holder(self.user.name, job_id, rank)[1],
             escaped_server_name=f"job-{job_id}",
         )
         ssh = dataclasses.replace(self.ssh_settings(identity), enabled=False, host_port=0)
-        env = {**self.job_env(), contract.JOB_ID: str(job_id)}
+        env = {**self.job_env(), contract.JOB_ID: str(job_id), **(env or {})}
         return specs.build_spec(
             deployment=self.deployment,
-            name=gpujobs.container_name(self.deployment, job_id),
+            name=gpujobs.container_name(self.deployment, job_id, rank),
             identity=identity,
             profile_name=spawn.profile["name"],
             limits=self.limits(spawn),
@@ -592,7 +604,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             sudo=False,  # a job runs its command; nothing in it needs root
             password_login=False,
             gpus=self.gpu_grant(spawn, gpu_uuids),
-            network=self.spec_network(),
+            network=network or self.spec_network(),
             hardening=self.hardening(),
             prefix=self.prefix,
             service_prefix=self.user.url,

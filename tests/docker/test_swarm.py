@@ -16,19 +16,27 @@ import time
 import pytest
 import requests
 
+from harness.images import MPI, build_mpi
 from harness.swarm import REGISTRY_PASSWORD_ENV, REGISTRY_USER, SwarmLab
 
 GPULAB = os.path.join(os.path.dirname(sys.executable), "gpulab")
 
 
+#: a lab's own image with Debian's Open MPI and mpi4py, for multi-node jobs
+MPI_PROFILE = {"name": "mpi", "image": MPI, "gpus": 1, "max_gpus": 2, "mem_limit": "1G"}
+
+
 @pytest.fixture(scope="module")
 def lab(docker_client, tmp_path_factory):
+    build_mpi()
     # the hub checks every server every 5 s (default 30 s): a dead node is noticed quickly
     with SwarmLab(
         docker_client,
         f"glsw{os.getpid() % 100000}",
         str(tmp_path_factory.mktemp("shared")),
         extra_config="c.Spawner.poll_interval = 5\n",
+        extra_images=[MPI],
+        extra_profiles=[MPI_PROFILE],
     ) as swarm:
         try:
             yield {
@@ -397,9 +405,128 @@ def test_a_gpu_task_falls_back_to_no_gpu_where_the_runtime_is_not_set_up(lab):
     hub.stop_server("gus")
 
 
+MPI_CHECK = r"""
+import os, socket
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+total = comm.allreduce(rank + 1, op=MPI.SUM)
+hosts = comm.gather(socket.gethostname(), root=0)
+# a rendezvous at MASTER_ADDR:MASTER_PORT with WORLD_SIZE members, as torch.distributed's store
+addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+world = int(os.environ["WORLD_SIZE"])
+if rank == 0:
+    server = socket.create_server(("", port))
+    comm.barrier()
+    seen = {0}
+    while len(seen) < world:
+        conn, _ = server.accept()
+        seen.add(int(conn.recv(16)))
+        conn.close()
+    print(f"allreduce={total} hosts={','.join(sorted(hosts))} rendezvous={len(seen)}/{world}")
+else:
+    comm.barrier()
+    with socket.create_connection((addr, port), timeout=30) as s:
+        s.sendall(str(rank).encode())
+"""
+
+
+def job_url(user, *rest):
+    return "/".join([f"/gpulab/users/{user}/jobs", *map(str, rest)])
+
+
+def wait_job(hub, token, job_id, states, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = hub.api("GET", job_url("alice", job_id), token=token).json()
+        if job["state"] in states:
+            return job
+        time.sleep(1)
+    log = hub.api("GET", job_url("alice", job_id, "log"), token=token).json()
+    raise AssertionError(
+        f"job {job_id} is {job['state']}, not {states}; its output:\n"
+        + "\n".join(log["lines"][-60:])
+        + f"\nthe hub:\n{hub.log_tail(30)}"
+    )
+
+
+def holders(hub):
+    return {
+        g["uuid"]: [f"{h['user']}/{h['server']}" for h in g["holders"]]
+        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
+    }
+
+
+def test_a_two_node_job_runs_mpirun_across_both_workers_and_its_gang_waits_whole(lab):
+    """alice's 2-node job (1 GPU on each worker, the lab's Open MPI image) waits, holding nothing,
+    while w2's only GPU is taken, starts whole when it frees, and runs mpirun with its hostfile
+    across both workers: an allreduce and a rendezvous at MASTER_ADDR:MASTER_PORT."""
+    hub, cluster = lab["hub"], lab["cluster"]
+    for name in ("alice", "bob", "carol"):
+        hub.create_user(name)
+    bob_was_running = bool(hub.api("GET", "/users/bob").json()["servers"])
+    if bob_was_running:
+        hub.stop_server("bob", timeout=120)
+    w1, w2 = cluster.node_name("w1"), cluster.node_name("w2")
+    hub.spawn("carol", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=300)
+    token = hub.user_token("alice")
+    script = (
+        'cat /etc/gpulab/hostfile; echo "rank 0: NODE_RANK=$NODE_RANK WORLD_SIZE=$WORLD_SIZE '
+        'NPROC_PER_NODE=$NPROC_PER_NODE MASTER_ADDR=$MASTER_ADDR GPUS=$NVIDIA_VISIBLE_DEVICES"; '
+        'mpirun -x MASTER_ADDR -x MASTER_PORT -x WORLD_SIZE python3 -c "$0"'
+    )
+    r = hub.api(
+        "POST",
+        job_url("alice"),
+        token=token,
+        json={
+            "command": ["bash", "-c", script, MPI_CHECK],
+            "nodes": 2,
+            "gpus": 1,
+            "profile": "mpi",
+            "time": "20m",
+        },
+    )
+    assert r.status_code == 201, r.text
+    job = r.json()
+    waiting = wait_job(hub, token, job["id"], ("waiting",))
+    time.sleep(3)
+    assert hub.api("GET", job_url("alice", job["id"]), token=token).json()["state"] == "waiting"
+    assert not any("job/" in h for hs in holders(hub).values() for h in hs), holders(hub)
+    assert waiting["position"] == 1
+    hub.stop_server("carol", timeout=120)
+    running = wait_job(hub, token, job["id"], ("running", "succeeded", "failed"))
+    assert running["state"] != "failed", running
+    done = wait_job(hub, token, job["id"], ("succeeded", "failed"), timeout=240)
+    log = hub.api("GET", job_url("alice", job["id"], "log"), token=token).json()
+    text = "\n".join(log["lines"])
+    assert done["state"] == "succeeded", (done, text[-3000:], hub.log_tail(40))
+    prefix = f"{hub.name}-job-{job['id']}"
+    assert f"{prefix}-0 slots=1\n{prefix}-1 slots=1" in text, text
+    assert f"rank 0: NODE_RANK=0 WORLD_SIZE=2 NPROC_PER_NODE=1 MASTER_ADDR={prefix}-0" in text
+    assert f"allreduce=3 hosts={prefix}-0,{prefix}-1 rendezvous=2/2" in text, text
+    assert "gpulab-job: MPI traffic on " in text and "on any interface" not in text, text
+    assert sorted(done["gpu_uuids"]) == ["GPU-w1-0", "GPU-w2-0"] or (
+        len(done["gpu_uuids"]) == 2 and "GPU-w2-0" in done["gpu_uuids"]
+    ), done
+    assert not any(hs for hs in holders(hub).values()), holders(hub)
+    mgr = cluster.engine("mgr")
+    left = mgr.api.services(filters={"label": f"gpulab.job-id={job['id']}"})
+    left += mgr.api.networks(filters={"label": f"gpulab.job-id={job['id']}"})
+    left += mgr.api.secrets(filters={"label": f"gpulab.job-id={job['id']}"})
+    assert not left, left
+    # bad shapes are a 400 naming the field
+    for body, field in (({"nodes": 3}, "nodes"), ({"nodes": 2, "gpus": 2}, "nodes")):
+        r = hub.api("POST", job_url("alice"), token=token, json={"command": ["true"], **body})
+        assert r.status_code == 400 and f"Invalid job {field}:" in r.json()["message"], r.text
+    if bob_was_running:  # as the tests below expect: bob on w1, one of its GPUs free
+        hub.spawn("bob", {"profile": "gpu", "gpus": 1, "node": w1}, timeout=300)
+
+
 def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
-    """bob's server runs on w1; w1 loses power. The hub reports bob's server stopped within a poll
-    interval, his GPUs are free again, and bob starts again on w2 with his home intact."""
+    """bob's server and a 2-node job run on w1; w1 loses power. The hub reports bob's server
+    stopped within a poll interval, the job ends saying which node it lost, every GPU is free
+    again, and bob starts again on w2 with his home intact."""
     hub, cluster = lab["hub"], lab["cluster"]
     node, c = hub.container_of("bob")
     assert node == "w1"
@@ -407,16 +534,25 @@ def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
     assert (
         c.exec_run(["bash", "-c", "echo survives > ~/after-the-crash.txt"], user=uid).exit_code == 0
     )
+    token = hub.user_token("alice")
+    r = hub.api(
+        "POST",
+        job_url("alice"),
+        token=token,
+        json={"command": ["sleep", "900"], "nodes": 2, "gpus": 1, "profile": "mpi"},
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    wait_job(hub, token, job_id, ("running",))
     cluster.kill("w1")
     deadline = time.monotonic() + 90
     while hub.api("GET", "/users/bob").json()["servers"]:
         assert time.monotonic() < deadline, "the hub never noticed that bob's node died"
         time.sleep(2)
-    held = {
-        g["uuid"]: [h["user"] for h in g["holders"]]
-        for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]
-    }
-    assert not any("bob" in users for users in held.values()), held
+    ended = wait_job(hub, token, job_id, ("failed",), timeout=120)
+    assert "lost its node" in ended["reason"] and cluster.node_name("w1") in ended["reason"]
+    held = holders(hub)
+    assert not any(hs for hs in held.values()), held
     hub.spawn("bob", {"profile": "gpu", "gpus": 1}, timeout=300)
     node2, c2 = hub.container_of("bob")
     assert node2 == "w2" and env_of(c2, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"

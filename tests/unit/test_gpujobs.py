@@ -99,3 +99,57 @@ def test_how_a_job_ended():
     assert gpujobs.outcome(3) == (gpujobs.FAILED, "exit status 3")
     assert gpujobs.outcome(None, timed_out=True)[0] == gpujobs.TIMED_OUT
     assert gpujobs.outcome(143, cancelled=True) == (gpujobs.CANCELLED, "cancelled")
+
+
+def test_a_multi_node_task_knows_the_jobs_shape_and_is_rendered_as_a_held_swarm_job():
+    from gpulab.backends import container
+    from gpulab.backends.swarm.gang import task_args
+    from gpulab.core import contract
+    from gpulab.core import spec as specs
+    from gpulab.core.job import job_from_spec
+
+    from .test_spec import build
+
+    hosts = ["lab-job-7-0", "lab-job-7-1"]
+    assert gpujobs.hostfile(hosts, 2) == "lab-job-7-0 slots=2\nlab-job-7-1 slots=2\n"
+    env = gpujobs.task_env(hosts, 1, 2, "10.0.9.0/24")
+    assert env["MASTER_ADDR"] == "lab-job-7-0" and env["NODE_RANK"] == "1"
+    assert env["WORLD_SIZE"] == "4" and env["NPROC_PER_NODE"] == "2" and env["NNODES"] == "2"
+    assert env[contract.JOB_HOSTS] == "lab-job-7-0 lab-job-7-1" and env[contract.JOB_RANK] == "1"
+    assert env["OMPI_MCA_btl_tcp_if_include"] == "10.0.9.0/24" == env["OMPI_MCA_oob_tcp_if_include"]
+    assert env["OMPI_MCA_plm_rsh_agent"] == gpujobs.RSH_AGENT
+
+    spec = build(
+        name="lab-job-7-1",
+        command=gpujobs.runner_command(7, ["python", "train.py"]),
+        gpus=specs.GPUGrant.counted(2),
+        network="lab-job-7-net",
+        base_env=env,
+    )
+    kw = task_args(spec, "node-id-w2", {"ID": "sec1", "Name": "lab-job-7-key"}, 30)
+    task = kw["task_template"]
+    assert kw["mode"] == {"ReplicatedJob": {}}  # one task, run once
+    assert task["Placement"]["Constraints"] == ["node.id==node-id-w2"]
+    assert task["Resources"]["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": "gpu", "Value": 2}}
+    ]
+    cs = task["ContainerSpec"]
+    assert cs["Hostname"] == "lab-job-7-1" and cs["Args"][:3] == [gpujobs.RUNNER, "7", "--"]
+    assert cs["Secrets"] == [
+        {
+            "SecretID": "sec1",
+            "SecretName": "lab-job-7-key",
+            "File": {"Name": "lab-job-7-key", "UID": "0", "GID": "0", "Mode": 0o400},
+        }
+    ]
+    assert cs["StopGracePeriod"] == 30 * 10**9
+    assert cs["CapabilityDrop"] == ["ALL"] and cs["Privileges"]["NoNewPrivileges"] is True
+    assert task["Networks"] == [{"Target": "lab-job-7-net"}]
+    # one host: a job is the server's container, run to its end
+    job = job_from_spec(
+        build(gpus=specs.GPUGrant.devices(("GPU-1",))), kind="user", timeout=60, stop_grace=30
+    )
+    create, host = container.job_arguments(job)
+    assert create["labels"][contract.L_JOB] == "user" and host["init"] is True
+    assert [r["DeviceIDs"] for r in host["device_requests"]] == [["GPU-1"]]
+    assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges:true"]

@@ -402,3 +402,58 @@ async def test_inventory_changes_keep_holdings():
     a.set_inventory(cluster({"w1": 1, "w2": 1}))  # w2 is back: alice still holds its GPU
     with pytest.raises(GPUsBusy):
         await a.acquire(("carol", ""), 1, wait=False)
+
+
+async def test_a_gang_is_granted_whole_on_different_nodes_or_waits_holding_nothing():
+    a = Allocator(cluster({"n1": 2, "n2": 2, "n3": 2}))
+    await a.acquire(("bob", ""), 1, where=lambda g: g.node == "n1")
+    tasks = [("alice", "job/1/0"), ("alice", "job/1/1")]
+    got = await a.acquire_gang(("alice", "job/1"), tasks, 2)
+    nodes = [{a.gpus[u].node for u in uuids} for uuids in got]
+    assert nodes == [{"n2"}, {"n3"}] and all(len(u) == 2 for u in got)
+    assert a.nodes_that_fit(2) == 3 and a.nodes_that_fit(3) == 0
+
+    # a second gang of 2 x 2 cannot fit (n1 has one free GPU): it waits, holding nothing
+    second = [("carol", "job/2/0"), ("carol", "job/2/1")]
+    waiting = asyncio.ensure_future(a.acquire_gang(("carol", "job/2"), second, 2))
+    await asyncio.sleep(0)
+    assert not waiting.done() and not any(t in a.holdings for t in second)
+    assert a.snapshot()["queue"] == [
+        {"user": "carol", "gpus": 4, "nodes": 2, "since": a.queue[0].enqueued, "job": True}
+    ]
+    a.release(tasks[0])  # n2 frees, but n1 still has only one: still nothing held
+    await asyncio.sleep(0)
+    assert not waiting.done() and not any(t in a.holdings for t in second)
+    a.release(("bob", ""))  # now n1 and n2 both fit: granted whole
+    got = await waiting
+    assert sorted({a.gpus[u].node for u in got[0]} | {a.gpus[u].node for u in got[1]}) == [
+        "n1",
+        "n2",
+    ]
+
+
+async def test_two_gangs_never_hold_each_other_up_and_a_cancelled_gang_leaves_nothing():
+    a = Allocator(cluster({"n1": 1, "n2": 1, "n3": 1}))
+    await a.acquire(("dave", ""), 1, where=lambda g: g.node == "n1")
+    g1 = [("alice", f"job/1/{r}") for r in range(3)]
+    g2 = [("bob", f"job/2/{r}") for r in range(3)]
+    first = asyncio.ensure_future(a.acquire_gang(("alice", "job/1"), g1, 1))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(a.acquire_gang(("bob", "job/2"), g2, 1))
+    await asyncio.sleep(0)
+    assert not a.holdings.keys() - {("dave", "")}  # n2 and n3 are free, yet nobody took part
+    a.release(("dave", ""))
+    assert len(await first) == 3 and not second.done()
+    for t in g1:
+        a.release(t)
+    assert len(await second) == 3
+    for t in g2:
+        a.release(t)
+    third = asyncio.ensure_future(a.acquire_gang(("carol", "job/3"), [("carol", "x/0")] * 4, 1))
+    await asyncio.sleep(0)
+    third.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await third
+    assert not a.queue and not a.holdings
+    with pytest.raises(QuotaExceeded):
+        await a.acquire_gang(("carol", "job/4"), [("carol", "y/0"), ("carol", "y/1")], 1, quota=1)

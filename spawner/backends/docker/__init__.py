@@ -58,25 +58,28 @@ class DockerBackend(Backend):
             keep_on_cancel=True,
         )
 
-    async def stop_job(self, lab, container_id, stop_grace):
+    async def stop_job(self, lab, job_id, container_id, stop_grace):
         import asyncio
 
         from .. import container
 
         await asyncio.to_thread(container._stop, lab.api(), container_id, stop_grace)
 
-    async def job_container(self, lab, name):
-        """(id, running, exit status) of a job's container, or None when it is gone."""
+    async def resume_job(self, lab, job_id):
+        """The id of a job's container found after a hub restart (running or not), or None."""
         import asyncio
 
         import docker
 
+        from ...core import gpujobs
+
         try:
-            info = await asyncio.to_thread(lab.api().inspect_container, name)
+            info = await asyncio.to_thread(
+                lab.api().inspect_container, gpujobs.container_name(lab.name, job_id)
+            )
         except docker.errors.NotFound:
             return None
-        state = info.get("State") or {}
-        return info["Id"], bool(state.get("Running")), state.get("ExitCode")
+        return info["Id"]
 
     gpu_jobs = True  # users' GPU jobs run here (gpulab.hub.gpujobs)
 

@@ -75,6 +75,59 @@ class SwarmBackend(Backend):
     def job_image(self, lab):
         return registry_name(BASE_IMAGE, lab.registry) if lab.registry else BASE_IMAGE
 
+    # --- users' GPU jobs (gpulab.hub.gpujobs): one task per GPU server (.gang) ---
+
+    gpu_jobs = True
+    gang_jobs = True  # a job's tasks are placed on the nodes the allocator chose
+
+    async def job_network(self, lab, job_id, username):
+        """The job's own overlay: (its name, its subnet)."""
+        import asyncio
+
+        from ...core import gpujobs
+
+        gang = self.part("gang")
+        name = gpujobs.network_name(lab.name, job_id)
+        subnet = await asyncio.to_thread(
+            gang.create_network,
+            lab.api(),
+            name,
+            gang.job_labels(lab.name, job_id, username),
+            lab.network_encrypted,
+        )
+        return name, subnet
+
+    async def run_gang(self, lab, job_id, username, specs, nodes, key, **kw):
+        gang = self.part("gang")
+        node_ids = lab.gpus.inventory_source.node_ids
+        return await gang.run_gang(
+            lab.api(),
+            specs,
+            [node_ids.get(n, n) for n in nodes],
+            deployment=lab.name,
+            job_id=job_id,
+            username=username,
+            key=key,
+            auth=lab.registry_auth,
+            **kw,
+        )
+
+    async def stop_job(self, lab, job_id, ref, stop_grace):
+        await self.part("gang").stop(lab.api(), lab.name, job_id)
+
+    async def resume_job(self, lab, job_id):
+        """A job's tasks are not followed across a hub restart on a Swarm: whatever it left is
+        removed (None: nothing to follow)."""
+        import asyncio
+
+        await asyncio.to_thread(self.part("gang").remove_all, lab.api(), lab.name, job_id)
+        return None
+
+    async def remove_job(self, lab, job_id):
+        import asyncio
+
+        await asyncio.to_thread(self.part("gang").remove_all, lab.api(), lab.name, job_id)
+
     async def run_job(self, lab, job, on_line=None, **kw):
         jobs = self.part("jobs")
         return await jobs.run_job(

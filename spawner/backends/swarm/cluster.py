@@ -28,6 +28,10 @@ LIVE_TASK_STATES = (
 )
 
 
+#: a task's states after which it never runs again
+DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
 def node_name(node):
     return (node.get("Description") or {}).get("Hostname") or node.get("ID", "")[:12]
 

@@ -29,9 +29,6 @@ from ...hub.spawner import GPULabSpawner
 from . import SWARM, cluster, network, registry
 from .render import service_arguments
 
-DONE_STATES = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
-
-
 #: DockerSpawner settings of a container that a service cannot honour (refused at startup)
 CONTAINER_ONLY = (
     "extra_create_kwargs",
@@ -182,6 +179,10 @@ class GPUSwarmSpawner(GPULabSpawner):
             )
         )
 
+    def job_nodes(self):
+        """A job may span every GPU server of the Swarm."""
+        return max(1, len(getattr(self.source, "servers", ()) or ()))
+
     def gpu_grant(self, request, uuids):
         # asked of Swarm on the node the allocator chose; Swarm names them in DOCKER_RESOURCE_GPU
         return specs.GPUGrant.counted(request.gpus)
@@ -240,7 +241,7 @@ class GPUSwarmSpawner(GPULabSpawner):
                         )  # the GPUs Swarm handed out
                         self.gpu_uuids = tuple(uuids)
                     return
-                if state in DONE_STATES:
+                if state in cluster.DONE_STATES:
                     raise refused(500, f"The server could not start: {line}")
             await asyncio.sleep(delay)
             delay = min(delay * 1.25, 2)
@@ -287,7 +288,7 @@ class GPUSwarmSpawner(GPULabSpawner):
             task = await self.get_task()
             if task is None:
                 status = 0
-            elif task["Status"]["State"] in DONE_STATES:
+            elif task["Status"]["State"] in cluster.DONE_STATES:
                 status = f"task {task['Status']['State']}: {task['Status'].get('Err') or task['Status'].get('Message', '')}"
             else:
                 status = await self._node_down(task.get("NodeID"))

@@ -40,6 +40,7 @@ class Waiter:
     on_wait: object = None
     where: object = None  # a GPU -> bool constraint (node, model), or None for any GPU
     enqueued: float = field(default_factory=time.time)
+    gang: tuple = ()  # a multi-node job's task holders: ``count`` GPUs each, on different nodes
 
     def could_use(self, gpu):
         if self.wanted:
@@ -133,6 +134,31 @@ class Allocator:
         free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
         return free[:count]
 
+    def _pick_gang(self, count, nodes, where=None, exclude=()):
+        """``count`` GPUs on each of ``nodes`` different nodes, or None: the fullest nodes that fit
+        (bigger holes stay for bigger requests)."""
+        by_node = {}
+        for u in self.order:
+            gpu = self.gpus[u]
+            if self.free_slots(u) > 0 and u not in exclude and (where is None or where(gpu)):
+                by_node.setdefault(gpu.node, []).append(u)
+        fitting = sorted((len(free), node) for node, free in by_node.items() if len(free) >= count)
+        if len(fitting) < nodes:
+            return None
+        picked = []
+        for _, node in fitting[:nodes]:
+            free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
+            picked.append(free[:count])
+        return picked
+
+    def nodes_that_fit(self, count, where=None):
+        """How many nodes could ever give ``count`` GPUs to one task (free or not)."""
+        sizes = {}
+        for gpu in self.gpus.values():
+            if where is None or where(gpu):
+                sizes[gpu.node] = sizes.get(gpu.node, 0) + 1
+        return sum(1 for n in sizes.values() if n >= count)
+
     def largest_request(self, where=None):
         """The most GPUs one request could ever get (the largest node, free or not)."""
         sizes = {}
@@ -161,12 +187,23 @@ class Allocator:
             self.queue = [w for w in self.queue if not w.future.done()]
             reserved = set()  # GPUs constrained waiters ahead are waiting for
             for waiter in self.ordered():
-                got = self._pick(waiter.count, waiter.wanted, waiter.where, exclude=reserved)
-                if got is not None:
-                    self.queue.remove(waiter)
-                    waiter.future.set_result(self._claim(waiter.holder, got))
-                    progress = True
-                    break
+                if waiter.gang:
+                    got = self._pick_gang(
+                        waiter.count, len(waiter.gang), waiter.where, exclude=reserved
+                    )
+                    if got is not None:  # every task's GPUs in one step, or none of them
+                        self.queue.remove(waiter)
+                        claimed = [self._claim(h, u) for h, u in zip(waiter.gang, got, strict=True)]
+                        waiter.future.set_result(claimed)
+                        progress = True
+                        break
+                else:
+                    got = self._pick(waiter.count, waiter.wanted, waiter.where, exclude=reserved)
+                    if got is not None:
+                        self.queue.remove(waiter)
+                        waiter.future.set_result(self._claim(waiter.holder, got))
+                        progress = True
+                        break
                 if waiter.general:
                     break
                 reserved |= {u for u, gpu in self.gpus.items() if waiter.could_use(gpu)}
@@ -184,10 +221,51 @@ class Allocator:
     # --- asking ---
 
     def requested_by_user(self, username):
-        """GPUs the user holds plus those their servers wait for in the queue."""
+        """GPUs the user holds plus those their servers and jobs wait for in the queue."""
         return self.held_by_user(username) + sum(
-            w.count for w in self.queue if w.holder[0] == username and not w.future.done()
+            w.count * max(1, len(w.gang))
+            for w in self.queue
+            if w.holder[0] == username and not w.future.done()
         )
+
+    async def acquire_gang(
+        self, holder, tasks, count, *, where=None, quota=None, timeout=None, on_wait=None
+    ):
+        """``count`` GPUs for each of ``tasks`` (holders: a multi-node job's tasks), every task on
+        a different node, granted all together or not at all: nothing is held while the rest is
+        waited for, so two gangs can never hold each other up. ``holder`` is the request's name in
+        the queue (the job). Returns [uuids] per task; waits (``timeout``: GPUsBusy) otherwise."""
+        tasks = tuple(tasks)
+        if all(t in self.holdings for t in tasks):
+            return [list(self.holdings[t].uuids) for t in tasks]
+        total = count * len(tasks)
+        if quota is not None:
+            already = self.requested_by_user(holder[0])
+            if already + total > quota:
+                raise QuotaExceeded(
+                    f"{total} is over your GPU quota of {quota}"
+                    + (f" ({already} already held or requested)" if already else "")
+                )
+        future = asyncio.get_running_loop().create_future()
+        waiter = Waiter(holder, count, (), future, on_wait, where, gang=tasks)
+        self.queue.append(waiter)
+        self._dispatch()
+        if future.done():
+            return future.result()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except BaseException as e:
+            if future.done() and not future.cancelled():
+                for t in tasks:
+                    self.holdings.pop(t, None)
+            else:
+                future.cancel()
+            if waiter in self.queue:
+                self.queue.remove(waiter)
+            self._dispatch()
+            if isinstance(e, asyncio.TimeoutError):
+                raise GPUsBusy(f"waited {timeout:.0f}s for {len(tasks)} x {count} GPU(s)")
+            raise
 
     async def acquire(
         self,
@@ -284,7 +362,8 @@ class Allocator:
         queue = [
             {
                 "user": w.holder[0] if show_holders else "(hidden)",
-                "gpus": w.count,
+                "gpus": w.count * max(1, len(w.gang)),
+                "nodes": max(1, len(w.gang)),
                 "since": w.enqueued,
                 "job": is_job_holder(w.holder),
             }
