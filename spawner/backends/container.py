@@ -99,6 +99,7 @@ def job_arguments(job):
 
 
 TAIL_LINES = 40
+MAX_LINE = 4096  # bytes of one line kept (a longer one is cut)
 
 
 class OutputFollower:
@@ -118,8 +119,11 @@ class OutputFollower:
             for chunk in self._stream:
                 data = self._partial + chunk
                 *lines, self._partial = data.split(b"\n")
+                if len(self._partial) > MAX_LINE:  # output without newlines: cut, never hoard
+                    lines.append(self._partial[:MAX_LINE])
+                    self._partial = b""
                 for raw in lines:
-                    self._line(raw)
+                    self._line(raw[:MAX_LINE])
             if self._partial:
                 self._line(self._partial)
         except Exception:  # the stream ends with the container; a broken one only loses progress
@@ -192,8 +196,10 @@ async def follow_job(
             await asyncio.to_thread(_stop, api, cid, stop_grace)
             follower.close()
             return JobResult(status=None, output=follower.text(), timed_out=True)
-        follower.close()
-        return JobResult(status=waited.get("StatusCode"), output=follower.text())
+        follower.close(timeout=10)
+        # the end as the engine kept it (a follower may lag behind a job that wrote a flood)
+        last = await asyncio.to_thread(_last_lines, api, cid)
+        return JobResult(status=waited.get("StatusCode"), output=last or follower.text())
     except asyncio.CancelledError:
         if keep_on_cancel:
             cid = None
@@ -203,6 +209,15 @@ async def follow_job(
             follower.close(timeout=0)
         if cid is not None:
             await asyncio.to_thread(_remove, api, cid)
+
+
+def _last_lines(api, cid):
+    try:
+        raw = api.logs(cid, stdout=True, stderr=True, tail=TAIL_LINES)
+    except docker.errors.APIError:
+        return ""
+    lines = raw.decode(errors="replace").splitlines()
+    return "\n".join(line[:MAX_LINE] for line in lines if line.strip())
 
 
 def _stop(api, cid, grace):

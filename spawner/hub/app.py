@@ -96,6 +96,8 @@ class GPULabHub(JupyterHub):
 
         async def delete_user(user):
             await maybe_future(original(user))
+            if lab.gpu_jobs is not None:
+                await lab.gpu_jobs.forget_user(user.id, "the user's deletion")
             spawner = user.spawner
             store = SSHStore(lab.ssh_store_path) if lab.ssh_enabled and lab.ssh_store_path else None
             try:

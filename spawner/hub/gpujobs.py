@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import sqlite3
+import threading
 import time
 
 from ..core import contract, gpujobs
@@ -54,7 +55,7 @@ COLUMNS = [
     "gpu_uuids",
     "tail",
 ]
-KEEP_LINES = 10_000  # lines of a running job's output the hub keeps for `job logs`
+KEEP_LINES = 2000  # lines of a running job's output the hub keeps for `job logs` (~8 MiB at most)
 TAIL_LINES = 200  # lines kept in the list once it ended (the whole log is ~/jobs/<id>/log)
 
 
@@ -122,6 +123,10 @@ class JobStore:
     def everyone(self, since=0.0):
         return self._rows("ended is null or ended >= ? order by id desc", (since,))
 
+    def prune(self, before):
+        """Forget jobs that ended before ``before`` (``jobs.keep_days``)."""
+        self._db.execute("delete from jobs where ended is not null and ended < ?", (before,))
+
     def live(self):
         marks = ", ".join("?" for _ in gpujobs.LIVE)
         return self._rows(f"state in ({marks}) order by id", gpujobs.LIVE)
@@ -131,7 +136,9 @@ class JobStore:
 
 
 class Output:
-    """A running job's output as it comes (from the container's follower thread), for `job logs -f`."""
+    """A running job's output as it comes (from the container's follower thread), for `job logs -f`:
+    the last :data:`KEEP_LINES` lines (each at most 4 KiB), handed to the event loop in batches
+    (a job that prints as fast as it can costs the hub one wake-up per batch, not per line)."""
 
     def __init__(self, loop):
         self.loop = loop
@@ -139,15 +146,40 @@ class Output:
         self.first = 0  # the number of the oldest line kept
         self.changed = asyncio.Event()
         self.done = False
+        self._incoming = collections.deque(maxlen=KEEP_LINES)
+        self._dropped = 0  # lines that came faster than the loop took them (counted, not kept)
+        self._lock = threading.Lock()
+        self._scheduled = False
 
     def add_threadsafe(self, line):
-        self.loop.call_soon_threadsafe(self._add, line)
+        with self._lock:
+            if len(self._incoming) == self._incoming.maxlen:
+                self._dropped += 1
+            self._incoming.append(line)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def flush(self):
+        """Take what the follower thread handed over but the loop has not yet (at the job's end)."""
+        self._drain()
+
+    def _drain(self):
+        with self._lock:
+            batch, dropped = list(self._incoming), self._dropped
+            self._incoming.clear()
+            self._dropped = 0
+            self._scheduled = False
+        for line in batch:
+            self._add(line)
+        self.first += dropped
+        self._wake()
 
     def _add(self, line):
         if len(self.lines) == self.lines.maxlen:
             self.first += 1
         self.lines.append(line)
-        self._wake()
 
     def finish(self):
         self.done = True
@@ -207,6 +239,9 @@ class GPUJobs:
 
     async def _resume_one(self, row):
         job_id = row["id"]
+        row = self.store.get(job_id)
+        if row is None or row["state"] not in gpujobs.LIVE:
+            return
         user = self.app.users[row["user"]] if self._user_exists(row["user"]) else None
         if user is None or user.id != row["user_id"]:
             self._finish(job_id, row["user"], gpujobs.FAILED, "its user was deleted")
@@ -246,6 +281,7 @@ class GPUJobs:
         JobError (status) or QuotaExceeded; nothing is created then."""
         spawner = user.spawner
         request, spawn = await spawner.job_request(body, self.limits)
+        self.store.prune(time.time() - self.limits["keep_days"] * 86400)
         live = [r for r in self.store.of_user(user.id) if r["state"] in gpujobs.LIVE]
         if len(live) >= self.limits["max_per_user"]:
             raise JobError(
@@ -257,9 +293,10 @@ class GPUJobs:
         quota = manager.quota_for(user.name, [g.name for g in user.groups])
         if quota is not None:
             already = manager.allocator.requested_by_user(user.name)
-            if already + request.gpus > quota:
+            asked = request.gpus * request.nodes
+            if already + asked > quota:
                 raise QuotaExceeded(
-                    f"{request.gpus} is over your GPU quota of {quota} ({already} already held or "
+                    f"{asked} is over your GPU quota of {quota} ({already} already held or "
                     "requested by your servers and jobs)"
                 )
         job_id = self.store.add(
@@ -271,7 +308,17 @@ class GPUJobs:
             nodes=request.nodes,
             profile=request.profile["name"],
             save=request.save,
-            request=json.dumps(body),
+            request=json.dumps(
+                {
+                    "command": list(request.command),
+                    "gpus": request.gpus,
+                    "nodes": request.nodes,
+                    "profile": request.profile["name"] if not request.save else "",
+                    "save": request.save,
+                    "time": request.hours,
+                    "name": request.name,
+                }
+            ),
             hours=request.hours,
             submitted=time.time(),
         )
@@ -296,21 +343,28 @@ class GPUJobs:
         """Cancel a waiting job (it leaves the queue) or stop a running one (SIGTERM, then
         SIGKILL after the grace time); it is recorded as cancelled."""
         job_id = row["id"]
+        if self._resume is not None and not self._resume.done():
+            await self._resume  # after a restart: the job is followed (or queued) first
+            row = self.store.get(job_id)
         if row["state"] not in gpujobs.LIVE:
             raise JobError(f"job {job_id} already ended ({row['state']})", 409)
         self.cancelled.add(job_id)
         self.log.info("gpulab jobs: job %s of %s cancelled by %s", job_id, row["user"], by)
         cid = self.containers.get(job_id)
         if cid is not None:  # stopped in the background: the job has its grace time to end
-            self._stopping = asyncio.ensure_future(
-                self.lab.backend.stop_job(self.lab, job_id, cid, gpujobs.STOP_GRACE)
-            )
+            self._stop_soon(job_id, cid)
             return
         task = self.tasks.get(job_id)
-        if task is not None:
-            task.cancel()
-        else:
+        if task is None:
             self._finish(job_id, row["user"], gpujobs.CANCELLED, "cancelled")
+        elif row["state"] == gpujobs.WAITING:
+            task.cancel()  # it leaves the queue
+        # starting: its container is being made; it is stopped as soon as it runs (started())
+
+    def _stop_soon(self, job_id, ref):
+        self._stopping = asyncio.ensure_future(
+            self.lab.backend.stop_job(self.lab, job_id, ref, gpujobs.STOP_GRACE)
+        )
 
     # --- one job ---
 
@@ -352,6 +406,8 @@ class GPUJobs:
                 self.containers[job_id] = cid
                 self.store.update(job_id, state=gpujobs.RUNNING, started=time.time())
                 self._count()
+                if job_id in self.cancelled:  # cancelled while its container was being made
+                    self._stop_soon(job_id, cid)
                 self.log.info(
                     "gpulab jobs: job %s of %s runs on GPU(s) %s",
                     job_id,
@@ -425,6 +481,8 @@ class GPUJobs:
                 self.store.update(
                     job_id, state=gpujobs.RUNNING, started=time.time(), gpu_uuids=",".join(held)
                 )
+                if job_id in self.cancelled:  # cancelled while its tasks were being made
+                    self._stop_soon(job_id, ref)
                 self._count()
                 self.log.info(
                     "gpulab jobs: job %s of %s runs on %s", job_id, user.name, ", ".join(nodes)
@@ -477,6 +535,10 @@ class GPUJobs:
                 raise
             self._finish(job_id, user.name, gpujobs.CANCELLED, "cancelled")
             return
+        except Exception as e:  # the engine lost it: the job ends, its GPUs go back
+            self.log.exception("gpulab jobs: following job %s of %s failed", job_id, user.name)
+            self._finish(job_id, user.name, gpujobs.FAILED, f"lost after a hub restart: {e}")
+            return
         state, reason = gpujobs.outcome(
             result.status, result.timed_out, cancelled=job_id in self.cancelled
         )
@@ -491,7 +553,14 @@ class GPUJobs:
         row = self.store.get(job_id) or {}
         ended = time.time()
         output = self.outputs.pop(job_id, None)
-        kept = "\n".join(list(output.lines)[-TAIL_LINES:]) if output and output.lines else tail
+        if output is not None:
+            output.flush()
+        streamed = list(output.lines)[-TAIL_LINES:] if output and output.lines else []
+        ending = tail.splitlines() if tail else []
+        if ending and (not streamed or streamed[-1] != ending[-1]):
+            # the stream fell behind the job's last lines (a flood): the engine's own end is kept
+            streamed = [*streamed[-(TAIL_LINES - len(ending) - 1) :], "(…)", *ending]
+        kept = "\n".join(streamed)
         self.store.update(
             job_id,
             state=state,
@@ -556,6 +625,16 @@ class GPUJobs:
         if row is None or row["user_id"] != user.id:
             raise JobNotFound(job_id)
         return row
+
+    async def forget_user(self, user_id, by):
+        """A deleted user's jobs end: waiting ones leave the queue, running ones are stopped (their
+        home is archived; nothing of theirs may run on under a name another account may get)."""
+        for row in self.store.live():
+            if row["user_id"] == user_id:
+                try:
+                    await self.cancel(row, by)
+                except JobError:
+                    pass
 
     def rows_of(self, user):
         return self.store.of_user(user.id, since=time.time() - self.limits["keep_days"] * 86400)

@@ -220,6 +220,13 @@ def test_time_limits_cancels_strangers_and_bad_input(hub):
     assert hub.api("GET", jobs_url("alice"), token=token).json() == before
     assert not job_containers(hub)
 
+    # an admin's token (admin:servers) may list and cancel alice's jobs, never run one as her
+    r = hub.api("POST", jobs_url("alice"), json={"command": ["true"]})
+    assert r.status_code == 404, r.text
+    assert hub.api("GET", jobs_url("alice"), token=None).status_code == 200
+    for bad in ("99999999999999999999999", "00"):
+        assert hub.api("GET", jobs_url("alice", bad), token=token).status_code == 404
+
     # the server's own token may run its owner's jobs (gpulab-client job in a terminal)
     hub.spawn("alice", {"profile": "cpu"})
     (c,) = [c for c in hub.containers("alice") if c.status == "running"]
@@ -280,3 +287,28 @@ def test_a_running_job_outlives_a_hub_restart(hub):
     assert gpu_free(hub) and not job_containers(hub)
     r = hub.api("GET", jobs_url("alice", job["id"], "log") + "?since=0", token=token).json()
     assert r["lines"][-1] == "tick 40" and not r["more"], r
+
+
+def test_a_flood_of_output_never_swamps_the_hub(hub):
+    """30 MB without a newline, then 300 000 short lines as fast as they come: the hub keeps
+    answering, keeps lines of at most 4 KiB and a bounded tail, and the job ends normally."""
+    token = hub.user_token("alice")
+    script = "head -c 30000000 /dev/zero | tr '\\0' x; echo; yes flood | head -n 300000; echo end"
+    job = submit(hub, token, {"command": script})
+    t0 = time.monotonic()
+    slowest = 0.0
+    while True:
+        t = time.monotonic()
+        state = hub.api("GET", jobs_url("alice", job["id"]), token=token).json()["state"]
+        slowest = max(slowest, time.monotonic() - t)
+        if state not in ("waiting", "starting", "running"):
+            break
+        assert time.monotonic() - t0 < 180, "the job did not end"
+        time.sleep(0.2)
+    print(
+        f"\n[gpulab] slowest job status answer during a 30 MB + 300 000-line flood: {slowest:.2f} s"
+    )
+    assert state == "succeeded" and slowest < 5.0, (state, slowest)
+    log = hub.api("GET", jobs_url("alice", job["id"], "log"), token=token).json()
+    assert log["lines"][-1] == "end" and len(log["lines"]) <= 200, log["lines"][-3:]
+    assert max(len(line) for line in log["lines"]) <= 4096

@@ -457,3 +457,18 @@ async def test_two_gangs_never_hold_each_other_up_and_a_cancelled_gang_leaves_no
     assert not a.queue and not a.holdings
     with pytest.raises(QuotaExceeded):
         await a.acquire_gang(("carol", "job/4"), [("carol", "y/0"), ("carol", "y/1")], 1, quota=1)
+
+
+async def test_a_waiting_job_lets_smaller_requests_behind_it_use_free_gpus():
+    """A 4-GPU job of a user with no recent hours is first under fair-share, yet a server behind
+    it gets one of the three free GPUs (a job is batch work: it does not hold up the queue)."""
+    hours = {"newcomer": 0.0, "dave": 5.0, "erin": 9.0}
+    a = Allocator(gpus(4), priority=lambda user: hours[user])
+    await a.acquire(("dave", ""), 1)
+    job = asyncio.ensure_future(a.acquire(("newcomer", "job/1"), 4))
+    await asyncio.sleep(0)
+    assert await a.acquire(("erin", ""), 1, wait=False)
+    assert not job.done() and a.snapshot()["queue"][0]["user"] == "newcomer"
+    a.release(("dave", ""))
+    a.release(("erin", ""))
+    assert len(await job) == 4

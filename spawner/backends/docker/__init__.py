@@ -79,6 +79,9 @@ class DockerBackend(Backend):
             )
         except docker.errors.NotFound:
             return None
+        if (info.get("State") or {}).get("Status") == "created":  # made, never started: made again
+            await asyncio.to_thread(lab.api().remove_container, info["Id"], force=True)
+            return None
         return info["Id"]
 
     gpu_jobs = True  # users' GPU jobs run here (gpulab.hub.gpujobs)

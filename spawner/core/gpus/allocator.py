@@ -178,9 +178,10 @@ class Allocator:
         return holding.uuids if holding else []
 
     def _dispatch(self):
-        """Serve the queue in order. A waiter for any GPUs keeps everyone behind it waiting (no
-        starving of big requests); a waiter for specific GPUs or a node/model does not block those
-        behind it, who may take GPUs it cannot use."""
+        """Serve the queue in order. A server's waiter for any GPUs keeps everyone behind it
+        waiting (no starving of big requests); a waiter for specific GPUs or a node/model does not
+        block those behind it, who may take GPUs it cannot use. A job's waiter (batch work, that
+        may wait for hours) blocks nobody: those behind it take what it cannot use yet."""
         progress = True
         while progress:
             progress = False
@@ -204,6 +205,8 @@ class Allocator:
                         waiter.future.set_result(self._claim(waiter.holder, got))
                         progress = True
                         break
+                if is_job_holder(waiter.holder):
+                    continue  # a job (batch) lets those behind it use what it cannot: backfill
                 if waiter.general:
                     break
                 reserved |= {u for u, gpu in self.gpus.items() if waiter.could_use(gpu)}

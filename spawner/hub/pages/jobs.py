@@ -59,7 +59,7 @@ class JobsAPIHandler(APIHandler):
     def row(self, user, job_id):
         try:
             return jobs_of(self).row_of(user, int(job_id))
-        except (JobNotFound, ValueError):
+        except (JobNotFound, ValueError, OverflowError):
             raise web.HTTPError(404)
 
     async def get(self, user_name):
@@ -68,12 +68,14 @@ class JobsAPIHandler(APIHandler):
         self.write(json.dumps([jobs.view(r) for r in jobs.rows_of(user)]))
 
     async def post(self, user_name):
-        user = self.owner_or_admin(user_name)
+        # a job runs as its user: only their own tokens submit one (an admin's admin:servers
+        # starts and stops servers; it does not run commands as someone else)
+        user = scoped_user(self, SCOPE_JOBS, user_name)
         if len(self.request.body) > MAX_BODY:
             raise web.HTTPError(400, f"Invalid job body: larger than {MAX_BODY // 1024} KiB")
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise web.HTTPError(400, "Invalid job body: not JSON")
         view = await submit(self, user, body)
         self.set_status(201)
@@ -159,7 +161,8 @@ class JobsPageHandler(BaseHandler):
     @web.authenticated
     async def get(self):
         show = self.get_argument("show", "")
-        await self.page(show=int(show) if show.isdigit() else None)
+        valid = show.isascii() and show.isdigit() and len(show) < 18
+        await self.page(show=int(show) if valid else None)
 
     @web.authenticated
     async def post(self):
@@ -193,7 +196,10 @@ class JobsPageHandler(BaseHandler):
                 )
             if action == "cancel":
                 jobs = jobs_of(self)
-                job_id = int(self.get_body_argument("job", "0"))
+                raw = self.get_body_argument("job", "0")
+                if not (raw.isascii() and raw.isdigit() and len(raw) < 18):
+                    raise JobNotFound(raw[:20])
+                job_id = int(raw)
                 row = jobs.store.get(job_id) if user.admin else jobs.row_of(user, job_id)
                 if row is None:
                     raise JobNotFound(job_id)
