@@ -31,6 +31,20 @@ def add_parser(sub):
     submit.add_argument("--time", default="", help="time limit, e.g. 48h, 90m, 2d")
     submit.add_argument("--name", default="", help="a name for the list")
     submit.add_argument(
+        "--notebook",
+        default="",
+        help="run this notebook of your home (papermill) instead of a command",
+    )
+    submit.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="--notebook: a parameter (a number, true/false, or text)",
+    )
+    submit.add_argument(
         "-f", "--follow", action="store_true", help="print its output until it ends"
     )
     lists = actions.add_parser("list", help="your jobs")
@@ -51,6 +65,17 @@ def add_parser(sub):
     return p
 
 
+def _value(text):
+    """A parameter as papermill gets it: a number, true/false/null, else the text itself."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool)) or value is None else text
+
+
 def follow(hub, path, since=0, out=sys.stdout, follow=True):
     """Print the job's output from line ``since``; with ``follow`` until the job ends. Returns
     the job's last state."""
@@ -69,9 +94,16 @@ def main(args):
         path = f"/gpulab/users/{quote(user, safe='')}/jobs"
         if args.action == "submit":
             command = getattr(args, "command_argv", None)
-            if not command:
+            if args.notebook:
+                body = {
+                    "notebook": args.notebook,
+                    "parameters": {k: _value(v) for k, v in args.parameter},
+                }
+            elif not command:
                 raise HubError("submit: give the command after --, e.g. -- python train.py")
-            body = {"command": list(command), "gpus": args.gpus, "nodes": args.nodes}
+            else:
+                body = {"command": list(command)}
+            body.update(gpus=args.gpus, nodes=args.nodes)
             for key in ("profile", "save", "time", "name"):
                 if getattr(args, key):
                     body[key] = getattr(args, key)
@@ -90,6 +122,7 @@ def main(args):
             print(f"{'#':>5}  {'STATE':10} {'GPUS':>4}  {'LIMIT':>6}  COMMAND")
             for j in rows:
                 cmd = j["command"] if isinstance(j["command"], str) else " ".join(j["command"])
+                cmd = f"notebook {j['notebook']}" if j.get("notebook") else cmd
                 note = f"  [{j['waiting_for'] or j['reason']}]" if j.get("waiting_for") else ""
                 print(
                     f"{j['id']:>5}  {j['state']:10} {j['gpus']:>4}  {j['time_limit']:>6}  {cmd[:60]}{note}"
@@ -110,6 +143,9 @@ def main(args):
                 "save",
                 "time_limit",
                 "output_dir",
+                "notebook",
+                "parameters",
+                "executed_copy",
                 "exit_status",
             ):
                 if j.get(key) not in (None, "", []):

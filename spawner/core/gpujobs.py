@@ -151,13 +151,61 @@ class JobRequest:
     save: str
     hours: float
     name: str
+    notebook: str = ""  # a notebook run with papermill instead of a command
+    parameters: dict = None
 
     @property
     def timeout(self):
         return self.hours * 3600
 
+    def command_for(self, job_id):
+        """What the job runs: its command, or papermill on its notebook."""
+        if self.notebook:
+            return notebook_command(self.notebook, self.parameters or {}, job_id)
+        return self.command
 
-FIELDS = ("command", "gpus", "nodes", "profile", "save", "time", "name")
+
+FIELDS = ("command", "notebook", "parameters", "gpus", "nodes", "profile", "save", "time", "name")
+NOTEBOOK = re.compile(r"[^\0\n]{1,1000}\.ipynb")
+#: how a notebook runs as a job: papermill in the server's environment (gpulab's images have it)
+PAPERMILL = ("/opt/gpulab/venv/bin/python3", "-m", "papermill")
+
+
+def executed_copy(notebook, job_id):
+    """Where a notebook job writes its executed copy: next to it, with the job's number."""
+    return f"{notebook[: -len('.ipynb')]}.job{job_id}.ipynb"
+
+
+def notebook_command(notebook, parameters, job_id):
+    """papermill on ``notebook`` (relative to the home) with ``parameters`` (injected after its
+    cell tagged ``parameters``), its executed copy next to it."""
+    import json
+
+    return (
+        *PAPERMILL,
+        "--log-output",
+        "-y",
+        json.dumps(parameters, sort_keys=True),
+        notebook,
+        executed_copy(notebook, job_id),
+    )
+
+
+def _notebook(body):
+    notebook, parameters = body.get("notebook") or "", body.get("parameters")
+    if not isinstance(notebook, str) or not NOTEBOOK.fullmatch(notebook):
+        raise JobInputError("notebook", "must be the path of a .ipynb file in your home")
+    if notebook.startswith("/") or ".." in notebook.split("/"):
+        raise JobInputError("notebook", "must be a path inside your home, e.g. work/train.ipynb")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict) or not all(
+        isinstance(k, str) and k.isidentifier() for k in parameters
+    ):
+        raise JobInputError("parameters", 'must map Python names to values, e.g. {"lr": 0.0003}')
+    if not all(isinstance(v, (str, int, float, bool)) or v is None for v in parameters.values()):
+        raise JobInputError("parameters", "values must be strings, numbers, true, false or null")
+    return notebook, dict(parameters)
 
 
 def _int(body, field, default):
@@ -194,7 +242,19 @@ def validate_job(body, *, profiles, default_profile, limits, saves=None, largest
     unknown = sorted(str(k)[:40] for k in body if k not in FIELDS)
     if unknown:
         raise JobInputError(unknown[0], f"is not a job field (fields: {', '.join(FIELDS)})")
-    command = _command(body.get("command"))
+    notebook, parameters = "", {}
+    if body.get("notebook") not in (None, ""):
+        if body.get("command") not in (None, "", []):
+            raise JobInputError("command", "give a command or a notebook, not both")
+        notebook, parameters = _notebook(body)
+        command = (
+            "papermill",
+            notebook,
+        )  # made into papermill's command once the job has its number
+    else:
+        if body.get("parameters"):
+            raise JobInputError("parameters", "are for a notebook (give notebook too)")
+        command = _command(body.get("command"))
     save = body.get("save") or ""
     by_name = {p["name"]: p for p in profiles}
     if not isinstance(save, str):
@@ -241,7 +301,7 @@ def validate_job(body, *, profiles, default_profile, limits, saves=None, largest
     name = body.get("name") or ""
     if not isinstance(name, str) or (name and not NAME.fullmatch(name)):
         raise JobInputError("name", "must be up to 64 letters, digits, spaces, '.', '_' or '-'")
-    return JobRequest(command, gpus, count, profile, save, hours, name)
+    return JobRequest(command, gpus, count, profile, save, hours, name, notebook, parameters)
 
 
 def runner_command(job_id, command):

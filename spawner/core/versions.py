@@ -36,6 +36,7 @@ IMAGE = {
     "urllib3": ">=2.5",
     "requests": ">=2.32.4",
     "tensorboard": ">=2.16",
+    "papermill": ">=2.6",  # a notebook run as a GPU job (gpulab-client job submit --notebook)
 }
 
 

@@ -310,7 +310,9 @@ class GPUJobs:
             save=request.save,
             request=json.dumps(
                 {
-                    "command": list(request.command),
+                    "command": [] if request.notebook else list(request.command),
+                    "notebook": request.notebook,
+                    "parameters": request.parameters or {},
                     "gpus": request.gpus,
                     "nodes": request.nodes,
                     "profile": request.profile["name"] if not request.save else "",
@@ -392,7 +394,7 @@ class GPUJobs:
             )
             self.positions.pop(job_id, None)
             self.store.update(job_id, state=gpujobs.STARTING, gpu_uuids=",".join(uuids))
-            spec = await spawner.job_spec(job_id, spawn, uuids, request.command)
+            spec = await spawner.job_spec(job_id, spawn, uuids, request.command_for(job_id))
             await prepare_dirs(spec)
             job = job_from_spec(
                 spec,
@@ -467,7 +469,13 @@ class GPUJobs:
                 env[contract.JOB_SECRET] = f"/run/secrets/{self.lab.name}-job-{job_id}-key"
                 specs.append(
                     await spawner.job_spec(
-                        job_id, spawn, got, request.command, rank=rank, network=network, env=env
+                        job_id,
+                        spawn,
+                        got,
+                        request.command_for(job_id),
+                        rank=rank,
+                        network=network,
+                        env=env,
                     )
                 )
             await prepare_dirs(specs[0])  # the home on the shared storage, as for a server
@@ -586,7 +594,12 @@ class GPUJobs:
         """A job as the API shows it."""
         out = {k: row[k] for k in COLUMNS if k not in ("request", "tail", "user_id", "gpu_uuids")}
         out["gpu_uuids"] = row["gpu_uuids"].split(",") if row["gpu_uuids"] else []
-        out["command"] = json.loads(row["request"]).get("command")
+        request = json.loads(row["request"])
+        out["command"] = request.get("command")
+        if request.get("notebook"):
+            out["notebook"] = request["notebook"]
+            out["parameters"] = request.get("parameters") or {}
+            out["executed_copy"] = "~/" + gpujobs.executed_copy(request["notebook"], row["id"])
         out["time_limit"] = gpujobs.format_hours(row["hours"])
         out["output_dir"] = f"~/jobs/{row['id']}"
         if row["state"] == gpujobs.WAITING and row["id"] in self.positions:

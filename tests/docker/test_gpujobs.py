@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from harness import gpuhost
 from harness.hub import BASE_IMAGE
@@ -159,6 +160,21 @@ def test_a_job_runs_as_the_user_on_its_gpu_streams_and_hands_the_gpu_on(
     assert "step 6" in log and "shared data" in log
     assert "bash -c" in home_file(hub, docker_client, "alice", f"jobs/{job_id}/command")
     assert not job_containers(hub)
+    # Prometheus: the job counted by its outcome, its GPU-hours, none running now
+    hub.create_user("admin")
+    r = hub.api(
+        "POST", "/users/admin/tokens", json={"note": "prometheus", "scopes": ["read:metrics"]}
+    )
+    assert r.status_code == 201, r.text
+    metrics = requests.get(
+        f"{hub.url}/hub/metrics",
+        headers={"Authorization": f"token {r.json()['token']}"},
+        timeout=30,
+    ).text
+    assert 'gpulab_jobs_finished_total{outcome="failed"} 1.0' in metrics
+    assert 'gpulab_jobs{state="running"} 0.0' in metrics
+    hours = re.search(r"^gpulab_job_gpu_hours_total ([0-9.e-]+)$", metrics, re.M)
+    assert hours and 0 < float(hours.group(1)) < 0.01, hours
     listed = client(hub, token_file, "list")
     assert re.search(rf"^\s+{job_id}\s+failed\s+1\s+10m\s+bash -c", listed.stdout, re.M), listed
 
@@ -312,3 +328,63 @@ def test_a_flood_of_output_never_swamps_the_hub(hub):
     log = hub.api("GET", jobs_url("alice", job["id"], "log"), token=token).json()
     assert log["lines"][-1] == "end" and len(log["lines"]) <= 200, log["lines"][-3:]
     assert max(len(line) for line in log["lines"]) <= 4096
+
+
+NOTEBOOK = {
+    "nbformat": 4,
+    "nbformat_minor": 5,
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    },
+    "cells": [
+        {
+            "cell_type": "code",
+            "id": "p",
+            "metadata": {"tags": ["parameters"]},
+            "source": "lr = 0.1\n",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "id": "t",
+            "metadata": {},
+            "source": "import os\nprint(f\"trained with lr={lr} on {os.environ['NVIDIA_VISIBLE_DEVICES']}\")\n",
+            "outputs": [],
+            "execution_count": None,
+        },
+    ],
+}
+
+
+def test_a_notebook_runs_as_a_job_with_its_parameters(hub, docker_client, tmp_path):
+    import json
+
+    token = hub.user_token("alice")
+    write = f"mkdir -p ~/work && cat > ~/work/train.ipynb << 'EOF'\n{json.dumps(NOTEBOOK)}\nEOF"
+    made = submit(hub, token, {"command": write})
+    assert wait_state(hub, token, made["id"], ("succeeded",))["exit_status"] == 0
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    out = client(
+        hub,
+        token_file,
+        "submit",
+        "--notebook",
+        "work/train.ipynb",
+        "-p",
+        "lr",
+        "0.0003",
+        "--follow",
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    job_id = int(re.search(r"job (\d+) submitted", out.stdout).group(1))
+    assert f"trained with lr=0.0003 on {GPUS[0]['uuid']}" in out.stdout, out.stdout[-3000:]
+    executed = json.loads(home_file(hub, docker_client, "alice", f"work/train.job{job_id}.ipynb"))
+    printed = "".join(
+        "".join(o.get("text", "")) for cell in executed["cells"] for o in cell.get("outputs", [])
+    )
+    assert "trained with lr=0.0003" in printed
+    shown = hub.api("GET", jobs_url("alice", job_id), token=token).json()
+    assert shown["executed_copy"] == f"~/work/train.job{job_id}.ipynb"
+    assert shown["parameters"] == {"lr": 0.0003}

@@ -153,3 +153,28 @@ def test_a_multi_node_task_knows_the_jobs_shape_and_is_rendered_as_a_held_swarm_
     assert create["labels"][contract.L_JOB] == "user" and host["init"] is True
     assert [r["DeviceIDs"] for r in host["device_requests"]] == [["GPU-1"]]
     assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_a_notebook_job_runs_papermill_with_its_parameters_next_to_the_notebook():
+    r = check({"notebook": "work/train.ipynb", "parameters": {"lr": 0.0003, "name": "a b"}})
+    assert r.command_for(12) == (
+        *gpujobs.PAPERMILL,
+        "--log-output",
+        "-y",
+        '{"lr": 0.0003, "name": "a b"}',
+        "work/train.ipynb",
+        "work/train.job12.ipynb",
+    )
+    assert check({"command": ["x"]}).command_for(3) == ("x",)
+    for body, field in (
+        ({"notebook": "/etc/passwd.ipynb"}, "notebook"),
+        ({"notebook": "../bob/x.ipynb"}, "notebook"),
+        ({"notebook": "train.py"}, "notebook"),
+        ({"notebook": "a.ipynb", "command": ["x"]}, "command"),
+        ({"notebook": "a.ipynb", "parameters": {"not a name": 1}}, "parameters"),
+        ({"notebook": "a.ipynb", "parameters": {"lr": [1, 2]}}, "parameters"),
+        ({"command": ["x"], "parameters": {"lr": 1}}, "parameters"),
+    ):
+        with pytest.raises(JobInputError) as e:
+            check(body)
+        assert e.value.field == field, (body, e.value)
