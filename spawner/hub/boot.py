@@ -1,4 +1,5 @@
-"""What every user container starts with, from the hub: ``gpulab-start`` and the start hooks.
+"""What every user container starts with, from the hub: ``gpulab-start``, the start hooks and the
+hub's own ``gpulab-client``.
 
 They run as root when a container starts, so they must not come from the container's image: a
 saved environment (an image a user changed, maybe with sudo) could otherwise change what runs as
@@ -45,6 +46,13 @@ def _files(context):
             if not name.endswith(SKIP):
                 src = Path(root) / name
                 out.append((str(Path("hooks") / src.relative_to(hooks)), src))
+    # the hub's own client (standard library only), for `gpulab-client` in a user's terminal
+    # (hooks/bin/gpulab-client, linked onto PATH by the start hook 15-client.sh)
+    import gpulab_client
+
+    client = Path(gpulab_client.__file__).resolve().parent
+    for src in sorted(client.glob("*.py")):
+        out.append((str(Path("hooks") / "client" / "gpulab_client" / src.name), src))
     return out
 
 

@@ -32,7 +32,8 @@ create table if not exists jobs (
     gpus integer not null, nodes integer not null default 1,
     profile text not null, save text not null default '', request text not null,
     hours real not null, submitted real not null, started real, ended real,
-    exit_status integer, gpu_uuids text not null default '', tail text not null default '');
+    exit_status integer, gpu_uuids text not null default '', tail text not null default '',
+    tail_first integer not null default 0);
 create index if not exists jobs_by_user on jobs (user_id, id);
 """
 COLUMNS = [
@@ -54,6 +55,7 @@ COLUMNS = [
     "exit_status",
     "gpu_uuids",
     "tail",
+    "tail_first",
 ]
 KEEP_LINES = 2000  # lines of a running job's output the hub keeps for `job logs` (~8 MiB at most)
 TAIL_LINES = 200  # lines kept in the list once it ended (the whole log is ~/jobs/<id>/log)
@@ -61,6 +63,20 @@ TAIL_LINES = 200  # lines kept in the list once it ended (the whole log is ~/job
 
 class JobNotFound(Exception):
     pass
+
+
+def completed(streamed, ending):
+    """The streamed lines, completed with the engine's own last lines (``ending``) where the stream
+    fell behind the job's end: what ``ending`` has after the last line both share (a marker when
+    they share none: a flood the stream could not keep up with)."""
+    if not ending or (streamed and streamed[-1] == ending[-1]):
+        return streamed
+    if streamed:
+        for i in range(len(ending) - 1, -1, -1):
+            if ending[i] == streamed[-1]:
+                return [*streamed, *ending[i + 1 :]]
+        return [*streamed, "(…)", *ending]
+    return list(ending)
 
 
 async def prepare_dirs(spec):
@@ -563,11 +579,12 @@ class GPUJobs:
         output = self.outputs.pop(job_id, None)
         if output is not None:
             output.flush()
-        streamed = list(output.lines)[-TAIL_LINES:] if output and output.lines else []
-        ending = tail.splitlines() if tail else []
-        if ending and (not streamed or streamed[-1] != ending[-1]):
-            # the stream fell behind the job's last lines (a flood): the engine's own end is kept
-            streamed = [*streamed[-(TAIL_LINES - len(ending) - 1) :], "(…)", *ending]
+        streamed = list(output.lines) if output else []
+        first = output.first if output else 0
+        streamed = completed(streamed, tail.splitlines() if tail else [])
+        if len(streamed) > TAIL_LINES:  # the last lines are kept, numbered as they were streamed
+            first += len(streamed) - TAIL_LINES
+            streamed = streamed[-TAIL_LINES:]
         kept = "\n".join(streamed)
         self.store.update(
             job_id,
@@ -576,6 +593,7 @@ class GPUJobs:
             ended=ended,
             exit_status=status if isinstance(status, int) else None,
             tail=kept or "",
+            tail_first=first,
         )
         if output is not None:
             output.finish()
@@ -592,7 +610,11 @@ class GPUJobs:
 
     def view(self, row):
         """A job as the API shows it."""
-        out = {k: row[k] for k in COLUMNS if k not in ("request", "tail", "user_id", "gpu_uuids")}
+        out = {
+            k: row[k]
+            for k in COLUMNS
+            if k not in ("request", "tail", "tail_first", "user_id", "gpu_uuids")
+        }
         out["gpu_uuids"] = row["gpu_uuids"].split(",") if row["gpu_uuids"] else []
         request = json.loads(row["request"])
         out["command"] = request.get("command")
@@ -618,7 +640,8 @@ class GPUJobs:
             lines, nxt = output.since(since)
             return lines, nxt, True
         kept = row["tail"].splitlines() if row["tail"] else []
-        return kept[since:], len(kept), False
+        first = row["tail_first"]
+        return kept[max(since, first) - first :], first + len(kept), False
 
     async def wait_lines(self, row, since, wait):
         """Like :meth:`lines`, waiting up to ``wait`` seconds for a line when there is none yet."""

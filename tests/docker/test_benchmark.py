@@ -73,6 +73,8 @@ def test_benchmark_smoke_run(docker_client, tmp_path):
         "SSH scp",
         "swarm: single spawn",
         "swarm: 2 concurrent",
+        "job submit-to-running vs a server spawn",
+        "swarm: 2-node gang submit-to-running",
     ):
         rows = [r for m, r in metrics.items() if key in m and not m.endswith(NO_RATIO)]
         assert rows, f"no {key!r} row in {list(metrics)}"

@@ -252,6 +252,12 @@ def test_time_limits_cancels_strangers_and_bad_input(hub):
     assert wait_state(hub, server_token, job["id"], ("succeeded",))["reason"] == "exit status 0"
     r = hub.api("GET", jobs_url("bob"), token=server_token)
     assert r.status_code == 404
+    # ...and the hub's own gpulab-client is on the PATH of the server's terminals
+    code, out = c.exec_run(
+        ["bash", "-lc", "gpulab-client job submit --follow -- echo from a terminal"],
+        user=c.labels["gpulab.uid"],
+    )
+    assert code == 0 and "from a terminal" in out.decode(), out.decode()[-2000:]
     hub.stop_server("alice")
 
 

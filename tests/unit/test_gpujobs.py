@@ -178,3 +178,13 @@ def test_a_notebook_job_runs_papermill_with_its_parameters_next_to_the_notebook(
         with pytest.raises(JobInputError) as e:
             check(body)
         assert e.value.field == field, (body, e.value)
+
+
+def test_the_kept_output_is_completed_with_the_engines_last_lines():
+    from gpulab.hub.gpujobs import completed
+
+    assert completed(["a", "b"], ["a", "b"]) == ["a", "b"]
+    assert completed(["a", "b"], ["a", "b", "c"]) == ["a", "b", "c"]  # the stream was one short
+    assert completed(["x", "b"], ["b", "c", "d"]) == ["x", "b", "c", "d"]
+    assert completed(["x"], ["c", "d"]) == ["x", "(…)", "c", "d"]  # a flood: a gap, marked
+    assert completed([], ["c"]) == ["c"] and completed(["a"], []) == ["a"]
