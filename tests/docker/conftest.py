@@ -92,9 +92,9 @@ def stand_in_images_go_at_the_end(docker_client):
     """The stand-ins for a lab's own images the tests build (harness/images.py) are removed when
     the run ends; BuildKit's cache makes the next run's build quick."""
     yield
-    from harness.images import STACKS, STACKS_SSHD
+    from harness.images import MPI, STACKS, STACKS_SSHD
 
-    for tag in (STACKS, STACKS_SSHD):
+    for tag in (STACKS, STACKS_SSHD, MPI):
         try:
             docker_client.images.remove(tag, force=True)
         except docker.errors.ImageNotFound:
