@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 IMAGE_BUILD_FLAGS ?= --bootstrap-if-unpullable
 
-.PHONY: up test unit lint bench host venv images check
+.PHONY: up test unit lint bench soak host venv images check
 
 host:
 	bash scripts/setup-host.sh
@@ -46,3 +46,8 @@ test: images
 
 bench: images
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20) --burst $(or $(BURST),40) --swarm --plot docs/img/bench-burst.png
+
+# a lab day on a real hub (benchmarks/soak.py): USERS=30 MINUTES=15 by default; CI runs a short one
+soak: images
+	bash scripts/install-test-gpu-hook.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.soak --users $(or $(USERS),30) --minutes $(or $(MINUTES),15) --json soak.json --plot docs/img/soak.png

@@ -1,6 +1,7 @@
 """Measurements beyond spawning: idle memory, TensorBoard latency, SSH throughput."""
 
 import os
+import shutil
 import tempfile
 import time
 
@@ -84,6 +85,13 @@ def idle_rss(hub, client, name, settle=5):
 def ssh_throughput(hub, name, mib):
     """scp of one file of ``mib`` MiB over the direct port and through the hub; MiB/s each."""
     work = tempfile.mkdtemp(prefix="bench-ssh-")
+    try:
+        return _ssh_throughput(hub, name, mib, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ssh_throughput(hub, name, mib, work):
     token = hub.user_token(name)
     token_file = os.path.join(work, "token")
     with open(token_file, "w") as f:

@@ -15,6 +15,7 @@ mount and its own --cgroup-parent. GPU servers advertise made-up GPUs as Swarm g
 Everything carries the cluster's prefix and is removed by :meth:`SwarmCluster.remove`.
 """
 
+import glob
 import ipaddress
 import os
 import secrets
@@ -268,6 +269,26 @@ class SwarmCluster:
         if self.network is not None:
             self.network.remove()
         shutil.rmtree(self.state, ignore_errors=True)
+        for name in ["mgr", *self.workers]:
+            remove_cgroups(self.node_name(name))
+
+
+def remove_cgroups(parent):
+    """A node's engine made its containers' cgroups under its ``--cgroup-parent`` (``/<node>``)
+    in this machine's hierarchies; with the node gone they are empty and go (deepest first)."""
+    for top in [*glob.glob("/sys/fs/cgroup/*/"), "/sys/fs/cgroup/"]:
+        root = os.path.join(top, parent)
+        if not os.path.isdir(root):
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda w: -len(w[0])):
+            for _ in range(50):  # a killed container's processes may take a moment to go
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 class SwarmHub(HubClient):
@@ -465,7 +486,7 @@ class SwarmLab:
         self.cluster = SwarmCluster(client, prefix, workers or {"w1": 2, "w2": 1}, shared_dir)
         self.extra_config = extra_config
         self.registry = self.hub = self.certs = None
-        self.docker_config = self.ca_cert = None
+        self.docker_config = self.ca_cert = self.ca_dir = None
 
     def __enter__(self):
         from .hub import free_port
@@ -475,7 +496,7 @@ class SwarmLab:
         try:
             build_node_image(self.client)
             ca = TestCA()
-            self.ca_cert = ca.cert
+            self.ca_cert, self.ca_dir = ca.cert, ca.dir
             gateway = self.cluster.create_network()
             # the lab's registry asks for a login; the password is in the environment, as a
             # lab's EnvironmentFile puts it (the hub container gets it from `gpulab up`)
@@ -564,4 +585,6 @@ class SwarmLab:
             shutil.rmtree(self.certs, ignore_errors=True)
         if self.docker_config:
             shutil.rmtree(self.docker_config, ignore_errors=True)
+        if self.ca_dir:
+            shutil.rmtree(self.ca_dir, ignore_errors=True)
         return False

@@ -15,6 +15,7 @@ own settings, on first use; a spawner made by hand, with no hub, keeps one of it
 """
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.gpus.manager import GPUManager
@@ -102,6 +103,7 @@ class Deployment:
         self.gpus = GPUManager(self.gpu_settings, backend.inventory_source(self))
         self.saves = backend.saves(self)
         self.saves_in_flight = set()  # hub user ids with a save running (one at a time each)
+        self.lost_starts = {}  # username -> [{server, time, message}]: starts a hub restart ended
         from .homebackups import HomeBackups
 
         self.home_backups = HomeBackups(self)
@@ -111,6 +113,7 @@ class Deployment:
         self.gpu_service = None  # started with the hub (start())
         self.job_settings = dict(s.job_settings)
         self.gpu_jobs = None  # users' GPU jobs (gpulab.hub.gpujobs), started with the hub
+        self.loop_watch = None  # the event loop's lag (gpulab.hub.looplag), with the hub
 
     @classmethod
     def from_spawner(cls, spawner):
@@ -155,6 +158,24 @@ class Deployment:
     def job_image(self):
         return self.backend.job_image(self)
 
+    # --- starts a hub restart ended ---
+
+    LOST_STARTS_KEPT = 86400  # seconds a lost start is still told to its user
+
+    def lose_start(self, username, server, message, now=None):
+        """Remember that ``username``'s start of ``server`` was still under way (waiting for GPUs,
+        for its place, or for its container) when the hub stopped, and ended with it: the user's
+        notices say so (``/hub/api/gpulab/users/<name>/notices``, ``lost_starts``)."""
+        now = time.time() if now is None else now
+        kept = [n for n in self.lost_starts_of(username, now) if n["server"] != server]
+        self.lost_starts[username] = [*kept, {"server": server, "time": now, "message": message}]
+
+    def lost_starts_of(self, username, now=None):
+        now = time.time() if now is None else now
+        return [
+            n for n in self.lost_starts.get(username, []) if now - n["time"] < self.LOST_STARTS_KEPT
+        ]
+
     def prepare_host(self, api_port):
         """The state directory, the boot files (:mod:`.boot`), the SSH key store and the backend's
         networks (idempotent); returns the address the hub's API binds to."""
@@ -172,7 +193,10 @@ class Deployment:
     def start(self, app):
         """Start what runs with the hub: the GPU service (monitor, readings, usage book)."""
         from .gpus.service import GPUService
+        from .looplag import LoopWatch
 
+        self.loop_watch = LoopWatch(self.metrics, app.log)
+        self.loop_watch.start()
         self.gpu_service = GPUService(app, self)
         self.gpu_service.start()
         if self.backend.gpu_jobs and self.job_settings["enabled"]:
@@ -183,6 +207,9 @@ class Deployment:
         return self.gpu_service
 
     def close(self):
+        if self.loop_watch is not None:
+            self.loop_watch.close()
+            self.loop_watch = None
         if self.gpu_jobs is not None:
             self.gpu_jobs.close()
             self.gpu_jobs = None

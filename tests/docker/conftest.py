@@ -88,7 +88,21 @@ def hub(make_hub):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def stand_in_images_go_at_the_end(docker_client):
+def nothing_is_left_behind(docker_client):
+    """The run ends with nothing of a test deployment left on this machine: no container, volume,
+    network, image or tag, Swarm service, temporary folder, cgroup, firewall chain or rule, or
+    mount that was not there before it (set up first, so checked after every other clean-up)."""
+    from harness import leaks
+
+    before = leaks.snapshot(docker_client)
+    yield
+    left = leaks.left_behind(before, leaks.snapshot(docker_client))
+    if left:
+        pytest.fail(f"the tests left behind:\n{leaks.describe(left)}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stand_in_images_go_at_the_end(docker_client, nothing_is_left_behind):
     """The stand-ins for a lab's own images the tests build (harness/images.py) are removed when
     the run ends; BuildKit's cache makes the next run's build quick."""
     yield

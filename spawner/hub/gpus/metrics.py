@@ -73,6 +73,15 @@ class Metrics:
         self.job_gpu_hours = Counter(
             "gpulab_job_gpu_hours", "GPU-hours held by users' jobs that ended", **kw
         )
+        self.loop_lag = Histogram(
+            "gpulab_event_loop_lag_seconds",
+            "How late the hub's event loop ran a 0.1 s tick (time it was blocked)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            **kw,
+        )
+        self.loop_lag_max = Gauge(
+            "gpulab_event_loop_lag_max_seconds", "The worst event-loop lag in the last minute", **kw
+        )
         for state in ("waiting", "running"):
             self.jobs.labels(state)
         for outcome in ("succeeded", "failed", "cancelled", "timed-out"):
