@@ -326,6 +326,21 @@ class Hub(HubClient):
         if self.proc:
             self._log.close()
 
+    def kill(self):
+        """SIGKILL the hub process alone, as the kernel's OOM killer or a crash would: its proxy
+        and the users' containers keep running, nothing is cleaned up; ``start()`` runs it again on
+        the same state (site file, state directory, database, ports, token)."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+    def proxy_pid(self):
+        """The pid of the configurable-http-proxy the hub started (its pid file in the state dir)."""
+        with open(os.path.join(self.site["hub"]["state_dir"], "jupyterhub-proxy.pid")) as f:
+            return int(f.read().strip())
+
     def log_tail(self, n=60):
         try:
             with open(self.log_path, errors="replace") as f:

@@ -20,6 +20,7 @@ from traitlets import TraitError
 from ..backends.engine import HostError
 from ..core.identity import UidError
 from ..core.site.schema import ConfigError
+from . import diskfull
 from .deployment import SETTINGS_KEY, Deployment
 from .roles import gpulab_roles, merge_roles
 from .sshstore import SSHStore
@@ -46,6 +47,7 @@ class GPULabHub(JupyterHub):
         line on a problem."""
         if not getattr(self.spawner_class, "backend", None):
             return  # not a gpulab spawner: plain JupyterHub
+        diskfull.install()  # a full disk is answered 507, naming it (not 500)
         admins = self.config.Authenticator.get("admin_users") or ()
         self.load_roles, added = merge_roles(self.load_roles, gpulab_roles(admins))
         if added:

@@ -22,6 +22,7 @@ import time
 
 from dockerspawner import DockerSpawner
 from jupyterhub import orm
+from jupyterhub.utils import maybe_future
 from traitlets import Any, default, observe, validate
 
 from ..core import contract, gpujobs
@@ -234,6 +235,9 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
 
     def load_state(self, state):
         super().load_state(state)
+        # a start that returned left its container's id in the database; one that had not when
+        # the hub stopped left none (see note_lost_start)
+        self._start_returned = bool(getattr(self, "object_id", ""))
         self.gpu_uuids = tuple(state.get("gpu_uuids", ()))
         self.running_profile = state.get("profile", "")
 
@@ -248,6 +252,55 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     def clear_state(self):
         super().clear_state()
         self.running_profile = ""
+
+    _start_returned = False  # a state with a container's id says True (load_state)
+    _not_running_at_startup = False  # the hub's startup check found it not running (poll)
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and getattr(self, "_check_pending", False):
+            self._not_running_at_startup = True  # JupyterHub marks it stopped next
+        return status
+
+    async def run_post_stop_hook(self):
+        if self._not_running_at_startup:
+            self._not_running_at_startup = False
+            await self._stopped_at_startup()
+        return await maybe_future(super().run_post_stop_hook())
+
+    async def _stopped_at_startup(self):
+        """JupyterHub, starting, found this server in its database but not running, and marked it
+        stopped without calling stop(): what the dead hub left is cleared here. A container made
+        but never started (the hub died between the two) is removed, so it holds no GPUs in the
+        table rebuilt from the containers; and a start that had never returned (waiting for GPUs
+        or for its place, or still starting) is told to its user (the notices API's
+        ``lost_starts``) instead of the server simply being gone."""
+        if self.object_id:
+            try:
+                await self.remove_object()
+            except Exception as e:
+                self.log.warning("gpulab: %s: leftover not removed: %s", self._log_name, e)
+            else:
+                self.object_id = ""
+        self.release_gpus()
+        if not self._start_returned:
+            self.note_lost_start()
+
+    def note_lost_start(self):
+        """Tell the user that this server's start ended with the hub (see _stopped_at_startup)."""
+        options = self.user_options or {}
+        profile = next(
+            (p for p in self.profiles if p["name"] == options.get("profile")),
+            next((p for p in self.profiles if p["name"] == self.default_profile), None),
+        )
+        gpus = options.get("gpus", (profile or {}).get("gpus", 0))
+        doing = f"waiting for {gpus} GPU(s) or starting" if gpus else "starting"
+        where = f"Your server {self.name!r}" if self.name else "Your server"
+        message = (
+            f"{where} was still {doing} when the hub restarted; it was not started: start it again"
+        )
+        self.log.warning("gpulab: %s: a start lost to the hub's restart", self._log_name)
+        self.lab.lose_start(self.user.name, self.name or "", message)
 
     @property
     def profile_name(self):

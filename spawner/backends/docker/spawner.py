@@ -182,6 +182,19 @@ class GPUDockerSpawner(GPULabSpawner):
             self.release_gpus()  # the container died: its GPUs are free again
         return status
 
+    async def get_url(self):
+        """Where the server answers, read from its container. JupyterHub asks after a restart for
+        each server it finds running: one whose start had not returned when the hub stopped has no
+        address in the database yet, and would be waited for where it is not (for
+        ``http_timeout``), then stopped, although it runs."""
+        if not self.object_id or self.server is None:
+            return await super().get_url()
+        try:
+            ip, port = await self.get_ip_and_port()
+        except (docker.errors.NotFound, KeyError):
+            return await super().get_url()
+        return f"{self.server.proto}://{ip}:{port}{self.server.base_url}"
+
     async def stop(self, now=False):
         if self.object_id:
             # if stopping fails the container may still run with its GPUs: they stay held (the

@@ -155,6 +155,8 @@ class NoticesAPIHandler(APIHandler):
                 {
                     "servers": service.notices_for(username),
                     "reclaimed": service.recent_reclaims(username, time.time() - 86400),
+                    # starts a hub restart ended (waiting for a GPU, or not running yet)
+                    "lost_starts": lab_of(self).lost_starts_of(username),
                 }
             )
         )
