@@ -77,7 +77,7 @@ load_subconfig({config!r})  # noqa: the committed configuration, unchanged
 {auth}c.JupyterHub.services = (list(c.JupyterHub.services) if "services" in c.JupyterHub else []) + [{{"name": "gpulab-test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = list(c.JupyterHub.load_roles) + [{{
     "name": "gpulab-test",
-    "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users", "read:users"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users", "read:users", "proxy", "read:metrics"],
     "services": ["gpulab-test"],
 }}]
 """
