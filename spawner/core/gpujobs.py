@@ -197,6 +197,7 @@ def _notebook(body):
         raise JobInputError("notebook", "must be the path of a .ipynb file in your home")
     if notebook.startswith("/") or ".." in notebook.split("/"):
         raise JobInputError("notebook", "must be a path inside your home, e.g. work/train.ipynb")
+    _utf8("notebook", notebook)
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, dict) or not all(
@@ -222,11 +223,22 @@ def _command(value):
         raise JobInputError("command", "must be a list of arguments (or one shell line)")
     if not value or not value[0].strip():
         raise JobInputError("command", "is empty: give what to run, e.g. python train.py")
+    for a in value:
+        _utf8("command", a)
     if len(value) > MAX_ARGS or sum(len(a.encode()) + 1 for a in value) > MAX_COMMAND_BYTES:
         raise JobInputError("command", f"is longer than {MAX_COMMAND_BYTES // 1024} KiB")
     if any("\0" in a for a in value):
         raise JobInputError("command", "holds a NUL character")
     return tuple(value)
+
+
+def _utf8(field, text):
+    """``text`` if it is text a container can take (no lone surrogates, which JSON may carry)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JobInputError(field, "is not valid Unicode text (it holds a lone surrogate)")
+    return text
 
 
 def validate_job(body, *, profiles, default_profile, limits, saves=None, largest_node=0, nodes=1):

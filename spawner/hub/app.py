@@ -14,7 +14,9 @@ import sys
 from urllib.parse import urlparse
 
 from jupyterhub.app import JupyterHub
+from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.utils import maybe_future
+from tornado import web
 from traitlets import TraitError
 
 from ..backends.engine import HostError
@@ -30,6 +32,37 @@ from .userdata import remove_user_data
 def started_by_gpulab():
     """True while the running JupyterHub application is gpulab's (configuration is being loaded)."""
     return JupyterHub.initialized() and isinstance(JupyterHub.instance(), GPULabHub)
+
+
+def _not_utf8(arguments):
+    """The name of the first argument (``{name: [bytes]}``) whose value is not UTF-8, else None."""
+    for name, values in arguments.items():
+        for value in values:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                return name
+    return None
+
+
+class SpawnFormHandler(SpawnHandler):
+    """JupyterHub's spawn page, answering a field that is not UTF-8 text with 400 naming it
+    (JupyterHub 6 decodes the form's fields and the page's query strictly: a 500)."""
+
+    def _check_utf8(self, arguments, where):
+        name = _not_utf8(arguments)
+        if name is not None:
+            raise web.HTTPError(400, f"Invalid spawn {where} {name[:40]!r}: not UTF-8 text")
+
+    @web.authenticated
+    def get(self, *args, **kwargs):
+        self._check_utf8(self.request.query_arguments, "argument")
+        return super().get(*args, **kwargs)
+
+    @web.authenticated
+    def post(self, *args, **kwargs):
+        self._check_utf8(self.request.body_arguments, "option")
+        return super().post(*args, **kwargs)
 
 
 class GPULabHub(JupyterHub):
@@ -73,6 +106,12 @@ class GPULabHub(JupyterHub):
             self._fail(f"gpulab: host not ready: {e}")
         # handed out one way: JupyterHub's tornado settings (handlers' self.settings, users' .settings)
         self.tornado_settings = {**self.tornado_settings, SETTINGS_KEY: self.lab}
+
+    def init_handlers(self):
+        super().init_handlers()
+        self.handlers = [
+            (h[0], SpawnFormHandler, *h[2:]) if h[1] is SpawnHandler else h for h in self.handlers
+        ]
 
     async def start(self):
         await super().start()

@@ -48,6 +48,11 @@ class GPUReading:
 
     @classmethod
     def from_dict(cls, d):
+        """A reading as a collector reports it; TypeError or ValueError (OverflowError) name what
+        is not one."""
+        for key in ("uuid", "node"):
+            if not isinstance(d.get(key, ""), str):
+                raise TypeError(f"{key} must be a string")
         return cls(
             uuid=d["uuid"],
             utilization=float(d["utilization"]),

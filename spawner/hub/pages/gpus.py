@@ -41,6 +41,7 @@ SCOPES = {
     SCOPE_READINGS: {"description": "Report GPU readings of a node (gpulab collect)."},
 }
 MAX_READINGS_BYTES = 1024 * 1024
+MAX_KEEP_BYTES = 16 * 1024  # {"server": "<a server name>"}
 MAX_GPUS_PER_NODE = 256
 
 
@@ -165,6 +166,8 @@ class NoticesAPIHandler(APIHandler):
 class KeepAPIHandler(APIHandler):
     async def post(self, user_name):
         username = scoped_user(self, SCOPE_KEEP, user_name).name
+        if len(self.request.body) > MAX_KEEP_BYTES:  # refused before it is parsed
+            raise web.HTTPError(400, f"keep: the body is larger than {MAX_KEEP_BYTES // 1024} KiB")
         body = self.get_json_body() or {}
         server = body.get("server", "") if isinstance(body, dict) else None
         if not isinstance(server, str) or len(server) > 255:
@@ -191,7 +194,7 @@ class ReadingsAPIHandler(APIHandler):
             raise web.HTTPError(400, f"gpus: at most {MAX_GPUS_PER_NODE} per node")
         try:
             readings = [GPUReading.from_dict(g) for g in body["gpus"]]
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise web.HTTPError(
                 400,
                 f"gpus: each must have uuid, utilization, memory_used, memory_total ({e!s:.80})",

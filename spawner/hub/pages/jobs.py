@@ -101,6 +101,9 @@ class JobAPIHandler(JobsAPIHandler):
 
 
 class JobLogAPIHandler(JobsAPIHandler):
+    async def post(self, user_name, job_id):
+        raise web.HTTPError(405)  # (not JobsAPIHandler's submit: a log is only read)
+
     async def get(self, user_name, job_id):
         """``?since=N&wait=S``: lines from number N, waiting up to S seconds for one."""
         user = self.owner_or_admin(user_name)

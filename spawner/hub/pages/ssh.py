@@ -223,6 +223,8 @@ class KeysAPIHandler(_APIBase):
             self.store.add_key(user.name, key)
         except (ValueError, AttributeError) as e:  # InvalidInput, StoreError, bad JSON
             raise web.HTTPError(400, f"key not added: {e}")
+        except RecursionError:  # JSON nested too deep to parse
+            raise web.HTTPError(400, "key not added: the body is not a JSON object")
         self.set_status(201)
         self.write(json.dumps({"fingerprint": key.fingerprint}))
 
