@@ -72,9 +72,25 @@ class Registry:
                 time.sleep(0.1)
         raise RuntimeError(f"the registry did not answer on {self.address}")
 
-    def stop(self):
+    def down(self):
+        """The registry goes down (its process ends) but keeps its data, address, TLS and users:
+        :meth:`up` brings the same registry back."""
         if self.proc:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
             self.log.close()
+
+    def up(self, timeout=30):
+        """The same registry again, after :meth:`down`: same port, data, TLS and users."""
+        if self.proc is None:
+            self.start(timeout)
+        return self
+
+    def stop(self):
+        self.down()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -97,6 +97,7 @@ class SwarmCluster:
         self.state = tempfile.mkdtemp(prefix=f"{prefix}-")
         self.network = None
         self.nodes = {}  # name -> container
+        self.addresses = {}  # name -> its address on the network, as last seen
         self.certs_dirs = []
 
     # --- names ---
@@ -123,7 +124,10 @@ class SwarmCluster:
     def ip(self, name):
         c = self.nodes[name]
         c.reload()
-        return c.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        address = c.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        if address:  # a stopped node has none: what it had is kept for start_again
+            self.addresses[name] = address
+        return address
 
     # --- lifecycle ---
 
@@ -255,6 +259,60 @@ class SwarmCluster:
     def kill(self, name):
         """A node dies (power cut): its container is killed; its engine is gone."""
         self.nodes[name].kill()
+
+    def node_state(self, name):
+        """The node's state as the manager sees it ('ready', 'down', 'unknown', ...)."""
+        for node in self.engine("mgr").nodes.list():
+            if node.attrs["Description"]["Hostname"] == self.node_name(name):
+                return node.attrs["Status"]["State"]
+        return None
+
+    def restart(self, name, *, hard=True, down_for=0.0, timeout=120):
+        """A GPU server reboots: its container is killed (``hard``, a power cut) or stopped (a
+        clean shutdown), stays off ``down_for`` seconds, and starts again on the same engine state
+        (the ``<node>-lib`` volume keeps its Swarm membership, so it rejoins by itself) and the
+        same address. Its iptables live in the container's network namespace, which a restart
+        makes anew: they are applied again, as `gpulab node setup --write` makes them persist.
+        Returns once the manager sees it ready again."""
+        container = self.nodes[name]
+        self.ip(name)
+        if hard:
+            container.kill()
+        else:
+            container.stop(timeout=20)
+        time.sleep(down_for)
+        self.start_again(name, timeout)
+
+    def start_again(self, name, timeout=120):
+        """A node that was killed or stopped boots again (see :meth:`restart`)."""
+        container = self.nodes[name]
+        address = self.addresses.get(name)
+        container.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.engine(name).ping()
+                break
+            except (docker.errors.DockerException, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node {name}'s engine did not come back") from None
+                time.sleep(0.5)
+        if address and self.ip(name) != address:
+            raise RuntimeError(f"node {name} came back on {self.ip(name)}, not {address}")
+        if name in self.workers:
+            self.apply_egress_rules(name)
+        self.wait_node_ready(name, deadline - time.monotonic())
+
+    def wait_node_ready(self, name, timeout=90):
+        """Until the node's own engine is back in the Swarm and the manager sees it ready."""
+        deadline = time.monotonic() + max(timeout, 1)
+        while (
+            self.engine(name).info()["Swarm"].get("LocalNodeState") != "active"
+            or self.node_state(name) != "ready"
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node {name} is {self.node_state(name)}, not ready")
+            time.sleep(0.5)
 
     def remove(self):
         for c in self.client.containers.list(

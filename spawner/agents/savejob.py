@@ -50,6 +50,18 @@ def pull(client, image, auth):
     return client.images.get(image)
 
 
+class RegistryFailed(Exception):
+    """The lab's registry did not take the save (down, refusing): the message names it."""
+
+
+def forget(client, order):
+    """The commit's local tag, after its push failed (its layers go with it)."""
+    try:
+        client.images.remove(f"{order['repository']}:{order['tag']}", force=True)
+    except docker.errors.DockerException:
+        pass
+
+
 def save(client, order, auth):
     container = client.containers.get(order["container"])
     try:
@@ -65,11 +77,22 @@ def save(client, order, auth):
         max_new_bytes=order["max_new_bytes"],
         base_history=base.history(),
     )
-    for line in client.api.push(
-        order["repository"], tag=order["tag"], stream=True, decode=True, auth_config=auth
-    ):
-        if "error" in line:
-            raise RuntimeError(f"push to the registry failed: {line['error']}")
+    try:
+        for line in client.api.push(
+            order["repository"], tag=order["tag"], stream=True, decode=True, auth_config=auth
+        ):
+            if "error" in line:
+                raise RegistryFailed(
+                    f"the push to the lab's registry {order['registry']} failed: {line['error']}"
+                )
+    except docker.errors.DockerException as e:
+        forget(client, order)
+        raise RegistryFailed(
+            f"the push to the lab's registry {order['registry']} failed: {e}"
+        ) from e
+    except RegistryFailed:
+        forget(client, order)  # nothing half-made: the commit's tag goes with the failed push
+        raise
     return {
         "gpulab_save": "ok",
         "image": f"{order['repository']}:{order['tag']}",
@@ -122,6 +145,9 @@ def main():
         print(json.dumps(result), flush=True)
     except SaveError as e:
         print(json.dumps({"gpulab_save": "refused", "message": str(e)}), flush=True)
+        sys.exit(1)
+    except RegistryFailed as e:
+        print(json.dumps({"gpulab_save": "registry", "message": str(e)[:500]}), flush=True)
         sys.exit(1)
     except Exception as e:
         print(

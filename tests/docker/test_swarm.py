@@ -523,6 +523,198 @@ def test_a_two_node_job_runs_mpirun_across_both_workers_and_its_gang_waits_whole
         hub.spawn("bob", {"profile": "gpu", "gpus": 1, "node": w1}, timeout=300)
 
 
+# --- faults: the registry down, a GPU server rebooting ----------------------------------------
+
+
+def saves_of(hub, user, auth):
+    r = requests.get(f"{hub.url}/hub/api/gpulab/users/{user}/saves", headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    return [x["tag"] for x in r.json()]
+
+
+def job_services(cluster):
+    return [
+        s["Spec"]["Name"]
+        for s in cluster.engine("mgr").api.services()
+        if s["Spec"].get("Labels", {}).get("gpulab.job")
+    ]
+
+
+def save_tags_on(cluster, node, registry):
+    """Every saved-environment tag the node's engine holds."""
+    return sorted(
+        tag
+        for image in cluster.engine(node).images.list()
+        for tag in image.tags
+        if tag.startswith(f"{registry}/gpulab/saves/")
+    )
+
+
+def follow_spawn(hub, user, options, timeout=300):
+    """The spawn in the background; returns (thread, result dict with status and events)."""
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            zip(
+                ("status", "events"),
+                hub.spawn_following_progress(user, options, timeout=timeout),
+                strict=True,
+            )
+        ),
+        daemon=True,
+    )
+    thread.start()
+    return thread, result
+
+
+def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it_is_back(lab):
+    """The lab's registry goes down: a save fails naming it and leaves nothing behind; a start
+    that has to pull fails with the reason and gives its GPU back; the hub serves on. Once the
+    registry is back, both work."""
+    hub, cluster, registry = lab["hub"], lab["cluster"], lab["registry"]
+    w1, w2 = cluster.node_name("w1"), cluster.node_name("w2")
+    hub.create_user("rita")
+    auth = {"Authorization": f"token {hub.user_token('rita')}"}
+    hub.spawn("rita", {"profile": "gpu", "gpus": 1, "node": w1}, timeout=300)
+    node, c = hub.container_of("rita")
+    assert node == "w1"
+    assert c.exec_run(["sh", "-c", "echo up > /usr/local/bin/rtool"], user="0").exit_code == 0
+    r = requests.post(
+        f"{hub.url}/hub/api/gpulab/users/rita/saves", json={"note": "up"}, headers=auth, timeout=600
+    )
+    assert r.status_code == 201, r.text
+    kept = r.json()
+    tags_w1 = save_tags_on(cluster, "w1", registry.address)
+    registry.down()
+    try:
+        # a save with the registry down
+        t0 = time.monotonic()
+        r = requests.post(
+            f"{hub.url}/hub/api/gpulab/users/rita/saves",
+            json={"note": "down"},
+            headers=auth,
+            timeout=600,
+        )
+        save_failed_in = time.monotonic() - t0
+        assert r.status_code in (502, 503), (r.status_code, r.text)
+        message = r.json()["message"]
+        assert "registry" in message and registry.address in message, message
+        assert save_failed_in < 120, save_failed_in
+        assert saves_of(hub, "rita", auth) == [kept["tag"]], "the failed save is not listed"
+        assert job_services(cluster) == [], "the save job is gone"
+        assert save_tags_on(cluster, "w1", registry.address) == tags_w1, "no half-made save"
+        assert hub.api("GET", "/").status_code == 200
+        assert hub.api("GET", "/users/rita").json()["servers"][""]["ready"], "rita's server runs on"
+        hub.stop_server("rita", timeout=120)
+        # a start from an image the node already holds does not need the registry
+        t0 = time.monotonic()
+        hub.spawn("rita", {"profile": "gpu", "gpus": 1, "node": w1}, timeout=180)
+        cached_in = time.monotonic() - t0
+        hub.stop_server("rita", timeout=120)
+        # a start that has to pull (w2 never had the save) with the registry down
+        assert kept["image"] not in save_tags_on(cluster, "w2", registry.address)
+        t0 = time.monotonic()
+        thread, result = follow_spawn(
+            hub, "rita", {"profile": "gpu", "gpus": 1, "save": kept["tag"], "node": w2}
+        )
+        thread.join(180)
+        spawn_failed_in = time.monotonic() - t0
+        assert not thread.is_alive(), "the start that could not pull never ended"
+        last = result["events"][-1]
+        assert last.get("failed") and not last.get("ready"), result["events"]
+        assert "registry" in last["message"] and registry.address in last["message"], last
+        assert spawn_failed_in < 120, spawn_failed_in
+        assert not hub.api("GET", "/users/rita").json()["servers"]
+        assert hub.services("rita") == []
+        assert not any(hs for hs in holders(hub).values() if any("rita" in h for h in hs)), holders(
+            hub
+        )
+    finally:
+        registry.up()
+    print(
+        f"\n[gpulab] registry down: save failed in {save_failed_in:.1f} s, a cached start took"
+        f" {cached_in:.1f} s, a start that had to pull failed in {spawn_failed_in:.1f} s"
+    )
+    # the registry is back: the start pulls, and a save works again
+    hub.spawn("rita", {"profile": "gpu", "gpus": 1, "save": kept["tag"], "node": w2}, timeout=300)
+    node, c = hub.container_of("rita")
+    assert node == "w2" and c.exec_run(["cat", "/usr/local/bin/rtool"]).output == b"up\n"
+    r = requests.post(
+        f"{hub.url}/hub/api/gpulab/users/rita/saves",
+        json={"note": "back"},
+        headers=auth,
+        timeout=600,
+    )
+    assert r.status_code == 201, r.text
+    again = r.json()
+    assert sorted(saves_of(hub, "rita", auth)) == sorted([kept["tag"], again["tag"]])
+    hub.stop_server("rita", timeout=120)
+    for tag in (kept["tag"], again["tag"]):
+        r = requests.delete(
+            f"{hub.url}/hub/api/gpulab/users/rita/saves/{tag}", headers=auth, timeout=600
+        )
+        assert r.status_code == 204, r.text
+    assert job_services(cluster) == []
+
+
+def test_a_gpu_server_rebooting_during_a_spawn(lab):
+    """w2 loses power while a server is starting on it and comes back later: the start ends with
+    a reason (not after hub.start_timeout), no GPU stays held for a task that is gone, and once
+    w2 is ready again the hub places servers on it."""
+    hub, cluster = lab["hub"], lab["cluster"]
+    w2 = cluster.node_name("w2")
+    mgr = cluster.engine("mgr").api
+    hub.create_user("rob")
+    thread, result = follow_spawn(hub, "rob", {"profile": "gpu", "gpus": 1, "node": w2})
+    deadline = time.monotonic() + 60
+    while True:  # the task is on w2: the node dies under it
+        services = hub.services("rob")
+        tasks = mgr.tasks(filters={"service": services[0]["ID"]}) if services else []
+        if any(t.get("NodeID") for t in tasks):
+            break
+        assert time.monotonic() < deadline and thread.is_alive(), result
+        time.sleep(0.1)
+    state_at_kill = tasks[0]["Status"]["State"]
+    cluster.kill("w2")
+    killed = time.monotonic()
+    try:
+        thread.join(150)
+        ended_in = time.monotonic() - killed
+        assert not thread.is_alive(), "the start on the dead node never ended"
+        last = result["events"][-1]
+        assert last.get("failed") and not last.get("ready"), result["events"]
+        assert w2 in last["message"], last
+        assert ended_in < 90, ended_in  # hub.start_timeout is 240 s
+        assert not hub.api("GET", "/users/rob").json()["servers"]
+        held = holders(hub)
+        assert not any(h.startswith("rob/") for hs in held.values() for h in hs), held
+        assert hub.services("rob") == []
+    finally:
+        t0 = time.monotonic()
+        cluster.start_again("w2")
+        back_in = time.monotonic() - t0
+    print(
+        f"\n[gpulab] w2 killed with the task {state_at_kill}: the start failed in {ended_in:.1f} s;"
+        f" w2 ready again {back_in:.1f} s after its restart"
+    )
+    held = holders(hub)
+    assert not any(h.startswith("rob/") for hs in held.values() for h in hs), held
+    # w2 is back: the hub places servers on it again (once its inventory has seen it ready)
+    deadline = time.monotonic() + 60
+    while "GPU-w2-0" not in {
+        g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"] if g.get("available", True)
+    }:
+        assert time.monotonic() < deadline, hub.api("GET", "/gpulab/gpus").json()
+        time.sleep(1)
+    t0 = time.monotonic()
+    hub.spawn("rob", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=180)
+    node, c = hub.container_of("rob")
+    assert node == "w2" and env_of(c, "DOCKER_RESOURCE_GPU") == "GPU-w2-0"
+    print(f"[gpulab] a server on w2 again in {time.monotonic() - t0:.1f} s")
+    hub.stop_server("rob", timeout=120)
+    assert not any(holders(hub).get("GPU-w2-0", [])), holders(hub)
+
+
 def test_a_dead_node_gives_its_gpus_back_and_the_user_moves(lab):
     """bob's server and a 2-node job run on w1; w1 loses power. The hub reports bob's server
     stopped within a poll interval, the job ends saying which node it lost, every GPU is free

@@ -19,18 +19,44 @@ def login(api, auth):
         api.login(auth["username"], auth["password"], registry=auth["registry"])
 
 
-def pinned(api, image, auth=None):
-    """``image`` as ``repo:tag@sha256:...``, the digest the registry holds now; the tag itself when
-    the registry cannot be asked (the node's pull then says why)."""
+class RegistryError(Exception):
+    """The lab's registry could not be asked (down, unreachable, refusing): the message names it."""
+
+
+def asked(api, image, auth=None):
+    """``image`` as ``repo:tag@sha256:...``, the digest the registry holds now; RegistryError,
+    naming the registry and its answer, when it cannot be asked."""
     if "@" in image:
         return image
     try:
         login(api, auth)
         digest = api.inspect_distribution(image)["Descriptor"]["digest"]
     except (docker.errors.APIError, KeyError) as e:
-        log.warning("gpulab: could not pin %s to a digest (%s): the nodes pull the tag", image, e)
-        return image
+        why = getattr(e, "explanation", None) or str(e)
+        raise RegistryError(
+            f"the lab's registry {image.split('/', 1)[0]} could not be asked for {image}: {why}"
+        ) from e
     return f"{image}@{digest}"
+
+
+#: {image: its last pinned form}: what the nodes already pulled, by digest
+_last_pinned = {}
+
+
+def pinned(api, image, auth=None, errors=None):
+    """``image`` pinned by its digest (:func:`asked`). When the registry cannot be asked: the
+    digest it last gave for the tag (the nodes that ran it hold it by that digest, and Swarm
+    starts a task from the node's copy when the pull fails; a tag alone matches no copy), else
+    the tag (a node that lacks it says why). ``errors``: a list the registry's failure is added to."""
+    try:
+        _last_pinned[image] = found = asked(api, image, auth)
+        return found
+    except RegistryError as e:
+        if errors is not None:
+            errors.append(str(e))
+        known = _last_pinned.get(image, image)
+        log.warning("gpulab: could not pin %s to a digest (%s): the nodes run %s", image, e, known)
+        return known
 
 
 def secret_name(deployment, auth):

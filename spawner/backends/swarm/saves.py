@@ -17,6 +17,7 @@ from ...core import saves as rules
 from ...core.job import EVERY_NODE, NODE_BRIDGE, build_job
 from ...core.saves import SaveError
 from ...core.spec import MountSpec
+from . import registry
 from .jobs import run_job
 
 SAVE_TIMEOUT = 600
@@ -144,6 +145,11 @@ class SwarmSaves:
         if not tasks:
             raise SaveError("your server is not running: start it, then save", 409)
         task = tasks[0]
+        # a save ends in the registry: when it does not answer, nothing is made (no job, no commit)
+        try:
+            await self._io(registry.asked, api, self.hub_image, self.registry_access()[1])
+        except registry.RegistryError as e:
+            raise SaveError(f"{e}; nothing was saved: try again once it is back", 503)
         now = time.time() if now is None else now
         tag = rules.tag_for(now)
         order = self._order(
@@ -168,7 +174,7 @@ class SwarmSaves:
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{outcome.get('message', 'the save failed')} (your saves use {rules.gib(used)} of {rules.gib(max_bytes)})",
-                400 if outcome.get("gpulab_save") == "refused" else 500,
+                {"refused": 400, "registry": 502}.get(outcome.get("gpulab_save"), 500),
             )
         row = (
             self.deployment,

@@ -16,6 +16,7 @@ refuses them, naming the setting, instead of ignoring them.
 
 import asyncio
 import dataclasses
+import time
 
 import docker
 from traitlets import Bool, List, Unicode, default
@@ -39,6 +40,10 @@ CONTAINER_ONLY = (
     "links",
     "post_start_cmd",
 )
+
+
+#: how often a start waiting for its task asks whether the task's node is still up (seconds)
+NODE_CHECK_EVERY = 2.0
 
 
 class GPUSwarmSpawner(GPULabSpawner):
@@ -201,8 +206,15 @@ class GPUSwarmSpawner(GPULabSpawner):
         node_id = self.source.node_ids.get(self.node_name) if self.node_name else None
         # the image pinned by its digest now, as `docker service create` does: every node runs
         # exactly what the registry held at this start, whatever is pushed under the tag later
+        self._registry_errors = []
         image = await asyncio.wrap_future(
-            self.executor.submit(registry.pinned, self.client, spec.image, self.lab.registry_auth)
+            self.executor.submit(
+                registry.pinned,
+                self.client,
+                spec.image,
+                self.lab.registry_auth,
+                self._registry_errors,
+            )
         )
         spec = dataclasses.replace(spec, image=image)
         kwargs = service_arguments(
@@ -223,7 +235,7 @@ class GPUSwarmSpawner(GPULabSpawner):
         """Wait until the task runs, telling the user where it is and why it waits. Asked often at
         first (a task usually runs within a second or two; the start gate bounds how many ask)."""
         names = {v: k for k, v in self.source.node_ids.items()}
-        seen, delay = None, 0.1
+        seen, delay, node_checked = None, 0.1, time.monotonic()
         while True:
             task = await self.get_task()
             if task is not None:
@@ -242,7 +254,20 @@ class GPUSwarmSpawner(GPULabSpawner):
                         self.gpu_uuids = tuple(uuids)
                     return
                 if state in cluster.DONE_STATES:
-                    raise refused(500, f"The server could not start: {line}")
+                    # a node that lacked the image could not pull it: say that the registry is why
+                    why = "; ".join(getattr(self, "_registry_errors", ()))
+                    raise refused(
+                        503 if why else 500,
+                        f"The server could not start: {line}" + (f" ({why})" if why else ""),
+                    )
+                # a node that dies under a starting task leaves the task as it was ("preparing",
+                # "starting") until the node comes back, and Swarm does not move it (restart
+                # condition none): without this the start would wait for hub.start_timeout
+                if task.get("NodeID") and time.monotonic() - node_checked >= NODE_CHECK_EVERY:
+                    node_checked = time.monotonic()
+                    down = await self._node_down(task["NodeID"])
+                    if down:
+                        raise refused(503, f"The server could not start: {down} ({line})")
             await asyncio.sleep(delay)
             delay = min(delay * 1.25, 2)
 
@@ -254,6 +279,21 @@ class GPUSwarmSpawner(GPULabSpawner):
             await self.docker("remove_service", self.object_id or self.object_name)
         except docker.errors.NotFound:
             pass
+
+    async def _start(self, request):
+        try:
+            return await super()._start(request)
+        except BaseException:
+            # a start that failed leaves no service behind (its rejected or stranded task would
+            # stay in the Swarm: JupyterHub does not stop a server whose start failed)
+            try:
+                await self.remove_object()
+            except Exception as e:
+                self.log.warning(
+                    "gpulab: could not remove %s after its failed start: %s", self.object_name, e
+                )
+            self.object_id = ""
+            raise
 
     async def _create_or_reuse(self, spec):
         if await self.get_object():
