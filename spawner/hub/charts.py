@@ -9,15 +9,18 @@ def sparkline(points, memory_total, width=160, height=32):
     filled area, memory as a line, over the last hour (right edge: now)."""
     if not points:
         return ""
-
-    def x(ago):
-        return round(width * (1 - min(max(ago, 0), HOUR) / HOUR), 1)
-
-    def y(fraction):
-        return round(height - 1 - (height - 2) * min(max(fraction, 0.0), 1.0), 1)
-
-    util = " ".join(f"{x(a)},{y(u / 100)}" for a, u, _ in points)
-    first, last = x(points[0][0]), x(points[-1][0])
+    # the page draws one per GPU, an hour of points each, so each coordinate's text is looked up:
+    # every GPU's points are at the monitor's rounds (the same seconds ago), and a GPU's
+    # utilisation (whole percents from NVML) and memory in use repeat. The text is
+    # str(round(v, 1)) of x = width * (1 - clamp(ago, 0, HOUR) / HOUR) and
+    # y = height - 1 - (height - 2) * clamp(value / full, 0, 1), written as "{v:.1f}" (the same
+    # correctly rounded digits)
+    xs = _x_texts(width, [a for a, _, _ in points])
+    util = " ".join(
+        f"{x},{y}"
+        for x, y in zip(xs, _y_texts(height, 100, [u for _, u, _ in points]), strict=True)
+    )
+    first, last = xs[0], xs[-1]
     area = f"{first},{height} {util} {last},{height}"
     parts = [
         f'<svg class="gpulab-spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -26,10 +29,50 @@ def sparkline(points, memory_total, width=160, height=32):
         f'<polygon points="{area}" fill="#4c9be8" fill-opacity="0.45"/>',
     ]
     if memory_total:
-        mem = " ".join(f"{x(a)},{y(m / memory_total)}" for a, _, m in points)
+        mem = " ".join(
+            f"{x},{y}"
+            for x, y in zip(
+                xs, _y_texts(height, memory_total, [m for _, _, m in points]), strict=True
+            )
+        )
         parts.append(f'<polyline points="{mem}" fill="none" stroke="#d9534f" stroke-width="1.2"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+_X = {}  # (width, seconds ago) -> x as text
+_Y = {}  # (height, full, value) -> y as text
+_MOST = 1 << 16  # texts kept (then forgotten all at once)
+
+
+def _x_texts(width, agos):
+    if len(_X) > _MOST:
+        _X.clear()
+    out = []
+    for a in agos:
+        text = _X.get((width, a))
+        if text is None:
+            text = _X[(width, a)] = (
+                f"{width * (1 - (0 if a < 0 else HOUR if a > HOUR else a) / HOUR):.1f}"
+            )
+        out.append(text)
+    return out
+
+
+def _y_texts(height, full, values):
+    if len(_Y) > _MOST:
+        _Y.clear()
+    top, span = height - 1, height - 2
+    out = []
+    for v in values:
+        text = _Y.get((height, full, v))
+        if text is None:
+            f = v / full
+            text = _Y[(height, full, v)] = (
+                f"{top - span * (0.0 if f < 0.0 else 1.0 if f > 1.0 else f):.1f}"
+            )
+        out.append(text)
+    return out
 
 
 def day_bars(rows, width=420, height=120):

@@ -87,8 +87,37 @@ class Allocator:
     def users_of(self, uuid):
         return [h for h, holding in self.holdings.items() if uuid in holding.uuids]
 
+    def holders_by_gpu(self):
+        """{uuid: [holders]} for every held GPU, in the order of :attr:`holdings` (what
+        :meth:`users_of` gives for each GPU, read in one pass: a table-wide view costs
+        GPUs + holdings, not GPUs x holdings)."""
+        out = {}
+        for h, holding in self.holdings.items():
+            for u in dict.fromkeys(holding.uuids):
+                out.setdefault(u, []).append(h)
+        return out
+
     def free_slots(self, uuid):
         return self.gpus[uuid].max_shared - len(self.users_of(uuid)) if uuid in self.gpus else 0
+
+    def _free_by_node(self, where, exclude):
+        """{node: [free uuids in order]} and {uuid: servers holding it} for the pickers."""
+        users = self.holders_by_gpu()
+        by_node = {}
+        for u in self.order:
+            gpu = self.gpus[u]
+            if (
+                gpu.max_shared - len(users.get(u, ())) > 0
+                and u not in exclude
+                and (where is None or where(gpu))
+            ):
+                by_node.setdefault(gpu.node, []).append(u)
+        return by_node, users
+
+    def _least_used(self, free, users):
+        """``free`` least-used first (spreads shared GPUs), then in table order."""
+        position = {u: i for i, u in enumerate(self.order)}
+        return sorted(free, key=lambda u: (len(users.get(u, ())), position[u]))
 
     def held_by_user(self, username):
         return sum(len(h.uuids) for (user, _), h in self.holdings.items() if user == username)
@@ -121,35 +150,22 @@ class Allocator:
             ):
                 return list(wanted)
             return None
-        by_node = {}
-        for u in self.order:
-            gpu = self.gpus[u]
-            if self.free_slots(u) > 0 and u not in exclude and (where is None or where(gpu)):
-                by_node.setdefault(gpu.node, []).append(u)
+        by_node, users = self._free_by_node(where, exclude)
         fitting = [(len(free), node) for node, free in by_node.items() if len(free) >= count]
         if not fitting:
             return None
         _, node = min(fitting)  # the fullest node that fits keeps bigger holes for bigger requests
         # least-used first (spreads shared GPUs), then by index
-        free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
-        return free[:count]
+        return self._least_used(by_node[node], users)[:count]
 
     def _pick_gang(self, count, nodes, where=None, exclude=()):
         """``count`` GPUs on each of ``nodes`` different nodes, or None: the fullest nodes that fit
         (bigger holes stay for bigger requests)."""
-        by_node = {}
-        for u in self.order:
-            gpu = self.gpus[u]
-            if self.free_slots(u) > 0 and u not in exclude and (where is None or where(gpu)):
-                by_node.setdefault(gpu.node, []).append(u)
+        by_node, users = self._free_by_node(where, exclude)
         fitting = sorted((len(free), node) for node, free in by_node.items() if len(free) >= count)
         if len(fitting) < nodes:
             return None
-        picked = []
-        for _, node in fitting[:nodes]:
-            free = sorted(by_node[node], key=lambda u: (len(self.users_of(u)), self.order.index(u)))
-            picked.append(free[:count])
-        return picked
+        return [self._least_used(by_node[node], users)[:count] for _, node in fitting[:nodes]]
 
     def nodes_that_fit(self, count, where=None):
         """How many nodes could ever give ``count`` GPUs to one task (free or not)."""
@@ -219,7 +235,8 @@ class Allocator:
 
     def blocking_holders(self, waiter):
         usable = [u for u, gpu in self.gpus.items() if waiter.could_use(gpu)] or list(waiter.wanted)
-        return sorted({h for u in usable for h in self.users_of(u)})
+        users = self.holders_by_gpu()
+        return sorted({h for u in usable for h in users.get(u, ())})
 
     # --- asking ---
 
@@ -349,6 +366,7 @@ class Allocator:
 
     def snapshot(self, show_holders=True):
         rows = []
+        users = self.holders_by_gpu()
         for uuid in self.order:
             gpu = self.gpus[uuid]
             holders = [
@@ -357,7 +375,7 @@ class Allocator:
                     "server": s if show_holders else "",
                     "since": self.holdings[(u, s)].since,
                 }
-                for (u, s) in self.users_of(uuid)
+                for (u, s) in users.get(uuid, ())
             ]
             rows.append(
                 {**gpu.as_dict(), "holders": holders, "free_slots": gpu.max_shared - len(holders)}

@@ -16,6 +16,7 @@ _shared = None
 class Metrics:
     def __init__(self, registry=REGISTRY):
         kw = {"registry": registry}
+        self._shown = {}  # id(gauge) -> the label values update() set on it last
         self.gpus = Gauge("gpulab_gpus", "GPUs that can be handed out", ["node", "model"], **kw)
         self.held = Gauge("gpulab_gpus_held", "GPUs held by a server", ["node", "model"], **kw)
         self.idle = Gauge(
@@ -99,34 +100,46 @@ class Metrics:
         now = time.time() if now is None else now
         allocator = monitor.manager.allocator
         util = monitor.utilisation()
+        held_gpus = allocator.holders_by_gpu()
         totals, held, idle = {}, {}, {}
         for g in allocator.gpus.values():
             key = (g.node or "", g.model)
             totals[key] = totals.get(key, 0) + 1
-            if allocator.users_of(g.uuid):
+            if held_gpus.get(g.uuid):
                 held[key] = held.get(key, 0) + 1
                 if g.uuid in util and util[g.uuid] < monitor.policy.idle_percent:
                     idle[key] = idle.get(key, 0) + 1
         for gauge, values in ((self.gpus, totals), (self.held, held), (self.idle, idle)):
-            gauge.clear()
-            for key in totals:
-                gauge.labels(*key).set(values.get(key, 0))
-        self.util.clear()
-        self.memory.clear()
+            self._show(gauge, {key: values.get(key, 0) for key in totals})
+        utils, memory = {}, {}
         for uuid, r in monitor.readings.items():
             g = allocator.gpus.get(uuid)
             labels = (r.node or (g.node if g else ""), g.model if g else "", uuid)
-            self.util.labels(*labels).set(r.utilization)
-            self.memory.labels(*labels).set(r.memory_used)
-        self.user_gpus.clear()
+            utils[labels] = r.utilization
+            memory[labels] = r.memory_used
+        self._show(self.util, utils)
+        self._show(self.memory, memory)
         per_user = {}
         for (user, _), holding in allocator.holdings.items():
-            per_user[user] = per_user.get(user, 0) + len(holding.uuids)
-        for user, n in per_user.items():
-            self.user_gpus.labels(user).set(n)
+            per_user[(user,)] = per_user.get((user,), 0) + len(holding.uuids)
+        self._show(self.user_gpus, per_user)
         waiting = [w for w in allocator.queue if w.future is not None and not w.future.done()]
         self.queue.set(len(waiting))
         self.oldest.set(max((now - w.enqueued for w in waiting), default=0))
+
+    def _show(self, gauge, values):
+        """Set ``gauge`` to exactly ``values`` ({label values: value}): series that are gone are
+        removed, the others set in place (as clear() and labels() for each, without making
+        every series again each round: a department has thousands)."""
+        shown = self._shown.setdefault(id(gauge), set())
+        for key in shown - values.keys():
+            try:
+                gauge.remove(*key)
+            except KeyError:
+                pass
+        for key, value in values.items():
+            gauge.labels(*key).set(value)
+        self._shown[id(gauge)] = set(values)
 
     def job_counts(self, waiting, running):
         self.jobs.labels("waiting").set(waiting)

@@ -183,7 +183,8 @@ class GPUMonitor:
         """Utilisation now, mean over the last hour, idle since, processes, for the GPU page."""
         now = time.time() if now is None else now
         r = self.readings.get(uuid)
-        points = [p for p in self.history.get(uuid, ()) if p[0] >= now - HISTORY_SECONDS]
+        since = now - HISTORY_SECONDS  # (computed once: the page asks for every GPU's hour)
+        points = [p for p in self.history.get(uuid, ()) if p[0] >= since]
         h = [u for _, u, _ in points]
         return {
             "utilization": r.utilization if r else None,

@@ -116,10 +116,27 @@ class GPUService:
 
     # --- what the monitor needs from the hub ---
 
+    _by_name = None  # {name: User} of the users the hub had loaded, at the last look
+
+    def _user(self, username):
+        """JupyterHub's User named ``username``. A name given to JupyterHub's UserDict is a
+        database query (and a new holder is looked up each time, every holder in the first round
+        after a start): a user with a running server is among the users the hub has loaded, found
+        here by name without one; anyone else is asked of the UserDict (KeyError: no such user)."""
+        users = self.app.users
+        by_name = self._by_name or {}
+        user = by_name.get(username)
+        if user is None or user.name != username or dict.get(users, user.id) is not user:
+            by_name = self._by_name = {u.name: u for u in dict.values(users)}
+            user = by_name.get(username)
+        if user is None:
+            return users[username]  # not loaded (or renamed): the database
+        return users[user.id]  # loaded: by id, no query (and with the hub's session, as always)
+
     def _spawner(self, holder):
         username, server = holder
         try:
-            user = self.app.users[username]  # JupyterHub's UserDict takes a name
+            user = self._user(username)
         except KeyError:
             return None, None
         return user, user.spawners.get(server)

@@ -74,42 +74,56 @@ def gpu_rows(service, for_admin, now=None):
     return rows, snap["queue"]
 
 
+def users_groups(db):
+    """{user name: [group names]} of JupyterHub's users in groups, in one query (not one per user)."""
+    out = {}
+    for user, group in db.query(orm.User.name, orm.Group.name).join(orm.User.groups):
+        out.setdefault(user, []).append(group)
+    return out
+
+
+def page_data(service, db, username, admin, now):
+    """What ``gpus.html`` shows (but the messages and the hub's mode): the GPU table, the user's
+    warnings and reclaims, GPU-hours of the last 7 days (an admin's: everyone's, and per group)."""
+    rows, queue = gpu_rows(service, admin, now)
+    mine = [{"server": s, **n} for s, n in service.notices_for(username).items()]
+    usage = service.usage.rows(days=7, now=now, users=None if admin else {username})
+    mine_by_day = {}
+    for r in usage:
+        if r["user"] == username:
+            held, used = mine_by_day.get(r["day"], (0.0, 0.0))
+            mine_by_day[r["day"]] = (held + r["held_hours"], used + r["used_hours"])
+    week = charts.day_bars([(d, h, u) for d, (h, u) in sorted(mine_by_day.items())])
+    group_usage = []
+    if admin:
+        groups = users_groups(db)
+        group_usage = by_group(usage, lambda name: groups.get(name, []))
+    return {
+        "rows": rows,
+        "queue": queue,
+        "mine": mine,
+        "reclaims": service.recent_reclaims(username, now - 86400),
+        "usage": usage,
+        "group_usage": group_usage,
+        "policy": service.policy,
+        "week_chart": week,
+        "now": now,
+        "admin": admin,
+    }
+
+
 class GPUPageHandler(BaseHandler):
     async def page(self, messages=(), status=200):
         service = _service(self)
         user = self.current_user
-        now = time.time()
-        rows, queue = gpu_rows(service, user.admin, now)
-        mine = [{"server": s, **n} for s, n in service.notices_for(user.name).items()]
-        usage = service.usage.rows(days=7, now=now, users=None if user.admin else {user.name})
-        mine_by_day = {}
-        for r in usage:
-            if r["user"] == user.name:
-                held, used = mine_by_day.get(r["day"], (0.0, 0.0))
-                mine_by_day[r["day"]] = (held + r["held_hours"], used + r["used_hours"])
-        week = charts.day_bars([(d, h, u) for d, (h, u) in sorted(mine_by_day.items())])
-        group_usage = []
-        if user.admin:
-            groups = {
-                u.name: [g.name for g in u.groups] for u in self.db.query(type(user.orm_user)).all()
-            }
-            group_usage = by_group(usage, lambda name: groups.get(name, []))
+        data = page_data(service, self.db, user.name, user.admin, time.time())
         self.set_status(status)
         html = await self.render_template(
             "gpus.html",
             messages=list(messages),
-            rows=rows,
-            queue=queue,
-            mine=mine,
-            reclaims=service.recent_reclaims(user.name, now - 86400),
-            usage=usage,
-            group_usage=group_usage,
-            policy=service.policy,
             monitor_mode=service.mode,
             single_host=lab_of(self).backend.mode == "single",
-            week_chart=week,
-            now=now,
-            admin=user.admin,
+            **data,
         )
         self.finish(html)
 
