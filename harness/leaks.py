@@ -20,7 +20,8 @@ def snapshot(client):
     snap = {}
     snap["containers"] = {c.id: c.name for c in client.containers.list(all=True)}
     snap["volumes"] = {v.name: v.name for v in client.volumes.list()}
-    snap["networks"] = {n.id: n.name for n in client.networks.list()}
+    # by name: a daemon restart makes the default bridge again, with a new id
+    snap["networks"] = {n.name: n.name for n in client.networks.list()}
     images = {}
     for image in client.images.list(all=True):
         images[image.id] = ", ".join(image.tags) or "<none>"

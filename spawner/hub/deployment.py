@@ -104,6 +104,7 @@ class Deployment:
         self.saves = backend.saves(self)
         self.saves_in_flight = set()  # hub user ids with a save running (one at a time each)
         self.lost_starts = {}  # username -> [{server, time, message}]: starts a hub restart ended
+        self.ended = {}  # username -> [{server, time, message}]: servers that stopped on their own
         from .homebackups import HomeBackups
 
         self.home_backups = HomeBackups(self)
@@ -160,21 +161,34 @@ class Deployment:
 
     # --- starts a hub restart ended ---
 
-    LOST_STARTS_KEPT = 86400  # seconds a lost start is still told to its user
+    LOST_STARTS_KEPT = 86400  # seconds a lost start or a server's own end is still told to its user
 
     def lose_start(self, username, server, message, now=None):
         """Remember that ``username``'s start of ``server`` was still under way (waiting for GPUs,
         for its place, or for its container) when the hub stopped, and ended with it: the user's
         notices say so (``/hub/api/gpulab/users/<name>/notices``, ``lost_starts``)."""
-        now = time.time() if now is None else now
-        kept = [n for n in self.lost_starts_of(username, now) if n["server"] != server]
-        self.lost_starts[username] = [*kept, {"server": server, "time": now, "message": message}]
+        self._remember(self.lost_starts, username, server, message, now)
 
     def lost_starts_of(self, username, now=None):
+        return self._recent(self.lost_starts, username, now)
+
+    def server_ended(self, username, server, message, now=None):
+        """Remember that ``username``'s running ``server`` stopped without being asked (its
+        container exited or is gone: the engine restarted, the machine ran out of memory): the
+        notices' ``ended``."""
+        self._remember(self.ended, username, server, message, now)
+
+    def ended_of(self, username, now=None):
+        return self._recent(self.ended, username, now)
+
+    def _remember(self, store, username, server, message, now):
         now = time.time() if now is None else now
-        return [
-            n for n in self.lost_starts.get(username, []) if now - n["time"] < self.LOST_STARTS_KEPT
-        ]
+        kept = [n for n in self._recent(store, username, now) if n["server"] != server]
+        store[username] = [*kept, {"server": server, "time": now, "message": message}]
+
+    def _recent(self, store, username, now=None):
+        now = time.time() if now is None else now
+        return [n for n in store.get(username, []) if now - n["time"] < self.LOST_STARTS_KEPT]
 
     def prepare_host(self, api_port):
         """The state directory, the boot files (:mod:`.boot`), the SSH key store and the backend's

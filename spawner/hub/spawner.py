@@ -20,6 +20,7 @@ import dataclasses
 import os
 import time
 
+import requests
 from dockerspawner import DockerSpawner
 from jupyterhub import orm
 from jupyterhub.utils import maybe_future
@@ -41,6 +42,11 @@ from .hostdirs import ForeignDirectory, prepare_host_dir
 from .refusal import refused
 from .sshstore import SSHStore
 from .traits import GPULabSettings
+
+ENGINE_GONE = (
+    "The container engine stopped answering during the start (it may be restarting, e.g. for an "
+    "upgrade): this start did not finish and holds no GPUs. Start again in a minute."
+)
 
 PROFILE_FIELDS = ("image", "mem_limit", "cpu_limit")  # DockerSpawner traits a profile also sets
 
@@ -740,6 +746,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
                 )
                 await self._wait_answering(ip, port)
             return ip, port
+        except requests.exceptions.ConnectionError as e:  # the engine went away (a restart)
+            self.release_gpus()
+            self.log.warning("gpulab: %s: the engine stopped answering: %s", self._log_name, e)
+            raise refused(503, ENGINE_GONE) from e
         except BaseException:
             self.release_gpus()
             raise

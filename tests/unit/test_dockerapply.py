@@ -18,7 +18,7 @@ def test_create_arguments_carry_the_whole_spec():
         ssh=ssh(enabled=True, host_port=22007),
         network="lab",
     )
-    create, host = dockerapply.create_arguments(s, port=8888, remove=True)
+    create, host = dockerapply.create_arguments(s, port=8888)
     assert (
         create["image"] == s.image
         and create["name"] == s.name
@@ -51,7 +51,8 @@ def test_create_arguments_carry_the_whole_spec():
         }
     ]
     assert hc["PortBindings"] == {"22/tcp": [{"HostIp": "127.0.0.1", "HostPort": "22007"}]}
-    assert hc["NetworkMode"] == "lab" and hc["AutoRemove"] is True
+    # the engine never removes a server on its own (the spawner does when it stops: moby#46308)
+    assert hc["NetworkMode"] == "lab" and not hc.get("AutoRemove")
     assert [m["Target"] for m in hc["Mounts"]] == [
         "/home/alice_b_lab",
         "/run/gpulab",
@@ -68,7 +69,7 @@ def test_create_arguments_carry_the_whole_spec():
 
 def test_without_profiles_nothing_of_the_images_own_start_is_replaced():
     create, host = dockerapply.create_arguments(
-        build(plain=True, command=["jupyterhub-singleuser"]), port=8888, remove=True
+        build(plain=True, command=["jupyterhub-singleuser"]), port=8888
     )
     assert "entrypoint" not in create and "user" not in create
     assert create["working_dir"] is None and create["command"] == ["jupyterhub-singleuser"]
@@ -76,7 +77,7 @@ def test_without_profiles_nothing_of_the_images_own_start_is_replaced():
 
 
 def test_no_gpu_no_device_request():
-    _, host = dockerapply.create_arguments(build(), port=8888, remove=False)
+    _, host = dockerapply.create_arguments(build(), port=8888)
     assert "DeviceRequests" not in host_config(host)
 
 
@@ -84,21 +85,20 @@ def test_admin_extras_merge_last_as_in_dockerspawner():
     _, host = dockerapply.create_arguments(
         build(),
         port=8888,
-        remove=True,
         extra_host={"shm_size": 1 << 20, "cpu_period": 50_000},
         extra_create={"labels": {"team": "vision"}},
     )
     hc = host_config(host)
     assert hc["ShmSize"] == 1 << 20 and hc["CpuPeriod"] == 50_000 and hc["CpuQuota"] == 200_000
     create, _ = dockerapply.create_arguments(
-        build(), port=8888, remove=True, extra_create={"labels": {"team": "vision"}}
+        build(), port=8888, extra_create={"labels": {"team": "vision"}}
     )
     assert create["labels"]["team"] == "vision" and create["labels"]["gpulab.user"] == "alice.b@lab"
 
 
 def test_published_notebook_port_only_without_internal_ip():
     _, host = dockerapply.create_arguments(
-        build(), port=8888, remove=True, use_internal_ip=False, host_ip="127.0.0.1"
+        build(), port=8888, use_internal_ip=False, host_ip="127.0.0.1"
     )
     assert host_config(host)["PortBindings"] == {
         "8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]

@@ -78,7 +78,7 @@ def test_one_host_renders_a_job_held_like_a_server():
         ("/archive", "bind", False),
     ]
     # the same hardening as a user's server rendered from the same settings
-    _, server = docker_render.create_arguments(build(), port=8888, remove=True)
+    _, server = docker_render.create_arguments(build(), port=8888)
     shc = host_config(server)
     for key in ("CapDrop", "SecurityOpt", "PidsLimit", "LogConfig"):
         assert hc[key] == shc[key], key

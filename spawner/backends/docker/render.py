@@ -29,7 +29,6 @@ def create_arguments(
     spec,
     *,
     port,
-    remove,
     use_internal_ip=True,
     host_ip="127.0.0.1",
     volume_mount_points=(),
@@ -64,7 +63,11 @@ def create_arguments(
     deep_merge(create, extra_create)
 
     host = {
-        "auto_remove": remove,
+        # never removed by the engine on its own: DockerSpawner's ``remove`` is done by the spawner
+        # when the server stops (the hub notices a server that ended and stops it). An engine
+        # before 24.0.8 (Debian 12's 20.10) removes auto-remove containers when it restarts, even
+        # with live-restore (moby#46308): every running server would be lost at an engine upgrade.
+        "auto_remove": False,
         "binds": dict(volume_binds or {}),
         "links": links,
         "mounts": list(admin_mounts) + [docker_mount(m) for m in spec.mounts],

@@ -97,7 +97,6 @@ class GPUDockerSpawner(GPULabSpawner):
         create, host = render.create_arguments(
             spec,
             port=self.port,
-            remove=self.remove,
             use_internal_ip=self.use_internal_ip,
             host_ip=self.host_ip,
             volume_mount_points=self.volume_mount_points,
@@ -180,7 +179,30 @@ class GPUDockerSpawner(GPULabSpawner):
         status = await super().poll()
         if status is not None and self.gpu_uuids:
             self.release_gpus()  # the container died: its GPUs are free again
+        if (
+            status is not None
+            and self.server is not None
+            and not (self._stop_pending or self._spawn_pending)
+        ):
+            self.tell_ended(status)
         return status
+
+    def tell_ended(self, status):
+        """A server the hub had running stopped without being asked: its user is told why."""
+        if getattr(self, "_not_running_at_startup", False):
+            return  # a hub restart's own check: told as a lost start, or not at all
+        why = (
+            "its container is gone (the Docker engine restarted, or it was removed)"
+            if status == 0
+            else f"its container ended ({status})"
+        )
+        where = f"Your server {self.name!r}" if self.name else "Your server"
+        self.log.warning("gpulab: %s stopped on its own: %s", self._log_name, why)
+        self.lab.server_ended(
+            self.user.name,
+            self.name or "",
+            f"{where} stopped on its own: {why}. Your files are kept: start it again.",
+        )
 
     async def get_url(self):
         """Where the server answers, read from its container. JupyterHub asks after a restart for

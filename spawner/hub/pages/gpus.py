@@ -172,6 +172,8 @@ class NoticesAPIHandler(APIHandler):
                     "reclaimed": service.recent_reclaims(username, time.time() - 86400),
                     # starts a hub restart ended (waiting for a GPU, or not running yet)
                     "lost_starts": lab_of(self).lost_starts_of(username),
+                    # servers that stopped without being asked (their container exited or went)
+                    "ended": lab_of(self).ended_of(username),
                 }
             )
         )
