@@ -153,12 +153,17 @@ def _with(spec, **changes):
     return dataclasses.replace(spec, **changes)
 
 
+#: a service whose task the orchestrator has not made yet (just created): not ended, not running
+NOT_YET = {"Status": {"State": "new"}}
+
+
 def _task(api, sid):
+    """The service's latest task; :data:`NOT_YET` while it has none; None when the service is gone."""
     try:
         tasks = api.tasks(filters={"service": sid})
     except docker.errors.NotFound:
         return None
-    return max(tasks, key=lambda t: t.get("CreatedAt", "")) if tasks else None
+    return max(tasks, key=lambda t: t.get("CreatedAt", "")) if tasks else NOT_YET
 
 
 def _ended(api, tasks):
