@@ -20,7 +20,7 @@ def document(lab, service, now):
     """What the hub writes: a plain JSON document."""
     from .pages.gpus import gpu_rows
 
-    rows, queue = gpu_rows(service, True, now)
+    rows, queue = gpu_rows(service, True, now, charts=False)  # no hour of points, no sparklines
     gpus = [
         {
             key: g.get(key)

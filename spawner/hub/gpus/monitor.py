@@ -10,15 +10,31 @@ Readings come from a :class:`~gpulab.core.gpus.readings.ReadingsSource`: NVML on
 """
 
 import asyncio
+import bisect
 import collections
 import inspect
 import logging
+import math
 import time
 
 from ...core.gpujobs import is_job_holder
 from ...core.gpus import reclaim
 
 HISTORY_SECONDS = 3600
+
+
+class _Agos(dict):
+    """A round's time -> round(now - time), made on first use (every GPU's hour has the same)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now):
+        super().__init__()
+        self.now = now
+
+    def __missing__(self, t):
+        ago = self[t] = round(self.now - t)
+        return ago
 
 
 class GPUMonitor:
@@ -53,6 +69,7 @@ class GPUMonitor:
         self.history = collections.defaultdict(collections.deque)
         self.gpu_idle_since = {}  # uuid -> when it last went under the threshold
         self.last_tick = None
+        self._agos = _Agos(None)  # the rounds' seconds ago at the last gpu_view's now
         self._task = None
 
     # --- one round ---
@@ -179,17 +196,29 @@ class GPUMonitor:
         self.log.info("gpulab reclaim: %s asked to keep %s", holder[0], ",".join(watch.uuids))
         return True
 
-    def gpu_view(self, uuid, now=None):
-        """Utilisation now, mean over the last hour, idle since, processes, for the GPU page."""
+    def gpu_view(self, uuid, now=None, hour=True):
+        """Utilisation now, mean over the last hour, idle since, processes, for the GPU page;
+        ``hour``: the last hour too, for its chart (``gpulab-status.json`` needs none), as
+        [(seconds ago, %, bytes)], or with ``hour="columns"`` as (seconds ago, %s, bytes), oldest
+        first (what :func:`gpulab.hub.charts.sparkline_columns` draws, without a tuple a point)."""
         now = time.time() if now is None else now
         r = self.readings.get(uuid)
-        since = now - HISTORY_SECONDS  # (computed once: the page asks for every GPU's hour)
-        points = [p for p in self.history.get(uuid, ()) if p[0] >= since]
-        h = [u for _, u, _ in points]
-        return {
+        since = now - HISTORY_SECONDS
+        points = self.history.get(uuid)
+        ts = us = ms = ()
+        if points:
+            # the page asks for every GPU's hour: its columns in C (zip), not a loop per point
+            ts, us, ms = zip(*points, strict=True)
+            if min(ts) < since:  # asked after a round: its oldest points are over an hour old
+                i = bisect.bisect_left(ts, since)
+                if max(ts[:i], default=-math.inf) < since <= min(ts[i:], default=math.inf):
+                    ts, us, ms = ts[i:], us[i:], ms[i:]
+                else:  # (not in time order: a clock that stepped back)
+                    kept = [p for p in points if p[0] >= since]
+                    ts, us, ms = zip(*kept, strict=True) if kept else ((), (), ())
+        view = {
             "utilization": r.utilization if r else None,
-            "utilization_hour": sum(h) / len(h) if h else None,
-            "hour": [(round(now - t), u, m) for t, u, m in points],  # (seconds ago, %, bytes)
+            "utilization_hour": sum(us) / len(us) if us else None,
             "memory_used": r.memory_used if r else None,
             "idle_since": self.gpu_idle_since.get(uuid),
             "processes": [{"pid": p.pid, "memory_used": p.memory_used} for p in r.processes]
@@ -197,6 +226,14 @@ class GPUMonitor:
             else [],
             "read_at": r.time if r else None,
         }
+        if hour:  # every GPU's points are at the same rounds: their seconds ago are looked up
+            agos = self._agos if self._agos.now == now else _Agos(now)
+            self._agos = agos
+            agos = tuple(map(agos.__getitem__, ts))
+            view["hour"] = (
+                (agos, us, ms) if hour == "columns" else list(zip(agos, us, ms, strict=True))
+            )
+        return view
 
     # --- running ---
 
