@@ -43,6 +43,9 @@ from harness.hub import BASE_IMAGE, Hub
 from harness.jupyter_ws import kernel_run
 from harness.ssh import SSH, keygen
 
+ARTIFACTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts"
+)
 DAY_START, DAY_END = 8 * 3600, 20 * 3600  # the part of the trace's day that is replayed
 KERNEL_CODE = "import math; print(sum(math.sqrt(i) for i in range(200000)))"
 OPS = (
@@ -82,6 +85,10 @@ def site(gpus, idle_s):
     }
 
 
+class Unfinished(Exception):
+    """The run ended while an operation waited (a spawn in the GPU queue, a job): not an error."""
+
+
 class Record:
     """Every operation's outcome, and the samples over time (thread-safe)."""
 
@@ -96,6 +103,10 @@ class Record:
         t = time.monotonic()
         try:
             result = fn(*args, **kw)
+        except Unfinished:
+            with self.lock:
+                self.notes[f"{name}: still waiting when the run ended"] += 1
+            return None
         except Exception as e:  # recorded with its reason; the user goes on
             reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
             with self.lock:
@@ -198,7 +209,7 @@ class Soak:
                     rec.op("ssh", self.ssh_session, name, ssh, payload)
                 elif roll < 0.3:
                     rec.op("tensorboard", self.tensorboard, url, token)
-                elif roll < 0.36 and gpus:
+                elif roll < 0.36 and gpus == 1:
                     rec.op("job", self.job, name, auth)
                 rec.op("api (other user)", self.other_api, auth)
                 self.stop_event.wait(rnd.uniform(1, 3))
@@ -249,15 +260,26 @@ class Soak:
             if not server:
                 raise RuntimeError(f"spawn failed: {self.last_progress(name)}")
             time.sleep(0.5)
-        raise RuntimeError(
-            "spawn: not ready in 600 s" if not self.stop_event.is_set() else "run over"
-        )
+        if self.stop_event.is_set():
+            raise Unfinished()
+        raise RuntimeError("spawn: not ready in 600 s")
 
     def last_progress(self, name):
-        for line in reversed(self.hub.log_tail(400).splitlines()):
-            if name in line and ("rror" in line or "failed" in line):
-                return line[-200:]
-        return "(no reason in the hub's log)"
+        """Why the user's start failed, as the hub tells the user (its progress stream's last
+        event, or the notices of a start or server that ended)."""
+        r = self.hub.api("GET", f"/users/{name}/server/progress", stream=True)
+        events = [
+            json.loads(line[5:])
+            for line in r.iter_lines(decode_unicode=True)
+            if line and line.startswith("data:")
+        ]
+        if events and events[-1].get("failed"):
+            return events[-1].get("message") or "(no message)"
+        notices = self.hub.api(
+            "GET", f"/gpulab/users/{name}/notices", token=self.tokens[name]
+        ).json()
+        told = notices.get("ended", []) + notices.get("lost_starts", [])
+        return told[-1]["message"] if told else "(the hub told the user nothing)"
 
     def ssh_session(self, name, ssh, payload):
         c = self.hub.containers(name)[0]
@@ -298,8 +320,7 @@ class Soak:
         if r.status_code != 201:
             raise RuntimeError(f"job submit: {r.status_code} {r.text[:200]}")
         job = r.json()["id"]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not self.stop_event.is_set():
+        while not self.stop_event.is_set():
             got = requests.get(
                 f"{self.hub.url}/hub/api/gpulab/users/{name}/jobs/{job}", headers=auth, timeout=30
             ).json()
@@ -311,8 +332,7 @@ class Soak:
         requests.delete(
             f"{self.hub.url}/hub/api/gpulab/users/{name}/jobs/{job}", headers=auth, timeout=30
         )
-        if not self.stop_event.is_set():
-            raise RuntimeError("job: not done in 300 s")
+        raise Unfinished()
 
     def save(self, name, auth):
         r = requests.post(
@@ -442,6 +462,10 @@ class Soak:
         finally:
             self.stop_event.set()
             self.hub.stop()
+            # the hub's log stays for whoever reads the table (test-artifacts/, not committed)
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            if os.path.exists(self.hub.log_path):
+                shutil.copy(self.hub.log_path, os.path.join(ARTIFACTS, f"soak-{self.hub.name}.log"))
             self.hub.cleanup()
 
     def _run(self):
@@ -491,6 +515,7 @@ class Soak:
             "samples": self.record.samples,
             "op_times": [(t, op, s, err) for t, op, s, err in self.record.ops],
             "reclaims": reclaims,
+            "unfinished": dict(self.record.notes),
             "worst_lag": lag_worst,
             "end": end,
         }
@@ -522,7 +547,10 @@ class Soak:
         server tokens, routes (what must not exist, each named)."""
         hub = self.hub
         found = {}
-        running_api = {u["name"] for u in hub.api("GET", "/users").json() if u.get("server")}
+        users = hub.api("GET", "/users").json()
+        running_api = {u["name"] for u in users if u.get("server")}
+        # a start still under way (waiting for a GPU) is stopped as well: it would end running
+        with_server = {u["name"] for u in users if u.get("servers", {}).get("")}
         running_docker = {
             c.labels.get("gpulab.user")
             for c in hub.containers()
@@ -530,13 +558,19 @@ class Soak:
         }
         found["containers without a server"] = sorted(running_docker - running_api)
         found["servers without a container"] = sorted(running_api - running_docker)
-        for name in sorted(running_api):
+        for name in self.names:  # their jobs end too (waiting ones leave the queue)
+            for job in hub.api("GET", f"/gpulab/users/{name}/jobs", token=self.tokens[name]).json():
+                if job["state"] in ("waiting", "starting", "running"):
+                    hub.api(
+                        "DELETE", f"/gpulab/users/{name}/jobs/{job['id']}", token=self.tokens[name]
+                    )
+        for name in sorted(running_api | with_server):
             r = hub.api("DELETE", f"/users/{name}/server")
             if r.status_code not in (202, 204):
                 found.setdefault("stop refused", []).append(f"{name}: {r.status_code}")
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if not any(u.get("server") for u in hub.api("GET", "/users").json()):
+            if not any(u.get("servers", {}).get("") for u in hub.api("GET", "/users").json()):
                 break
             time.sleep(1)
         for j in hub.api("GET", "/gpulab/gpus").json()["gpus"]:
@@ -573,6 +607,8 @@ def report(result, out=sys.stdout):
         mismatch = sum(1 for x in s if x["routes"] != x["running"])
         p(f"proxy routes vs running servers: {len(s) - mismatch}/{len(s)} samples equal")
     p(f"reclaims: {result['reclaims']}")
+    for what, n in result.get("unfinished", {}).items():
+        p(f"{what}: {n}")
     w = result["worst_lag"]
     p(
         f"event loop: worst lag in a minute's window {w['max_in_samples']:.3f} s; ticks {int(w['ticks'])}, later than: {w['ticks_over']}"
