@@ -6,6 +6,8 @@ Both paths are explicit, so Selenium Manager never looks for (or downloads) a br
 
 import contextlib
 import os
+import shutil
+import tempfile
 
 CHROMIUM = os.environ.get("GPULAB_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("GPULAB_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -34,7 +36,24 @@ def chromium():
         "--disable-component-update",
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    # Chromium's own temporary files (with --disable-dev-shm-usage its shared memory too) in a
+    # folder of this driver's, removed when it quits: a run leaves none behind in /tmp
+    tmp = tempfile.mkdtemp(prefix="gpulab-chromium-")
+    service = Service(executable_path=CHROMEDRIVER, env={**os.environ, "TMPDIR": tmp})
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    quit_driver = driver.quit
+
+    def quit_and_clean():
+        try:
+            quit_driver()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    driver.quit = quit_and_clean
     driver.set_page_load_timeout(90)
     return driver
 

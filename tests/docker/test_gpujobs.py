@@ -290,13 +290,16 @@ def test_the_jobs_page_submits_shows_and_cancels(hub):
     assert r.status_code == 400 and "gpus" in messages(r.text, "error")[0]
 
 
-def test_a_running_job_outlives_a_hub_restart(hub):
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_a_running_job_outlives_a_hub_restart(hub, how):
+    """The hub stopped as a service stops it, or killed (SIGKILL: the OOM killer, a crash) with
+    nothing cleaned up: the job's container runs on, and the next hub follows it to its end."""
     token = hub.user_token("alice")
     script = "for i in $(seq 1 40); do echo tick $i; sleep 1; done"
     job = submit(hub, token, {"command": script})
     wait_state(hub, token, job["id"], ("running",))
     (c,) = job_containers(hub)
-    hub.stop()
+    hub.stop() if how == "stopped" else hub.kill()
     hub.start(timeout=120)
     again = hub.api("GET", jobs_url("alice", job["id"]), token=token).json()
     assert again["state"] == "running", again
