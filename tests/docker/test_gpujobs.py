@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from harness import gpuhost
+from harness import dockerrun, gpuhost
 from harness.hub import BASE_IMAGE
 from harness.ssh import Browser, messages
 
@@ -64,13 +64,13 @@ def job_containers(hub):
 def home_file(hub, docker_client, user, path):
     """A file of the user's home volume, read as it is stored."""
     volume = f"{hub.site['hub']['name']}-home-{user}"
-    out = docker_client.containers.run(
+    out = dockerrun.output(
+        docker_client,
         BASE_IMAGE,
         ["cat", f"/home/{path}"],
         entrypoint=[],
         volumes={volume: {"bind": "/home", "mode": "ro"}},
         network_disabled=True,
-        remove=True,
     )
     return out.decode()
 

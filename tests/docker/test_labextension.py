@@ -7,14 +7,15 @@ gpulab.core.versions); the Chromium test in test_reclaim.py shows it working in 
 import re
 
 from gpulab.core import versions
+from harness import dockerrun
 from harness.hub import BASE_IMAGE
 
 VENV = "/opt/gpulab/venv/bin"
 
 
 def run(docker_client, *argv):
-    out = docker_client.containers.run(
-        BASE_IMAGE, list(argv), entrypoint=[], remove=True, stdout=True, stderr=True, user="65534"
+    out = dockerrun.output(
+        docker_client, BASE_IMAGE, list(argv), entrypoint=[], stderr=True, user="65534"
     )
     return re.sub(r"\x1b\[[0-9;]*m", "", out.decode())  # without the terminal's colours
 

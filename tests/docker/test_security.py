@@ -617,10 +617,14 @@ def test_the_image_meets_the_version_floors(docker_client):
     from packaging.specifiers import SpecifierSet
 
     from gpulab.core import versions
+    from harness import dockerrun
     from harness.hub import BASE_IMAGE
 
-    out = docker_client.containers.run(
-        BASE_IMAGE, ["python3", "-m", "pip", "list", "--format", "json"], entrypoint=[], remove=True
+    out = dockerrun.output(
+        docker_client,
+        BASE_IMAGE,
+        ["python3", "-m", "pip", "list", "--format", "json"],
+        entrypoint=[],
     )
     installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
     for name, spec in versions.IMAGE.items():
