@@ -32,10 +32,14 @@ def snapshot(client):
         snap["services"] = {s.id: s.name for s in client.services.list()}
     except docker.errors.APIError:  # this engine is not a Swarm manager
         snap["services"] = {}
+    # folders: what a deployment's tools make (CA, registry, nodes, browsers); a stray file (a
+    # daemon's pid file) is not counted
     snap["temporary folders"] = {
         name: os.path.join(TMP, name)
         for name in os.listdir(TMP)
-        if not name.startswith(TMP_KEPT) and not name.startswith("bash_")
+        if not name.startswith(TMP_KEPT)
+        and not name.startswith("bash_")
+        and os.path.isdir(os.path.join(TMP, name))
     }
     snap["cgroups"] = {path: path for path in _cgroups()}
     snap["firewall"] = {line: line for line in _iptables()}
