@@ -30,7 +30,8 @@ import docker
 from ..core import spec as specs
 from ..core.job import build_job
 
-ARCHIVE = re.compile(r"home-(\d{8}-\d{6})\.tar\.gz")
+#: home-<UTC time>.tar.gz, or home-<time>-<n>.tar.gz for the n-th backup made in the same second
+ARCHIVE = re.compile(r"home-(\d{8}-\d{6}(?:-\d{1,3})?)\.tar\.gz")
 JOB_TIMEOUT = 6 * 3600  # a home of a few hundred GB on a slow NAS
 #: tar as root reads any user's files (backup); a restore reads the archive as root and unpacks as
 #: the user (setpriv needs SETUID and SETGID to become them)
@@ -60,13 +61,32 @@ def home_mount(spawner):
 def list_archives(lab, user_id, escaped_user):
     folder = user_dir(lab, user_id, escaped_user)
     try:
-        names = sorted((n for n in os.listdir(folder) if ARCHIVE.fullmatch(n)), reverse=True)
+        names = sorted(
+            (n for n in os.listdir(folder) if ARCHIVE.fullmatch(n)), key=_order, reverse=True
+        )
     except FileNotFoundError:
         return []
     return [
-        {"name": n, "bytes": _size(os.path.join(folder, n)), "time": ARCHIVE.fullmatch(n).group(1)}
-        for n in names
+        {"name": n, "bytes": _size(os.path.join(folder, n)), "time": _order(n)[0]} for n in names
     ]
+
+
+def _order(name):
+    """(time, n): the n-th backup made in one second comes after the first."""
+    when = ARCHIVE.fullmatch(name).group(1)
+    return (when[:15], int(when[16:] or 1))
+
+
+def new_archive_name(folder, stamp):
+    """home-<stamp>.tar.gz, or -2, -3, ... when a backup of that second exists (a user's backups
+    run one at a time, so a second backup in one second is a quick one, not a race)."""
+    for i in range(1, 1000):
+        name = f"home-{stamp}{'' if i == 1 else f'-{i}'}.tar.gz"
+        if not os.path.exists(os.path.join(folder, name)) and not os.path.exists(
+            os.path.join(folder, f".{name}.part")
+        ):
+            return name
+    raise HomeBackupError("a thousand backups were made this second: try again", 409)
 
 
 class Job:
@@ -183,9 +203,8 @@ class HomeBackups:
         folder = user_dir(self.lab, user_id, spawner.escaped_name)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
-        name = f"home-{stamp}.tar.gz"
-        if os.path.exists(os.path.join(folder, name)):
-            raise HomeBackupError("a backup was made this second: try again", 409)
+        name = new_archive_name(folder, stamp)
+        stamp = ARCHIVE.fullmatch(name).group(1)
         part = f".{name}.part"
         command = [
             "sh",
