@@ -70,5 +70,8 @@ def artifacts_on_failure(driver, out_dir):
                 driver.save_screenshot(os.path.join(out_dir, f"tab{i}.png"))
                 with open(os.path.join(out_dir, f"tab{i}.html"), "w", encoding="utf-8") as f:
                     f.write(f"<!-- {driver.current_url} -->\n" + driver.page_source)
+                # also where the run's log is kept (CI's clone, and its artifacts, go away)
+                text = driver.find_element("tag name", "body").text
+                print(f"\n[gpulab] tab {i}: {driver.current_url}\n{text[:800]}")
         print(f"\n[gpulab] browser screenshots and page sources saved in {out_dir}")
         raise

@@ -146,7 +146,7 @@ def login(driver, hub, name):
     driver.find_element(By.NAME, "password").send_keys(
         "any password: the provider's development login"
     )
-    driver.find_element(By.CSS_SELECTOR, "button.login-submit").click()
+    submit(driver, wait)
     back = hub.url + "/"
     for _ in range(3):  # the consent page ("Continue"), then back to the hub
         wait.until(
@@ -157,8 +157,16 @@ def login(driver, hub, name):
         )
         if driver.current_url.startswith(back):
             return
-        driver.find_element(By.CSS_SELECTOR, "button.login-submit").click()
+        submit(driver, wait)
     wait.until(lambda d: d.current_url.startswith(back))
+
+
+def submit(driver, wait):
+    """Press the provider's button and wait until its page is gone: the next look must not find
+    the button of the page being left (a race CI met: a stale consent button, then the hub's page)."""
+    button = driver.find_element(By.CSS_SELECTOR, "button.login-submit")
+    button.click()
+    wait.until(EC.staleness_of(button))
 
 
 def test_login_groups_admins_and_refusals_through_a_real_provider(oidc):
