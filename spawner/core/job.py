@@ -73,11 +73,13 @@ EVERY_NODE = "*"
 
 @dataclass(frozen=True)
 class JobResult:
-    """How a job ended: its exit status (None when it was stopped) and the last lines it wrote."""
+    """How a job ended: its exit status (None when it was stopped) and the last lines it wrote;
+    ``lost``: why it could not finish when a machine it ran on went away ("node w2 is down")."""
 
     status: object
     output: str
     timed_out: bool = False
+    lost: str = ""
 
     @property
     def ok(self):

@@ -657,6 +657,85 @@ def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it
     assert job_services(cluster) == []
 
 
+def test_a_gpu_server_dying_during_a_save(lab):
+    """sara's server runs on w2 and she saves it; w2 loses power while the save job commits and
+    pushes there. The save ends within seconds saying which node went down (not at the save's
+    timeout), nothing is listed or left in the Swarm, her server is reported stopped and its GPU
+    is free; w2 serves again once it is back."""
+    hub, cluster, registry = lab["hub"], lab["cluster"], lab["registry"]
+    w2 = cluster.node_name("w2")
+    mgr = cluster.engine("mgr").api
+    hub.create_user("sara")
+    auth = {"Authorization": f"token {hub.user_token('sara')}"}
+    hub.spawn("sara", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=300)
+    node, c = hub.container_of("sara")
+    assert node == "w2"
+    # enough to commit and push that the save is still running when the node dies
+    code, out = c.exec_run(
+        ["sh", "-c", "head -c 200000000 /dev/urandom > /opt/weights.bin"], user="0"
+    )
+    assert code == 0, out
+    result = {}
+
+    def save():
+        t0 = time.monotonic()
+        r = requests.post(
+            f"{hub.url}/hub/api/gpulab/users/sara/saves",
+            json={"note": "x"},
+            headers=auth,
+            timeout=900,
+        )
+        result.update(response=r, took=time.monotonic() - t0)
+
+    thread = threading.Thread(target=save, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while True:  # the save job's task runs on w2
+        running = [
+            t
+            for s in mgr.services(filters={"label": "gpulab.job"})
+            for t in mgr.tasks(filters={"service": s["ID"]})
+            if t["Status"]["State"] == "running"
+        ]
+        if running:
+            break
+        assert time.monotonic() < deadline and thread.is_alive(), result
+        time.sleep(0.2)
+    time.sleep(1)  # into the commit
+    cluster.kill("w2")
+    killed = time.monotonic()
+    try:
+        thread.join(120)
+        ended_in = time.monotonic() - killed
+        assert not thread.is_alive(), "the save on the dead node never ended"
+        r = result["response"]
+        assert r.status_code == 503, (r.status_code, r.text)
+        message = r.json()["message"]
+        assert w2 in message and "nothing was saved" in message, message
+        assert ended_in < 30, ended_in  # the job's own timeout is an hour
+        assert saves_of(hub, "sara", auth) == []
+        assert job_services(cluster) == [], "the save job is gone"
+        assert hub.api("GET", "/").status_code == 200
+        deadline = time.monotonic() + 60  # the server's poll (every 5 s here) sees its node gone
+        while hub.api("GET", "/users/sara").json()["servers"]:
+            assert time.monotonic() < deadline, "the hub never noticed that sara's node died"
+            time.sleep(1)
+        held = holders(hub)
+        assert not any(h.startswith("sara/") for hs in held.values() for h in hs), held
+        assert hub.services("sara") == []
+    finally:
+        cluster.start_again("w2")
+    left = save_tags_on(cluster, "w2", registry.address)
+    deadline = time.monotonic() + 60  # offered again once the hub's inventory has seen w2 ready
+    while "GPU-w2-0" not in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
+        assert time.monotonic() < deadline, hub.api("GET", "/gpulab/gpus").json()
+        time.sleep(1)
+    print(
+        f"\n[gpulab] w2 killed during a save: the save failed in {ended_in:.1f} s"
+        f" ({result['took']:.1f} s in all); save tags on w2 after its restart: {left}"
+    )
+
+
 def test_a_gpu_server_rebooting_during_a_spawn(lab):
     """w2 loses power while a server is starting on it and comes back later: the start ends with
     a reason (not after hub.start_timeout), no GPU stays held for a task that is gone, and once

@@ -183,3 +183,33 @@ def test_a_swarm_server_is_reached_at_its_tasks_own_address():
     }
     assert task_address(task, "lab-u-bob") == "10.0.3.7"
     assert task_address(task, "other") == "" and task_address(None, "lab-u-bob") == ""
+
+
+def test_a_swarm_job_on_a_node_that_died_ends_saying_so():
+    from gpulab.backends.swarm.jobs import lost_node
+
+    nodes = [
+        {"ID": "a", "Description": {"Hostname": "w1"}, "Status": {"State": "ready"}},
+        {"ID": "b", "Description": {"Hostname": "w2"}, "Status": {"State": "down"}},
+    ]
+    assert lost_node(nodes, {"a"}) == ""
+    assert lost_node(nodes, {"a", "b"}) == "node w2 is down"
+    assert lost_node(nodes, {"c0ffee0123456789"}) == "node c0ffee012345 left the Swarm"
+
+
+async def test_a_swarm_job_stops_waiting_for_a_task_whose_node_is_down(monkeypatch):
+    """A dead node's task stays 'running' in the manager's view: the wait ends on the node's
+    state, not at the job's timeout."""
+    from gpulab.backends.swarm import jobs
+
+    monkeypatch.setattr(jobs, "NODE_CHECK_EVERY", 0.0)
+
+    class Manager:  # the two calls _wait makes, answered as a manager answers them
+        def tasks(self, filters):
+            return [{"NodeID": "b", "Status": {"State": "running"}}]
+
+        def nodes(self):
+            return [{"ID": "b", "Description": {"Hostname": "w2"}, "Status": {"State": "down"}}]
+
+    tasks, lost = await jobs._wait(Manager(), "sid", timeout=30, poll=0.01, expected=1)
+    assert lost == "node w2 is down" and tasks[0]["NodeID"] == "b"

@@ -2,8 +2,9 @@
 shared storage, which the manager mounts too) runs as a container on the manager, next to the hub,
 exactly as on one host. A job placed on a node (a save: it commits a container there) runs as a
 ``replicated-job`` service on that node, and a job for every node (a cleanup) as a ``global-job``
-(:func:`~.render.job_service_arguments`): watched to its end or its timeout, its output read from
-the service's log, then removed."""
+(:func:`~.render.job_service_arguments`): watched to its end, its timeout or the loss of a node it
+runs on (a dead node's tasks look alive to Swarm until the node is back), its output read from the
+service's log, then removed."""
 
 import asyncio
 import dataclasses
@@ -13,10 +14,11 @@ import docker
 
 from ...core.job import EVERY_NODE, NO_NETWORK, JobError, JobResult
 from .. import container
-from . import registry
+from . import cluster, registry
 from .render import job_service_arguments
 
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
+NODE_CHECK_EVERY = 5.0  # seconds between looks at the nodes of a job's unfinished tasks
 
 
 async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None):
@@ -42,13 +44,17 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None)
     service = await asyncio.to_thread(api.create_service, **kwargs)
     sid = service["ID"]
     try:
-        tasks = await _wait(
+        tasks, lost = await _wait(
             api,
             sid,
             job.timeout,
             poll,
             expected=1 if node_id else await asyncio.to_thread(_ready_nodes, api),
         )
+        if (
+            lost
+        ):  # its log is on the dead node: asking for it could wait as long as the node is gone
+            return JobResult(status=f"the job lost its node: {lost}", output="", lost=lost)
         output = await asyncio.to_thread(_output, api, sid)
         if on_line is not None:
             for line in output.splitlines():
@@ -92,13 +98,39 @@ def _ready_nodes(api):
 
 
 async def _wait(api, sid, timeout, poll, expected):
+    """(tasks, "") once every task is done; (None, "") at the timeout; (tasks, why) when a node
+    an unfinished task runs on is down or gone."""
     deadline = time.monotonic() + timeout
+    checked = time.monotonic()
     while time.monotonic() < deadline:
         tasks = await asyncio.to_thread(api.tasks, filters={"service": sid})
         if len(tasks) >= expected and all(t["Status"]["State"] in DONE for t in tasks):
-            return tasks
+            return tasks, ""
+        if time.monotonic() - checked >= NODE_CHECK_EVERY:
+            checked = time.monotonic()
+            running_on = {
+                t["NodeID"] for t in tasks if t.get("NodeID") and t["Status"]["State"] not in DONE
+            }
+            if running_on:
+                lost = lost_node(await asyncio.to_thread(api.nodes), running_on)
+                if lost:
+                    return tasks, lost
         await asyncio.sleep(poll)
-    return None
+    return None, ""
+
+
+def lost_node(nodes, node_ids):
+    """Why one of ``node_ids`` cannot finish a task ("node w2 is down", "node ... left the
+    Swarm"), or "" when all of them are ready. Pure: ``nodes`` as the manager lists them."""
+    by_id = {n["ID"]: n for n in nodes}
+    for node_id in sorted(node_ids):
+        node = by_id.get(node_id)
+        if node is None:
+            return f"node {node_id[:12]} left the Swarm"
+        state = (node.get("Status") or {}).get("State")
+        if state != "ready":
+            return f"node {cluster.node_name(node)} is {state}"
+    return ""
 
 
 def _output(api, sid):

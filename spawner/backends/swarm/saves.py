@@ -171,6 +171,12 @@ class SwarmSaves:
             username=username,
         )
         outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1]))
+        if outcome.get("gpulab_save") == "lost":  # the server's node died under the save
+            raise SaveError(
+                f"the save stopped: {outcome['message'].removeprefix('the job stopped: ')} "
+                "(your server's node); nothing was saved",
+                503,
+            )
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{outcome.get('message', 'the save failed')} (your saves use {rules.gib(used)} of {rules.gib(max_bytes)})",
@@ -238,6 +244,8 @@ class SwarmSaves:
 
 def _outcome(result):
     """A job's own JSON line (every node's, for a job on every node: the first failure wins)."""
+    if result.lost:
+        return {"gpulab_save": "lost", "message": f"the job stopped: {result.lost}"}
     found = []
     for line in result.output.splitlines():
         start = line.find('{"gpulab_save"')
