@@ -89,6 +89,7 @@ class Deployment:
         self.registry_auth = _registry_auth(s, self.registry)
         self.registry_secret = ""  # the Swarm secret with those credentials (prepare_host makes it)
         self.hub_image = getattr(s, "hub_image", "")
+        self.pinned_images = {}  # {image: its digest as last pinned}: what the nodes pulled
         self.network_encrypted = getattr(s, "network_encrypted", False)
 
         self.docker_threads = s.docker_threads

@@ -430,6 +430,7 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
             )
         except OptionError as e:
             raise refused(400, f"Invalid spawn option {e}")
+        self.check_request(request)
         where = self.gpu_filter(request)
         if where is not None and request.gpus > manager.allocator.largest_request(where):
             largest = manager.allocator.largest_request(where)
@@ -463,6 +464,10 @@ class GPULabSpawner(GPULabSettings, DockerSpawner):
     def gpu_filter(self, request):
         """Which GPUs may serve the request (None: any); a Swarm narrows it by placement constraints."""
         return None
+
+    def check_request(self, request):
+        """Refuse a valid request that cannot be served now for a reason of the backend's (a Swarm:
+        the named node lacks the lab's shared storage)."""
 
     def spec_network(self):
         return self.network_name

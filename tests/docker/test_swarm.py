@@ -736,6 +736,72 @@ def test_a_gpu_server_dying_during_a_save(lab):
     )
 
 
+def on_node(cluster, name, *command):
+    """Run a command in a node's own mount namespace (as its engine sees the file system)."""
+    node = cluster.nodes[name]
+    node.reload()
+    pid = str(node.attrs["State"]["Pid"])
+    return subprocess.run(
+        ["nsenter", "-t", pid, "-m", "--", *command], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_gpu_server_without_the_shared_storage_is_passed_over_until_it_has_it(lab):
+    """w2's mount of the lab's shared storage is gone (an empty folder in its place, as when NFS
+    failed at boot): a start there fails at once naming w2 and the missing path, and makes nothing
+    on w2's own disk; w2's GPU is no longer offered, a server without GPUs is placed elsewhere and
+    asking for w2 by name is refused with the reason. Once the storage is back, the hub's own check
+    offers w2 again."""
+    hub, cluster = lab["hub"], lab["cluster"]
+    w1, w2, shared = cluster.node_name("w1"), cluster.node_name("w2"), cluster.shared_dir
+    hub.create_user("nina")
+    on_node(cluster, "w2", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", shared)
+    unmounted = False
+    try:
+        t0 = time.monotonic()
+        thread, result = follow_spawn(hub, "nina", {"profile": "gpu", "gpus": 1, "node": w2})
+        thread.join(120)
+        failed_in = time.monotonic() - t0
+        assert not thread.is_alive(), "the start never ended"
+        last = result["events"][-1]
+        assert last.get("failed") and not last.get("ready"), result["events"]
+        assert w2 in last["message"] and f"{shared}/" in last["message"], last
+        assert "shared storage" in last["message"], last
+        assert on_node(cluster, "w2", "ls", "-A", shared) == "", "nothing made on w2's own disk"
+        assert hub.services("nina") == [] and not hub.api("GET", "/users/nina").json()["servers"]
+        held = holders(hub)
+        assert not any(h.startswith("nina/") for hs in held.values() for h in hs), held
+        deadline = time.monotonic() + 30  # the next read of the nodes passes w2 over
+        while "GPU-w2-0" in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
+            assert time.monotonic() < deadline, hub.api("GET", "/gpulab/gpus").json()
+            time.sleep(1)
+        r = hub.api("POST", "/users/nina/server", json={"profile": "gpu", "gpus": 1, "node": w2})
+        assert r.status_code == 503 and "shared storage" in r.json()["message"], r.text
+        hub.spawn("nina", {"profile": "cpu"}, timeout=180)
+        node, _ = hub.container_of("nina")
+        assert node == "w1", f"a server without GPUs was placed on {node}, not {w1}"
+        hub.stop_server("nina", timeout=120)
+        on_node(cluster, "w2", "umount", shared)
+        unmounted = True
+        back = time.monotonic()
+        deadline = back + 120  # checked again every 30 s
+        while "GPU-w2-0" not in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
+            assert time.monotonic() < deadline, hub.log_tail(30)
+            time.sleep(1)
+        offered_in = time.monotonic() - back
+    finally:
+        if not unmounted:
+            on_node(cluster, "w2", "umount", shared)
+    hub.spawn("nina", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=180)
+    assert hub.container_of("nina")[0] == "w2"
+    hub.stop_server("nina", timeout=120)
+    assert job_services(cluster) == []
+    print(
+        f"\n[gpulab] w2 without the shared storage: the start failed in {failed_in:.1f} s;"
+        f" w2 offered again {offered_in:.1f} s after the storage was back"
+    )
+
+
 def test_a_gpu_server_rebooting_during_a_spawn(lab):
     """w2 loses power while a server is starting on it and comes back later: the start ends with
     a reason (not after hub.start_timeout), no GPU stays held for a task that is gone, and once

@@ -59,7 +59,19 @@ class SwarmBackend(Backend):
         }
 
     def inventory_source(self, lab):
-        return self.part("inventory").SwarmInventory(lab.name, lab.api)
+        missing = self.part("missing")
+
+        def recheck(node, paths):
+            job = missing.check_job(
+                deployment=lab.name,
+                node=node,
+                paths=paths,
+                image=lab.job_image(),
+                hardening=lab.hardening,
+            )
+            return lab.run_job(job)
+
+        return self.part("inventory").SwarmInventory(lab.name, lab.api, recheck=recheck)
 
     def saves(self, lab):
         return self.part("saves").SwarmSaves(
@@ -70,6 +82,7 @@ class SwarmBackend(Backend):
             hardening=lab.hardening,
             api_factory=lab.api,
             registry_access=lambda: (lab.registry_secret, lab.registry_auth),
+            pins=lab.pinned_images,
         )
 
     def job_image(self, lab):
@@ -109,6 +122,7 @@ class SwarmBackend(Backend):
             username=username,
             key=key,
             auth=lab.registry_auth,
+            pins=lab.pinned_images,
             **kw,
         )
 
@@ -136,6 +150,7 @@ class SwarmBackend(Backend):
             node_ids=getattr(lab.gpus.inventory_source, "node_ids", {}),
             on_line=on_line,
             auth=lab.registry_auth,
+            pins=lab.pinned_images,
         )
 
     def prepare_host(self, lab, api_port):

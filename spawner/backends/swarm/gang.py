@@ -99,6 +99,7 @@ async def run_gang(
     timeout,
     stop_grace,
     auth=None,
+    pins=None,
     on_line=None,
     on_start=None,
     poll=1.0,
@@ -114,7 +115,7 @@ async def run_gang(
         )
         secret = {"ID": secret["ID"], "Name": f"{deployment}-job-{job_id}-key"}
         for spec, node_id in zip(specs, node_ids, strict=True):
-            image = await asyncio.to_thread(registry.pinned, api, spec.image, auth)
+            image = await asyncio.to_thread(registry.pinned, api, spec.image, auth, None, pins)
             spec = _with(spec, image=image, labels={**spec.labels, **labels})
             kwargs = task_args(spec, node_id, secret, stop_grace)
             sids.append((await asyncio.to_thread(api.create_service, **kwargs))["ID"])

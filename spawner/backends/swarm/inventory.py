@@ -1,21 +1,29 @@
 """The GPU table's truth on a Swarm (an :class:`~gpulab.core.gpus.manager.InventorySource`): the
 GPUs the nodes advertise (re-read every few seconds: nodes join, drain and die), holdings from the
 GPUs Swarm assigned to the deployment's tasks. The last read of the nodes also gives their ids,
-labels and CPUs (placement, the start gates), so no spawn asks Docker for them."""
+labels and CPUs (placement, the start gates), so no spawn asks Docker for them. GPUs of a node that
+lacks the lab's shared storage (:mod:`.missing`) are not offered until a check finds it there."""
 
 import asyncio
+import logging
 
 from ...core import contract
 from ...core.gpus.manager import InventorySource
 from . import cluster
+from .missing import MissingStorage
+
+log = logging.getLogger("gpulab")
 
 
 class SwarmInventory(InventorySource):
     refresh_every = 5.0  # seconds between reads of the nodes
 
-    def __init__(self, deployment, api_factory):
+    def __init__(self, deployment, api_factory, recheck=None):
+        """``recheck(node, paths)``: a coroutine giving a JobResult, ok when the paths are there."""
         self.deployment = deployment
         self.api_factory = api_factory
+        self.recheck = recheck
+        self.missing = MissingStorage()
         self.node_ids = {}  # node name -> node id, from the last read
         self.node_labels = {}  # node name -> labels, from the last read
         self.node_cpus = {}  # node name -> CPUs, from the last read (sizes the start gates)
@@ -36,7 +44,22 @@ class SwarmInventory(InventorySource):
         self.node_labels = cluster.node_labels(nodes)
         self.node_cpus = cluster.node_cpus(nodes)
         self.servers = cluster.servers(nodes)
-        return gpus
+        lacking = self.missing.lacking()
+        if self.recheck is not None:
+            for node, paths in self.missing.due():
+                asyncio.ensure_future(self._recheck(node, paths))
+        return [g for g in gpus if g.node not in lacking]
+
+    async def _recheck(self, node, paths):
+        present = False
+        try:
+            present = (await self.recheck(node, paths)).ok
+        except Exception as e:
+            log.warning("gpulab: could not check %s for %s: %s", node, ", ".join(paths), e)
+        finally:
+            self.missing.checked(node, present)
+        if present:
+            log.info("gpulab: %s has %s again: its GPUs are offered again", node, ", ".join(paths))
 
     async def holdings(self):
         return await asyncio.to_thread(self._holdings)

@@ -21,10 +21,11 @@ DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
 NODE_CHECK_EVERY = 5.0  # seconds between looks at the nodes of a job's unfinished tasks
 
 
-async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None):
+async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None, pins=None):
     """Run ``job`` with the manager's APIClient ``api``. ``node_ids`` maps node names to ids
     (``job.node`` may be either); ``auth``: the registry's credentials, with which ``api`` logs in
-    so that the service carries them to the node that pulls the image."""
+    so that the service carries them to the node that pulls the image; ``pins``: the deployment's
+    last pinned digests (:func:`.registry.pinned`)."""
     if not job.node:
         return await container.run_job(api, job, on_line=on_line)
     if job.network == NO_NETWORK:  # refused before anything is asked of the Swarm
@@ -34,7 +35,7 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None)
         )
     node_id = None if job.node == EVERY_NODE else (node_ids or {}).get(job.node, job.node)
     job = dataclasses.replace(
-        job, image=await asyncio.to_thread(registry.pinned, api, job.image, auth)
+        job, image=await asyncio.to_thread(registry.pinned, api, job.image, auth, None, pins)
     )
     try:
         secret_ids = await asyncio.to_thread(_secret_ids, api, job.secrets)

@@ -39,22 +39,20 @@ def asked(api, image, auth=None):
     return f"{image}@{digest}"
 
 
-#: {image: its last pinned form}: what the nodes already pulled, by digest
-_last_pinned = {}
-
-
-def pinned(api, image, auth=None, errors=None):
+def pinned(api, image, auth=None, errors=None, last=None):
     """``image`` pinned by its digest (:func:`asked`). When the registry cannot be asked: the
     digest it last gave for the tag (the nodes that ran it hold it by that digest, and Swarm
     starts a task from the node's copy when the pull fails; a tag alone matches no copy), else
-    the tag (a node that lacks it says why). ``errors``: a list the registry's failure is added to."""
+    the tag (a node that lacks it says why). ``errors``: a list the registry's failure is added to;
+    ``last``: {image: its last pinned form}, the deployment's own memory of what the nodes pulled."""
+    last = {} if last is None else last
     try:
-        _last_pinned[image] = found = asked(api, image, auth)
+        last[image] = found = asked(api, image, auth)
         return found
     except RegistryError as e:
         if errors is not None:
             errors.append(str(e))
-        known = _last_pinned.get(image, image)
+        known = last.get(image, image)
         log.warning("gpulab: could not pin %s to a digest (%s): the nodes run %s", image, e, known)
         return known
 

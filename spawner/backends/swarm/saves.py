@@ -37,6 +37,7 @@ class SwarmSaves:
         hardening,
         api_factory,
         registry_access=lambda: ("", None),
+        pins=None,
     ):
         self.deployment = deployment
         self.registry = registry
@@ -46,6 +47,7 @@ class SwarmSaves:
         # () -> (the Swarm secret with the registry's credentials, or ''; the credentials, or
         # None): known once the hub has prepared its host, after this is made
         self.registry_access = registry_access
+        self.pins = {} if pins is None else pins  # the deployment's last pinned digests
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="gpulab-saves")
         self.store_path = store_path
         self._db = None
@@ -170,7 +172,7 @@ class SwarmSaves:
             task["NodeID"],
             username=username,
         )
-        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1]))
+        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1], pins=self.pins))
         if outcome.get("gpulab_save") == "lost":  # the server's node died under the save
             raise SaveError(
                 f"the save stopped: {outcome['message'].removeprefix('the job stopped: ')} "
@@ -225,7 +227,7 @@ class SwarmSaves:
             self._order("delete", image=row["image"]),
             EVERY_NODE,
         )
-        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1]))
+        outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1], pins=self.pins))
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{tag} could not be removed: {outcome.get('message', 'the job failed')}", 500

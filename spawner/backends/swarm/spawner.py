@@ -28,6 +28,7 @@ from ...hub.crosscheck import ConfigError
 from ...hub.refusal import refused
 from ...hub.spawner import GPULabSpawner
 from . import SWARM, cluster, network, registry
+from .missing import explain, missing_path
 from .render import service_arguments
 
 #: DockerSpawner settings of a container that a service cannot honour (refused at startup)
@@ -151,11 +152,18 @@ class GPUSwarmSpawner(GPULabSpawner):
         return limits
 
     def constraints(self, request):
+        lacking = [] if request.node else sorted(self.source.missing.lacking())
         return [
             *self.placement_constraints,
             *request.profile.get("constraints", ()),
             *([f"node.hostname=={request.node}"] if request.node else []),
+            *(f"node.hostname!={node}" for node in lacking),  # no shared storage there now
         ]
+
+    def check_request(self, request):
+        why = self.source.missing.why(request.node) if request.node else ""
+        if why:
+            raise refused(503, f"{why}: choose another server, or none")
 
     def gpu_filter(self, request):
         return cluster.constraint_matcher(self.constraints(request), self.source.node_labels)
@@ -214,6 +222,7 @@ class GPUSwarmSpawner(GPULabSpawner):
                 spec.image,
                 self.lab.registry_auth,
                 self._registry_errors,
+                self.lab.pinned_images,
             )
         )
         spec = dataclasses.replace(spec, image=image)
@@ -254,6 +263,16 @@ class GPUSwarmSpawner(GPULabSpawner):
                         self.gpu_uuids = tuple(uuids)
                     return
                 if state in cluster.DONE_STATES:
+                    lacks = missing_path(task)
+                    node = names.get(task.get("NodeID"), "")
+                    if lacks and node:  # its shared storage is not mounted: pass the node over
+                        self.source.missing.lacks(node, lacks)
+                        self.log.warning("gpulab: %s", explain(node, lacks))
+                        raise refused(
+                            503,
+                            f"The server could not start: {explain(node, lacks)}. Start again to "
+                            "be placed on another server.",
+                        )
                     # a node that lacked the image could not pull it: say that the registry is why
                     why = "; ".join(getattr(self, "_registry_errors", ()))
                     raise refused(
