@@ -94,16 +94,20 @@ def test_spawns_land_where_gpus_are_free_and_see_only_their_own(lab):
     }
 
 
-def test_gpulab_check_verifies_every_node(lab):
-    hub, prefix = lab["hub"], lab["cluster"].prefix
+def gpulab_check(lab):
     env = dict(os.environ, DOCKER_HOST=f"unix://{lab['cluster'].socket('mgr')}")
-    r = subprocess.run(
-        [GPULAB, "--site", os.path.join(hub.conf_dir, "gpulab.yaml"), "check"],
+    return subprocess.run(
+        [GPULAB, "--site", os.path.join(lab["hub"].conf_dir, "gpulab.yaml"), "check"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_gpulab_check_verifies_every_node(lab):
+    prefix = lab["cluster"].prefix
+    r = gpulab_check(lab)
     for name in ("mgr", "w1", "w2"):
         assert re.search(rf"ok +node {prefix}-{name}: ready, engine 26\.", r.stdout), r.stdout
     assert "Swarm nodes all good" in r.stdout and r.returncode == 0, r.stdout + r.stderr
@@ -777,6 +781,10 @@ def test_a_gpu_server_without_the_shared_storage_is_passed_over_until_it_has_it(
             time.sleep(1)
         r = hub.api("POST", "/users/nina/server", json={"profile": "gpu", "gpus": 1, "node": w2})
         assert r.status_code == 503 and "shared storage" in r.json()["message"], r.text
+        check = gpulab_check(lab)  # the admin's check names the node and what it lacks
+        assert check.returncode == 1, check.stdout + check.stderr
+        assert re.search(rf"node {w2}: .*not the lab's shared storage", check.stdout), check.stdout
+        assert re.search(rf"ok +node {w1}: ready", check.stdout), check.stdout
         hub.spawn("nina", {"profile": "cpu"}, timeout=180)
         node, _ = hub.container_of("nina")
         assert node == "w1", f"a server without GPUs was placed on {node}, not {w1}"

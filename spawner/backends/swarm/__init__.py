@@ -15,6 +15,7 @@ from ...core.site.facts import (
     saves_store_path,
 )
 from .. import Backend
+from ..engine import HostError
 
 
 class SwarmBackend(Backend):
@@ -211,8 +212,20 @@ class SwarmBackend(Backend):
         auth = registry_auth_of(site)
         registry.login(client.api, auth)
         targets = [cluster["registry"], f"{client.info()['Swarm']['NodeAddr']}:2377"]
+        marker = f".gpulab-check-{os.urandom(6).hex()}"  # seen on every node through its mount
+        marker_path = os.path.join(cluster["shared_root"], marker)
+        try:
+            with open(marker_path, "w") as f:
+                f.write("written by gpulab check\n")
+            os.chmod(marker_path, 0o644)
+        except OSError as e:
+            raise HostError(
+                f"cannot write to the shared root {cluster['shared_root']} on this manager ({e}): mount the lab's shared storage here"
+            )
         job = probe.probe_job(
             deployment=site["hub"]["name"],
+            shared_root=cluster["shared_root"],
+            marker=marker,
             image=registry.pinned(client.api, registry_name(BASE_IMAGE, cluster["registry"])),
             network=cluster["network"],
             targets=targets,
@@ -220,13 +233,20 @@ class SwarmBackend(Backend):
                 containers["pids_limit"], containers["log_max_size"], containers["log_max_files"]
             ),
         )
-        result = asyncio.run(jobs.run_job(client.api, job))
+        try:
+            result = asyncio.run(jobs.run_job(client.api, job))
+        finally:
+            os.unlink(marker_path)
         answers = probe.findings(result.output)
         out = []
         for name, (problems, fine, has_gpus) in sorted(found.items()):
             if has_gpus:  # where user servers run
                 if name in answers:
-                    problems = problems + probe.problems(answers[name])
+                    problems = problems + probe.problems(answers[name], cluster["shared_root"])
+                elif "bind source path does not exist" in str(result.status):
+                    problems = problems + [
+                        f"the lab's shared storage is not there ({cluster['shared_root']} is missing): servers started there fail"
+                    ]
                 else:
                     problems = problems + [
                         f"the probe did not run there ({result.status}: {result.output[-200:]})"
