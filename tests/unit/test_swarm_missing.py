@@ -5,7 +5,7 @@ import asyncio
 
 from gpulab.backends.swarm import render
 from gpulab.backends.swarm.inventory import SwarmInventory
-from gpulab.backends.swarm.missing import MissingStorage, check_job, missing_path
+from gpulab.backends.swarm.missing import MissingStorage, check_job, explain, missing_path
 from gpulab.core.job import JobResult
 from gpulab.core.spec import Hardening
 
@@ -41,6 +41,10 @@ def test_a_task_rejected_for_a_missing_bind_names_the_path():
     assert missing_path(REJECTED) == "/srv/gpulab/home/bob"
     assert missing_path({"Status": {"State": "rejected", "Err": "no suitable node"}}) == ""
     assert missing_path({}) == ""
+    assert "shared storage" in explain("w2", "/srv/gpulab/home/bob")
+    assert explain("w2", "/data/imagenet", passed_over=False) == (
+        "w2 does not have /data/imagenet, which every GPU server must have"
+    )
 
 
 def test_a_node_lacking_a_path_is_checked_again_at_intervals_and_forgotten_when_found():

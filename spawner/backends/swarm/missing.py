@@ -2,7 +2,9 @@
 SSH host keys, the boot files, datasets). A node whose NFS mount failed at boot has an empty local
 folder, or none, where the shared root should be; a server's task placed there is rejected by
 Swarm ("bind source path does not exist": Swarm never creates a bind's source, so nothing lands on
-the node's own disk). The hub then tells the user which node lacks what, offers none of that node's
+the node's own disk). When the hub itself sees the path (it mounts the shared root: the path is
+there, the node is what lacks it; a path missing everywhere, say a dataset's folder misspelt in the
+site file, passes no node over), it tells the user which node lacks what, offers none of that node's
 GPUs and places no server there, and checks again every ``RECHECK_EVERY`` seconds with a small job
 on that node that mounts what was missing (read-only, as nobody, no capabilities): once it runs,
 the node is offered again. Pure but for the clock."""
@@ -25,10 +27,11 @@ def missing_path(task):
     return found.group(1) if found else ""
 
 
-def explain(node, path):
-    return (
-        f"{node} does not have {path}, which every GPU server must have (is the lab's shared "
-        "storage mounted there?); gpulab places no server there until it has"
+def explain(node, path, passed_over=True):
+    return f"{node} does not have {path}, which every GPU server must have" + (
+        " (is the lab's shared storage mounted there?); gpulab places no server there until it has"
+        if passed_over
+        else ""
     )
 
 

@@ -16,6 +16,7 @@ refuses them, naming the setting, instead of ignoring them.
 
 import asyncio
 import dataclasses
+import os
 import time
 
 import docker
@@ -265,13 +266,16 @@ class GPUSwarmSpawner(GPULabSpawner):
                 if state in cluster.DONE_STATES:
                     lacks = missing_path(task)
                     node = names.get(task.get("NodeID"), "")
-                    if lacks and node:  # its shared storage is not mounted: pass the node over
-                        self.source.missing.lacks(node, lacks)
-                        self.log.warning("gpulab: %s", explain(node, lacks))
+                    if lacks and node:
+                        # the hub sees it (on the shared root): the node's mount is what is missing
+                        there = await asyncio.to_thread(os.path.exists, lacks)
+                        if there:
+                            self.source.missing.lacks(node, lacks)
+                        self.log.warning("gpulab: %s", explain(node, lacks, there))
                         raise refused(
                             503,
-                            f"The server could not start: {explain(node, lacks)}. Start again to "
-                            "be placed on another server.",
+                            f"The server could not start: {explain(node, lacks, there)}."
+                            + (" Start again to be placed on another server." if there else ""),
                         )
                     # a node that lacked the image could not pull it: say that the registry is why
                     why = "; ".join(getattr(self, "_registry_errors", ()))
