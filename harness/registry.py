@@ -7,6 +7,7 @@ a login (htpasswd, bcrypt), as a lab's should: anyone who can push can change wh
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -84,6 +85,13 @@ class Registry:
                 self.proc.wait(10)
             self.proc = None
             self.log.close()
+
+    def pause(self):
+        """The registry stops answering (SIGSTOP) but keeps its connections open: a push hangs."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def up(self, timeout=30):
         """The same registry again, after :meth:`down`: same port, data, TLS and users."""

@@ -674,9 +674,8 @@ def test_a_gpu_server_dying_during_a_save(lab):
     hub.spawn("sara", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=300)
     node, c = hub.container_of("sara")
     assert node == "w2"
-    # enough to commit and push that the save is still running when the node dies
     code, out = c.exec_run(
-        ["sh", "-c", "head -c 200000000 /dev/urandom > /opt/weights.bin"], user="0"
+        ["sh", "-c", "head -c 100000000 /dev/urandom > /opt/weights.bin"], user="0"
     )
     assert code == 0, out
     result = {}
@@ -705,8 +704,12 @@ def test_a_gpu_server_dying_during_a_save(lab):
             break
         assert time.monotonic() < deadline and thread.is_alive(), result
         time.sleep(0.2)
-    time.sleep(1)  # into the commit
-    cluster.kill("w2")
+    registry.pause()  # its push hangs: the node dies while the save is surely under way
+    try:
+        time.sleep(2)  # into the commit, or the stalled push
+        cluster.kill("w2")
+    finally:
+        registry.resume()
     killed = time.monotonic()
     try:
         thread.join(120)
@@ -715,8 +718,9 @@ def test_a_gpu_server_dying_during_a_save(lab):
         r = result["response"]
         assert r.status_code == 503, (r.status_code, r.text)
         message = r.json()["message"]
-        assert w2 in message and "nothing was saved" in message, message
-        assert ended_in < 30, ended_in  # the job's own timeout is an hour
+        assert w2 in message and "did not finish" in message, message
+        # Swarm marks a node down after its heartbeats stop (~15 s); the save's own timeout is an hour
+        assert ended_in < 60, ended_in
         assert saves_of(hub, "sara", auth) == []
         assert job_services(cluster) == [], "the save job is gone"
         assert hub.api("GET", "/").status_code == 200
@@ -740,14 +744,20 @@ def test_a_gpu_server_dying_during_a_save(lab):
     )
 
 
+def offered_again(hub, uuid, timeout):
+    deadline = time.monotonic() + timeout
+    while uuid not in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
 def on_node(cluster, name, *command):
-    """Run a command in a node's own mount namespace (as its engine sees the file system)."""
-    node = cluster.nodes[name]
-    node.reload()
-    pid = str(node.attrs["State"]["Pid"])
-    return subprocess.run(
-        ["nsenter", "-t", pid, "-m", "--", *command], capture_output=True, text=True, check=True
-    ).stdout
+    """Run a command in a node (its engine's mount namespace: as the engine sees the files)."""
+    code, out = cluster.nodes[name].exec_run(list(command))
+    assert code == 0, (command, out)
+    return out.decode()
 
 
 def test_a_gpu_server_without_the_shared_storage_is_passed_over_until_it_has_it(lab):
@@ -792,14 +802,12 @@ def test_a_gpu_server_without_the_shared_storage_is_passed_over_until_it_has_it(
         on_node(cluster, "w2", "umount", shared)
         unmounted = True
         back = time.monotonic()
-        deadline = back + 120  # checked again every 30 s
-        while "GPU-w2-0" not in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
-            assert time.monotonic() < deadline, hub.log_tail(30)
-            time.sleep(1)
+        assert offered_again(hub, "GPU-w2-0", 120), hub.log_tail(30)  # checked every 30 s
         offered_in = time.monotonic() - back
     finally:
-        if not unmounted:
+        if not unmounted:  # the tests after this one use w2
             on_node(cluster, "w2", "umount", shared)
+            offered_again(hub, "GPU-w2-0", 120)
     hub.spawn("nina", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=180)
     assert hub.container_of("nina")[0] == "w2"
     hub.stop_server("nina", timeout=120)

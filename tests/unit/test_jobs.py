@@ -213,3 +213,29 @@ async def test_a_swarm_job_stops_waiting_for_a_task_whose_node_is_down(monkeypat
 
     tasks, lost = await jobs._wait(Manager(), "sid", timeout=30, poll=0.01, expected=1)
     assert lost == "node w2 is down" and tasks[0]["NodeID"] == "b"
+
+
+async def test_a_swarm_job_on_every_node_ends_with_the_live_nodes_answers_when_one_dies(
+    monkeypatch,
+):
+    from gpulab.backends.swarm import jobs
+
+    monkeypatch.setattr(jobs, "NODE_CHECK_EVERY", 0.0)
+    done = {"NodeID": "a", "Status": {"State": "complete", "ContainerStatus": {"ExitCode": 0}}}
+
+    class Manager:
+        def tasks(self, filters):
+            return [done, {"NodeID": "b", "Status": {"State": "running"}}]
+
+        def nodes(self):
+            return [
+                {"ID": "a", "Description": {"Hostname": "w1"}, "Status": {"State": "ready"}},
+                {"ID": "b", "Description": {"Hostname": "w2"}, "Status": {"State": "down"}},
+            ]
+
+    tasks, lost = await jobs._wait(
+        Manager(), "sid", timeout=30, poll=0.01, expected=2, one_node=False
+    )
+    assert tasks == [done] and lost == "node w2 is down"
+    unknown = [{"ID": "b", "Description": {"Hostname": "w2"}, "Status": {"State": "unknown"}}]
+    assert jobs.lost_node(unknown, {"b"}) == "", "a new leader's 'unknown' is not a dead node"

@@ -62,11 +62,12 @@ class SwarmBackend(Backend):
     def inventory_source(self, lab):
         missing = self.part("missing")
 
-        def recheck(node, paths):
+        def recheck(node):
             job = missing.check_job(
                 deployment=lab.name,
                 node=node,
-                paths=paths,
+                shared_path=lab.boot
+                or lab.boot_dir,  # on the shared storage, mounted by every server
                 image=lab.job_image(),
                 hardening=lab.hardening,
             )
@@ -222,18 +223,20 @@ class SwarmBackend(Backend):
             raise HostError(
                 f"cannot write to the shared root {cluster['shared_root']} on this manager ({e}): mount the lab's shared storage here"
             )
-        job = probe.probe_job(
-            deployment=site["hub"]["name"],
-            shared_root=cluster["shared_root"],
-            marker=marker,
-            image=registry.pinned(client.api, registry_name(BASE_IMAGE, cluster["registry"])),
-            network=cluster["network"],
-            targets=targets,
-            hardening=Hardening(
-                containers["pids_limit"], containers["log_max_size"], containers["log_max_files"]
-            ),
-        )
         try:
+            job = probe.probe_job(
+                deployment=site["hub"]["name"],
+                shared_root=cluster["shared_root"],
+                marker=marker,
+                image=registry.pinned(client.api, registry_name(BASE_IMAGE, cluster["registry"])),
+                network=cluster["network"],
+                targets=targets,
+                hardening=Hardening(
+                    containers["pids_limit"],
+                    containers["log_max_size"],
+                    containers["log_max_files"],
+                ),
+            )
             result = asyncio.run(jobs.run_job(client.api, job))
         finally:
             os.unlink(marker_path)

@@ -19,11 +19,12 @@ class SwarmInventory(InventorySource):
     refresh_every = 5.0  # seconds between reads of the nodes
 
     def __init__(self, deployment, api_factory, recheck=None):
-        """``recheck(node, paths)``: a coroutine giving a JobResult, ok when the paths are there."""
+        """``recheck(node)``: a coroutine giving a JobResult, ok when the node has the shared storage."""
         self.deployment = deployment
         self.api_factory = api_factory
         self.recheck = recheck
         self.missing = MissingStorage()
+        self._checker = None  # the task checking passed-over nodes, while there are any
         self.node_ids = {}  # node name -> node id, from the last read
         self.node_labels = {}  # node name -> labels, from the last read
         self.node_cpus = {}  # node name -> CPUs, from the last read (sizes the start gates)
@@ -44,22 +45,35 @@ class SwarmInventory(InventorySource):
         self.node_labels = cluster.node_labels(nodes)
         self.node_cpus = cluster.node_cpus(nodes)
         self.servers = cluster.servers(nodes)
+        self.missing.forget_all_but(self.node_ids)
         lacking = self.missing.lacking()
-        if self.recheck is not None:
-            for node, paths in self.missing.due():
-                asyncio.ensure_future(self._recheck(node, paths))
         return [g for g in gpus if g.node not in lacking]
 
-    async def _recheck(self, node, paths):
-        present = False
+    def pass_over(self, node):
+        """``node`` lacks the shared storage: offer none of it until a check finds it there."""
+        self.missing.lacks(node)
+        if self.recheck is not None and (self._checker is None or self._checker.done()):
+            self._checker = asyncio.ensure_future(self._check_while_lacking())
+
+    async def _check_while_lacking(self):
+        while self.missing.lacking():
+            await asyncio.sleep(min(5.0, self.missing.recheck_every))
+            for node in self.missing.due():
+                await self._recheck(node)
+
+    async def _recheck(self, node):
+        present, why = False, ""
         try:
-            present = (await self.recheck(node, paths)).ok
+            result = await self.recheck(node)
+            present, why = result.ok, result.status
         except Exception as e:
-            log.warning("gpulab: could not check %s for %s: %s", node, ", ".join(paths), e)
+            why = str(e)
         finally:
             self.missing.checked(node, present)
         if present:
-            log.info("gpulab: %s has %s again: its GPUs are offered again", node, ", ".join(paths))
+            log.info("gpulab: %s has the shared storage again: its GPUs are offered again", node)
+        else:
+            log.info("gpulab: %s still lacks the shared storage (%s)", node, why)
 
     async def holdings(self):
         return await asyncio.to_thread(self._holdings)

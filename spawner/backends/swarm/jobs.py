@@ -19,6 +19,8 @@ from .render import job_service_arguments
 
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
 NODE_CHECK_EVERY = 5.0  # seconds between looks at the nodes of a job's unfinished tasks
+LOST_STATES = ("down", "disconnected")  # a node in "unknown" (a new leader's view) may be fine
+LOG_WAIT = 30.0  # seconds to read a job's log when one of its nodes is gone
 
 
 async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None, pins=None):
@@ -51,18 +53,28 @@ async def run_job(api, job, *, node_ids=None, on_line=None, poll=0.5, auth=None,
             job.timeout,
             poll,
             expected=1 if node_id else await asyncio.to_thread(_ready_nodes, api),
+            one_node=bool(node_id),
         )
-        if (
-            lost
-        ):  # its log is on the dead node: asking for it could wait as long as the node is gone
+        if lost and node_id:
+            # its log is on the dead node: asking for it could wait as long as the node is gone
             return JobResult(status=f"the job lost its node: {lost}", output="", lost=lost)
-        output = await asyncio.to_thread(_output, api, sid)
+        try:  # a job on every node: what the live nodes wrote (a dead one's part may be missing)
+            output = await asyncio.wait_for(
+                asyncio.to_thread(_output, api, sid), LOG_WAIT if lost else None
+            )
+        except asyncio.TimeoutError:
+            output = ""
         if on_line is not None:
             for line in output.splitlines():
                 on_line(line)
         if tasks is None:
             return JobResult(status=None, output=output, timed_out=True)
-        return JobResult(status=_status(tasks), output=output)
+        status = _status(tasks)
+        if lost:
+            return JobResult(
+                status=status or f"the job lost a node: {lost}", output=output, lost=lost
+            )
+        return JobResult(status=status, output=output)
     finally:
         await asyncio.to_thread(_remove, api, sid)
 
@@ -98,9 +110,10 @@ def _ready_nodes(api):
     )
 
 
-async def _wait(api, sid, timeout, poll, expected):
-    """(tasks, "") once every task is done; (None, "") at the timeout; (tasks, why) when a node
-    an unfinished task runs on is down or gone."""
+async def _wait(api, sid, timeout, poll, expected, one_node=True):
+    """(tasks, "") once every task is done; (None, "") at the timeout. When a node an unfinished
+    task runs on is down or gone: a job on one node ends at once, (tasks, why); a job on every
+    node ends once the live nodes' tasks are done, (their tasks, why)."""
     deadline = time.monotonic() + timeout
     checked = time.monotonic()
     while time.monotonic() < deadline:
@@ -113,23 +126,32 @@ async def _wait(api, sid, timeout, poll, expected):
                 t["NodeID"] for t in tasks if t.get("NodeID") and t["Status"]["State"] not in DONE
             }
             if running_on:
-                lost = lost_node(await asyncio.to_thread(api.nodes), running_on)
-                if lost:
-                    return tasks, lost
+                nodes = await asyncio.to_thread(api.nodes)
+                gone = {n: lost_node(nodes, {n}) for n in running_on}
+                gone = {n: why for n, why in gone.items() if why}
+                if gone and one_node:
+                    return tasks, next(iter(gone.values()))
+                live = [t for t in tasks if t.get("NodeID") not in gone]
+                if (
+                    gone
+                    and len(tasks) >= expected
+                    and all(t["Status"]["State"] in DONE for t in live)
+                ):
+                    return live, "; ".join(sorted(gone.values()))
         await asyncio.sleep(poll)
     return None, ""
 
 
 def lost_node(nodes, node_ids):
     """Why one of ``node_ids`` cannot finish a task ("node w2 is down", "node ... left the
-    Swarm"), or "" when all of them are ready. Pure: ``nodes`` as the manager lists them."""
+    Swarm"), or "" when none is down or gone. Pure: ``nodes`` as the manager lists them."""
     by_id = {n["ID"]: n for n in nodes}
     for node_id in sorted(node_ids):
         node = by_id.get(node_id)
         if node is None:
             return f"node {node_id[:12]} left the Swarm"
         state = (node.get("Status") or {}).get("State")
-        if state != "ready":
+        if state in LOST_STATES:
             return f"node {cluster.node_name(node)} is {state}"
     return ""
 

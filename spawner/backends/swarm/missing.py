@@ -1,13 +1,15 @@
-"""GPU servers that lack what every GPU server must have: the lab's shared storage (homes, the
-SSH host keys, the boot files, datasets). A node whose NFS mount failed at boot has an empty local
-folder, or none, where the shared root should be; a server's task placed there is rejected by
-Swarm ("bind source path does not exist": Swarm never creates a bind's source, so nothing lands on
-the node's own disk). When the hub itself sees the path (it mounts the shared root: the path is
-there, the node is what lacks it; a path missing everywhere, say a dataset's folder misspelt in the
-site file, passes no node over), it tells the user which node lacks what, offers none of that node's
-GPUs and places no server there, and checks again every ``RECHECK_EVERY`` seconds with a small job
-on that node that mounts what was missing (read-only, as nobody, no capabilities): once it runs,
-the node is offered again. Pure but for the clock."""
+"""GPU servers that lack the lab's shared storage (homes, the SSH host keys, the boot files). A
+node whose NFS mount failed at boot has an empty local folder, or none, where the shared root
+should be; a server's task placed there is rejected by Swarm ("bind source path does not exist":
+Swarm never creates a bind's source, so nothing lands on the node's own disk).
+
+When the hub itself sees the missing path (it mounts the shared root: the path is there, the node
+is what lacks it; a path missing everywhere, say a dataset's folder misspelt in the site file,
+passes no node over), the user is told which node lacks what, and the node is passed over: none of
+its GPUs offered, no server without GPUs placed there, a start naming it refused. Every
+``RECHECK_EVERY`` seconds a small job on that node mounts the hub's boot folder (on the shared
+storage, mounted by every server; read-only, as nobody, no capabilities): once it runs, the node is
+offered again. Nothing a user names or owns decides a check. Pure but for the clock."""
 
 import re
 import time
@@ -16,7 +18,7 @@ import uuid
 from ...core.job import NODE_BRIDGE, build_job
 from ...core.spec import MountSpec
 
-RECHECK_EVERY = 30.0  # seconds between checks of a node that lacked a path
+RECHECK_EVERY = 30.0  # seconds between checks of a node passed over
 _NOT_THERE = re.compile(r"bind source path does not exist: (\S+)")
 
 
@@ -28,6 +30,7 @@ def missing_path(task):
 
 
 def explain(node, path, passed_over=True):
+    """For the user whose start failed (the path is one of their own server's)."""
     return f"{node} does not have {path}, which every GPU server must have" + (
         " (is the lab's shared storage mounted there?); gpulab places no server there until it has"
         if passed_over
@@ -36,35 +39,36 @@ def explain(node, path, passed_over=True):
 
 
 class MissingStorage:
-    """Which nodes lack which paths, since when, and when they were last checked."""
+    """Which nodes are passed over, since when, and when they were last checked."""
 
     def __init__(self, recheck_every=RECHECK_EVERY):
         self.recheck_every = recheck_every
-        self.nodes = {}  # node name -> {"paths": set, "since": t, "checked": t, "checking": bool}
+        self.nodes = {}  # node name -> {"since": t, "checked": t, "checking": bool}
 
-    def lacks(self, node, path, now=None):
+    def lacks(self, node, now=None):
         now = time.time() if now is None else now
-        entry = self.nodes.setdefault(
-            node, {"paths": set(), "since": now, "checked": now, "checking": False}
-        )
-        entry["paths"].add(path)
-        entry["checked"] = now
+        self.nodes.setdefault(node, {"since": now, "checked": now, "checking": False})
 
     def lacking(self):
         return set(self.nodes)
 
     def why(self, node):
-        entry = self.nodes.get(node)
-        return explain(node, ", ".join(sorted(entry["paths"]))) if entry else ""
+        """For anyone (no user's path in it)."""
+        if node not in self.nodes:
+            return ""
+        return (
+            f"{node} does not have the lab's shared storage now; gpulab places no server there "
+            "until it has"
+        )
 
     def due(self, now=None):
-        """[(node, paths)] to check now (each marked as being checked)."""
+        """Nodes to check now (each marked as being checked)."""
         now = time.time() if now is None else now
         out = []
         for node, entry in sorted(self.nodes.items()):
             if not entry["checking"] and now - entry["checked"] >= self.recheck_every:
                 entry["checking"] = True
-                out.append((node, sorted(entry["paths"])))
+                out.append(node)
         return out
 
     def checked(self, node, present, now=None):
@@ -78,19 +82,22 @@ class MissingStorage:
             entry["checking"] = False
             entry["checked"] = time.time() if now is None else now
 
+    def forget_all_but(self, nodes):
+        """Nodes that left the Swarm are not checked any more."""
+        for node in set(self.nodes) - set(nodes):
+            del self.nodes[node]
 
-def check_job(*, deployment, node, paths, image, hardening):
-    """A job on ``node`` that only starts when every one of ``paths`` is there."""
+
+def check_job(*, deployment, node, shared_path, image, hardening):
+    """A job on ``node`` that only starts when ``shared_path`` (the hub's boot folder on the
+    shared storage) is there."""
     return build_job(
         deployment=deployment,
         name=f"{deployment}-storagecheck-{uuid.uuid4().hex[:8]}",
         kind="storage-check",
         image=image,
         command=["true"],
-        mounts=[
-            MountSpec(target=f"/check/{i}", source=path, kind="bind", read_only=True)
-            for i, path in enumerate(paths)
-        ],
+        mounts=[MountSpec(target="/check", source=shared_path, kind="bind", read_only=True)],
         user="65534:65534",
         network=NODE_BRIDGE,  # a job on a node always has the node's bridge
         node=node,

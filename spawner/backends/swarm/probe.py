@@ -22,7 +22,15 @@ out = {"node": os.environ.get(sys.argv[2], "?"), "reached": []}
 for line in open("/proc/self/status"):
     if line.startswith("NoNewPrivs:"):
         out["no_new_privs"] = line.split()[1]
-out["shared"] = os.path.exists(sys.argv[3]) if len(sys.argv) > 3 else None
+out["shared"] = None
+if len(sys.argv) > 3:
+    try:
+        os.stat(sys.argv[3])
+        out["shared"] = True
+    except PermissionError:
+        out["shared"] = "unreadable"
+    except OSError:
+        out["shared"] = False
 for target in json.loads(sys.argv[1]):
     host, port = target.rsplit(":", 1)
     s = socket.socket()
@@ -83,6 +91,10 @@ def findings(output):
 def problems(answer, shared_root=""):
     """What is wrong on one node, in words."""
     out = []
+    if answer.get("shared") == "unreadable":
+        out.append(
+            f"its {shared_root or 'shared root'} cannot be searched by an unprivileged user (make it 0755)"
+        )
     if answer.get("shared") is False:
         out.append(
             f"its {shared_root or 'shared root'} is not the lab's shared storage (not mounted there?): "

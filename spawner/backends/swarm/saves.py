@@ -175,8 +175,8 @@ class SwarmSaves:
         outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1], pins=self.pins))
         if outcome.get("gpulab_save") == "lost":  # the server's node died under the save
             raise SaveError(
-                f"the save stopped: {outcome['message'].removeprefix('the job stopped: ')} "
-                "(your server's node); nothing was saved",
+                f"the save did not finish: {outcome['message'].removeprefix('the job stopped: ')} "
+                "(your server's node); it is not among your saves: save again once your server runs",
                 503,
             )
         if outcome.get("gpulab_save") != "ok":

@@ -153,13 +153,18 @@ class GPUSwarmSpawner(GPULabSpawner):
         return limits
 
     def constraints(self, request):
-        lacking = [] if request.node else sorted(self.source.missing.lacking())
         return [
             *self.placement_constraints,
             *request.profile.get("constraints", ()),
             *([f"node.hostname=={request.node}"] if request.node else []),
-            *(f"node.hostname!={node}" for node in lacking),  # no shared storage there now
         ]
+
+    def placement(self, request):
+        """Where Swarm may place the service: the constraints, and, for a server Swarm places
+        itself (no node chosen), none of the nodes passed over for lacking the shared storage
+        (a chosen node's GPUs were offered only while it was not)."""
+        lacking = [] if (request.node or self.node_name) else sorted(self.source.missing.lacking())
+        return [*self.constraints(request), *(f"node.hostname!={n}" for n in lacking)]
 
     def check_request(self, request):
         why = self.source.missing.why(request.node) if request.node else ""
@@ -227,9 +232,10 @@ class GPUSwarmSpawner(GPULabSpawner):
             )
         )
         spec = dataclasses.replace(spec, image=image)
-        kwargs = service_arguments(
-            spec, node_id=node_id, constraints=self.constraints(self._request)
-        )
+        why = self.source.missing.why(self.node_name) if self.node_name else ""
+        if why:  # passed over since the allocator chose it
+            raise refused(503, f"The server could not start: {why}. Start again.")
+        kwargs = service_arguments(spec, node_id=node_id, constraints=self.placement(self._request))
         return await self.docker("create_service", **kwargs)
 
     async def get_task(self):
@@ -270,12 +276,13 @@ class GPUSwarmSpawner(GPULabSpawner):
                         # the hub sees it (on the shared root): the node's mount is what is missing
                         there = await asyncio.to_thread(os.path.exists, lacks)
                         if there:
-                            self.source.missing.lacks(node, lacks)
+                            self.source.pass_over(node)
                         self.log.warning("gpulab: %s", explain(node, lacks, there))
+                        again = there and not getattr(self._request, "node", "")
                         raise refused(
                             503,
                             f"The server could not start: {explain(node, lacks, there)}."
-                            + (" Start again to be placed on another server." if there else ""),
+                            + (" Start again to be placed on another server." if again else ""),
                         )
                     # a node that lacked the image could not pull it: say that the registry is why
                     why = "; ".join(getattr(self, "_registry_errors", ()))
