@@ -99,6 +99,7 @@ class SwarmCluster:
         self.nodes = {}  # name -> container
         self.addresses = {}  # name -> its address on the network, as last seen
         self.certs_dirs = []
+        self.loops = {}  # worker name -> (loop device, its file): a disk of its own (add_worker)
 
     # --- names ---
 
@@ -303,6 +304,75 @@ class SwarmCluster:
             self.apply_egress_rules(name)
         self.wait_node_ready(name, deadline - time.monotonic())
 
+    def add_worker(self, name, *, disk_bytes):
+        """A GPU server without GPUs joins the running Swarm, its Docker data on a file system of
+        its own of ``disk_bytes`` (ext4 on a loop device over a sparse file in the cluster's state
+        folder): a disk that can be filled. :meth:`remove_worker` takes it all away again."""
+        image = os.path.join(self.state, f"{name}-lib.img")
+        with open(image, "wb") as f:
+            f.truncate(disk_bytes)
+        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True, capture_output=True)
+        device = subprocess.run(
+            ["losetup", "--find", "--show", image], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        self.loops[name] = (device, image)
+        self.client.volumes.create(
+            f"{self.node_name(name)}-lib",
+            driver="local",
+            driver_opts={"type": "ext4", "device": device},
+            labels={"gpulab.test": self.prefix},
+        )
+        self.workers[name] = 0
+        self._run_node(name)
+        mgr = self.engine("mgr")
+        self.engine(name).swarm.join(
+            remote_addrs=[f"{self.ip('mgr')}:2377"],
+            join_token=mgr.swarm.attrs["JoinTokens"]["Worker"],
+            advertise_addr=self.ip(name),
+        )
+        self.wait_node_ready(name)
+        for node in mgr.nodes.list():
+            if node.attrs["Description"]["Hostname"] == self.node_name(name):
+                spec = node.attrs["Spec"]
+                spec.setdefault("Labels", {}).update(node_labels_for_test_gpus())
+                node.update(spec)
+        self.apply_egress_rules(name)
+
+    def remove_worker(self, name):
+        """A worker leaves the Swarm for good and its machine, disk and loop device go."""
+        try:
+            self.engine(name).swarm.leave(force=True)
+        except (docker.errors.DockerException, OSError):
+            pass
+        for node in self.engine("mgr").nodes.list():
+            if node.attrs["Description"]["Hostname"] == self.node_name(name):
+                deadline = time.monotonic() + 60
+                while True:  # the manager removes a node once it sees it down
+                    try:
+                        node.remove(force=True)
+                        break
+                    except docker.errors.APIError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(1)
+        container = self.nodes.pop(name, None)
+        if container is not None:
+            container.remove(force=True, v=True)
+        try:
+            self.client.volumes.get(f"{self.node_name(name)}-lib").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        self._free_loop(name)
+        remove_cgroups(self.node_name(name))
+        self.workers.pop(name, None)
+
+    def _free_loop(self, name):
+        device, image = self.loops.pop(name, (None, None))
+        if device:
+            subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+        if image and os.path.exists(image):
+            os.unlink(image)
+
     def wait_node_ready(self, name, timeout=90):
         """Until the node's own engine is back in the Swarm and the manager sees it ready."""
         deadline = time.monotonic() + max(timeout, 1)
@@ -324,6 +394,8 @@ class SwarmCluster:
                 self.client.volumes.get(f"{self.node_name(name)}-lib").remove(force=True)
             except docker.errors.NotFound:
                 pass
+        for name in list(self.loops):
+            self._free_loop(name)
         if self.network is not None:
             self.network.remove()
         shutil.rmtree(self.state, ignore_errors=True)

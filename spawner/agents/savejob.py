@@ -144,7 +144,10 @@ def main():
         result = (save if order.get("action", "save") == "save" else delete)(client, order, auth)
         print(json.dumps(result), flush=True)
     except SaveError as e:
-        print(json.dumps({"gpulab_save": "refused", "message": str(e)}), flush=True)
+        print(
+            json.dumps({"gpulab_save": "refused", "message": str(e), "status": e.status}),
+            flush=True,
+        )
         sys.exit(1)
     except RegistryFailed as e:
         print(json.dumps({"gpulab_save": "registry", "message": str(e)[:500]}), flush=True)

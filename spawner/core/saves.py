@@ -274,10 +274,33 @@ def commit(client, container, *, repository, tag, labels, max_new_bytes, base_hi
         sudo = made_with_sudo(env, config.get("Labels"))
         labels = {**labels, contract.L_SAVE_SUDO: "1" if sudo else "0"}
         conf = commit_config(config, env, labels, own)
-        layer = container.commit(conf=conf, pause=False)
+        try:
+            layer = container.commit(conf=conf, pause=False)
+        except Exception as e:
+            raise disk_full_or(e)
     finally:
         client.api.unpause(container.id)
-    return recommit_clean(client, layer, repository, tag, conf), own, sudo
+    try:
+        return recommit_clean(client, layer, repository, tag, conf), own, sudo
+    except Exception as e:
+        try:  # nothing half-made: the first commit goes with the failed second
+            client.images.remove(layer.id, force=True)
+        except Exception:
+            pass
+        raise disk_full_or(e)
+
+
+DISK_FULL = (
+    "the disk that holds Docker's data on this GPU server is full (no space left on device): "
+    "nothing was saved; the lab's admin must make room there"
+)
+
+
+def disk_full_or(error):
+    """A :class:`SaveError` (507) for an engine that ran out of disk while committing, else ``error``."""
+    if "no space left on device" in str(error).lower():
+        return SaveError(DISK_FULL, 507)
+    return error
 
 
 def recommit_clean(client, layer, repository, tag, conf):

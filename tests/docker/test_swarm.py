@@ -661,6 +661,73 @@ def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it
     assert job_services(cluster) == []
 
 
+def test_a_full_docker_disk_on_a_gpu_server_fails_a_save_clearly_and_leaves_nothing(lab):
+    """A GPU server whose disk for Docker's data is full (here w3, joined for this test with its
+    own small file system): a save there is refused with a 507 naming the node and the full disk,
+    nothing half-made is left (no image, tag, job or listed save), the server runs on unpaused,
+    the hub serves on, and the save works once there is room."""
+    hub, cluster, registry = lab["hub"], lab["cluster"], lab["registry"]
+    cluster.add_worker("w3", disk_bytes=4 * 1024**3)
+    try:
+        w3 = cluster.node_name("w3")
+        hub.create_user("tara")
+        auth = {"Authorization": f"token {hub.user_token('tara')}"}
+        deadline = time.monotonic() + 60  # a server may name w3 once the hub has seen it
+        while True:
+            r = hub.api("POST", "/users/tara/server", json={"profile": "cpu", "node": w3})
+            if r.status_code != 400 or "not a GPU server" not in r.text:
+                break
+            assert time.monotonic() < deadline, r.text
+            time.sleep(2)
+        assert r.status_code in (201, 202), r.text
+        hub.wait_ready("tara", timeout=300)  # w3 pulls the image first
+        node, c = hub.container_of("tara")
+        assert node == "w3"
+        url = f"{hub.url}/hub/api/gpulab/users/tara/saves"
+        r = requests.post(url, json={"note": "room"}, headers=auth, timeout=600)
+        assert r.status_code == 201, r.text  # also brings the save job's image to w3
+        first = r.json()["tag"]
+        code, out = c.exec_run(
+            ["sh", "-c", "head -c 60000000 /dev/urandom > /opt/weights.bin"], user="0"
+        )
+        assert code == 0, out
+        tags = save_tags_on(cluster, "w3", registry.address)
+        images = len(cluster.engine("w3").images.list(all=True))
+        on_node(
+            cluster,
+            "w3",
+            "sh",
+            "-c",
+            "fallocate -l $(( $(df -B1 --output=avail /var/lib/docker | tail -n 1) - 30000000 ))"
+            " /var/lib/docker/filler",
+        )
+        try:
+            t0 = time.monotonic()
+            r = requests.post(url, json={"note": "full"}, headers=auth, timeout=600)
+            took = time.monotonic() - t0
+            assert r.status_code == 507, (r.status_code, r.text)
+            message = r.json()["message"]
+            assert w3 in message and "full" in message and "nothing was saved" in message, message
+            assert saves_of(hub, "tara", auth) == [first]
+            assert job_services(cluster) == []
+            assert save_tags_on(cluster, "w3", registry.address) == tags
+            assert len(cluster.engine("w3").images.list(all=True)) == images, "no layer left"
+            c.reload()
+            assert c.status == "running", c.status  # unpaused after the failed commit
+            assert hub.api("GET", "/").status_code == 200
+        finally:
+            on_node(cluster, "w3", "rm", "-f", "/var/lib/docker/filler")
+        r = requests.post(url, json={"note": "again"}, headers=auth, timeout=600)
+        assert r.status_code == 201, r.text
+        hub.stop_server("tara", timeout=120)
+        for tag in saves_of(hub, "tara", auth):
+            r = requests.delete(f"{url}/{tag}", headers=auth, timeout=600)
+            assert r.status_code == 204, r.text
+    finally:
+        cluster.remove_worker("w3")
+    print(f"\n[gpulab] a save on a node with a full Docker disk refused in {took:.1f} s")
+
+
 def test_a_gpu_server_dying_during_a_save(lab):
     """sara's server runs on w2 and she saves it; w2 loses power while the save job commits and
     pushes there. The save ends within seconds saying which node went down (not at the save's

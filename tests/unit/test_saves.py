@@ -122,3 +122,15 @@ def test_a_save_remembers_sudo_and_passes_it_on():
     assert saves.made_with_sudo(["GPULAB_SUDO=0"], {**made, "gpulab.save.sudo": "0"}) is False
     assert saves.row_from_labels("r:t", {})["sudo"] is True
     assert saves.row_from_labels("r:t", {"gpulab.save.sudo": "0"})["sudo"] is False
+
+
+def test_an_engine_out_of_disk_while_committing_is_a_507_that_says_so():
+    from gpulab.core.saves import SaveError, disk_full_or
+
+    e = disk_full_or(
+        RuntimeError("500 Server Error: write /var/lib/docker/overlay2/x: no space left on device")
+    )
+    assert isinstance(e, SaveError) and e.status == 507
+    assert "full" in str(e) and "nothing was saved" in str(e)
+    other = RuntimeError("500 Server Error: something else")
+    assert disk_full_or(other) is other

@@ -17,7 +17,7 @@ from ...core import saves as rules
 from ...core.job import EVERY_NODE, NODE_BRIDGE, build_job
 from ...core.saves import SaveError
 from ...core.spec import MountSpec
-from . import registry
+from . import cluster, registry
 from .jobs import run_job
 
 SAVE_TIMEOUT = 600
@@ -179,10 +179,14 @@ class SwarmSaves:
                 "(your server's node); it is not among your saves: save again once your server runs",
                 503,
             )
+        if outcome.get("status") == 507:  # the node's disk: say which
+            node = await self._io(lambda: cluster.node_name(api.inspect_node(task["NodeID"])))
+            outcome["message"] = outcome["message"].replace("this GPU server", node)
         if outcome.get("gpulab_save") != "ok":
             raise SaveError(
                 f"{outcome.get('message', 'the save failed')} (your saves use {rules.gib(used)} of {rules.gib(max_bytes)})",
-                {"refused": 400, "registry": 502}.get(outcome.get("gpulab_save"), 500),
+                outcome.get("status")
+                or {"refused": 400, "registry": 502}.get(outcome.get("gpulab_save"), 500),
             )
         row = (
             self.deployment,
