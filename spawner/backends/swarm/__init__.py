@@ -245,11 +245,9 @@ class SwarmBackend(Backend):
         for name, (problems, fine, has_gpus) in sorted(found.items()):
             if has_gpus:  # where user servers run
                 if name in answers:
-                    problems = problems + probe.problems(answers[name], cluster["shared_root"])
+                    problems = problems + probe.problems(answers[name])
                 elif "bind source path does not exist" in str(result.status):
-                    problems = problems + [
-                        f"the lab's shared storage is not there ({cluster['shared_root']} is missing): servers started there fail"
-                    ]
+                    problems = problems + [probe.without_shared_storage(cluster["shared_root"])]
                 else:
                     problems = problems + [
                         f"the probe did not run there ({result.status}: {result.output[-200:]})"

@@ -3,7 +3,8 @@
 no-new-privileges to services (Docker 27's API does; some older engines ignore it), and are the
 places a user's container must not reach (the lab's registry, the manager's Swarm port, the lab's
 NFS or whatever an admin names) refused? Is the lab's shared storage there, the same as the
-manager's (a marker file written for this check must be seen through it)? Checked, not assumed: a
+manager's (a marker file written for this check is mounted into the probe: a node without it
+rejects the probe's task, whatever the shared root's permissions)? Checked, not assumed: a
 node without its egress rules (``gpulab node setup --write``), on an engine that drops the
 setting, or without the shared storage is reported."""
 
@@ -14,7 +15,7 @@ from ...core import contract
 from ...core.job import EVERY_NODE, build_job
 from ...core.spec import MountSpec
 
-SHARED = "/gpulab-shared"  # where the probe sees the shared root (read-only)
+SHARED = "/gpulab-shared-marker"  # where the probe gets the manager's marker file (read-only)
 
 PROBE = r"""
 import json, os, socket, sys
@@ -22,15 +23,6 @@ out = {"node": os.environ.get(sys.argv[2], "?"), "reached": []}
 for line in open("/proc/self/status"):
     if line.startswith("NoNewPrivs:"):
         out["no_new_privs"] = line.split()[1]
-out["shared"] = None
-if len(sys.argv) > 3:
-    try:
-        os.stat(sys.argv[3])
-        out["shared"] = True
-    except PermissionError:
-        out["shared"] = "unreadable"
-    except OSError:
-        out["shared"] = False
 for target in json.loads(sys.argv[1]):
     host, port = target.rsplit(":", 1)
     s = socket.socket()
@@ -47,9 +39,16 @@ print("gpulab-probe: " + json.dumps(out), flush=True)
 
 
 def probe_job(*, deployment, image, network, targets, hardening, shared_root="", marker=""):
-    """``marker``: a file's name in ``shared_root`` that the node must see there."""
+    """``marker``: a file's name in ``shared_root`` that the node must have there."""
     shared = (
-        [MountSpec(target=SHARED, source=shared_root, kind="bind", read_only=True)]
+        [
+            MountSpec(
+                target=SHARED,
+                source=f"{shared_root.rstrip('/')}/{marker}",
+                kind="bind",
+                read_only=True,
+            )
+        ]
         if marker
         else []
     )
@@ -65,7 +64,6 @@ def probe_job(*, deployment, image, network, targets, hardening, shared_root="",
             PROBE,
             json.dumps(sorted(targets)),
             contract.PROBE_NODE_ENV,
-            *([f"{SHARED}/{marker}"] if marker else []),
         ],
         mounts=shared,
         env={contract.PROBE_NODE_ENV: "{{.Node.Hostname}}"},  # Swarm fills in the node's name
@@ -88,18 +86,17 @@ def findings(output):
     return out
 
 
-def problems(answer, shared_root=""):
+def without_shared_storage(shared_root):
+    """A node that rejected the probe for lacking the manager's marker file, in words."""
+    return (
+        f"its {shared_root} is not the lab's shared storage (not mounted there?): homes and saves "
+        "would not be found; servers started there fail"
+    )
+
+
+def problems(answer):
     """What is wrong on one node, in words."""
     out = []
-    if answer.get("shared") == "unreadable":
-        out.append(
-            f"its {shared_root or 'shared root'} cannot be searched by an unprivileged user (make it 0755)"
-        )
-    if answer.get("shared") is False:
-        out.append(
-            f"its {shared_root or 'shared root'} is not the lab's shared storage (not mounted there?): "
-            "homes and saves would not be found; servers started there fail"
-        )
     if answer.get("no_new_privs") != "1":
         out.append(
             "its engine does not apply no-new-privileges to services (setuid programs in user servers could gain root)"
