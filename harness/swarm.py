@@ -311,7 +311,8 @@ class SwarmCluster:
         image = os.path.join(self.state, f"{name}-lib.img")
         with open(image, "wb") as f:
             f.truncate(disk_bytes)
-        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True, capture_output=True)
+        # -m 0: no blocks kept for root (dockerd is root: it would fill those too)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True, capture_output=True)
         device = subprocess.run(
             ["losetup", "--find", "--show", image], check=True, capture_output=True, text=True
         ).stdout.strip()
