@@ -29,6 +29,7 @@ from ...hub.crosscheck import ConfigError
 from ...hub.refusal import refused
 from ...hub.spawner import GPULabSpawner
 from . import SWARM, cluster, network, registry
+from .jobs import LOST_STATES
 from .missing import explain, missing_path
 from .render import service_arguments
 
@@ -351,8 +352,12 @@ class GPUSwarmSpawner(GPULabSpawner):
 
     async def poll(self):
         """Running, or why not: the task ended, or its node is down (a dead node's tasks look
-        alive to Swarm until the node comes back)."""
-        if await self.get_object() is None:
+        alive to Swarm until the node comes back). A server found stopped has its service removed
+        here: JupyterHub does not call stop() for a server that poll() says has stopped, and a
+        service left behind would keep its container (and GPU) when a node that was only cut
+        off comes back."""
+        exists = await self.get_object() is not None
+        if not exists:
             status = 0
         else:
             task = await self.get_task()
@@ -362,8 +367,12 @@ class GPUSwarmSpawner(GPULabSpawner):
                 status = f"task {task['Status']['State']}: {task['Status'].get('Err') or task['Status'].get('Message', '')}"
             else:
                 status = await self._node_down(task.get("NodeID"))
-        if status is not None and self.gpu_uuids:
-            self.release_gpus()
+        if status is not None:
+            if exists:
+                await self.remove_object()
+                self.object_id = ""
+            if self.gpu_uuids:
+                self.release_gpus()
         return status
 
     async def _node_down(self, node_id):
@@ -374,7 +383,8 @@ class GPUSwarmSpawner(GPULabSpawner):
         except docker.errors.NotFound:
             return f"node {node_id[:12]} left the Swarm"
         state = node["Status"]["State"]
-        return None if state == "ready" else f"node {cluster.node_name(node)} is {state}"
+        # "unknown" is a new manager's view before it hears from the node: not a dead node
+        return f"node {cluster.node_name(node)} is {state}" if state in LOST_STATES else None
 
     async def stop(self, now=False):
         if self.object_id or await self.get_object():
