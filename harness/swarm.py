@@ -258,7 +258,11 @@ class SwarmCluster:
         raise RuntimeError(f"only {[n.attrs['Status']['State'] for n in nodes]} nodes ready")
 
     def kill(self, name):
-        """A node dies (power cut): its container is killed; its engine is gone."""
+        """A node dies (power cut): its container is killed; its engine is gone. Containers its
+        engine paused are thawed first: a power cut ends them too, but a frozen process cannot
+        die, and the node's container would not end (its engine made their cgroups under
+        ``/<node>`` of this machine's hierarchies)."""
+        thaw(self.node_name(name))
         self.nodes[name].kill()
 
     def node_state(self, name):
@@ -278,6 +282,7 @@ class SwarmCluster:
         container = self.nodes[name]
         self.ip(name)
         if hard:
+            thaw(self.node_name(name))
             container.kill()
         else:
             container.stop(timeout=20)
@@ -402,6 +407,22 @@ class SwarmCluster:
         shutil.rmtree(self.state, ignore_errors=True)
         for name in ["mgr", *self.workers]:
             remove_cgroups(self.node_name(name))
+
+
+def thaw(parent):
+    """Thaw every frozen cgroup under ``/<parent>`` (cgroup v1's freezer, or v2's cgroup.freeze)."""
+    for state in glob.glob(f"/sys/fs/cgroup/freezer/{parent}/**/freezer.state", recursive=True):
+        with open(state) as f:
+            frozen = f.read().strip() != "THAWED"
+        if frozen:
+            with open(state, "w") as f:
+                f.write("THAWED")
+    for freeze in glob.glob(f"/sys/fs/cgroup/{parent}/**/cgroup.freeze", recursive=True):
+        with open(freeze) as f:
+            frozen = f.read().strip() == "1"
+        if frozen:
+            with open(freeze, "w") as f:
+                f.write("0")
 
 
 def remove_cgroups(parent):
