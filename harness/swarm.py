@@ -363,6 +363,7 @@ class SwarmCluster:
                         time.sleep(1)
         container = self.nodes.pop(name, None)
         if container is not None:
+            thaw(self.node_name(name))
             container.remove(force=True, v=True)
         try:
             self.client.volumes.get(f"{self.node_name(name)}-lib").remove(force=True)
@@ -391,6 +392,8 @@ class SwarmCluster:
             time.sleep(0.5)
 
     def remove(self):
+        for name in ["mgr", *self.workers]:
+            thaw(self.node_name(name))  # a paused container would keep its node from ending
         for c in self.client.containers.list(
             all=True, filters={"label": f"gpulab.test={self.prefix}"}
         ):
