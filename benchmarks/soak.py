@@ -85,6 +85,25 @@ def site(gpus, idle_s):
     }
 
 
+def fd_kinds(pid):
+    """The hub's open files by kind: {"socket": n, "pipe": n, "anon_inode": n, "file": n}."""
+    unix = set()
+    with open(f"/proc/{pid}/net/unix") as f:
+        for line in list(f)[1:]:
+            unix.add(line.split()[6])
+    kinds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = target.split(":", 1)[0] if ":" in target and not target.startswith("/") else "file"
+        if kind == "socket":
+            kind = "unix socket" if target[8:-1] in unix else "tcp socket"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
 class Unfinished(Exception):
     """The run ended while an operation waited (a spawn in the GPU queue, a job): not an error."""
 
@@ -428,6 +447,7 @@ class Soak:
             "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
             "threads": int(status["Threads"]),
             "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "fd_kinds": fd_kinds(pid),
             "lag_max": self.metric("gpulab_event_loop_lag_max_seconds"),
             "routes": sum(1 for path in routes if path.rstrip("/") not in ("", "/hub")),
             "running": running,
@@ -604,6 +624,7 @@ def report(result, out=sys.stdout):
             f"fds {s[0]['fds']} -> {s[-1]['fds']} (max {max(x['fds'] for x in s)}); "
             f"threads {s[0]['threads']} -> {s[-1]['threads']} (max {max(x['threads'] for x in s)})"
         )
+        p(f"open files by kind, first and last sample: {s[0]['fd_kinds']} -> {s[-1]['fd_kinds']}")
         mismatch = sum(1 for x in s if x["routes"] != x["running"])
         p(f"proxy routes vs running servers: {len(s) - mismatch}/{len(s)} samples equal")
     p(f"reclaims: {result['reclaims']}")

@@ -2,6 +2,8 @@
 log in, start servers with and without GPUs, run kernels, SSH, TensorBoard, jobs, get reclaimed,
 queue, save, back up and stop. Nothing may fail, block the hub or be left behind."""
 
+from docker.constants import DEFAULT_NUM_POOLS
+
 from benchmarks import soak
 
 
@@ -23,5 +25,17 @@ def test_a_short_lab_day_loses_nothing_and_leaves_nothing(docker_client):
     # the proxy's routes follow the running servers (a sample may fall between the two reads)
     equal = sum(1 for s in samples if s["routes"] == s["running"])
     assert equal >= 0.8 * len(samples), [(s["routes"], s["running"]) for s in samples]
-    # the hub's open files and threads come back down: nothing held per past user
-    assert samples[-1]["fds"] <= samples[0]["fds"] + 40, (samples[0], samples[-1])
+    # the hub's open files come back down: nothing held per past user. docker-py keeps up to
+    # DEFAULT_NUM_POOLS (25) connection pools per client, one per URL it asked, each with an idle
+    # connection to the engine's socket; the hub has two clients (the deployment's and
+    # DockerSpawner's): up to 50 such sockets stay, whatever the number of users
+    first, last = samples[0]["fd_kinds"], samples[-1]["fd_kinds"]
+    assert last.get("unix socket", 0) <= first.get("unix socket", 0) + 2 * DEFAULT_NUM_POOLS, (
+        first,
+        last,
+    )
+
+    def others(kinds):
+        return sum(n for kind, n in kinds.items() if kind != "unix socket")
+
+    assert others(last) <= others(first) + 10, (first, last)
