@@ -262,12 +262,7 @@ def test_a_save_made_on_one_node_starts_on_the_other(lab):
     assert node == "w1"
     tool = "printf '#!/bin/sh\\necho saved on w1\\n' > /usr/local/bin/svtool && chmod 755 /usr/local/bin/svtool"
     assert c.exec_run(["sh", "-c", tool], user="0").exit_code == 0  # a change outside the home
-    r = requests.post(
-        f"{hub.url}/hub/api/gpulab/users/sven/saves",
-        json={"note": "on w1"},
-        headers=auth,
-        timeout=600,
-    )
+    r = post_save(hub, "sven", auth, "on w1")
     assert r.status_code == 201, r.text
     save = r.json()
     assert (
@@ -530,6 +525,16 @@ def test_a_two_node_job_runs_mpirun_across_both_workers_and_its_gang_waits_whole
 # --- faults: the registry down, a GPU server rebooting ----------------------------------------
 
 
+def post_save(hub, user, auth, note, timeout=600):
+    """The user saves their running server (the hub answers when the save is made or refused)."""
+    return requests.post(
+        f"{hub.url}/hub/api/gpulab/users/{user}/saves",
+        json={"note": note},
+        headers=auth,
+        timeout=timeout,
+    )
+
+
 def saves_of(hub, user, auth):
     r = requests.get(f"{hub.url}/hub/api/gpulab/users/{user}/saves", headers=auth, timeout=30)
     assert r.status_code == 200, r.text
@@ -583,9 +588,7 @@ def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it
     node, c = hub.container_of("rita")
     assert node == "w1"
     assert c.exec_run(["sh", "-c", "echo up > /usr/local/bin/rtool"], user="0").exit_code == 0
-    r = requests.post(
-        f"{hub.url}/hub/api/gpulab/users/rita/saves", json={"note": "up"}, headers=auth, timeout=600
-    )
+    r = post_save(hub, "rita", auth, "up")
     assert r.status_code == 201, r.text
     kept = r.json()
     tags_w1 = save_tags_on(cluster, "w1", registry.address)
@@ -593,12 +596,7 @@ def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it
     try:
         # a save with the registry down
         t0 = time.monotonic()
-        r = requests.post(
-            f"{hub.url}/hub/api/gpulab/users/rita/saves",
-            json={"note": "down"},
-            headers=auth,
-            timeout=600,
-        )
+        r = post_save(hub, "rita", auth, "down")
         save_failed_in = time.monotonic() - t0
         assert r.status_code in (502, 503), (r.status_code, r.text)
         message = r.json()["message"]
@@ -643,12 +641,7 @@ def test_the_registry_down_fails_a_save_and_a_pull_cleanly_and_both_work_when_it
     hub.spawn("rita", {"profile": "gpu", "gpus": 1, "save": kept["tag"], "node": w2}, timeout=300)
     node, c = hub.container_of("rita")
     assert node == "w2" and c.exec_run(["cat", "/usr/local/bin/rtool"]).output == b"up\n"
-    r = requests.post(
-        f"{hub.url}/hub/api/gpulab/users/rita/saves",
-        json={"note": "back"},
-        headers=auth,
-        timeout=600,
-    )
+    r = post_save(hub, "rita", auth, "back")
     assert r.status_code == 201, r.text
     again = r.json()
     assert sorted(saves_of(hub, "rita", auth)) == sorted([kept["tag"], again["tag"]])
@@ -684,7 +677,7 @@ def test_a_full_docker_disk_on_a_gpu_server_fails_a_save_clearly_and_leaves_noth
         node, c = hub.container_of("tara")
         assert node == "w3"
         url = f"{hub.url}/hub/api/gpulab/users/tara/saves"
-        r = requests.post(url, json={"note": "room"}, headers=auth, timeout=600)
+        r = post_save(hub, "tara", auth, "room")
         assert r.status_code == 201, r.text  # also brings the save job's image to w3
         first = r.json()["tag"]
         code, out = c.exec_run(
@@ -703,7 +696,7 @@ def test_a_full_docker_disk_on_a_gpu_server_fails_a_save_clearly_and_leaves_noth
         )
         try:
             t0 = time.monotonic()
-            r = requests.post(url, json={"note": "full"}, headers=auth, timeout=600)
+            r = post_save(hub, "tara", auth, "full")
             took = time.monotonic() - t0
             assert r.status_code == 507, (r.status_code, r.text)
             message = r.json()["message"]
@@ -717,7 +710,7 @@ def test_a_full_docker_disk_on_a_gpu_server_fails_a_save_clearly_and_leaves_noth
             assert hub.api("GET", "/").status_code == 200
         finally:
             on_node(cluster, "w3", "rm", "-f", "/var/lib/docker/filler")
-        r = requests.post(url, json={"note": "again"}, headers=auth, timeout=600)
+        r = post_save(hub, "tara", auth, "again")
         assert r.status_code == 201, r.text
         hub.stop_server("tara", timeout=120)
         for tag in saves_of(hub, "tara", auth):
@@ -749,12 +742,7 @@ def test_a_gpu_server_dying_during_a_save(lab):
 
     def save():
         t0 = time.monotonic()
-        r = requests.post(
-            f"{hub.url}/hub/api/gpulab/users/sara/saves",
-            json={"note": "x"},
-            headers=auth,
-            timeout=900,
-        )
+        r = post_save(hub, "sara", auth, "x", timeout=900)
         result.update(response=r, took=time.monotonic() - t0)
 
     thread = threading.Thread(target=save, daemon=True)
@@ -804,10 +792,8 @@ def test_a_gpu_server_dying_during_a_save(lab):
     finally:
         cluster.start_again("w2")
     left = save_tags_on(cluster, "w2", registry.address)
-    deadline = time.monotonic() + 60  # offered again once the hub's inventory has seen w2 ready
-    while "GPU-w2-0" not in {g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"]}:
-        assert time.monotonic() < deadline, hub.api("GET", "/gpulab/gpus").json()
-        time.sleep(1)
+    # offered again once the hub's inventory has seen w2 ready
+    assert offered_again(hub, "GPU-w2-0", 60), hub.api("GET", "/gpulab/gpus").json()
     print(
         f"\n[gpulab] w2 killed during a save: the save failed in {ended_in:.1f} s"
         f" ({result['took']:.1f} s in all); save tags on w2 after its restart: {left}"
@@ -931,12 +917,7 @@ def test_a_gpu_server_rebooting_during_a_spawn(lab):
     held = holders(hub)
     assert not any(h.startswith("rob/") for hs in held.values() for h in hs), held
     # w2 is back: the hub places servers on it again (once its inventory has seen it ready)
-    deadline = time.monotonic() + 60
-    while "GPU-w2-0" not in {
-        g["uuid"] for g in hub.api("GET", "/gpulab/gpus").json()["gpus"] if g.get("available", True)
-    }:
-        assert time.monotonic() < deadline, hub.api("GET", "/gpulab/gpus").json()
-        time.sleep(1)
+    assert offered_again(hub, "GPU-w2-0", 60), hub.api("GET", "/gpulab/gpus").json()
     t0 = time.monotonic()
     hub.spawn("rob", {"profile": "gpu", "gpus": 1, "node": w2}, timeout=180)
     node, c = hub.container_of("rob")

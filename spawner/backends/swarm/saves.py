@@ -175,8 +175,8 @@ class SwarmSaves:
         outcome = _outcome(await run_job(api, job, auth=self.registry_access()[1], pins=self.pins))
         if outcome.get("gpulab_save") == "lost":  # the server's node died under the save
             raise SaveError(
-                f"the save did not finish: {outcome['message'].removeprefix('the job stopped: ')} "
-                "(your server's node); it is not among your saves: save again once your server runs",
+                f"the save did not finish: {outcome['message']} (your server's node); it is not "
+                "among your saves: save again once your server runs",
                 503,
             )
         if outcome.get("status") == 507:  # the node's disk: say which
@@ -251,7 +251,7 @@ class SwarmSaves:
 def _outcome(result):
     """A job's own JSON line (every node's, for a job on every node: the first failure wins)."""
     if result.lost:
-        return {"gpulab_save": "lost", "message": f"the job stopped: {result.lost}"}
+        return {"gpulab_save": "lost", "message": result.lost}
     found = []
     for line in result.output.splitlines():
         start = line.find('{"gpulab_save"')

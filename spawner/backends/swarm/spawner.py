@@ -29,7 +29,7 @@ from ...hub.crosscheck import ConfigError
 from ...hub.refusal import refused
 from ...hub.spawner import GPULabSpawner
 from . import SWARM, cluster, network, registry
-from .jobs import LOST_STATES
+from .jobs import lost_node
 from .missing import explain, missing_path
 from .render import service_arguments
 
@@ -379,12 +379,10 @@ class GPUSwarmSpawner(GPULabSpawner):
         if not node_id:
             return None
         try:
-            node = await self.docker("inspect_node", node_id)
+            nodes = [await self.docker("inspect_node", node_id)]
         except docker.errors.NotFound:
-            return f"node {node_id[:12]} left the Swarm"
-        state = node["Status"]["State"]
-        # "unknown" is a new manager's view before it hears from the node: not a dead node
-        return f"node {cluster.node_name(node)} is {state}" if state in LOST_STATES else None
+            nodes = []
+        return lost_node(nodes, {node_id}) or None  # the words a Swarm job uses
 
     async def stop(self, now=False):
         if self.object_id or await self.get_object():
