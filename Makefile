@@ -45,7 +45,7 @@ test: images
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -v -rA tests
 
 bench: images
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20) --burst $(or $(BURST),40) --swarm --plot docs/img/bench-burst.png
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --n $(or $(N),20) --burst $(or $(BURST),100) --swarm --plot docs/img/bench-burst.png
 	$(BIN)/python -m benchmarks.scale --runs 3 --plot docs/img/scale.png
 
 # a lab day on a real hub (benchmarks/soak.py): USERS=30 MINUTES=15 by default; CI runs a short one

@@ -43,11 +43,16 @@ def tensorboard_latency(hub, name, count):
     ip = c.attrs["NetworkSettings"]["Networks"][hub.name]["IPAddress"]
     token = hub.user_token(name)
     session = requests.Session()
-    via_hub = (hub.user_url(name, "tensorboard/data/runs"), {"Authorization": f"token {token}"})
+    auth = {"Authorization": f"token {token}"}
+    via_hub = (hub.user_url(name, "tensorboard/data/runs"), auth)
+    # the same request to the user's Jupyter server's own port: the server's auth check and
+    # jupyter-server-proxy without the hub's proxy (where the added time goes)
+    path = hub.user_url(name, "tensorboard/data/runs").split("/user/", 1)[1]
+    via_server = (f"http://{ip}:{contract.JUPYTER_PORT}/user/{path}", auth)
     direct = (f"http://{ip}:6006/data/runs", {})
     scalars = f"data/plugin/scalars/scalars?run={RUN}&tag=loss"
     out = {}
-    for label, (url, headers) in (("direct", direct), ("hub", via_hub)):
+    for label, (url, headers) in (("direct", direct), ("server", via_server), ("hub", via_hub)):
         _wait(
             lambda url=url, headers=headers: (
                 RUN in session.get(url, headers=headers, timeout=10).json()
@@ -142,6 +147,16 @@ def measure_gpulab_extras(hub, client, name, args):
         )
         for p in (50, 95)
     ]
+    tb_rows.append(
+        {
+            "metric": "TensorBoard added time at p50 (runs API): all vs the user server's part",
+            "stock": (pct(tb["hub runs"], 50) - pct(tb["direct runs"], 50)) * 1000,
+            "gpulab": (pct(tb["server runs"], 50) - pct(tb["direct runs"], 50)) * 1000,
+            "ratio": (pct(tb["server runs"], 50) - pct(tb["direct runs"], 50))
+            / max(pct(tb["hub runs"], 50) - pct(tb["direct runs"], 50), 1e-6),
+            "unit": "ms",
+        }
+    )
     speeds = ssh_throughput(hub, name, args.scp_mib)
     ssh_rows = [
         {

@@ -24,7 +24,7 @@ import requests
 
 from benchmarks import extra
 from benchmarks.hubs import GpulabHub, StockHub
-from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
+from benchmarks.spawning import Bystander, spawn_and_wait, spawn_many, stop_all
 from benchmarks.stats import pct
 from gpulab.core import contract
 from harness.hub import BASE_IMAGE
@@ -183,10 +183,7 @@ def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
             phases.run("stop", lambda: _stopped(hub, names))
         if args.burst:
             burst = phases.run(
-                f"{args.burst}-user burst",
-                lambda: spawn_many(
-                    hub, _users(hub, "burst", args.burst), timeout=args.burst_timeout
-                ),
+                f"{args.burst}-user burst", lambda: burst_with_bystander(hub, args, out)
             )
             if burst:
                 out["burst_wall"], out["burst_users"] = burst
@@ -200,6 +197,17 @@ def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
     finally:
         phases.run("clean up", lambda: (hub.stop(), hub.cleanup()))
     return out
+
+
+def burst_with_bystander(hub, args, out):
+    """The class start: ``args.burst`` users press Start together while one more user, who is not
+    starting, keeps asking the hub a trivial API question; its latencies go to ``out``."""
+    names = _users(hub, "burst", args.burst)
+    with Bystander(hub) as bystander:
+        result = spawn_many(hub, names, timeout=args.burst_timeout)
+    out["bystander"] = bystander.times
+    out["bystander_errors"] = bystander.errors
+    return result
 
 
 def _users(hub, prefix, n):
@@ -298,6 +306,20 @@ def report(stock, gpulab, n, burst):
             unit="",
             ratio=False,
         )
+        for p in (50, 95):
+            row(
+                f"{burst}-user burst: another user's API call p{p}",
+                get(stock, "bystander", lambda v, p=p: pct(v, p) * 1000),
+                get(gpulab, "bystander", lambda v, p=p: pct(v, p) * 1000),
+                unit="ms",
+            )
+        row(
+            f"{burst}-user burst: another user's API calls failed",
+            len(stock["bystander_errors"]) if "bystander_errors" in stock else None,
+            len(gpulab["bystander_errors"]) if "bystander_errors" in gpulab else None,
+            unit="",
+            ratio=False,
+        )
     row(
         "idle RSS of one user container",
         get(stock, "idle_rss", lambda v: v / 2**20),
@@ -346,7 +368,9 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--n", type=int, default=20, help="concurrent spawns (default 20)")
-    p.add_argument("--burst", type=int, default=40, help="users in the burst (default 40; 0: none)")
+    p.add_argument(
+        "--burst", type=int, default=100, help="users in the class start (default 100; 0: none)"
+    )
     p.add_argument(
         "--burst-timeout",
         type=int,
@@ -381,11 +405,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if (
         not 1 <= args.n <= 40
-        or not 0 <= args.burst <= 40
+        or not 0 <= args.burst <= 100
         or not 1 <= args.runs <= 10
         or not 1 <= args.requests <= 500
     ):
-        p.error("keep the load bounded: --n 1..40, --burst 0..40, --runs 1..10, --requests 1..500")
+        p.error("keep the load bounded: --n 1..40, --burst 0..100, --runs 1..10, --requests 1..500")
     client = docker.from_env(version="auto")
     client.ping()
     with tempfile.TemporaryDirectory(prefix="gpulab-bench-") as workdir:

@@ -78,6 +78,42 @@ def spawn_many(hub, names, options=None, timeout=300):
     return wall, [results[n] for n in names]
 
 
+class Bystander:
+    """A user who is not starting anything asks the hub a trivial API question (who am I) every
+    ``every`` seconds while a burst runs: what the rest of the lab feels during a class start.
+    Records each answer's latency, and each failure with its reason."""
+
+    def __init__(self, hub, name="bystander", every=0.1):
+        hub.create_user(name)
+        self.url = f"{hub.url}/hub/api/user"
+        self.headers = {"Authorization": f"token {hub.user_token(name)}"}
+        self.every, self.times, self.errors = every, [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        session = requests.Session()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                r = session.get(self.url, headers=self.headers, timeout=30)
+                if r.status_code == 200:
+                    self.times.append(time.monotonic() - t0)
+                else:
+                    self.errors.append(f"answered {r.status_code}")
+            except requests.RequestException as e:
+                self.errors.append(type(e).__name__)
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def stop_all(hub, names, timeout=180):
     """Stop every named server; returns the names that did not stop (the hub may be wedged)."""
 

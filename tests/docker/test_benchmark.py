@@ -12,6 +12,7 @@ from harness.hub import REPO
 NO_RATIO = (
     "servers ready",
     "per-user p50 / wall time",
+    "API calls failed",
 )  # counts and shares: both columns, no ratio
 SMALL = [
     "--n",
@@ -67,6 +68,7 @@ def test_benchmark_smoke_run(docker_client, tmp_path):
         "per-user p95",
         "3-user burst: wall time",
         "3-user burst: per-user p50",
+        "3-user burst: another user's API call",
         "idle RSS",
         "TensorBoard runs API",
         "TensorBoard plot data",
@@ -85,6 +87,8 @@ def test_benchmark_smoke_run(docker_client, tmp_path):
     ready = metrics["3-user burst: servers ready"]
     assert (ready["stock"], ready["gpulab"]) == (3, 3), ready
     assert 0 < metrics["3-user burst: per-user p50 / wall time"]["gpulab"] <= 1
+    failed_calls = metrics["3-user burst: another user's API calls failed"]
+    assert (failed_calls["stock"], failed_calls["gpulab"]) == (0, 0), failed_calls
     assert data["failed"] == {}, data["failed"]
     assert "ratio = gpulab / baseline" in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
