@@ -23,6 +23,7 @@ import docker
 import requests
 
 from benchmarks import extra
+from benchmarks import phases as spawn_phases
 from benchmarks.hubs import GpulabHub, StockHub
 from benchmarks.spawning import Bystander, spawn_and_wait, spawn_many, stop_all
 from benchmarks.stats import pct
@@ -79,12 +80,17 @@ def floor_docker_run(client, network, runs):
     return times
 
 
-def single_spawns(hub, runs, prefix):
+def single_spawns(hub, runs, prefix, phases=None):
+    """Seconds of each spawn; with ``phases`` (a list) gpulab's phases of each one are added."""
     times = []
     for i in range(runs):
         name = f"{prefix}{i}"
         hub.create_user(name)
+        posted = time.time()
         times.append(spawn_and_wait(hub, name))
+        if phases is not None:
+            (c,) = hub.containers(name)
+            phases.append(spawn_phases.one_host(posted, times[-1], c.attrs))
         hub.stop_server(name, timeout=120)
     return times
 
@@ -153,8 +159,9 @@ def measure(kind, hub_cls, client, args, workdir, **hub_kwargs):
         phases.run("hub start", lambda: hub.start(timeout=120))
         if "hub start" in out["errors"]:
             return out
+        steps = out.setdefault("phases", []) if kind == "gpulab" else None
         single = phases.run(
-            f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single")
+            f"single spawns x{args.runs}", lambda: single_spawns(hub, args.runs, "single", steps)
         )
         if single:
             out["single"] = single

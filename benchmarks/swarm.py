@@ -11,6 +11,7 @@ import tempfile
 import time
 import traceback
 
+from benchmarks import phases
 from benchmarks.jobs import submit_to_running
 from benchmarks.spawning import spawn_and_wait, spawn_many, stop_all
 from harness.swarm import SwarmLab
@@ -43,11 +44,15 @@ def _measure(client, args, out):
             spawn_and_wait(hub, name, {"profile": "cpu", "node": lab.cluster.node_name(node)})
             hub.stop_server(name, timeout=180)
         print(f"[swarm] single spawns x{args.runs}", file=sys.stderr, flush=True)
-        out["single"] = []
+        out["single"], out["phases"] = [], []
         for i in range(args.runs):
             name = f"single{i}"
             hub.create_user(name)
+            posted = time.time()
             out["single"].append(spawn_and_wait(hub, name, {"profile": "cpu"}))
+            (service,) = hub.services(name)
+            _, container = hub.container_of(name)
+            out["phases"].append(phases.swarm(posted, out["single"][-1], service, container.attrs))
             hub.stop_server(name, timeout=180)
         print(f"[swarm] {args.n} concurrent spawns", file=sys.stderr, flush=True)
         names = [f"conc{i}" for i in range(args.n)]
@@ -95,19 +100,23 @@ def rows(swarm, gpulab, n):
             "unit": "s",
         }
     ]
-    return gang + [
-        {
-            "metric": "swarm: single spawn on a worker vs one host (median)",
-            "stock": single_host,
-            "gpulab": single_swarm,
-            "ratio": single_swarm / single_host if single_swarm and single_host else None,
-            "unit": "s",
-        },
-        {
-            "metric": f"swarm: {n} concurrent spawns on 2 workers ({spread}) vs one host, wall",
-            "stock": conc_host,
-            "gpulab": conc_swarm,
-            "ratio": conc_swarm / conc_host if conc_swarm and conc_host else None,
-            "unit": "s",
-        },
-    ]
+    return (
+        gang
+        + phases.rows(gpulab.get("phases"), swarm.get("phases"))
+        + [
+            {
+                "metric": "swarm: single spawn on a worker vs one host (median)",
+                "stock": single_host,
+                "gpulab": single_swarm,
+                "ratio": single_swarm / single_host if single_swarm and single_host else None,
+                "unit": "s",
+            },
+            {
+                "metric": f"swarm: {n} concurrent spawns on 2 workers ({spread}) vs one host, wall",
+                "stock": conc_host,
+                "gpulab": conc_swarm,
+                "ratio": conc_swarm / conc_host if conc_swarm and conc_host else None,
+                "unit": "s",
+            },
+        ]
+    )

@@ -84,6 +84,9 @@ def test_benchmark_smoke_run(docker_client, tmp_path):
             assert row["ratio"] is not None and math.isfinite(row["ratio"]) and row["ratio"] > 0, (
                 row
             )
+    steps = {m: r for m, r in metrics.items() if m.startswith("swarm phase: ")}
+    assert len(steps) == 4, list(metrics)  # hub, Swarm's own, create, ready
+    assert all(r["gpulab"] > 0 for r in steps.values()), steps
     ready = metrics["3-user burst: servers ready"]
     assert (ready["stock"], ready["gpulab"]) == (3, 3), ready
     assert 0 < metrics["3-user burst: per-user p50 / wall time"]["gpulab"] <= 1

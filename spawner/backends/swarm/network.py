@@ -56,30 +56,36 @@ def user_network_name(deployment, escaped_user):
     return f"{deployment}-u-{escaped_user}"[:64]
 
 
-def ensure_user_network(api, name, *, deployment, username, encrypted, hub_container):
-    """The user's overlay network (created if missing, also by a concurrent spawn), joined by the
-    hub's container so the hub reaches the server. ``api`` is a docker-py APIClient."""
+def ensure_user_network(api, name, *, deployment, username, encrypted):
+    """The user's overlay network (created if missing, also by a concurrent spawn); its
+    inspection. ``api`` is a docker-py APIClient."""
     try:
-        net = api.inspect_network(name)
+        return api.inspect_network(name)
     except docker.errors.NotFound:
-        options = {"encrypted": "true"} if encrypted else None
-        labels = {contract.L_DEPLOYMENT: deployment, contract.L_USER: username}
-        try:
-            net = api.create_network(
-                name, driver="overlay", attachable=True, options=options, labels=labels
-            )
-        except docker.errors.APIError as e:
-            if e.status_code != 409:
-                raise
-            net = api.inspect_network(name)  # created by a concurrent spawn
+        pass
+    options = {"encrypted": "true"} if encrypted else None
+    labels = {contract.L_DEPLOYMENT: deployment, contract.L_USER: username}
     try:
-        api.connect_container_to_network(hub_container or socket.gethostname(), net["Id"])
+        return api.create_network(
+            name, driver="overlay", attachable=True, options=options, labels=labels
+        )
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
+        return api.inspect_network(name)  # created by a concurrent spawn
+
+
+def join_network(api, network_id, hub_container):
+    """The hub's container joins a user's overlay so the hub reaches the server (already
+    joined: fine). Attaching a container to an overlay it has not been on takes a third of a
+    second on the test Swarm: the spawner does it while Swarm schedules the service."""
+    try:
+        api.connect_container_to_network(hub_container or socket.gethostname(), network_id)
     except docker.errors.APIError as e:
         if e.status_code not in (403, 409) or "already" not in str(
             e.explanation or e
         ):  # already attached: fine
             raise
-    return name
 
 
 def prepare_host(client, *, deployment, network, encrypted):

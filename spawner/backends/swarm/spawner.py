@@ -183,11 +183,14 @@ class GPUSwarmSpawner(GPULabSpawner):
         return network.user_network_name(self.deployment, self.escaped_name)
 
     async def ensure_user_network(self):
-        """The user's overlay network, which the hub's container joins (to reach the server)."""
+        """The user's overlay network exists, and the hub's container is joining it (a
+        concurrent.futures.Future in ``self._joining``; :meth:`hub_joined` waits for it). Joining
+        runs while Swarm schedules the service, so it adds nothing to the start."""
         name = self.user_network()
+        self._joining = None
         if name == self.network_name:
             return name
-        return await asyncio.wrap_future(
+        net = await asyncio.wrap_future(
             self.executor.submit(
                 network.ensure_user_network,
                 self.client,
@@ -195,9 +198,18 @@ class GPUSwarmSpawner(GPULabSpawner):
                 deployment=self.deployment,
                 username=self.user.name,
                 encrypted=self.network_encrypted,
-                hub_container=self.hub_container,
             )
         )
+        self._joining = self.executor.submit(
+            network.join_network, self.client, net["Id"], self.hub_container
+        )
+        return name
+
+    async def hub_joined(self):
+        """The hub's container is on the user's network (or why it could not join)."""
+        joining, self._joining = getattr(self, "_joining", None), None
+        if joining is not None:
+            await asyncio.wrap_future(joining)
 
     def job_nodes(self):
         """A job may span every GPU server of the Swarm."""
@@ -262,6 +274,7 @@ class GPUSwarmSpawner(GPULabSpawner):
                     self._emit(75, line)
                 state = task["Status"]["State"]
                 if state == "running":
+                    await self.hub_joined()
                     self.node_name = names.get(task.get("NodeID"), self.node_name)
                     uuids = cluster.task_gpus(task)
                     if uuids:
