@@ -106,7 +106,9 @@ async def run_gang(
 ):
     """Run a multi-node job's tasks (``specs`` and ``node_ids``, their nodes, in rank order) to the end
     of rank 0; returns a :class:`~gpulab.core.job.JobResult`. Cancelled, the tasks are stopped
-    (SIGTERM, ``stop_grace`` seconds) and removed."""
+    (SIGTERM, ``stop_grace`` seconds) and removed. Until every task runs the tasks are asked
+    about often (0.1 s, growing to ``poll``): a poll of a whole second made a job's start take one
+    or two seconds by chance; then every ``poll`` seconds."""
     labels = job_labels(deployment, job_id, username)
     sids, follower = [], None
     try:
@@ -119,7 +121,7 @@ async def run_gang(
             spec = _with(spec, image=image, labels={**spec.labels, **labels})
             kwargs = task_args(spec, node_id, secret, stop_grace)
             sids.append((await asyncio.to_thread(api.create_service, **kwargs))["ID"])
-        deadline = None
+        deadline, wait = None, min(0.1, poll)
         while True:
             tasks = [await asyncio.to_thread(_task, api, sid) for sid in sids]
             if deadline is None and all(t and t["Status"]["State"] == "running" for t in tasks):
@@ -138,7 +140,8 @@ async def run_gang(
                 return JobResult(status=f"task {rank} {why}", output=_text(follower))
             if deadline is not None and time.monotonic() > deadline:
                 return JobResult(status=None, output=_text(follower), timed_out=True)
-            await asyncio.sleep(poll)
+            await asyncio.sleep(poll if deadline is not None else wait)
+            wait = min(wait * 1.5, poll)
     finally:
         if follower is not None:
             follower.close(timeout=0)
