@@ -131,6 +131,11 @@ def _ssh_throughput(hub, name, mib, work):
     return speeds
 
 
+def _share(part, whole):
+    """part / whole when both were measured above zero (a few requests can make either noise)."""
+    return part / whole if part > 0 and whole > 0 else None
+
+
 def measure_gpulab_extras(hub, client, name, args):
     tb = tensorboard_latency(hub, name, args.requests)
     tb_rows = [
@@ -152,8 +157,10 @@ def measure_gpulab_extras(hub, client, name, args):
             "metric": "TensorBoard added time at p50 (runs API): all vs the user server's part",
             "stock": (pct(tb["hub runs"], 50) - pct(tb["direct runs"], 50)) * 1000,
             "gpulab": (pct(tb["server runs"], 50) - pct(tb["direct runs"], 50)) * 1000,
-            "ratio": (pct(tb["server runs"], 50) - pct(tb["direct runs"], 50))
-            / max(pct(tb["hub runs"], 50) - pct(tb["direct runs"], 50), 1e-6),
+            "ratio": _share(
+                pct(tb["server runs"], 50) - pct(tb["direct runs"], 50),
+                pct(tb["hub runs"], 50) - pct(tb["direct runs"], 50),
+            ),
             "unit": "ms",
         }
     )

@@ -205,11 +205,22 @@ class GPUSwarmSpawner(GPULabSpawner):
         )
         return name
 
-    async def hub_joined(self):
-        """The hub's container is on the user's network (or why it could not join)."""
-        joining, self._joining = getattr(self, "_joining", None), None
-        if joining is not None:
+    async def hub_joined(self, waiting=True):
+        """The hub's container is on the user's network; a 500 naming why it could not join.
+        ``waiting=False``: only a join that has already ended is looked at (a failed join ends
+        the start as soon as it is known, not when the task runs)."""
+        joining = getattr(self, "_joining", None)
+        if joining is None or not (waiting or joining.done()):
+            return
+        self._joining = None
+        try:
             await asyncio.wrap_future(joining)
+        except docker.errors.APIError as e:
+            raise refused(
+                500,
+                f"The server could not start: the hub could not join the network "
+                f"{self.user_network()}: {e.explanation or e}",
+            )
 
     def job_nodes(self):
         """A job may span every GPU server of the Swarm."""
@@ -266,6 +277,7 @@ class GPUSwarmSpawner(GPULabSpawner):
         names = {v: k for k, v in self.source.node_ids.items()}
         seen, delay, node_checked = None, 0.1, time.monotonic()
         while True:
+            await self.hub_joined(waiting=False)
             task = await self.get_task()
             if task is not None:
                 line = cluster.describe_task(task, names)
