@@ -209,9 +209,12 @@ class Soak:
         with open(payload, "wb") as f:
             f.write(os.urandom(1 << 20))
         rec.op("login", self.login, name)
-        requests.post(
+        r = requests.post(
             f"{hub.url}/hub/api/gpulab/ssh/keys", json={"key": key}, headers=auth, timeout=30
-        ).raise_for_status()
+        )
+        if r.status_code == 503:
+            raise RuntimeError(f"{name}'s SSH key: 503 from the proxy\n{hub.why_unreachable()}")
+        r.raise_for_status()
         for start, end, busy in plan["blocks"]:
             if not self.wait_until(start):
                 break
@@ -459,6 +462,8 @@ class Soak:
             headers={"Authorization": f"token {self.hub.token}"},
             timeout=30,
         )
+        if r.status_code == 503:  # the proxy could not reach the hub: say why, as far as known
+            raise RuntimeError(f"/hub/metrics: 503 from the proxy\n{self.hub.why_unreachable()}")
         r.raise_for_status()
         return r.text
 

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -347,6 +348,39 @@ class Hub(HubClient):
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
+
+    def why_unreachable(self):
+        """When the proxy answers 503 for the hub: is the hub process alive, does its API answer
+        on its own address (past the proxy), what did the proxy last fail on, and the log's tail.
+        A test that meets a 503 puts this in its failure."""
+        lines = []
+        if self.proc is None:
+            lines.append("the hub was never started")
+        elif self.proc.poll() is not None:
+            code = self.proc.returncode
+            lines.append(
+                f"the hub process {self.proc.pid} has exited: "
+                + (f"signal {-code}" if code < 0 else f"exit code {code}")
+            )
+        else:
+            lines.append(f"the hub process {self.proc.pid} is running")
+        address = re.search(
+            r"Hub API listening on (http://[^ ]+?)/hub/", self.log_tail(100000) or ""
+        )
+        if address:
+            try:
+                r = requests.get(address.group(1) + "/hub/api/", timeout=5)
+                lines.append(f"its API at {address.group(1)} answers {r.status_code} directly")
+            except requests.RequestException as e:
+                lines.append(f"its API at {address.group(1)} does not answer directly: {e}")
+        failures = [
+            line
+            for line in self.log_tail(100000).splitlines()
+            if "[ConfigProxy]" in line and "503" in line
+        ]
+        if failures:
+            lines.append(f"the proxy's first 503: {failures[0][-300:]}")
+        return "\n".join(lines) + "\nthe hub's log ends:\n" + self.log_tail(40)
 
     # --- Docker objects of this deployment ---
 
