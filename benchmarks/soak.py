@@ -212,9 +212,7 @@ class Soak:
         r = requests.post(
             f"{hub.url}/hub/api/gpulab/ssh/keys", json={"key": key}, headers=auth, timeout=30
         )
-        if r.status_code == 503:
-            raise RuntimeError(f"{name}'s SSH key: 503 from the proxy\n{hub.why_unreachable()}")
-        r.raise_for_status()
+        self.raise_for(r, f"{name}'s SSH key")
         for start, end, busy in plan["blocks"]:
             if not self.wait_until(start):
                 break
@@ -462,10 +460,14 @@ class Soak:
             headers={"Authorization": f"token {self.hub.token}"},
             timeout=30,
         )
-        if r.status_code == 503:  # the proxy could not reach the hub: say why, as far as known
-            raise RuntimeError(f"/hub/metrics: 503 from the proxy\n{self.hub.why_unreachable()}")
-        r.raise_for_status()
+        self.raise_for(r, "/hub/metrics")
         return r.text
+
+    def raise_for(self, r, what):
+        """``raise_for_status``; a 503 from the proxy (it could not reach the hub) says why."""
+        if r.status_code == 503:
+            raise RuntimeError(f"{what}: 503 from the proxy\n{self.hub.why_unreachable()}")
+        r.raise_for_status()
 
     def metric(self, name):
         text = self.metrics_text()

@@ -364,23 +364,18 @@ class Hub(HubClient):
             )
         else:
             lines.append(f"the hub process {self.proc.pid} is running")
-        address = re.search(
-            r"Hub API listening on (http://[^ ]+?)/hub/", self.log_tail(100000) or ""
-        )
+        log = self.log_tail(100000)  # read once: the address, the proxy's failures, the tail
+        address = re.search(r"Hub API listening on (http://[^ ]+?)/hub/", log)
         if address:
             try:
                 r = requests.get(address.group(1) + "/hub/api/", timeout=5)
                 lines.append(f"its API at {address.group(1)} answers {r.status_code} directly")
             except requests.RequestException as e:
                 lines.append(f"its API at {address.group(1)} does not answer directly: {e}")
-        failures = [
-            line
-            for line in self.log_tail(100000).splitlines()
-            if "[ConfigProxy]" in line and "503" in line
-        ]
+        failures = [line for line in log.splitlines() if "[ConfigProxy]" in line and "503" in line]
         if failures:
             lines.append(f"the proxy's first 503: {failures[0][-300:]}")
-        return "\n".join(lines) + "\nthe hub's log ends:\n" + self.log_tail(40)
+        return "\n".join(lines) + "\nthe hub's log ends:\n" + "".join(log.splitlines(True)[-40:])
 
     # --- Docker objects of this deployment ---
 
